@@ -1,0 +1,1 @@
+"""The CDK app's configuration, naming and assembly."""

@@ -1,0 +1,401 @@
+"""One frozen, validated configuration for the whole CDK app.
+
+Values come from `cdk.json` context (defaults) and `-c key=value` overrides. The
+CDK CLI hands `-c` values over as strings, so every reader here accepts both the
+JSON type from `cdk.json` and its string spelling from the command line.
+
+Every problem raises `ConfigError` with one line that names the context key and
+what is expected; `app.py` prints that line and exits non-zero, so synth fails
+before any construct is built.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A context value is missing or invalid. The message is one line."""
+
+    def __init__(self, key: str, expected: str, got: object = None, *, missing: bool = False) -> None:
+        if missing:
+            detail = "it is missing"
+        else:
+            detail = f"got {_short(got)}"
+        super().__init__(f"context key '{key}': expected {expected}; {detail}")
+        self.key = key
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class Profile(str, Enum):
+    SANDBOX = "sandbox"
+    PROD = "prod"
+
+
+class Provider(str, Enum):
+    """The external authorization server the agent calls APIs at, on the user's behalf."""
+
+    DEMO = "demo"
+    GITHUB = "github"
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    SLACK = "slack"
+    CUSTOM_OIDC = "custom-oidc"
+
+
+class BindingMode(str, Enum):
+    SAME_BROWSER = "same-browser"
+    SAME_USER = "same-user"
+
+
+# Scopes asked for when `provider_scopes` is not set. The demo scopes are the
+# custom scopes of the in-stack resource server (see stacks/constructs/auth.py).
+DEFAULT_SCOPES: Mapping[Provider, tuple[str, ...]] = {
+    Provider.DEMO: ("demo-api/notes.read", "demo-api/profile.read"),
+    Provider.GITHUB: ("read:user", "repo"),
+    Provider.GOOGLE: ("openid", "email", "https://www.googleapis.com/auth/userinfo.profile"),
+    Provider.MICROSOFT: ("openid", "offline_access", "User.Read"),
+    Provider.SLACK: ("users:read",),
+    Provider.CUSTOM_OIDC: ("openid",),
+}
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+_SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,256}$")  # RFC 6749 scope-token
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_JSON_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
+_MODEL_ID = re.compile(r"^((us|eu|apac|jp|au|ca|us-gov|global)\.)?[a-z0-9-]+\.[A-Za-z0-9.:_-]{1,200}$")
+_TENANT = re.compile(r"^[A-Za-z0-9.-]{1,128}$")
+_DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Inference-profile prefixes route a request to several regions (cross-region inference).
+INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.")
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    kind: Provider
+    scopes: tuple[str, ...]
+    client_id: str | None
+    client_secret_name: str | None
+    client_secret_json_key: str
+    discovery_url: str | None
+    microsoft_tenant_id: str | None
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    app_name: str
+    profile: Profile
+    account: str | None
+    region: str | None
+    domain_name: str
+    hosted_zone_id: str | None
+    hosted_zone_name: str | None
+    certificate_arn: str | None
+    auth_domain_prefix: str | None
+    allowed_ingress_cidrs: tuple[str, ...]
+    nat_gateways: int
+    agent_desired_count: int
+    binding_desired_count: int
+    waf_enabled: bool
+    provider: ProviderConfig
+    binding_mode: BindingMode
+    bedrock_model_id: str
+    log_retention_days: int
+
+    @property
+    def is_prod(self) -> bool:
+        return self.profile is Profile.PROD
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.domain_name}"
+
+    @property
+    def session_binding_url(self) -> str:
+        """Ours: AgentCore sends the browser here after consent (the return URL)."""
+        return f"{self.base_url}/oauth2/session-binding"
+
+    @property
+    def alb_callback_url(self) -> str:
+        """The ALB's own OIDC callback, registered at the sign-in user pool client."""
+        return f"{self.base_url}/oauth2/idpresponse"
+
+    @property
+    def workload_identity_name(self) -> str:
+        return f"{self.app_name}-{self.profile.value}-agent"
+
+    @property
+    def credential_provider_name(self) -> str:
+        return f"{self.app_name}-{self.profile.value}-{self.provider.kind.value}"
+
+    @property
+    def model_is_inference_profile(self) -> bool:
+        return self.bedrock_model_id.startswith(INFERENCE_PROFILE_PREFIXES)
+
+
+# --------------------------------------------------------------------------- readers
+
+
+class _Context:
+    """Reads raw context values and remembers which keys were consumed."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = values
+
+    def raw(self, key: str) -> Any:
+        value = self._values.get(key)
+        if isinstance(value, str) and value.strip() == "":
+            return None
+        return value
+
+    def text(self, key: str, pattern: re.Pattern[str], expected: str, default: str | None = None) -> str:
+        value = self.optional_text(key, pattern, expected)
+        if value is None:
+            if default is None:
+                raise ConfigError(key, expected, missing=True)
+            return default
+        return value
+
+    def optional_text(self, key: str, pattern: re.Pattern[str], expected: str) -> str | None:
+        value = self.raw(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
+            raise ConfigError(key, expected, value)
+        return value.strip()
+
+    def choice(self, key: str, enum: type[T], default: T) -> T:
+        value = self.raw(key)
+        options = [m.value for m in enum]  # type: ignore[attr-defined]
+        if value is None:
+            return default
+        if not isinstance(value, str) or value.strip() not in options:
+            raise ConfigError(key, "one of " + ", ".join(options), value)
+        return enum(value.strip())  # type: ignore[call-arg]
+
+    def integer(self, key: str, low: int, high: int, default: int) -> int:
+        value = self.raw(key)
+        expected = f"a whole number from {low} to {high}"
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            raise ConfigError(key, expected, value)
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(key, expected, value)
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ConfigError(key, "true or false", value)
+
+    def text_list(self, key: str, check: Callable[[str], bool], expected: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.startswith("["):
+                try:
+                    value = json.loads(stripped)
+                except json.JSONDecodeError:
+                    raise ConfigError(key, expected, value) from None
+            else:
+                value = [part for part in re.split(r"[,\s]+", stripped) if part]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, expected, value)
+        items = tuple(v.strip() for v in value)
+        for item in items:
+            if not check(item):
+                raise ConfigError(key, expected, item)
+        if len(set(items)) != len(items):
+            raise ConfigError(key, expected + " without duplicates", value)
+        return items
+
+
+def _is_cidr(text: str) -> bool:
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        return False
+    return net.version == 4 and "/" in text
+
+
+def _is_https_url(text: str) -> bool:
+    parsed = urlparse(text)
+    return parsed.scheme == "https" and bool(parsed.hostname) and not parsed.username and not parsed.fragment
+
+
+# --------------------------------------------------------------------------- builder
+
+CONTEXT_KEYS = frozenset(
+    {
+        "app_name", "profile", "account", "region", "domain_name", "hosted_zone_id", "hosted_zone_name",
+        "certificate_arn", "auth_domain_prefix", "allowed_ingress_cidrs", "nat_gateways", "agent_desired_count",
+        "binding_desired_count", "waf_enabled", "provider", "provider_scopes", "provider_client_id",
+        "provider_client_secret_name", "provider_client_secret_json_key", "provider_discovery_url",
+        "microsoft_tenant_id", "binding_mode", "bedrock_model_id", "log_retention_days",
+    }
+)
+
+
+def _is_cdk_internal(key: str) -> bool:
+    """Feature flags (`@aws-cdk/...`) and CLI-provided keys (`aws:cdk:...`) are not ours."""
+    return key.startswith("@") or ":" in key or key.startswith("cdk-") or key == "acknowledged-issue-numbers"
+
+
+def load_config(context: Mapping[str, Any]) -> AppConfig:
+    """Build and validate the configuration from all CDK context values (unknown keys are errors)."""
+    for key in sorted(context):
+        if not _is_cdk_internal(key) and key not in CONTEXT_KEYS:
+            close = [k for k in sorted(CONTEXT_KEYS) if k.split("_")[0] == key.split("_")[0]]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(key, "a known configuration key" + hint, context[key])
+    ctx = _Context(context)
+
+    app_name = ctx.text("app_name", _APP_NAME, "3-20 lowercase letters, digits or '-', starting with a letter", "agentcore-ecs")
+    profile = ctx.choice("profile", Profile, Profile.SANDBOX)
+    account = ctx.optional_text("account", _ACCOUNT, "a 12-digit AWS account id")
+    region = ctx.optional_text("region", _REGION, "an AWS region name such as us-east-1")
+    if (account is None) != (region is None):
+        missing = "region" if region is None else "account"
+        raise ConfigError(missing, "set together with the other one (or neither, for an environment-agnostic synth)", missing=True)
+
+    domain_name = ctx.text("domain_name", _DOMAIN, "the lowercase DNS name users open, such as agent.example.com")
+    zone_id = ctx.optional_text("hosted_zone_id", _ZONE_ID, "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ")
+    zone_name = ctx.optional_text("hosted_zone_name", _DOMAIN, "the hosted zone's DNS name such as example.com")
+    cert_arn = ctx.optional_text("certificate_arn", _CERT_ARN, "an ACM certificate ARN")
+    if (zone_id is None) != (zone_name is None):
+        key = "hosted_zone_name" if zone_name is None else "hosted_zone_id"
+        raise ConfigError(key, "hosted_zone_id and hosted_zone_name set together", missing=True)
+    if zone_id is None and cert_arn is None:
+        raise ConfigError("certificate_arn", "an ACM certificate ARN, or hosted_zone_id + hosted_zone_name so a certificate is issued", missing=True)
+    if zone_id is not None and cert_arn is not None:
+        raise ConfigError("certificate_arn", "either certificate_arn or hosted_zone_id/hosted_zone_name, not both", cert_arn)
+    if zone_name is not None and not (domain_name == zone_name or domain_name.endswith("." + zone_name)):
+        raise ConfigError("domain_name", f"a name inside hosted zone {zone_name}", domain_name)
+    if cert_arn is not None and region is not None and cert_arn.split(":")[3] != region:
+        raise ConfigError("certificate_arn", f"a certificate in the deployment region {region}", cert_arn)
+
+    auth_domain_prefix = ctx.optional_text(
+        "auth_domain_prefix", _DOMAIN_PREFIX, "lowercase letters, digits and '-' (Cognito hosted-domain prefix)"
+    )
+    if auth_domain_prefix is not None and re.search(r"aws|amazon|cognito", auth_domain_prefix):
+        raise ConfigError("auth_domain_prefix", "a prefix without 'aws', 'amazon' or 'cognito' (Cognito reserves them)", auth_domain_prefix)
+
+    cidrs = ctx.text_list("allowed_ingress_cidrs", _is_cidr, "a list of IPv4 CIDRs such as [\"203.0.113.0/24\"]", ("0.0.0.0/0",))
+    nat_gateways = ctx.integer("nat_gateways", 1, 2, 1 if profile is Profile.SANDBOX else 2)
+    agent_count = ctx.integer("agent_desired_count", 1, 20, 1 if profile is Profile.SANDBOX else 2)
+    binding_count = ctx.integer("binding_desired_count", 1, 20, 1 if profile is Profile.SANDBOX else 2)
+    waf_enabled = ctx.boolean("waf_enabled", True)
+
+    provider = _load_provider(ctx)
+    binding_mode = ctx.choice("binding_mode", BindingMode, BindingMode.SAME_BROWSER)
+    model_id = ctx.text(
+        "bedrock_model_id", _MODEL_ID, "a Bedrock model or inference profile id such as us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    )
+    retention = ctx.integer("log_retention_days", 1, 3653, 30 if profile is Profile.SANDBOX else 365)
+    if retention not in LOG_RETENTION_DAYS:
+        raise ConfigError("log_retention_days", "one of CloudWatch's periods: " + ", ".join(map(str, LOG_RETENTION_DAYS)), retention)
+
+    return AppConfig(
+        app_name=app_name,
+        profile=profile,
+        account=account,
+        region=region,
+        domain_name=domain_name,
+        hosted_zone_id=zone_id,
+        hosted_zone_name=zone_name,
+        certificate_arn=cert_arn,
+        auth_domain_prefix=auth_domain_prefix,
+        allowed_ingress_cidrs=cidrs,
+        nat_gateways=nat_gateways,
+        agent_desired_count=agent_count,
+        binding_desired_count=binding_count,
+        waf_enabled=waf_enabled,
+        provider=provider,
+        binding_mode=binding_mode,
+        bedrock_model_id=model_id,
+        log_retention_days=retention,
+    )
+
+
+def _load_provider(ctx: _Context) -> ProviderConfig:
+    kind = ctx.choice("provider", Provider, Provider.DEMO)
+    scopes = ctx.text_list(
+        "provider_scopes", lambda s: bool(_SCOPE.fullmatch(s)), "a list of OAuth scope strings", DEFAULT_SCOPES[kind]
+    )
+    client_id = ctx.optional_text("provider_client_id", _CLIENT_ID, "the OAuth client id registered at the provider")
+    secret_name = ctx.optional_text(
+        "provider_client_secret_name", _SECRET_NAME, "the Secrets Manager name of the provider's client secret"
+    )
+    json_key = ctx.text(
+        "provider_client_secret_json_key", _JSON_KEY, "the JSON key that holds the client secret in that secret", "client_secret"
+    )
+    discovery_url = ctx.raw("provider_discovery_url")
+    tenant = ctx.optional_text("microsoft_tenant_id", _TENANT, "an Entra ID tenant id or domain")
+
+    if kind is Provider.DEMO:
+        # The demo authorization server is built in-stack: its client id and secret are generated.
+        for key, value in (("provider_client_id", client_id), ("provider_client_secret_name", secret_name)):
+            if value is not None:
+                raise ConfigError(key, "unset for provider 'demo' (the demo authorization server's client is generated)", value)
+    else:
+        if client_id is None:
+            raise ConfigError("provider_client_id", f"the OAuth client id registered at {kind.value}", missing=True)
+        if secret_name is None:
+            raise ConfigError(
+                "provider_client_secret_name",
+                f"the Secrets Manager secret name holding the {kind.value} client secret as JSON",
+                missing=True,
+            )
+    if kind is Provider.CUSTOM_OIDC:
+        if discovery_url is None:
+            raise ConfigError("provider_discovery_url", "the https OpenID discovery URL of the custom provider", missing=True)
+        if not isinstance(discovery_url, str) or not _is_https_url(discovery_url) or not discovery_url.endswith(
+            "/.well-known/openid-configuration"
+        ):
+            raise ConfigError("provider_discovery_url", "an https URL ending in /.well-known/openid-configuration", discovery_url)
+    elif discovery_url is not None:
+        raise ConfigError("provider_discovery_url", "unset unless provider is 'custom-oidc'", discovery_url)
+    if tenant is not None and kind is not Provider.MICROSOFT:
+        raise ConfigError("microsoft_tenant_id", "unset unless provider is 'microsoft'", tenant)
+
+    return ProviderConfig(
+        kind=kind,
+        scopes=scopes,
+        client_id=client_id,
+        client_secret_name=secret_name,
+        client_secret_json_key=json_key,
+        discovery_url=discovery_url,
+        microsoft_tenant_id=tenant,
+    )

@@ -1,0 +1,1 @@
+"""The agent service: chat UI and API, acting for the signed-in user through AgentCore Identity."""

@@ -1,0 +1,1 @@
+"""Code both services share (identity verification, settings, clients, headers, logging)."""

@@ -1,0 +1,1 @@
+"""CloudFormation stacks: each composes named constructs from `stacks.constructs`."""

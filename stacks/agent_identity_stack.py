@@ -1,0 +1,104 @@
+"""Agent identity: AgentCore workload identity, OAuth2 credential provider, callback registration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Stack, aws_kms as kms, aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from cdk_app.config import AppConfig, Provider
+from stacks.constructs.agent_identity import (
+    AgentCoreArns,
+    AgentWorkloadIdentity,
+    CallbackUrlRegistration,
+    ClientSecretRef,
+    OAuthCredentialProvider,
+)
+from stacks.constructs.auth import DemoAuthorizationServer
+from stacks.constructs.lifecycle import Lifecycle
+
+
+class AgentIdentityStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        lifecycle: Lifecycle,
+        logs_key: kms.IKey,
+        demo_authorization_server: DemoAuthorizationServer | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        self.workload_identity = AgentWorkloadIdentity(
+            self,
+            "WorkloadIdentity",
+            name=config.workload_identity_name,
+            session_binding_url=config.session_binding_url,
+            lifecycle=lifecycle,
+        )
+
+        provider = config.provider
+        if provider.kind is Provider.DEMO:
+            assert demo_authorization_server is not None
+            client_id = demo_authorization_server.client.user_pool_client_id
+            secret = ClientSecretRef(
+                secret=demo_authorization_server.client_secret,
+                json_key=demo_authorization_server.client_secret_json_key,
+                iam_arn=demo_authorization_server.client_secret.secret_arn,
+            )
+            discovery_url: str | None = demo_authorization_server.discovery_url
+        else:
+            assert provider.client_id is not None and provider.client_secret_name is not None
+            client_id = provider.client_id
+            imported = secretsmanager.Secret.from_secret_name_v2(self, "ProviderClientSecret", provider.client_secret_name)
+            secret = ClientSecretRef(
+                secret=imported,
+                json_key=provider.client_secret_json_key,
+                # A secret's ARN ends in a random 6-character suffix that a name alone does not know.
+                iam_arn=f"arn:{Aws.PARTITION}:secretsmanager:{self.region}:{self.account}:secret:{provider.client_secret_name}-??????",
+            )
+            discovery_url = provider.discovery_url
+
+        self.credential_provider = OAuthCredentialProvider(
+            self,
+            "CredentialProvider",
+            name=config.credential_provider_name,
+            provider=provider,
+            client_id=client_id,
+            client_secret=secret,
+            discovery_url=discovery_url,
+            lifecycle=lifecycle,
+        )
+        self.arns = AgentCoreArns.for_names(
+            self,
+            workload_identity_name=config.workload_identity_name,
+            credential_provider_name=config.credential_provider_name,
+        )
+
+        if demo_authorization_server is not None:
+            CallbackUrlRegistration(
+                self,
+                "DemoCallbackRegistration",
+                user_pool=demo_authorization_server.user_pool,
+                client=demo_authorization_server.client,
+                scopes=[s.scope_name for s in demo_authorization_server.oauth_scopes],
+                callback_url=self.credential_provider.callback_url,
+                logs_key=logs_key,
+                lifecycle=lifecycle,
+            )
+
+        CfnOutput(
+            self,
+            "ProviderCallbackUrl",
+            value=self.credential_provider.callback_url,
+            description=(
+                "Registered at the demo authorization server automatically"
+                if provider.kind is Provider.DEMO
+                else f"Register this redirect URI in your {provider.kind.value} OAuth app"
+            ),
+        )
+        CfnOutput(self, "SessionBindingUrl", value=config.session_binding_url, description="The workload identity's only allowed return URL")

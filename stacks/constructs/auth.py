@@ -1,0 +1,185 @@
+"""Cognito user pools: sign-in for the ALB, and the demo's external authorization server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import (
+    Duration,
+    SecretValue,
+    Token,
+    aws_cognito as cognito,
+    aws_kms as kms,
+    aws_secretsmanager as secretsmanager,
+)
+from constructs import Construct
+
+from stacks.constructs.lifecycle import Lifecycle
+from stacks.constructs.nag import acknowledge
+
+# Scopes of the demo resource server, named `<identifier>/<scope>` in tokens.
+DEMO_RESOURCE_SERVER_ID = "demo-api"
+DEMO_SCOPES = {
+    "notes.read": "Read the signed-in user's notes",
+    "notes.write": "Create notes for the signed-in user",
+    "profile.read": "Read the signed-in user's profile",
+}
+
+
+def _strong_user_pool(scope: Construct, construct_id: str, *, lifecycle: Lifecycle, advanced_security: bool) -> cognito.UserPool:
+    """A user pool with the project's password, MFA and recovery settings."""
+    pool = cognito.UserPool(
+        scope,
+        construct_id,
+        self_sign_up_enabled=False,
+        sign_in_aliases=cognito.SignInAliases(email=True),
+        sign_in_case_sensitive=False,
+        auto_verify=cognito.AutoVerifiedAttrs(email=True),
+        standard_attributes=cognito.StandardAttributes(email=cognito.StandardAttribute(required=True, mutable=True)),
+        password_policy=cognito.PasswordPolicy(
+            min_length=14,
+            require_lowercase=True,
+            require_uppercase=True,
+            require_digits=True,
+            require_symbols=True,
+            temp_password_validity=Duration.days(3),
+        ),
+        mfa=cognito.Mfa.OPTIONAL,
+        mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+        account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+        feature_plan=cognito.FeaturePlan.PLUS if advanced_security else cognito.FeaturePlan.ESSENTIALS,
+        standard_threat_protection_mode=(
+            cognito.StandardThreatProtectionMode.FULL_FUNCTION if advanced_security else None
+        ),
+        deletion_protection=lifecycle.retain,
+        removal_policy=lifecycle.removal_policy,
+    )
+    acknowledge(
+        pool,
+        "AwsSolutions-COG2",
+        "MFA is optional by design (DESIGN.md): people enrol TOTP themselves; requiring it would block the first sign-in of demo users.",
+    )
+    if not advanced_security:
+        cost = "Threat protection needs the Cognito Plus tier, billed per active user; the sandbox profile holds test users only. The prod profile enables it."
+        acknowledge(pool, "AwsSolutions-COG3", cost)
+        acknowledge(pool, "AwsSolutions-COG8", cost)
+    return pool
+
+
+def _client_secret_attribute(client: cognito.UserPoolClient) -> str:
+    """The client secret as a CloudFormation attribute (CDK's own getter adds a custom resource)."""
+    cfn_client = client.node.default_child
+    assert isinstance(cfn_client, cognito.CfnUserPoolClient)
+    return Token.as_string(cfn_client.get_att("ClientSecret"))
+
+
+class SignInUserPool(Construct):
+    """Who the person is: the pool the ALB authenticates against before any target sees a request."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        domain_prefix: str,
+        callback_url: str,
+        logout_url: str,
+        lifecycle: Lifecycle,
+        advanced_security: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.user_pool = _strong_user_pool(self, "Pool", lifecycle=lifecycle, advanced_security=advanced_security)
+        self.domain = self.user_pool.add_domain(
+            "HostedDomain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix)
+        )
+        # The ALB is a confidential OIDC client: authorization code grant, callback /oauth2/idpresponse.
+        self.alb_client = self.user_pool.add_client(
+            "AlbClient",
+            generate_secret=True,
+            auth_flows=cognito.AuthFlow(user_srp=False, user_password=False, admin_user_password=False, custom=False),
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
+                callback_urls=[callback_url],
+                logout_urls=[logout_url],
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+            prevent_user_existence_errors=True,
+            enable_token_revocation=True,
+            id_token_validity=Duration.minutes(60),
+            access_token_validity=Duration.minutes(60),
+            refresh_token_validity=Duration.hours(12),
+        )
+
+
+class DemoAuthorizationServer(Construct):
+    """The demo's *external* authorization server, so a demo needs no third-party app registration.
+
+    A second user pool with a resource server (`demo-api`) and custom scopes. Its app client is
+    the OAuth client AgentCore Identity uses; the client secret is copied into a Secrets Manager
+    secret (encrypted with `key`) that the OAuth2 credential provider references.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        domain_prefix: str,
+        placeholder_callback_url: str,
+        key: kms.IKey,
+        lifecycle: Lifecycle,
+        advanced_security: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.user_pool = _strong_user_pool(self, "Pool", lifecycle=lifecycle, advanced_security=advanced_security)
+        self.domain = self.user_pool.add_domain(
+            "HostedDomain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix)
+        )
+        self.resource_server = self.user_pool.add_resource_server(
+            "DemoApi",
+            identifier=DEMO_RESOURCE_SERVER_ID,
+            scopes=[cognito.ResourceServerScope(scope_name=name, scope_description=text) for name, text in DEMO_SCOPES.items()],
+        )
+        self.oauth_scopes: Sequence[cognito.OAuthScope] = [
+            cognito.OAuthScope.OPENID,
+            *(
+                cognito.OAuthScope.resource_server(self.resource_server, cognito.ResourceServerScope(scope_name=n, scope_description=d))
+                for n, d in DEMO_SCOPES.items()
+            ),
+        ]
+        # The real callback is AgentCore's, known only after the credential provider exists;
+        # CallbackUrlRegistration (agent identity stack) replaces this placeholder on deploy.
+        self.client = self.user_pool.add_client(
+            "AgentCoreClient",
+            generate_secret=True,
+            auth_flows=cognito.AuthFlow(user_srp=False, user_password=False, admin_user_password=False, custom=False),
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
+                scopes=list(self.oauth_scopes),
+                callback_urls=[placeholder_callback_url],
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+            prevent_user_existence_errors=True,
+            enable_token_revocation=True,
+            access_token_validity=Duration.minutes(60),
+            id_token_validity=Duration.minutes(60),
+            refresh_token_validity=Duration.days(30),
+        )
+        self.client_secret = secretsmanager.Secret(
+            self,
+            "ClientSecret",
+            description="Client secret of the demo authorization server's app client, for AgentCore Identity",
+            encryption_key=key,
+            # GetAtt ClientSecret, resolved by CloudFormation at deploy: never in the template.
+            secret_object_value={"client_secret": SecretValue.resource_attribute(_client_secret_attribute(self.client))},
+            removal_policy=lifecycle.removal_policy,
+        )
+        not_rotatable = "The value is generated by Cognito for the app client and cannot be rotated by Secrets Manager; rotate by replacing the client."
+        acknowledge(self.client_secret, "AwsSolutions-SMG4", not_rotatable)
+        acknowledge(self.client_secret, "NIST.800.53.R5-SecretsManagerRotationEnabled", not_rotatable)
+        self.client_secret_json_key = "client_secret"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.user_pool.user_pool_provider_url}/.well-known/openid-configuration"

@@ -1,0 +1,145 @@
+"""A private Fargate web service behind the ALB, reachable only from the ALB's security group."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import (
+    Duration,
+    aws_ec2 as ec2,
+    aws_ecs as ecs,
+    aws_elasticloadbalancingv2 as elbv2,
+    aws_iam as iam,
+    aws_kms as kms,
+    aws_logs as logs,
+)
+from constructs import Construct
+
+from stacks.constructs.lifecycle import Lifecycle
+from stacks.constructs.nag import acknowledge
+
+SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+CONTAINER_PORT = 8080
+# Never part of an image: caches and test leftovers would also change the asset hash between synths.
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache", "**/tests", "**/*.egg-info"]
+
+
+class FargateWebService(Construct):
+    """One service: image from `services/<name>/Dockerfile` (build context `services/`, so `common/` is shared)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        service_dir_name: str,
+        cluster: ecs.ICluster,
+        load_balancer_security_group: ec2.ISecurityGroup,
+        environment: Mapping[str, str],
+        secrets: Mapping[str, ecs.Secret],
+        desired_count: int,
+        logs_key: kms.IKey,
+        lifecycle: Lifecycle,
+        cpu: int = 512,
+        memory_limit_mib: int = 1024,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        dockerfile = SERVICES_DIR / service_dir_name / "Dockerfile"
+        if not dockerfile.is_file():
+            raise FileNotFoundError(f"{dockerfile} is missing")
+
+        self.log_group = logs.LogGroup(
+            self, "Logs", encryption_key=logs_key, retention=lifecycle.log_retention, removal_policy=lifecycle.removal_policy
+        )
+        self.task_role = iam.Role(self, "TaskRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"), description=f"{service_dir_name} task role")
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            cpu=cpu,
+            memory_limit_mib=memory_limit_mib,
+            task_role=self.task_role,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
+            ),
+        )
+        self.task_definition.add_volume(name="tmp")
+        container = self.task_definition.add_container(
+            "App",
+            image=ecs.ContainerImage.from_asset(
+                str(SERVICES_DIR), file=f"{service_dir_name}/Dockerfile", exclude=ASSET_EXCLUDES
+            ),
+            environment=dict(environment),
+            secrets=dict(secrets),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=service_dir_name, log_group=self.log_group),
+            port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT, protocol=ecs.Protocol.TCP)],
+            readonly_root_filesystem=True,
+            user="10001",
+            stop_timeout=Duration.seconds(30),
+        )
+        container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            "Environment variables hold only non-secret settings (names, URLs, ARNs); secrets arrive through ecs.Secret from Secrets Manager.",
+        )
+
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=cluster.vpc, description=f"{service_dir_name} tasks", allow_all_outbound=False
+        )
+        self.security_group.add_ingress_rule(
+            load_balancer_security_group, ec2.Port.tcp(CONTAINER_PORT), "Only the ALB reaches the container port"
+        )
+        # AgentCore, Bedrock, Secrets Manager, ECR and CloudWatch Logs are HTTPS endpoints reached through NAT.
+        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
+
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=self.task_definition,
+            desired_count=desired_count,
+            assign_public_ip=False,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[self.security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            health_check_grace_period=Duration.seconds(30),
+            enable_execute_command=False,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )
+        self.target_group = elbv2.ApplicationTargetGroup(
+            self,
+            "TargetGroup",
+            vpc=cluster.vpc,
+            port=CONTAINER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            targets=[self.service],
+            deregistration_delay=Duration.seconds(30),
+            health_check=elbv2.HealthCheck(
+                path="/health",
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+        )
+
+        execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
+        acknowledge(
+            execution_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken has no resource-level permissions; every other statement of the execution role names exact ARNs.",
+        )
+        acknowledge(
+            execution_policy,
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            "CDK-generated execution role policy (image pull, own log group, the signing-key secret); bound to this one role.",
+        )
+
+    def allow(self, statements: Sequence[iam.PolicyStatement]) -> None:
+        """The task's permissions, as one customer-managed policy (exact ARNs, reviewed as a unit)."""
+        self.task_policy = iam.ManagedPolicy(self, "TaskPolicy", statements=list(statements), roles=[self.task_role])

@@ -1,0 +1,49 @@
+"""Identity (stateful): who signs in, the demo authorization server, and shared secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Fn, Stack, aws_kms as kms
+from constructs import Construct
+
+from cdk_app.config import AppConfig, Provider
+from stacks.constructs.auth import DemoAuthorizationServer, SignInUserPool
+from stacks.constructs.lifecycle import Lifecycle
+from stacks.constructs.secrets import FlowSigningKey
+
+
+class IdentityStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, lifecycle: Lifecycle, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        self.secrets_key = kms.Key(
+            self,
+            "SecretsKey",
+            description="Encrypts the project's Secrets Manager secrets",
+            enable_key_rotation=True,
+            removal_policy=lifecycle.removal_policy,
+        )
+        prefix = config.auth_domain_prefix or Fn.join("-", [config.app_name, config.profile.value, Aws.ACCOUNT_ID])
+
+        self.sign_in = SignInUserPool(
+            self,
+            "SignIn",
+            domain_prefix=Fn.join("-", [prefix, "signin"]),
+            callback_url=config.alb_callback_url,
+            logout_url=config.base_url,
+            lifecycle=lifecycle,
+            advanced_security=config.is_prod,
+        )
+        self.demo_authorization_server: DemoAuthorizationServer | None = None
+        if config.provider.kind is Provider.DEMO:
+            self.demo_authorization_server = DemoAuthorizationServer(
+                self,
+                "DemoAuthorizationServer",
+                domain_prefix=Fn.join("-", [prefix, "demo-as"]),
+                placeholder_callback_url=f"{config.base_url}/oauth2/callback-not-registered-yet",
+                key=self.secrets_key,
+                lifecycle=lifecycle,
+                advanced_security=config.is_prod,
+            )
+        self.flow_signing_key = FlowSigningKey(self, "FlowSigningKey", key=self.secrets_key, lifecycle=lifecycle)
