@@ -8,10 +8,10 @@ from aws_cdk import App, Environment, Tags
 
 from cdk_app.config import AppConfig
 from stacks.agent_identity_stack import AgentIdentityStack
+from stacks.constructs.lifecycle import Lifecycle
 from stacks.identity_stack import IdentityStack
 from stacks.network_stack import NetworkStack
 from stacks.services_stack import ServicesStack
-from stacks.constructs.lifecycle import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -33,24 +33,49 @@ def build_stacks(app: App, config: AppConfig) -> AppStacks:
     common = {"env": env, "termination_protection": config.is_prod}
 
     network = NetworkStack(
-        app, "Network", stack_name=stack_name(config, "network"), nat_gateways=config.nat_gateways, lifecycle=lifecycle,
-        description="VPC, flow logs and the log encryption key", **common,
+        app,
+        "Network",
+        stack_name=stack_name(config, "network"),
+        nat_gateways=config.nat_gateways,
+        lifecycle=lifecycle,
+        description="VPC, flow logs and the log encryption key",
+        **common,
     )
     identity = IdentityStack(
-        app, "Identity", stack_name=stack_name(config, "identity"), config=config, lifecycle=lifecycle,
-        description="Cognito sign-in, the demo authorization server and shared secrets (stateful)", **common,
+        app,
+        "Identity",
+        stack_name=stack_name(config, "identity"),
+        config=config,
+        lifecycle=lifecycle,
+        description="Cognito sign-in, the demo authorization server and shared secrets (stateful)",
+        **common,
     )
     agent_identity = AgentIdentityStack(
-        app, "AgentIdentity", stack_name=stack_name(config, "agent-identity"), config=config, lifecycle=lifecycle,
-        logs_key=network.logs_key, demo_authorization_server=identity.demo_authorization_server,
-        description="AgentCore workload identity and OAuth2 credential provider (stateful)", **common,
+        app,
+        "AgentIdentity",
+        stack_name=stack_name(config, "agent-identity"),
+        config=config,
+        lifecycle=lifecycle,
+        logs_key=network.logs_key,
+        demo_authorization_server=identity.demo_authorization_server,
+        description="AgentCore workload identity and OAuth2 credential provider (stateful)",
+        **common,
     )
     services = ServicesStack(
-        app, "Services", stack_name=stack_name(config, "services"), config=config, lifecycle=lifecycle,
-        vpc=network.vpc, logs_key=network.logs_key, sign_in=identity.sign_in,
-        flow_signing_key=identity.flow_signing_key.secret, secrets_key=identity.secrets_key,
-        agentcore_arns=agent_identity.arns, provider_client_secret=agent_identity.credential_provider.client_secret,
-        description="ALB, WAF, ECS cluster, agent and session binding services", **common,
+        app,
+        "Services",
+        stack_name=stack_name(config, "services"),
+        config=config,
+        lifecycle=lifecycle,
+        vpc=network.vpc,
+        logs_key=network.logs_key,
+        sign_in=identity.sign_in,
+        flow_signing_key=identity.flow_signing_key.secret,
+        secrets_key=identity.secrets_key,
+        agentcore_arns=agent_identity.arns,
+        provider_client_secret=agent_identity.credential_provider.client_secret,
+        description="ALB, WAF, ECS cluster, agent and session binding services",
+        **common,
     )
     services.add_stack_dependency(agent_identity, "services use the workload identity and credential provider by name")
 

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -27,10 +27,7 @@ class ConfigError(ValueError):
     """A context value is missing or invalid. The message is one line."""
 
     def __init__(self, key: str, expected: str, got: object = None, *, missing: bool = False) -> None:
-        if missing:
-            detail = "it is missing"
-        else:
-            detail = f"got {_short(got)}"
+        detail = "it is missing" if missing else f"got {_short(got)}"
         super().__init__(f"context key '{key}': expected {expected}; {detail}")
         self.key = key
 
@@ -40,12 +37,12 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-class Profile(str, Enum):
+class Profile(StrEnum):
     SANDBOX = "sandbox"
     PROD = "prod"
 
 
-class Provider(str, Enum):
+class Provider(StrEnum):
     """The external authorization server the agent calls APIs at, on the user's behalf."""
 
     DEMO = "demo"
@@ -56,7 +53,7 @@ class Provider(str, Enum):
     CUSTOM_OIDC = "custom-oidc"
 
 
-class BindingMode(str, Enum):
+class BindingMode(StrEnum):
     SAME_BROWSER = "same-browser"
     SAME_USER = "same-user"
 
@@ -259,11 +256,30 @@ def _is_https_url(text: str) -> bool:
 
 CONTEXT_KEYS = frozenset(
     {
-        "app_name", "profile", "account", "region", "domain_name", "hosted_zone_id", "hosted_zone_name",
-        "certificate_arn", "auth_domain_prefix", "allowed_ingress_cidrs", "nat_gateways", "agent_desired_count",
-        "binding_desired_count", "waf_enabled", "provider", "provider_scopes", "provider_client_id",
-        "provider_client_secret_name", "provider_client_secret_json_key", "provider_discovery_url",
-        "microsoft_tenant_id", "binding_mode", "bedrock_model_id", "log_retention_days",
+        "app_name",
+        "profile",
+        "account",
+        "region",
+        "domain_name",
+        "hosted_zone_id",
+        "hosted_zone_name",
+        "certificate_arn",
+        "auth_domain_prefix",
+        "allowed_ingress_cidrs",
+        "nat_gateways",
+        "agent_desired_count",
+        "binding_desired_count",
+        "waf_enabled",
+        "provider",
+        "provider_scopes",
+        "provider_client_id",
+        "provider_client_secret_name",
+        "provider_client_secret_json_key",
+        "provider_discovery_url",
+        "microsoft_tenant_id",
+        "binding_mode",
+        "bedrock_model_id",
+        "log_retention_days",
     }
 )
 
@@ -298,7 +314,9 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         key = "hosted_zone_name" if zone_name is None else "hosted_zone_id"
         raise ConfigError(key, "hosted_zone_id and hosted_zone_name set together", missing=True)
     if zone_id is None and cert_arn is None:
-        raise ConfigError("certificate_arn", "an ACM certificate ARN, or hosted_zone_id + hosted_zone_name so a certificate is issued", missing=True)
+        raise ConfigError(
+            "certificate_arn", "an ACM certificate ARN, or hosted_zone_id + hosted_zone_name so a certificate is issued", missing=True
+        )
     if zone_id is not None and cert_arn is not None:
         raise ConfigError("certificate_arn", "either certificate_arn or hosted_zone_id/hosted_zone_name, not both", cert_arn)
     if zone_name is not None and not (domain_name == zone_name or domain_name.endswith("." + zone_name)):
@@ -312,7 +330,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
     if auth_domain_prefix is not None and re.search(r"aws|amazon|cognito", auth_domain_prefix):
         raise ConfigError("auth_domain_prefix", "a prefix without 'aws', 'amazon' or 'cognito' (Cognito reserves them)", auth_domain_prefix)
 
-    cidrs = ctx.text_list("allowed_ingress_cidrs", _is_cidr, "a list of IPv4 CIDRs such as [\"203.0.113.0/24\"]", ("0.0.0.0/0",))
+    cidrs = ctx.text_list("allowed_ingress_cidrs", _is_cidr, 'a list of IPv4 CIDRs such as ["203.0.113.0/24"]', ("0.0.0.0/0",))
     nat_gateways = ctx.integer("nat_gateways", 1, 2, 1 if profile is Profile.SANDBOX else 2)
     agent_count = ctx.integer("agent_desired_count", 1, 20, 1 if profile is Profile.SANDBOX else 2)
     binding_count = ctx.integer("binding_desired_count", 1, 20, 1 if profile is Profile.SANDBOX else 2)
@@ -351,13 +369,9 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
 
 def _load_provider(ctx: _Context) -> ProviderConfig:
     kind = ctx.choice("provider", Provider, Provider.DEMO)
-    scopes = ctx.text_list(
-        "provider_scopes", lambda s: bool(_SCOPE.fullmatch(s)), "a list of OAuth scope strings", DEFAULT_SCOPES[kind]
-    )
+    scopes = ctx.text_list("provider_scopes", lambda s: bool(_SCOPE.fullmatch(s)), "a list of OAuth scope strings", DEFAULT_SCOPES[kind])
     client_id = ctx.optional_text("provider_client_id", _CLIENT_ID, "the OAuth client id registered at the provider")
-    secret_name = ctx.optional_text(
-        "provider_client_secret_name", _SECRET_NAME, "the Secrets Manager name of the provider's client secret"
-    )
+    secret_name = ctx.optional_text("provider_client_secret_name", _SECRET_NAME, "the Secrets Manager name of the provider's client secret")
     json_key = ctx.text(
         "provider_client_secret_json_key", _JSON_KEY, "the JSON key that holds the client secret in that secret", "client_secret"
     )
@@ -381,8 +395,10 @@ def _load_provider(ctx: _Context) -> ProviderConfig:
     if kind is Provider.CUSTOM_OIDC:
         if discovery_url is None:
             raise ConfigError("provider_discovery_url", "the https OpenID discovery URL of the custom provider", missing=True)
-        if not isinstance(discovery_url, str) or not _is_https_url(discovery_url) or not discovery_url.endswith(
-            "/.well-known/openid-configuration"
+        if (
+            not isinstance(discovery_url, str)
+            or not _is_https_url(discovery_url)
+            or not discovery_url.endswith("/.well-known/openid-configuration")
         ):
             raise ConfigError("provider_discovery_url", "an https URL ending in /.well-known/openid-configuration", discovery_url)
     elif discovery_url is not None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Stack, aws_kms as kms, aws_secretsmanager as secretsmanager
+from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk_app.config import AppConfig, Provider
@@ -101,4 +103,6 @@ class AgentIdentityStack(Stack):
                 else f"Register this redirect URI in your {provider.kind.value} OAuth app"
             ),
         )
-        CfnOutput(self, "SessionBindingUrl", value=config.session_binding_url, description="The workload identity's only allowed return URL")
+        CfnOutput(
+            self, "SessionBindingUrl", value=config.session_binding_url, description="The workload identity's only allowed return URL"
+        )

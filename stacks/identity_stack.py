@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, Fn, Stack, aws_kms as kms
+from aws_cdk import Aws, Fn, Stack
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from cdk_app.config import AppConfig, Provider

@@ -7,17 +7,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import (
-    Acknowledgment,
     Aws,
     RemovalPolicy,
     Stack,
-    Validations,
+)
+from aws_cdk import (
     aws_bedrockagentcore as agentcore,
+)
+from aws_cdk import (
     aws_cognito as cognito,
+)
+from aws_cdk import (
     aws_iam as iam,
+)
+from aws_cdk import (
     aws_kms as kms,
+)
+from aws_cdk import (
     aws_logs as logs,
+)
+from aws_cdk import (
     aws_secretsmanager as secretsmanager,
+)
+from aws_cdk import (
     custom_resources as cr,
 )
 from constructs import Construct
@@ -111,7 +123,7 @@ class OAuthCredentialProvider(Construct):
             ),
         }
         C = agentcore.CfnOAuth2CredentialProvider
-        config: C.Oauth2ProviderConfigInputProperty
+        config: agentcore.CfnOAuth2CredentialProvider.Oauth2ProviderConfigInputProperty
         if provider.kind in (Provider.DEMO, Provider.CUSTOM_OIDC):
             assert discovery_url is not None
             config = C.Oauth2ProviderConfigInputProperty(
@@ -122,9 +134,13 @@ class OAuthCredentialProvider(Construct):
                 )
             )
         elif provider.kind is Provider.GITHUB:
-            config = C.Oauth2ProviderConfigInputProperty(github_oauth2_provider_config=C.GithubOauth2ProviderConfigInputProperty(**secret_input))
+            config = C.Oauth2ProviderConfigInputProperty(
+                github_oauth2_provider_config=C.GithubOauth2ProviderConfigInputProperty(**secret_input)
+            )
         elif provider.kind is Provider.GOOGLE:
-            config = C.Oauth2ProviderConfigInputProperty(google_oauth2_provider_config=C.GoogleOauth2ProviderConfigInputProperty(**secret_input))
+            config = C.Oauth2ProviderConfigInputProperty(
+                google_oauth2_provider_config=C.GoogleOauth2ProviderConfigInputProperty(**secret_input)
+            )
         elif provider.kind is Provider.MICROSOFT:
             config = C.Oauth2ProviderConfigInputProperty(
                 microsoft_oauth2_provider_config=C.MicrosoftOauth2ProviderConfigInputProperty(
@@ -132,7 +148,9 @@ class OAuthCredentialProvider(Construct):
                 )
             )
         else:
-            config = C.Oauth2ProviderConfigInputProperty(slack_oauth2_provider_config=C.SlackOauth2ProviderConfigInputProperty(**secret_input))
+            config = C.Oauth2ProviderConfigInputProperty(
+                slack_oauth2_provider_config=C.SlackOauth2ProviderConfigInputProperty(**secret_input)
+            )
 
         self.resource = C(
             self, "Resource", name=name, credential_provider_vendor=_VENDORS[provider.kind], oauth2_provider_config_input=config
@@ -234,9 +252,18 @@ class CallbackUrlRegistration(Construct):
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
                 "The deploy-time provider function only writes its own logs; the managed policy grants CloudWatch Logs writes and nothing else.",
             ),
-            ("NIST.800.53.R5-LambdaConcurrency", "Runs only during CloudFormation deploys of this stack, once per change; there is no traffic to bound."),
-            ("NIST.800.53.R5-LambdaDLQ", "Invoked synchronously by CloudFormation, which reports a failure as a failed deployment; nothing is dropped."),
-            ("NIST.800.53.R5-LambdaInsideVPC", "Calls only the public Cognito API during deploys and holds no data; a VPC would add NAT cost and nothing else."),
+            (
+                "NIST.800.53.R5-LambdaConcurrency",
+                "Runs only during CloudFormation deploys of this stack, once per change; there is no traffic to bound.",
+            ),
+            (
+                "NIST.800.53.R5-LambdaDLQ",
+                "Invoked synchronously by CloudFormation, which reports a failure as a failed deployment; nothing is dropped.",
+            ),
+            (
+                "NIST.800.53.R5-LambdaInsideVPC",
+                "Calls only the public Cognito API during deploys and holds no data; a VPC would add NAT cost and nothing else.",
+            ),
         ):
             target = function.node.find_child("ServiceRole") if rule.startswith("AwsSolutions-IAM4") else function
             acknowledge(target, rule, reason)

@@ -7,11 +7,23 @@ from pathlib import Path
 
 from aws_cdk import (
     Duration,
+)
+from aws_cdk import (
     aws_ec2 as ec2,
+)
+from aws_cdk import (
     aws_ecs as ecs,
+)
+from aws_cdk import (
     aws_elasticloadbalancingv2 as elbv2,
+)
+from aws_cdk import (
     aws_iam as iam,
+)
+from aws_cdk import (
     aws_kms as kms,
+)
+from aws_cdk import (
     aws_logs as logs,
 )
 from constructs import Construct
@@ -52,7 +64,9 @@ class FargateWebService(Construct):
         self.log_group = logs.LogGroup(
             self, "Logs", encryption_key=logs_key, retention=lifecycle.log_retention, removal_policy=lifecycle.removal_policy
         )
-        self.task_role = iam.Role(self, "TaskRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"), description=f"{service_dir_name} task role")
+        self.task_role = iam.Role(
+            self, "TaskRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"), description=f"{service_dir_name} task role"
+        )
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
@@ -66,9 +80,7 @@ class FargateWebService(Construct):
         self.task_definition.add_volume(name="tmp")
         container = self.task_definition.add_container(
             "App",
-            image=ecs.ContainerImage.from_asset(
-                str(SERVICES_DIR), file=f"{service_dir_name}/Dockerfile", exclude=ASSET_EXCLUDES
-            ),
+            image=ecs.ContainerImage.from_asset(str(SERVICES_DIR), file=f"{service_dir_name}/Dockerfile", exclude=ASSET_EXCLUDES),
             environment=dict(environment),
             secrets=dict(secrets),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=service_dir_name, log_group=self.log_group),
@@ -77,7 +89,8 @@ class FargateWebService(Construct):
             user="10001",
             stop_timeout=Duration.seconds(30),
         )
-        container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
+        # The root filesystem is read-only; /tmp is a task-local scratch volume.
+        container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))  # noqa: S108
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",

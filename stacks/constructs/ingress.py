@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from aws_cdk import (
     Aws,
@@ -10,17 +11,38 @@ from aws_cdk import (
     CfnMapping,
     Duration,
     Fn,
+    ICfnConditionExpression,
     Stack,
     Token,
+)
+from aws_cdk import (
     aws_certificatemanager as acm,
+)
+from aws_cdk import (
     aws_ec2 as ec2,
+)
+from aws_cdk import (
     aws_elasticloadbalancingv2 as elbv2,
+)
+from aws_cdk import (
     aws_iam as iam,
+)
+from aws_cdk import (
     aws_kms as kms,
+)
+from aws_cdk import (
     aws_logs as logs,
+)
+from aws_cdk import (
     aws_route53 as route53,
+)
+from aws_cdk import (
     aws_route53_targets as route53_targets,
+)
+from aws_cdk import (
     aws_s3 as s3,
+)
+from aws_cdk import (
     aws_wafv2 as wafv2,
 )
 from aws_cdk.region_info import RegionInfo
@@ -57,9 +79,15 @@ class AccessLogBucket(Construct):
         )
         for rule, reason in (
             ("AwsSolutions-S1", "This bucket is the access-log destination itself; logging it to another bucket only moves the question."),
-            ("NIST.800.53.R5-S3BucketLoggingEnabled", "This bucket is the access-log destination itself; logging it to another bucket only moves the question."),
+            (
+                "NIST.800.53.R5-S3BucketLoggingEnabled",
+                "This bucket is the access-log destination itself; logging it to another bucket only moves the question.",
+            ),
             ("NIST.800.53.R5-S3DefaultEncryptionKMS", "ALB access log delivery supports only SSE-S3 (AES-256) buckets, not SSE-KMS."),
-            ("NIST.800.53.R5-S3BucketReplicationEnabled", "Access logs are operational data with a retention period; cross-region replication is a per-organisation choice, not part of this pattern."),
+            (
+                "NIST.800.53.R5-S3BucketReplicationEnabled",
+                "Access logs are operational data with a retention period; cross-region replication is a per-organisation choice, not part of this pattern.",
+            ),
         ):
             acknowledge(self.bucket, rule, reason)
 
@@ -102,12 +130,15 @@ def _legacy_elb_account_principal(stack: Stack) -> iam.IPrincipal:
     # Fn::Or takes at most 10 conditions: nest them in groups of ten.
     names = sorted(accounts)
     groups = [
-        CfnCondition(stack, f"ElbLegacyRegionGroup{i}", expression=Fn.condition_or(*[Fn.condition_equals(Aws.REGION, n) for n in names[i : i + 10]]))
+        CfnCondition(
+            stack, f"ElbLegacyRegionGroup{i}", expression=Fn.condition_or(*[Fn.condition_equals(Aws.REGION, n) for n in names[i : i + 10]])
+        )
         for i in range(0, len(names), 10)
     ]
-    is_legacy = CfnCondition(stack, "ElbLegacyRegion", expression=Fn.condition_or(*groups))
-    account = Fn.condition_if(is_legacy.logical_id, mapping.find_in_map(Aws.REGION, "account"), Aws.ACCOUNT_ID)
-    return iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{Token.as_string(account)}:root")
+    # A CfnCondition renders as {"Condition": name} inside another condition's expression.
+    is_legacy = CfnCondition(stack, "ElbLegacyRegion", expression=Fn.condition_or(*cast(list[ICfnConditionExpression], groups)))
+    legacy_account = Fn.condition_if(is_legacy.logical_id, mapping.find_in_map(Aws.REGION, "account"), Aws.ACCOUNT_ID)
+    return iam.ArnPrincipal(f"arn:{Aws.PARTITION}:iam::{Token.as_string(legacy_account)}:root")
 
 
 class WebFirewall(Construct):
@@ -195,9 +226,7 @@ class Ingress(Construct):
         lifecycle: Lifecycle,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="Internet-facing ALB", allow_all_outbound=False
-        )
+        self.security_group = ec2.SecurityGroup(self, "SecurityGroup", vpc=vpc, description="Internet-facing ALB", allow_all_outbound=False)
         if "0.0.0.0/0" in allowed_cidrs:
             acknowledge(
                 self.security_group,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy, aws_logs as logs
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
 
 
 @dataclass(frozen=True)

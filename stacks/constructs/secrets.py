@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import aws_kms as kms, aws_secretsmanager as secretsmanager
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.constructs.lifecycle import Lifecycle
@@ -25,7 +26,7 @@ class FlowSigningKey(Construct):
             description="HMAC key that signs session binding flow tokens and cookies",
             encryption_key=key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template='{"kid": "k1"}',
+                secret_string_template='{"kid": "k1"}',  # noqa: S106 - the key id; the key itself is generated
                 generate_string_key="key",
                 password_length=64,
                 exclude_punctuation=True,

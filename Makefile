@@ -1,0 +1,72 @@
+# Every target installs what it needs: a fresh machine needs Python 3.11, Node 20 and make.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+ARGS ?=
+PYTEST_ARGS ?=
+
+# jsii prints a banner on Node 20; the CDK CLI sends no telemetry, notices or version checks.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+CDK_FLAGS := --no-notices --no-version-reporting
+
+.PHONY: help install synth test lint typecheck unit nag-doc deploy destroy demo bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt services/agent/requirements.txt services/session_binding/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed ## Python venv and the pinned aws-cdk CLI
+
+synth: install ## cdk synth offline with cdk-nag (ARGS='-c key=value ...'); templates in cdk.out/
+	$(CDK) synth $(CDK_FLAGS) --quiet $(ARGS)
+	@echo "Synthesized (cdk-nag AwsSolutions + NIST 800-53 R5: no unacknowledged findings):"
+	@$(PY) -m cdk_app.synth_summary cdk.out
+
+lint: install ## ruff (lint and format check)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install ## mypy --strict
+	$(VENV)/bin/mypy .
+
+unit: install ## the pytest suite only
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit ## every check: lint, types, infra assertions, cdk-nag, services
+
+nag-doc: install ## regenerate docs/security/nag-acknowledgements.md
+	$(PY) -m cdk_app.nag_report
+
+deploy: install ## cdk deploy --all to the account in your AWS credentials (ARGS='-c key=value ...')
+	$(CDK) deploy --all $(CDK_FLAGS) --require-approval broadening $(ARGS)
+
+destroy: install ## cdk destroy --all (ARGS='-c key=value ...', same keys as deploy)
+	$(CDK) destroy --all $(CDK_FLAGS) $(ARGS)
+
+demo: ## the whole flow on this machine (not built yet: see README, "Status")
+	@echo "make demo arrives with the local stand-ins (AgentCore emulator, ALB emulator, OIDC providers)." >&2
+	@echo "Today: 'make synth' and 'make test'. See README.md, Status." >&2
+	@exit 1
+
+bench: ## benchmarks (not built yet: see README, "Status")
+	@echo "make bench arrives with the service benchmarks. See README.md, Status." >&2
+	@exit 1
+
+clean: ## remove generated output (keeps the venv and node_modules)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -not -path './node_modules/*' -exec rm -rf {} +

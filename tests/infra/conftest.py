@@ -1,0 +1,112 @@
+"""Synthesizes the app once per configuration and hands templates to the tests."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from cdk_app.assembly import AppStacks, build_stacks
+from cdk_app.config import AppConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+
+GITHUB = (("provider", "github"), ("provider_client_id", "Iv1.0123456789abcdef"), ("provider_client_secret_name", "agent/github-oauth"))
+PROD = (("profile", "prod"),)
+CERT = (
+    ("hosted_zone_id", ""),
+    ("hosted_zone_name", ""),
+    ("certificate_arn", "arn:aws:acm:eu-west-1:111122223333:certificate/12345678-1234-1234-1234-123456789012"),
+)
+
+
+def context_with(overrides: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
+    context = dict(DEFAULT_CONTEXT)
+    context.update(dict(overrides))
+    return context
+
+
+@dataclass
+class Synth:
+    app: cdk.App
+    config: AppConfig
+    stacks: AppStacks
+    outdir: Path
+
+    def template(self, stack: str) -> Template:
+        return Template.from_stack(getattr(self.stacks, stack))
+
+    def raw(self, stack: str) -> dict[str, Any]:
+        return dict(self.template(stack).to_json())
+
+
+@cache
+def synth(overrides: tuple[tuple[str, Any], ...] = ()) -> Synth:
+    """Build the app as app.py does (without the nag plugins; tests run the packs explicitly)."""
+    outdir = Path(tempfile.mkdtemp(prefix="cdk-test-"))
+    app = cdk.App(context=context_with(overrides), outdir=str(outdir))
+    config = load_config(app.node.get_all_context())
+    stacks = build_stacks(app, config)
+    return Synth(app=app, config=config, stacks=stacks, outdir=outdir)
+
+
+@pytest.fixture(scope="session")
+def demo() -> Synth:
+    return synth()
+
+
+@pytest.fixture(scope="session")
+def prod() -> Synth:
+    return synth(PROD)
+
+
+@pytest.fixture(scope="session")
+def github() -> Synth:
+    return synth(GITHUB)
+
+
+def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def one(template: dict[str, Any], resource_type: str, name_part: str = "") -> dict[str, Any]:
+    found = [v for k, v in resources(template, resource_type).items() if name_part in k]
+    assert len(found) == 1, f"expected one {resource_type} matching {name_part!r}, found {len(found)}"
+    return found[0]
+
+
+def render(value: Any) -> Any:  # noqa: PLR0911
+    """Render CloudFormation intrinsics as readable strings: `arn:${AWS::Partition}:...`."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((fn, arg),) = value.items()
+        if fn == "Ref":
+            return "${" + arg + "}"
+        if fn == "Fn::Join":
+            return arg[0].join(str(render(part)) for part in arg[1])
+        if fn == "Fn::GetAtt":
+            return "${" + ".".join(arg) + "}"
+        if fn == "Fn::ImportValue":
+            return "${Import:" + str(render(arg)).split(":")[-1] + "}"
+        if fn == "Fn::Sub":
+            return arg if isinstance(arg, str) else arg[0]
+    if isinstance(value, dict):
+        return {k: render(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v) for v in value]
+    return value
+
+
+def statements(policy_resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return [render(s) for s in policy_resource["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,160 @@
+"""Config validation: good values parse, every bad value fails with one line naming the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from cdk_app.config import BindingMode, ConfigError, Profile, Provider, load_config
+from tests.infra.conftest import DEFAULT_CONTEXT, GITHUB, ROOT, context_with
+
+
+def test_defaults_from_cdk_json_are_valid() -> None:
+    config = load_config(DEFAULT_CONTEXT)
+    assert config.profile is Profile.SANDBOX
+    assert config.provider.kind is Provider.DEMO
+    assert config.binding_mode is BindingMode.SAME_BROWSER
+    assert config.session_binding_url == "https://agent.example.com/oauth2/session-binding"
+    assert config.alb_callback_url == "https://agent.example.com/oauth2/idpresponse"
+    assert config.account is None and config.region is None  # environment-agnostic
+    assert config.nat_gateways == 1
+    assert config.provider.scopes == ("demo-api/notes.read", "demo-api/profile.read")
+
+
+def test_command_line_strings_are_parsed() -> None:
+    config = load_config(
+        context_with(
+            (
+                ("nat_gateways", "2"),
+                ("waf_enabled", "false"),
+                ("allowed_ingress_cidrs", "203.0.113.0/24, 198.51.100.0/24"),
+                ("provider_scopes", '["demo-api/notes.read"]'),
+                ("agent_desired_count", "3"),
+            )
+        )
+    )
+    assert config.nat_gateways == 2
+    assert config.waf_enabled is False
+    assert config.allowed_ingress_cidrs == ("203.0.113.0/24", "198.51.100.0/24")
+    assert config.provider.scopes == ("demo-api/notes.read",)
+    assert config.agent_desired_count == 3
+
+
+def test_prod_profile_defaults() -> None:
+    config = load_config(context_with((("profile", "prod"),)))
+    assert config.is_prod
+    assert config.nat_gateways == 2
+    assert config.agent_desired_count == 2 and config.binding_desired_count == 2
+    assert config.log_retention_days == 365
+
+
+def test_vendor_provider_needs_client_id_and_secret_name() -> None:
+    config = load_config(context_with(GITHUB))
+    assert config.provider.kind is Provider.GITHUB
+    assert config.provider.client_secret_name == "agent/github-oauth"  # noqa: S105
+    assert config.provider.scopes == ("read:user", "repo")
+    assert config.credential_provider_name == "agentcore-ecs-sandbox-github"
+
+
+CERT_ARN = "arn:aws:acm:us-east-1:111122223333:certificate/12345678-1234-1234-1234-123456789012"
+
+BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
+    ("profile", (("profile", "staging"),), "one of sandbox, prod"),
+    ("app_name", (("app_name", "Agent_Core"),), "lowercase"),
+    ("account", (("account", "12345"),), "12-digit"),
+    ("region", (("account", "111122223333"),), "set together"),
+    ("region", (("account", "111122223333"), ("region", "mars-1")), "AWS region"),
+    ("domain_name", (("domain_name", None),), "it is missing"),
+    ("domain_name", (("domain_name", "https://agent.example.com"),), "DNS name"),
+    ("domain_name", (("domain_name", "agent.other.org"),), "inside hosted zone example.com"),
+    ("hosted_zone_name", (("hosted_zone_name", ""),), "set together"),
+    ("hosted_zone_id", (("hosted_zone_id", "not-a-zone"),), "hosted zone id"),
+    ("certificate_arn", (("hosted_zone_id", ""), ("hosted_zone_name", "")), "ACM certificate ARN"),
+    ("certificate_arn", (("certificate_arn", CERT_ARN),), "not both"),
+    ("certificate_arn", (("hosted_zone_id", ""), ("hosted_zone_name", ""), ("certificate_arn", "arn:aws:acm:x")), "ACM certificate ARN"),
+    (
+        "certificate_arn",
+        (
+            ("hosted_zone_id", ""),
+            ("hosted_zone_name", ""),
+            ("certificate_arn", CERT_ARN),
+            ("account", "111122223333"),
+            ("region", "eu-west-1"),
+        ),
+        "deployment region eu-west-1",
+    ),
+    ("auth_domain_prefix", (("auth_domain_prefix", "my-aws-login"),), "without 'aws'"),
+    ("allowed_ingress_cidrs", (("allowed_ingress_cidrs", ["10.0.0.1/8"]),), "IPv4 CIDRs"),
+    ("allowed_ingress_cidrs", (("allowed_ingress_cidrs", "everyone"),), "IPv4 CIDRs"),
+    ("allowed_ingress_cidrs", (("allowed_ingress_cidrs", []),), "IPv4 CIDRs"),
+    ("nat_gateways", (("nat_gateways", 0),), "from 1 to 2"),
+    ("nat_gateways", (("nat_gateways", "two"),), "from 1 to 2"),
+    ("agent_desired_count", (("agent_desired_count", 0),), "from 1 to 20"),
+    ("binding_desired_count", (("binding_desired_count", True),), "from 1 to 20"),
+    ("waf_enabled", (("waf_enabled", "yes"),), "true or false"),
+    ("provider", (("provider", "gitlab"),), "one of demo, github"),
+    ("provider_client_id", (("provider", "github"), ("provider_client_secret_name", "x")), "client id"),
+    ("provider_client_secret_name", (("provider", "google"), ("provider_client_id", "abc")), "Secrets Manager"),
+    ("provider_client_id", (("provider_client_id", "abc"),), "unset for provider 'demo'"),
+    (
+        "provider_discovery_url",
+        (("provider", "custom-oidc"), ("provider_client_id", "abc"), ("provider_client_secret_name", "x")),
+        "discovery URL",
+    ),
+    (
+        "provider_discovery_url",
+        (
+            ("provider", "custom-oidc"),
+            ("provider_client_id", "abc"),
+            ("provider_client_secret_name", "x"),
+            ("provider_discovery_url", "http://idp.example.org/.well-known/openid-configuration"),
+        ),
+        "https URL",
+    ),
+    ("provider_discovery_url", (("provider_discovery_url", "https://idp.example.org/.well-known/openid-configuration"),), "unset unless"),
+    ("provider_scopes", (("provider_scopes", ["notes read"]),), "OAuth scope"),
+    ("provider_scopes", (("provider_scopes", ["a", "a"]),), "without duplicates"),
+    ("microsoft_tenant_id", (("microsoft_tenant_id", "contoso"),), "unset unless provider is 'microsoft'"),
+    ("binding_mode", (("binding_mode", "any-browser"),), "same-browser, same-user"),
+    ("bedrock_model_id", (("bedrock_model_id", "claude"),), "Bedrock model"),
+    ("log_retention_days", (("log_retention_days", 31),), "CloudWatch's periods"),
+    ("domian_name", (("domian_name", "x.example.com"),), "known configuration key"),
+]
+
+
+@pytest.mark.parametrize(("key", "overrides", "expected"), BAD, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(BAD)])
+def test_bad_value_names_the_key(key: str, overrides: tuple[tuple[str, Any], ...], expected: str) -> None:
+    context = context_with(overrides)
+    context = {k: v for k, v in context.items() if v is not None}
+    with pytest.raises(ConfigError) as caught:
+        load_config(context)
+    message = str(caught.value)
+    assert caught.value.key == key
+    assert message.startswith(f"context key '{key}': expected ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    with pytest.raises(ConfigError, match="did you mean provider"):
+        load_config(context_with((("provider_secret", "x"),)))
+
+
+def test_cdk_feature_flags_are_not_config_keys() -> None:
+    config = load_config(context_with((("@aws-cdk/core:newStyleStackSynthesis", True), ("aws:cdk:enable-path-metadata", True))))
+    assert config.app_name == "agentcore-ecs"
+
+
+def test_synth_fails_with_one_line_naming_the_key() -> None:
+    """app.py, as the CDK CLI runs it: a bad -c value stops synth before any construct."""
+    context = context_with((("binding_mode", "whatever"),))
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(ROOT / ".pytest_cache" / "bad-config-out")}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["config error: context key 'binding_mode': expected one of same-browser, same-user; got 'whatever'"]
