@@ -78,13 +78,17 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
-_SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,256}$")  # RFC 6749 scope-token
+_SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 scope-token; AgentCore takes up to 128
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
 _MODEL_ID = re.compile(r"^((us|eu|apac|jp|au|ca|us-gov|global)\.)?[a-z0-9-]+\.[A-Za-z0-9.:_-]{1,200}$")
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,128}$")
-_DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Cognito allows 63 characters; "-signin" / "-demo-as" are appended to the prefix.
+_DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,53}[a-z0-9])?$")
+_RESERVED_IN_DOMAIN_PREFIX = re.compile(r"aws|amazon|cognito")
+MAX_CERTIFICATE_NAME = 64  # ACM: a certificate's common name has at most 64 characters
+MAX_INGRESS_CIDRS = 25  # two rules each; a security group holds 60 inbound rules by default
 # Inference-profile prefixes route a request to several regions (cross-region inference).
 INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.")
 
@@ -306,31 +310,20 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         missing = "region" if region is None else "account"
         raise ConfigError(missing, "set together with the other one (or neither, for an environment-agnostic synth)", missing=True)
 
-    domain_name = ctx.text("domain_name", _DOMAIN, "the lowercase DNS name users open, such as agent.example.com")
-    zone_id = ctx.optional_text("hosted_zone_id", _ZONE_ID, "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ")
-    zone_name = ctx.optional_text("hosted_zone_name", _DOMAIN, "the hosted zone's DNS name such as example.com")
-    cert_arn = ctx.optional_text("certificate_arn", _CERT_ARN, "an ACM certificate ARN")
-    if (zone_id is None) != (zone_name is None):
-        key = "hosted_zone_name" if zone_name is None else "hosted_zone_id"
-        raise ConfigError(key, "hosted_zone_id and hosted_zone_name set together", missing=True)
-    if zone_id is None and cert_arn is None:
-        raise ConfigError(
-            "certificate_arn", "an ACM certificate ARN, or hosted_zone_id + hosted_zone_name so a certificate is issued", missing=True
-        )
-    if zone_id is not None and cert_arn is not None:
-        raise ConfigError("certificate_arn", "either certificate_arn or hosted_zone_id/hosted_zone_name, not both", cert_arn)
-    if zone_name is not None and not (domain_name == zone_name or domain_name.endswith("." + zone_name)):
-        raise ConfigError("domain_name", f"a name inside hosted zone {zone_name}", domain_name)
-    if cert_arn is not None and region is not None and cert_arn.split(":")[3] != region:
-        raise ConfigError("certificate_arn", f"a certificate in the deployment region {region}", cert_arn)
-
+    domain_name, zone_id, zone_name, cert_arn = _load_domain(ctx, region)
     auth_domain_prefix = ctx.optional_text(
-        "auth_domain_prefix", _DOMAIN_PREFIX, "lowercase letters, digits and '-' (Cognito hosted-domain prefix)"
+        "auth_domain_prefix", _DOMAIN_PREFIX, "at most 55 lowercase letters, digits and '-' (Cognito hosted-domain prefix)"
     )
-    if auth_domain_prefix is not None and re.search(r"aws|amazon|cognito", auth_domain_prefix):
+    if auth_domain_prefix is not None and _RESERVED_IN_DOMAIN_PREFIX.search(auth_domain_prefix):
         raise ConfigError("auth_domain_prefix", "a prefix without 'aws', 'amazon' or 'cognito' (Cognito reserves them)", auth_domain_prefix)
+    if auth_domain_prefix is None and _RESERVED_IN_DOMAIN_PREFIX.search(app_name):
+        raise ConfigError(
+            "app_name", "a name without 'aws', 'amazon' or 'cognito' (it prefixes the Cognito domains), or set auth_domain_prefix", app_name
+        )
 
     cidrs = ctx.text_list("allowed_ingress_cidrs", _is_cidr, 'a list of IPv4 CIDRs such as ["203.0.113.0/24"]', ("0.0.0.0/0",))
+    if len(cidrs) > MAX_INGRESS_CIDRS:
+        raise ConfigError("allowed_ingress_cidrs", f"at most {MAX_INGRESS_CIDRS} CIDRs (use a wider range or a WAF IP set)", len(cidrs))
     nat_gateways = ctx.integer("nat_gateways", 1, 2, 1 if profile is Profile.SANDBOX else 2)
     agent_count = ctx.integer("agent_desired_count", 1, 20, 1 if profile is Profile.SANDBOX else 2)
     binding_count = ctx.integer("binding_desired_count", 1, 20, 1 if profile is Profile.SANDBOX else 2)
@@ -367,11 +360,37 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
     )
 
 
+def _load_domain(ctx: _Context, region: str | None) -> tuple[str, str | None, str | None, str | None]:
+    """The public name and how its TLS certificate is obtained: a hosted zone, or an ACM ARN."""
+    domain_name = ctx.text("domain_name", _DOMAIN, "the lowercase DNS name users open, such as agent.example.com")
+    zone_id = ctx.optional_text("hosted_zone_id", _ZONE_ID, "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ")
+    zone_name = ctx.optional_text("hosted_zone_name", _DOMAIN, "the hosted zone's DNS name such as example.com")
+    cert_arn = ctx.optional_text("certificate_arn", _CERT_ARN, "an ACM certificate ARN")
+    if (zone_id is None) != (zone_name is None):
+        key = "hosted_zone_name" if zone_name is None else "hosted_zone_id"
+        raise ConfigError(key, "hosted_zone_id and hosted_zone_name set together", missing=True)
+    if zone_id is None and cert_arn is None:
+        raise ConfigError(
+            "certificate_arn", "an ACM certificate ARN, or hosted_zone_id + hosted_zone_name so a certificate is issued", missing=True
+        )
+    if zone_id is not None and cert_arn is not None:
+        raise ConfigError("certificate_arn", "either certificate_arn or hosted_zone_id/hosted_zone_name, not both", cert_arn)
+    if len(domain_name) > MAX_CERTIFICATE_NAME:
+        raise ConfigError("domain_name", f"at most {MAX_CERTIFICATE_NAME} characters (the limit of an ACM certificate name)", domain_name)
+    if zone_name is not None and not (domain_name == zone_name or domain_name.endswith("." + zone_name)):
+        raise ConfigError("domain_name", f"a name inside hosted zone {zone_name}", domain_name)
+    if cert_arn is not None and region is not None and cert_arn.split(":")[3] != region:
+        raise ConfigError("certificate_arn", f"a certificate in the deployment region {region}", cert_arn)
+
+    return domain_name, zone_id, zone_name, cert_arn
+
+
 def _load_provider(ctx: _Context) -> ProviderConfig:
     kind = ctx.choice("provider", Provider, Provider.DEMO)
     scopes = ctx.text_list("provider_scopes", lambda s: bool(_SCOPE.fullmatch(s)), "a list of OAuth scope strings", DEFAULT_SCOPES[kind])
     client_id = ctx.optional_text("provider_client_id", _CLIENT_ID, "the OAuth client id registered at the provider")
     secret_name = ctx.optional_text("provider_client_secret_name", _SECRET_NAME, "the Secrets Manager name of the provider's client secret")
+    json_key_set = ctx.raw("provider_client_secret_json_key") is not None
     json_key = ctx.text(
         "provider_client_secret_json_key", _JSON_KEY, "the JSON key that holds the client secret in that secret", "client_secret"
     )
@@ -380,7 +399,12 @@ def _load_provider(ctx: _Context) -> ProviderConfig:
 
     if kind is Provider.DEMO:
         # The demo authorization server is built in-stack: its client id and secret are generated.
-        for key, value in (("provider_client_id", client_id), ("provider_client_secret_name", secret_name)):
+        generated = (
+            ("provider_client_id", client_id),
+            ("provider_client_secret_name", secret_name),
+            ("provider_client_secret_json_key", json_key if json_key_set else None),
+        )
+        for key, value in generated:
             if value is not None:
                 raise ConfigError(key, "unset for provider 'demo' (the demo authorization server's client is generated)", value)
     else:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Stack
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import Aws, CfnOutput, Stack, aws_kms as kms
 from constructs import Construct
 
 from cdk_app.config import AppConfig, Provider
@@ -48,7 +46,7 @@ class AgentIdentityStack(Stack):
             assert demo_authorization_server is not None
             client_id = demo_authorization_server.client.user_pool_client_id
             secret = ClientSecretRef(
-                secret=demo_authorization_server.client_secret,
+                secret_id=demo_authorization_server.client_secret.secret_arn,
                 json_key=demo_authorization_server.client_secret_json_key,
                 iam_arn=demo_authorization_server.client_secret.secret_arn,
             )
@@ -56,9 +54,9 @@ class AgentIdentityStack(Stack):
         else:
             assert provider.client_id is not None and provider.client_secret_name is not None
             client_id = provider.client_id
-            imported = secretsmanager.Secret.from_secret_name_v2(self, "ProviderClientSecret", provider.client_secret_name)
             secret = ClientSecretRef(
-                secret=imported,
+                # By name: an ARN built from a name lacks the random suffix and would not resolve.
+                secret_id=provider.client_secret_name,
                 json_key=provider.client_secret_json_key,
                 # A secret's ARN ends in a random 6-character suffix that a name alone does not know.
                 iam_arn=f"arn:{Aws.PARTITION}:secretsmanager:{self.region}:{self.account}:secret:{provider.client_secret_name}-??????",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, Fn, Stack
-from aws_cdk import aws_kms as kms
+from aws_cdk import Aws, Fn, Stack, aws_kms as kms
 from constructs import Construct
 
 from cdk_app.config import AppConfig, Provider
@@ -24,6 +23,7 @@ class IdentityStack(Stack):
             description="Encrypts the project's Secrets Manager secrets",
             enable_key_rotation=True,
             removal_policy=lifecycle.removal_policy,
+            pending_window=lifecycle.key_pending_window,
         )
         prefix = config.auth_domain_prefix or Fn.join("-", [config.app_name, config.profile.value, Aws.ACCOUNT_ID])
 

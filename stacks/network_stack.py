@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
-from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_logs as logs
+from aws_cdk import Stack, aws_ec2 as ec2, aws_logs as logs
 from constructs import Construct
 
 from stacks.constructs.lifecycle import Lifecycle

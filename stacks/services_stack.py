@@ -9,29 +9,14 @@ from aws_cdk import (
     CfnOutput,
     Duration,
     Stack,
-)
-from aws_cdk import (
     aws_ec2 as ec2,
-)
-from aws_cdk import (
     aws_ecs as ecs,
-)
-from aws_cdk import (
     aws_elasticloadbalancingv2 as elbv2,
-)
-from aws_cdk import (
     aws_elasticloadbalancingv2_actions as elbv2_actions,
-)
-from aws_cdk import (
     aws_iam as iam,
-)
-from aws_cdk import (
     aws_kms as kms,
-)
-from aws_cdk import (
+    aws_logs as logs,
     aws_route53 as route53,
-)
-from aws_cdk import (
     aws_secretsmanager as secretsmanager,
 )
 from constructs import Construct
@@ -92,6 +77,16 @@ class ServicesStack(Stack):
             lifecycle=lifecycle,
         )
         cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENHANCED)
+        # ECS would create this log group on first use and leave it behind; owning it lets
+        # `cdk destroy` remove it and applies the project's key and retention.
+        logs.LogGroup(
+            self,
+            "ContainerInsightsLogs",
+            log_group_name=f"/aws/ecs/containerinsights/{cluster.cluster_name}/performance",
+            encryption_key=logs_key,
+            retention=lifecycle.log_retention,
+            removal_policy=lifecycle.removal_policy,
+        )
 
         shared_environment = {
             "APP_PROFILE": config.profile.value,
@@ -200,7 +195,12 @@ class ServicesStack(Stack):
         without this the code exchange and refreshes fail with AccessDenied. Exactly one secret;
         KMS decrypt only through Secrets Manager in this region."""
         return [
-            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret.iam_arn]),
+            # Only through an AWS service (AgentCore's forward access session): task code cannot read it itself.
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[secret.iam_arn],
+                conditions={"Bool": {"aws:ViaAWSService": "true"}},
+            ),
             self._decrypt_via_secrets_manager(secrets_key),
         ]
 

@@ -10,26 +10,11 @@ from aws_cdk import (
     Aws,
     RemovalPolicy,
     Stack,
-)
-from aws_cdk import (
     aws_bedrockagentcore as agentcore,
-)
-from aws_cdk import (
     aws_cognito as cognito,
-)
-from aws_cdk import (
     aws_iam as iam,
-)
-from aws_cdk import (
     aws_kms as kms,
-)
-from aws_cdk import (
     aws_logs as logs,
-)
-from aws_cdk import (
-    aws_secretsmanager as secretsmanager,
-)
-from aws_cdk import (
     custom_resources as cr,
 )
 from constructs import Construct
@@ -92,9 +77,9 @@ class AgentWorkloadIdentity(Construct):
 class ClientSecretRef:
     """Where the OAuth client secret lives: our own Secrets Manager secret (source EXTERNAL)."""
 
-    secret: secretsmanager.ISecret
+    secret_id: str  # what the credential provider references: the full ARN, or the secret's name
     json_key: str
-    iam_arn: str  # exact ARN for IAM; a by-name import gets the `-??????` suffix wildcard
+    iam_arn: str  # exact ARN for IAM; a secret known by name gets the `-??????` suffix wildcard
 
 
 class OAuthCredentialProvider(Construct):
@@ -119,7 +104,7 @@ class OAuthCredentialProvider(Construct):
             "client_id": client_id,
             "client_secret_source": "EXTERNAL",
             "client_secret_config": agentcore.CfnOAuth2CredentialProvider.SecretReferenceProperty(
-                secret_id=client_secret.secret.secret_arn, json_key=client_secret.json_key
+                secret_id=client_secret.secret_id, json_key=client_secret.json_key
             ),
         }
         C = agentcore.CfnOAuth2CredentialProvider

@@ -8,14 +8,8 @@ from aws_cdk import (
     Duration,
     SecretValue,
     Token,
-)
-from aws_cdk import (
     aws_cognito as cognito,
-)
-from aws_cdk import (
     aws_kms as kms,
-)
-from aws_cdk import (
     aws_secretsmanager as secretsmanager,
 )
 from constructs import Construct

@@ -7,23 +7,12 @@ from pathlib import Path
 
 from aws_cdk import (
     Duration,
-)
-from aws_cdk import (
     aws_ec2 as ec2,
-)
-from aws_cdk import (
+    aws_ecr_assets as ecr_assets,
     aws_ecs as ecs,
-)
-from aws_cdk import (
     aws_elasticloadbalancingv2 as elbv2,
-)
-from aws_cdk import (
     aws_iam as iam,
-)
-from aws_cdk import (
     aws_kms as kms,
-)
-from aws_cdk import (
     aws_logs as logs,
 )
 from constructs import Construct
@@ -80,7 +69,10 @@ class FargateWebService(Construct):
         self.task_definition.add_volume(name="tmp")
         container = self.task_definition.add_container(
             "App",
-            image=ecs.ContainerImage.from_asset(str(SERVICES_DIR), file=f"{service_dir_name}/Dockerfile", exclude=ASSET_EXCLUDES),
+            # Built for the task's architecture wherever `cdk deploy` runs (an arm64 laptop included).
+            image=ecs.ContainerImage.from_asset(
+                str(SERVICES_DIR), file=f"{service_dir_name}/Dockerfile", exclude=ASSET_EXCLUDES, platform=ecr_assets.Platform.LINUX_AMD64
+            ),
             environment=dict(environment),
             secrets=dict(secrets),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=service_dir_name, log_group=self.log_group),
@@ -156,3 +148,5 @@ class FargateWebService(Construct):
     def allow(self, statements: Sequence[iam.PolicyStatement]) -> None:
         """The task's permissions, as one customer-managed policy (exact ARNs, reviewed as a unit)."""
         self.task_policy = iam.ManagedPolicy(self, "TaskPolicy", statements=list(statements), roles=[self.task_role])
+        # Tasks start only once their permissions are attached, and stop before they are removed.
+        self.service.node.add_dependency(self.task_policy)

@@ -14,35 +14,15 @@ from aws_cdk import (
     ICfnConditionExpression,
     Stack,
     Token,
-)
-from aws_cdk import (
     aws_certificatemanager as acm,
-)
-from aws_cdk import (
     aws_ec2 as ec2,
-)
-from aws_cdk import (
     aws_elasticloadbalancingv2 as elbv2,
-)
-from aws_cdk import (
     aws_iam as iam,
-)
-from aws_cdk import (
     aws_kms as kms,
-)
-from aws_cdk import (
     aws_logs as logs,
-)
-from aws_cdk import (
     aws_route53 as route53,
-)
-from aws_cdk import (
     aws_route53_targets as route53_targets,
-)
-from aws_cdk import (
     aws_s3 as s3,
-)
-from aws_cdk import (
     aws_wafv2 as wafv2,
 )
 from aws_cdk.region_info import RegionInfo
@@ -154,7 +134,9 @@ class WebFirewall(Construct):
                 name=name,
                 priority=index,
                 statement=wafv2.CfnWebACL.StatementProperty(
-                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(vendor_name="AWS", name=name)
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=name, rule_action_overrides=_COUNT_ONLY.get(name)
+                    )
                 ),
                 override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
                 visibility_config=_visibility(name),
@@ -202,6 +184,17 @@ class WebFirewall(Construct):
             ],
         )
         logging.node.add_dependency(self.log_group)
+
+
+# Chat messages are free text posted as JSON: the common rule set's 8 KB body limit and HTML-in-body
+# match would block ordinary conversations. They only count (visible in metrics and logs); the services
+# bound their own request sizes and never render messages as HTML.
+_COUNT_ONLY = {
+    "AWSManagedRulesCommonRuleSet": [
+        wafv2.CfnWebACL.RuleActionOverrideProperty(name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}))
+        for rule in ("SizeRestrictions_BODY", "CrossSiteScripting_BODY")
+    ]
+}
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

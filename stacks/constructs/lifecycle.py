@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy
-from aws_cdk import aws_logs as logs
+from aws_cdk import Duration, RemovalPolicy, aws_logs as logs
 
 
 @dataclass(frozen=True)
@@ -18,6 +17,11 @@ class Lifecycle:
     @property
     def removal_policy(self) -> RemovalPolicy:
         return RemovalPolicy.RETAIN if self.retain else RemovalPolicy.DESTROY
+
+    @property
+    def key_pending_window(self) -> Duration:
+        """KMS waits before deleting a key: the shortest wait for sandboxes, the longest for prod."""
+        return Duration.days(30 if self.retain else 7)
 
     @property
     def log_retention(self) -> logs.RetentionDays:

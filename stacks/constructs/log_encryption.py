@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Stack
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
+from aws_cdk import Aws, Stack, aws_iam as iam, aws_kms as kms
 from constructs import Construct
 
 from stacks.constructs.lifecycle import Lifecycle
@@ -20,6 +18,7 @@ class LogEncryptionKey(Construct):
             description="Encrypts the CloudWatch log groups of the AgentCore ECS app",
             enable_key_rotation=True,
             removal_policy=lifecycle.removal_policy,
+            pending_window=lifecycle.key_pending_window,
         )
         # CloudWatch Logs may use the key only for log groups of this account and region.
         self.key.add_to_resource_policy(

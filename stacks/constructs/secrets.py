@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_kms as kms, aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.constructs.lifecycle import Lifecycle

@@ -56,7 +56,7 @@ def test_prod_profile_defaults() -> None:
 def test_vendor_provider_needs_client_id_and_secret_name() -> None:
     config = load_config(context_with(GITHUB))
     assert config.provider.kind is Provider.GITHUB
-    assert config.provider.client_secret_name == "agent/github-oauth"  # noqa: S105
+    assert config.provider.client_secret_name == "agent/github-oauth"
     assert config.provider.scopes == ("read:user", "repo")
     assert config.credential_provider_name == "agentcore-ecs-sandbox-github"
 
@@ -124,6 +124,12 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("bedrock_model_id", (("bedrock_model_id", "claude"),), "Bedrock model"),
     ("log_retention_days", (("log_retention_days", 31),), "CloudWatch's periods"),
     ("domian_name", (("domian_name", "x.example.com"),), "known configuration key"),
+    ("auth_domain_prefix", (("auth_domain_prefix", "a" * 56),), "at most 55"),
+    ("app_name", (("app_name", "my-aws-demo"),), "without 'aws'"),
+    ("domain_name", (("domain_name", "a" * 50 + ".agents.example.com"),), "at most 64 characters"),
+    ("allowed_ingress_cidrs", (("allowed_ingress_cidrs", ",".join(f"198.51.{i}.0/24" for i in range(26))),), "at most 25 CIDRs"),
+    ("provider_scopes", (("provider_scopes", "s" * 129),), "OAuth scope"),
+    ("provider_client_secret_json_key", (("provider_client_secret_json_key", "secret"),), "unset for provider 'demo'"),
 ]
 
 

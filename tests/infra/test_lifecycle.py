@@ -51,6 +51,13 @@ def test_prod_alb_has_deletion_protection_and_stacks_termination_protection(prod
     assert {"Key": "aws-cdk:auto-delete-objects", "Value": "true"} not in bucket["Properties"].get("Tags", [])
 
 
+def test_keys_wait_seven_days_in_sandbox_thirty_in_prod(demo: Synth, prod: Synth) -> None:
+    for synth_, days in ((demo, 7), (prod, 30)):
+        for stack in ("network", "identity"):
+            for key in resources(synth_.raw(stack), "AWS::KMS::Key").values():
+                assert key["Properties"]["PendingWindowInDays"] == days
+
+
 def test_prod_log_retention_is_a_year(prod: Synth) -> None:
     for group in resources(prod.raw("services"), "AWS::Logs::LogGroup").values():
         assert group["Properties"]["RetentionInDays"] == 365

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -167,16 +168,38 @@ def test_containers_are_non_root_read_only_with_secrets_not_environment(demo: Sy
 
 def test_service_log_groups_are_encrypted_with_retention(demo: Synth) -> None:
     groups = resources(demo.raw("services"), "AWS::Logs::LogGroup")
-    assert len(groups) == 3  # agent, session binding, WAF
+    assert len(groups) == 4  # agent, session binding, WAF, Container Insights
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 30
         assert render(group["Properties"]["KmsKeyId"]).startswith("${Import:")
 
 
-def test_cluster_has_container_insights(demo: Synth) -> None:
+def test_cluster_has_container_insights_in_a_log_group_the_stack_owns(demo: Synth) -> None:
     demo.template("services").has_resource_properties(
         "AWS::ECS::Cluster", {"ClusterSettings": [{"Name": "containerInsights", "Value": "enhanced"}]}
     )
+    [insights] = [
+        g
+        for g in resources(demo.raw("services"), "AWS::Logs::LogGroup").values()
+        if "LogGroupName" in g["Properties"] and "containerinsights" in str(g["Properties"]["LogGroupName"])
+    ]
+    assert render(insights["Properties"]["LogGroupName"]) == "/aws/ecs/containerinsights/${ClusterEB0386A7}/performance"
+
+
+def test_images_are_built_for_the_task_architecture(demo: Synth) -> None:
+    assets = json.loads((demo.outdir / "Services.assets.json").read_text())
+    platforms = [a["source"].get("platform") for a in assets["dockerImages"].values()]
+    assert platforms == ["linux/amd64", "linux/amd64"]
+    for task in resources(demo.raw("services"), "AWS::ECS::TaskDefinition").values():
+        assert task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+
+
+def test_services_start_after_their_task_policy(demo: Synth) -> None:
+    template = demo.raw("services")
+    for name in ("Agent", "SessionBinding"):
+        service = next(v for k, v in resources(template, "AWS::ECS::Service").items() if k.startswith(f"{name}Service"))
+        policy = next(k for k in resources(template, "AWS::IAM::ManagedPolicy") if k.startswith(f"{name}TaskPolicy"))
+        assert policy in service["DependsOn"]
 
 
 def test_access_log_bucket_is_sse_s3_ssl_only_and_private(demo: Synth) -> None:
@@ -223,6 +246,12 @@ def test_waf_with_managed_rules_and_rate_limit_is_attached(demo: Synth) -> None:
     template = demo.raw("services")
     acl = one(template, "AWS::WAFv2::WebACL")["Properties"]
     names = [r["Name"] for r in acl["Rules"]]
+    common = next(r for r in acl["Rules"] if r["Name"] == "AWSManagedRulesCommonRuleSet")
+    overrides = common["Statement"]["ManagedRuleGroupStatement"]["RuleActionOverrides"]
+    assert sorted((o["Name"], o["ActionToUse"]) for o in overrides) == [
+        ("CrossSiteScripting_BODY", {"Count": {}}),
+        ("SizeRestrictions_BODY", {"Count": {}}),
+    ]
     assert names == [
         "AWSManagedRulesAmazonIpReputationList",
         "AWSManagedRulesCommonRuleSet",
@@ -298,6 +327,7 @@ def test_agent_role_gets_workload_tokens_outbound_tokens_and_its_model_only(demo
     assert sorted(as_list(outbound["Resource"])) == sorted([DIRECTORY, WORKLOAD, VAULT, PROVIDER])
     [secret] = actions["secretsmanager:GetSecretValue"]
     assert secret["Resource"].startswith("${Import:") and "ClientSecret" in secret["Resource"]
+    assert secret["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
     [decrypt] = actions["kms:Decrypt"]
     assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.${AWS::Region}.amazonaws.com"}}
     [model] = actions["bedrock:InvokeModel"]
