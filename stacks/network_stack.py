@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack, aws_ec2 as ec2, aws_logs as logs
+from aws_cdk import Stack, aws_ec2 as ec2
 from constructs import Construct
 
 from stacks.constructs.lifecycle import Lifecycle
@@ -20,13 +20,7 @@ class NetworkStack(Stack):
 
         # Shared by every stack's log groups (passed down as a constructor argument).
         self.logs_key = LogEncryptionKey(self, "LogEncryption", lifecycle=lifecycle).key
-        flow_log_group = logs.LogGroup(
-            self,
-            "FlowLogs",
-            encryption_key=self.logs_key,
-            retention=lifecycle.log_retention,
-            removal_policy=lifecycle.removal_policy,
-        )
+        flow_log_group = lifecycle.log_group(self, "FlowLogs", key=self.logs_key)
 
         self.vpc = ec2.Vpc(
             self,

@@ -15,7 +15,6 @@ from aws_cdk import (
     aws_elasticloadbalancingv2_actions as elbv2_actions,
     aws_iam as iam,
     aws_kms as kms,
-    aws_logs as logs,
     aws_route53 as route53,
     aws_secretsmanager as secretsmanager,
 )
@@ -79,13 +78,8 @@ class ServicesStack(Stack):
         cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENHANCED)
         # ECS would create this log group on first use and leave it behind; owning it lets
         # `cdk destroy` remove it and applies the project's key and retention.
-        logs.LogGroup(
-            self,
-            "ContainerInsightsLogs",
-            log_group_name=f"/aws/ecs/containerinsights/{cluster.cluster_name}/performance",
-            encryption_key=logs_key,
-            retention=lifecycle.log_retention,
-            removal_policy=lifecycle.removal_policy,
+        lifecycle.log_group(
+            self, "ContainerInsightsLogs", key=logs_key, name=f"/aws/ecs/containerinsights/{cluster.cluster_name}/performance"
         )
 
         shared_environment = {

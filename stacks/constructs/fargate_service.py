@@ -13,7 +13,6 @@ from aws_cdk import (
     aws_elasticloadbalancingv2 as elbv2,
     aws_iam as iam,
     aws_kms as kms,
-    aws_logs as logs,
 )
 from constructs import Construct
 
@@ -50,9 +49,7 @@ class FargateWebService(Construct):
         if not dockerfile.is_file():
             raise FileNotFoundError(f"{dockerfile} is missing")
 
-        self.log_group = logs.LogGroup(
-            self, "Logs", encryption_key=logs_key, retention=lifecycle.log_retention, removal_policy=lifecycle.removal_policy
-        )
+        self.log_group = lifecycle.log_group(self, "Logs", key=logs_key)
         self.task_role = iam.Role(
             self, "TaskRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"), description=f"{service_dir_name} task role"
         )

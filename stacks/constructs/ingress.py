@@ -19,7 +19,6 @@ from aws_cdk import (
     aws_elasticloadbalancingv2 as elbv2,
     aws_iam as iam,
     aws_kms as kms,
-    aws_logs as logs,
     aws_route53 as route53,
     aws_route53_targets as route53_targets,
     aws_s3 as s3,
@@ -164,14 +163,7 @@ class WebFirewall(Construct):
         )
         wafv2.CfnWebACLAssociation(self, "Association", resource_arn=load_balancer.load_balancer_arn, web_acl_arn=self.web_acl.attr_arn)
         # WAF only logs to log groups whose name starts with `aws-waf-logs-`: the one physical name here.
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"aws-waf-logs-{Stack.of(self).stack_name}",
-            encryption_key=logs_key,
-            retention=lifecycle.log_retention,
-            removal_policy=lifecycle.removal_policy,
-        )
+        self.log_group = lifecycle.log_group(self, "Logs", key=logs_key, name=f"aws-waf-logs-{Stack.of(self).stack_name}")
         logging = wafv2.CfnLoggingConfiguration(
             self,
             "Logging",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, aws_logs as logs
+from aws_cdk import Duration, RemovalPolicy, aws_kms as kms, aws_logs as logs
+from constructs import Construct
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,12 @@ class Lifecycle:
     @property
     def removal_policy(self) -> RemovalPolicy:
         return RemovalPolicy.RETAIN if self.retain else RemovalPolicy.DESTROY
+
+    def log_group(self, scope: Construct, construct_id: str, *, key: kms.IKey, name: str | None = None) -> logs.LogGroup:
+        """A log group encrypted with the app's key, with the profile's retention and removal policy."""
+        return logs.LogGroup(
+            scope, construct_id, log_group_name=name, encryption_key=key, retention=self.log_retention, removal_policy=self.removal_policy
+        )
 
     @property
     def key_pending_window(self) -> Duration:
