@@ -160,7 +160,7 @@ class AppConfig:
 
 
 class _Context:
-    """Reads raw context values and remembers which keys were consumed."""
+    """Typed readers over raw context values; blank strings count as unset."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self._values = values

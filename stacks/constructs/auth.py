@@ -130,17 +130,11 @@ class DemoAuthorizationServer(Construct):
         super().__init__(scope, construct_id)
         self.user_pool = _strong_user_pool(self, "Pool", lifecycle=lifecycle, advanced_security=advanced_security)
         self.domain = self.user_pool.add_domain("HostedDomain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix))
-        self.resource_server = self.user_pool.add_resource_server(
-            "DemoApi",
-            identifier=DEMO_RESOURCE_SERVER_ID,
-            scopes=[cognito.ResourceServerScope(scope_name=name, scope_description=text) for name, text in DEMO_SCOPES.items()],
-        )
+        resource_scopes = [cognito.ResourceServerScope(scope_name=name, scope_description=text) for name, text in DEMO_SCOPES.items()]
+        self.resource_server = self.user_pool.add_resource_server("DemoApi", identifier=DEMO_RESOURCE_SERVER_ID, scopes=resource_scopes)
         self.oauth_scopes: Sequence[cognito.OAuthScope] = [
             cognito.OAuthScope.OPENID,
-            *(
-                cognito.OAuthScope.resource_server(self.resource_server, cognito.ResourceServerScope(scope_name=n, scope_description=d))
-                for n, d in DEMO_SCOPES.items()
-            ),
+            *(cognito.OAuthScope.resource_server(self.resource_server, s) for s in resource_scopes),
         ]
         # The real callback is AgentCore's, known only after the credential provider exists;
         # CallbackUrlRegistration (agent identity stack) replaces this placeholder on deploy.
