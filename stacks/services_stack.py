@@ -22,7 +22,7 @@ from constructs import Construct
 
 from cdk_app.config import AppConfig
 from stacks.constructs.agent_identity import AgentCoreArns, ClientSecretRef
-from stacks.constructs.auth import SignInUserPool
+from stacks.constructs.auth import SignInUserPool, issuer_url
 from stacks.constructs.fargate_service import FargateWebService
 from stacks.constructs.ingress import Ingress
 from stacks.constructs.lifecycle import Lifecycle
@@ -86,7 +86,7 @@ class ServicesStack(Stack):
             "APP_PROFILE": config.profile.value,
             "PUBLIC_BASE_URL": config.base_url,
             "ALB_ARN": ingress.load_balancer.load_balancer_arn,
-            "OIDC_ISSUER": sign_in.user_pool.user_pool_provider_url,
+            "OIDC_ISSUER": issuer_url(sign_in.user_pool),
             "OIDC_CLIENT_ID": sign_in.alb_client.user_pool_client_id,
             "WORKLOAD_IDENTITY_NAME": config.workload_identity_name,
             "CREDENTIAL_PROVIDER_NAME": config.credential_provider_name,

@@ -1,18 +1,338 @@
-"""Session binding service entry point: uvicorn `services.session_binding.main:app` on Fargate,
-and the same `app` under Mangum (`handler`) on Lambda.
+"""Session binding service: completes AgentCore's 3-legged OAuth only for the same user, in the same browser.
 
-Foundation stage: only `/health`. `/oauth2/start` and `/oauth2/session-binding` are the
-"Session binding service" issue.
+* `GET /oauth2/start?flow=<token>`: the signed-in user must own the signed flow token; a `__Host-`
+  cookie binds the flow's sessionUri to this browser; 302 to the authorization URL in the token.
+* `GET /oauth2/session-binding?session_id=<sessionUri>`: where AgentCore sends the browser after
+  consent. Calls `CompleteResourceTokenAuth` once, for the verified `sub`, only when the cookie
+  (in `same-browser` mode) names this session and this user.
+* `GET /health`: constant.
+
+Served by uvicorn on Fargate (`services.session_binding.main:app`) and, the same `app` object, by
+Mangum on Lambda (`services.session_binding.main.handler`). Every refusal renders a page with the
+right status, writes one security event, and never calls AgentCore.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio.to_thread
+from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ConnectTimeoutError, ReadTimeoutError
+from fastapi import APIRouter, FastAPI, Request
 from mangum import Mangum
+from starlette.responses import Response
 
+from services.common.agentcore import TRANSIENT_ERROR_CODES, LazyClient
+from services.common.alb_identity import (
+    AlbIdentity,
+    AlbIdentityVerifier,
+    AlbKeyStore,
+    KeyUnavailable,
+    NotAuthenticated,
+    verify_alb_identity,
+)
+from services.common.config import BindingSettings, load_settings
+from services.common.flow import (
+    FLOW_TTL_MAX_S,
+    BrowserBinding,
+    FlowError,
+    binding_cookie_name,
+    bound_cookie_name,
+    is_session_uri,
+    issue_binding_cookie,
+    issue_bound_cookie,
+    read_binding_cookie,
+    read_bound_cookie,
+    read_flow_token,
+)
 from services.common.health import router as health_router
+from services.common.logs import configure_logging, hashed, security_event
+from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
+from services.common.signed import Keyring
+from services.session_binding import pages
+from services.session_binding.ledger import Completion, CompletionLedger, OtherUsersSession
 
-app = FastAPI(title="session-binding", docs_url=None, redoc_url=None, openapi_url=None)
-app.include_router(health_router)
+RETRY_AFTER_S = 5
+_log = logging.getLogger("session_binding")
 
+
+class Refusal(Exception):
+    """A request the service will not complete: status, stable reason code, the page to show."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        page: pages.Page,
+        *,
+        user_key: str | None = None,
+        session_uri: str | None = None,
+        retry_after: int | None = None,
+        reference: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.page = page
+        self.user_key = user_key
+        self.session_uri = session_uri
+        self.retry_after = retry_after
+        self.reference = secrets.token_hex(6) if reference else None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything built once per process from the settings."""
+
+    settings: BindingSettings
+    keyring: Keyring
+    verifier: AlbIdentityVerifier
+    agentcore: LazyClient
+    ledger: CompletionLedger
+    clock: Callable[[], float]
+
+    @classmethod
+    def build(cls, settings: BindingSettings, clock: Callable[[], float]) -> Runtime:
+        keys = AlbKeyStore(settings.alb_keys_url, timeout_s=settings.alb_key_fetch_timeout_s)
+        verifier = AlbIdentityVerifier(
+            alb_arn=settings.alb_arn,
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            keys=keys,
+            leeway_s=settings.alb_token_leeway_s,
+            clock=clock,
+        )
+        try:
+            keyring = Keyring.from_json(settings.flow_signing_keys.get_secret_value())
+        except ValueError as exc:
+            raise SystemExit(f"config error: FLOW_SIGNING_KEYS: {exc}") from None
+        return cls(settings, keyring, verifier, LazyClient(settings), CompletionLedger(), clock)
+
+
+def create_app(
+    load: Callable[[], BindingSettings] = lambda: load_settings(BindingSettings), *, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """The service as an ASGI app. Settings load at start-up under uvicorn, at first request under Mangum."""
+    runtime: Runtime | None = None
+
+    def get_runtime() -> Runtime:
+        nonlocal runtime
+        if runtime is None:
+            settings = load()
+            configure_logging(settings.log_level)
+            runtime = Runtime.build(settings, clock)
+        return runtime
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        get_runtime()  # fail at start, naming the variable, rather than on the first person's request
+        yield
+
+    app = FastAPI(title="session-binding", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, content_security_policy=pages.CONTENT_SECURITY_POLICY)
+    app.include_router(health_router)
+    app.include_router(_binding_router(get_runtime))
+    app.state.runtime = get_runtime
+    return app
+
+
+def _binding_router(get_runtime: Callable[[], Runtime]) -> APIRouter:
+    router = APIRouter(tags=["session-binding"])
+
+    @router.get("/oauth2/start", include_in_schema=True)
+    async def start(request: Request) -> Response:
+        rt = get_runtime()
+        try:
+            return await _start(rt, request)
+        except Refusal as refusal:
+            return _refuse(rt, "start_refused", refusal)
+
+    @router.get("/oauth2/session-binding", include_in_schema=True)
+    async def session_binding(request: Request) -> Response:
+        rt = get_runtime()
+        try:
+            return await _bind(rt, request)
+        except Refusal as refusal:
+            return _refuse(rt, "binding_refused", refusal)
+
+    return router
+
+
+async def _identity(rt: Runtime, request: Request, *, session_uri: str | None = None) -> AlbIdentity:
+    try:
+        return await verify_alb_identity(request.headers, rt.verifier)
+    except KeyUnavailable as exc:
+        raise Refusal(503, exc.reason, pages.SIGN_IN_UNCHECKED, session_uri=session_uri, retry_after=RETRY_AFTER_S) from None
+    except NotAuthenticated as exc:
+        raise Refusal(401, f"not_signed_in:{exc.reason}", pages.NOT_SIGNED_IN, session_uri=session_uri) from None
+
+
+async def _start(rt: Runtime, request: Request) -> Response:
+    values = request.query_params.getlist("flow")
+    if len(values) != 1 or not values[0]:
+        raise Refusal(400, "flow_missing" if not values else "flow_duplicate", pages.MALFORMED)
+    identity = await _identity(rt, request)
+    now = int(rt.clock())
+    try:
+        flow = read_flow_token(rt.keyring, values[0], now=now)
+    except FlowError as exc:
+        if exc.reason == "expired":
+            raise Refusal(410, "flow_expired", pages.EXPIRED, user_key=identity.user_key) from None
+        raise Refusal(400, f"flow_{exc.reason}", pages.MALFORMED, user_key=identity.user_key) from None
+    if not flow.owned_by(identity):
+        # A consent link forwarded to someone else (login CSRF): their browser must not bind our flow.
+        raise Refusal(403, "flow_other_user", pages.OTHER_USER, user_key=identity.user_key, session_uri=flow.session_uri)
+    response = Response(status_code=302, headers={"location": flow.authorization_url})
+    response.set_cookie(
+        binding_cookie_name(flow.session_uri),
+        issue_binding_cookie(rt.keyring, flow=flow),
+        max_age=flow.expires_at - now,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="lax",  # sent on AgentCore's top-level redirect back to us, not on cross-site subrequests
+    )
+    _log.info(
+        "binding_started",
+        extra={
+            "event": "binding_started",
+            "user": hashed(identity.user_key),
+            "session": hashed(flow.session_uri),
+            "provider": flow.provider,
+        },
+    )
+    return response
+
+
+async def _bind(rt: Runtime, request: Request) -> Response:
+    query = request.query_params
+    if "code" in query or "state" in query:
+        # The provider redirected here directly: the callback registered there is ours, not AgentCore's.
+        raise Refusal(400, "oauth_callback_parameters", pages.CALLBACK_MISDIRECTED)
+    values = query.getlist("session_id")
+    if len(values) != 1:
+        raise Refusal(400, "session_id_missing" if not values else "session_id_duplicate", pages.MALFORMED)
+    session_uri = values[0]
+    if not is_session_uri(session_uri):
+        raise Refusal(400, "session_id_malformed", pages.MALFORMED)
+    identity = await _identity(rt, request, session_uri=session_uri)
+    now = int(rt.clock())
+
+    bound = request.cookies.get(bound_cookie_name(session_uri))
+    if bound is not None:
+        try:
+            done = read_bound_cookie(rt.keyring, bound, session_uri=session_uri, identity=identity, now=now)
+        except FlowError:
+            pass  # not proof of completion: decide as if it were absent
+        else:
+            return _success(rt, session_uri, identity, provider=done.provider, expires_at=done.expires_at, now=now)
+
+    provider: str | None = None
+    expires_at = now + FLOW_TTL_MAX_S
+    if rt.settings.binding_mode == "same-browser":
+        binding = _browser_binding(rt, request, session_uri, identity, now)
+        provider, expires_at = binding.provider, binding.expires_at
+
+    async def call() -> None:
+        await _complete_at_agentcore(rt, session_uri, identity)
+
+    try:
+        outcome = await rt.ledger.complete(session_uri, identity.user_key, call)
+    except OtherUsersSession:
+        raise Refusal(403, "session_other_user", pages.OTHER_USER, user_key=identity.user_key, session_uri=session_uri) from None
+    if outcome is Completion.CALLED:
+        _log.info(
+            "binding_completed",
+            extra={
+                "event": "binding_completed",
+                "user": hashed(identity.user_key),
+                "session": hashed(session_uri),
+                "mode": rt.settings.binding_mode,
+            },
+        )
+    return _success(rt, session_uri, identity, provider=provider, expires_at=expires_at, now=now)
+
+
+def _browser_binding(rt: Runtime, request: Request, session_uri: str, identity: AlbIdentity, now: int) -> BrowserBinding:
+    raw = request.cookies.get(binding_cookie_name(session_uri))
+    if raw is None:
+        # Browser swapping: AgentCore's redirect opened in a browser that did not start this flow.
+        raise Refusal(403, "binding_cookie_missing", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
+    try:
+        return read_binding_cookie(rt.keyring, raw, session_uri=session_uri, identity=identity, now=now)
+    except FlowError as exc:
+        if exc.reason == "expired":
+            raise Refusal(410, "binding_cookie_expired", pages.EXPIRED, user_key=identity.user_key, session_uri=session_uri) from None
+        if exc.reason == "other_user":
+            raise Refusal(403, "binding_cookie_other_user", pages.OTHER_USER, user_key=identity.user_key, session_uri=session_uri) from None
+        raise Refusal(
+            403, f"binding_cookie_{exc.reason}", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri
+        ) from None
+
+
+async def _complete_at_agentcore(rt: Runtime, session_uri: str, identity: AlbIdentity) -> None:
+
+    def call() -> None:
+        rt.agentcore.get().complete_resource_token_auth(sessionUri=session_uri, userIdentifier={"userId": identity.sub})
+
+    try:
+        await anyio.to_thread.run_sync(call)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        if code in TRANSIENT_ERROR_CODES:
+            raise Refusal(
+                503, f"agentcore_{code}", pages.BUSY, retry_after=RETRY_AFTER_S, user_key=identity.user_key, session_uri=session_uri
+            ) from None
+        if code in {"ValidationException", "ResourceNotFoundException"}:
+            raise Refusal(410, f"agentcore_{code}", pages.EXPIRED, user_key=identity.user_key, session_uri=session_uri) from None
+        raise Refusal(502, f"agentcore_{code}", pages.FAILED, reference=True, user_key=identity.user_key, session_uri=session_uri) from None
+    except ReadTimeoutError:
+        raise Refusal(
+            503, "agentcore_read_timeout", pages.UNCERTAIN, retry_after=RETRY_AFTER_S, user_key=identity.user_key, session_uri=session_uri
+        ) from None
+    except (ConnectTimeoutError, BotoConnectionError):
+        raise Refusal(
+            503, "agentcore_unreachable", pages.BUSY, retry_after=RETRY_AFTER_S, user_key=identity.user_key, session_uri=session_uri
+        ) from None
+
+
+def _success(rt: Runtime, session_uri: str, identity: AlbIdentity, *, provider: str | None, expires_at: int, now: int) -> Response:
+    response = pages.render(pages.SUCCESS, 200, agent_path=rt.settings.agent_ui_path, provider=provider)
+    response.delete_cookie(binding_cookie_name(session_uri), path="/", secure=True, httponly=True, samesite="lax")
+    response.set_cookie(
+        bound_cookie_name(session_uri),
+        issue_bound_cookie(
+            rt.keyring, session_uri=session_uri, identity=identity, provider=provider or "the service", expires_at=expires_at
+        ),
+        max_age=max(expires_at - now, 1),
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+def _refuse(rt: Runtime, event: str, refusal: Refusal) -> Response:
+    security_event(
+        event,
+        reason=refusal.reason,
+        status=refusal.status,
+        user_key=refusal.user_key,
+        session_uri=refusal.session_uri,
+        **({"reference": refusal.reference} if refusal.reference else {}),
+    )
+    response = pages.render(refusal.page, refusal.status, agent_path=rt.settings.agent_ui_path, reference=refusal.reference)
+    if refusal.retry_after is not None:
+        response.headers["retry-after"] = str(refusal.retry_after)
+    return response
+
+
+app = create_app()
 handler = Mangum(app, lifespan="off")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from aws_cdk import (
     Duration,
     SecretValue,
+    Stack,
     Token,
     aws_cognito as cognito,
     aws_kms as kms,
@@ -62,6 +63,12 @@ def _strong_user_pool(scope: Construct, construct_id: str, *, lifecycle: Lifecyc
         acknowledge(pool, "AwsSolutions-COG3", cost)
         acknowledge(pool, "AwsSolutions-COG8", cost)
     return pool
+
+
+def issuer_url(pool: cognito.IUserPool) -> str:
+    """The pool's OIDC issuer (`iss`). CloudFormation's ProviderURL attribute has no scheme, so build it in full."""
+    stack = Stack.of(pool)
+    return f"https://cognito-idp.{stack.region}.{stack.url_suffix}/{pool.user_pool_id}"
 
 
 def _client_secret_attribute(client: cognito.UserPoolClient) -> str:
@@ -172,4 +179,4 @@ class DemoAuthorizationServer(Construct):
 
     @property
     def discovery_url(self) -> str:
-        return f"{self.user_pool.user_pool_provider_url}/.well-known/openid-configuration"
+        return f"{issuer_url(self.user_pool)}/.well-known/openid-configuration"

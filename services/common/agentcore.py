@@ -1,0 +1,50 @@
+"""One AgentCore Identity data-plane client per process.
+
+boto3 clients are expensive to build (service model, endpoint resolution, credential chain) and
+thread-safe to share, so each service builds one, lazily, and reuses it. The endpoint comes from
+the standard AWS settings (`AWS_ENDPOINT_URL_BEDROCK_AGENTCORE` or `AWS_ENDPOINT_URL`), which is how
+the local stack points the unchanged code at its stand-in.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from services.common.config import ServiceSettings
+
+# Error codes that mean "try again later", as opposed to "this request is wrong".
+TRANSIENT_ERROR_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException", "RequestTimeout"})
+
+
+def agentcore_client(settings: ServiceSettings, *, max_pool_connections: int = 50) -> Any:
+    """A `bedrock-agentcore` client: standard retry mode, explicit timeouts, pooled connections."""
+    config = Config(
+        region_name=settings.aws_region,
+        retries={"mode": "standard", "total_max_attempts": settings.agentcore_max_attempts},
+        connect_timeout=settings.agentcore_connect_timeout_s,
+        read_timeout=settings.agentcore_read_timeout_s,
+        max_pool_connections=max_pool_connections,
+        tcp_keepalive=True,
+        user_agent_appid="agentcore-ecs-session-binding",
+    )
+    return boto3.session.Session().client("bedrock-agentcore", config=config)
+
+
+class LazyClient:
+    """Builds the client on first use (keeps import and Lambda cold start cheap), then shares it."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._settings = settings
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = agentcore_client(self._settings)
+        return self._client

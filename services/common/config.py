@@ -1,0 +1,93 @@
+"""Service settings: the only place service code reads the environment.
+
+The CDK services stack sets these variables (see `stacks/services_stack.py`); the local stack sets
+the same names with loopback endpoints. A missing or malformed value stops the process at start
+with the variable's name, rather than failing on the first request.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ALB_ARN = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings both services share: who signs requests in, which keys sign flows, how AgentCore is called."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    app_profile: Literal["sandbox", "prod", "local"] = "sandbox"
+    aws_region: str = Field(description="Region of the ALB and AgentCore (set by ECS and Lambda)")
+    public_base_url: str = Field(description="Origin people use, e.g. https://agent.example.com")
+
+    # Proof 1, who: the ALB's x-amzn-oidc-data token.
+    alb_arn: str = Field(description="ARN of the load balancer whose tokens are accepted (the JWT `signer`)")
+    oidc_issuer: str = Field(description="Issuer of the sign-in user pool (the JWT `iss`)")
+    oidc_client_id: str = Field(description="App client the ALB signs people in with (the JWT `client`)")
+    alb_keys_base_url: str | None = Field(default=None, description="Where ALB public keys are served; default is the regional endpoint")
+    alb_key_fetch_timeout_s: float = Field(default=2.0, gt=0, le=10)
+    alb_token_leeway_s: int = Field(default=10, ge=0, le=60)
+
+    # Proofs 2 and 3: flow tokens and binding cookies.
+    flow_signing_keys: SecretStr = Field(description='JSON {"kid","key"} or a list of them; the first one signs')
+
+    # AgentCore client.
+    agentcore_connect_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    agentcore_read_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    agentcore_max_attempts: int = Field(default=3, ge=1, le=10)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("aws_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.fullmatch(value):
+            raise ValueError(f"expected an AWS region such as eu-west-1, got {value!r}")
+        return value
+
+    @field_validator("alb_arn")
+    @classmethod
+    def _alb_arn(cls, value: str) -> str:
+        if not _ALB_ARN.fullmatch(value):
+            raise ValueError(
+                "expected an Application Load Balancer ARN (arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/app/<name>/<id>)"
+            )
+        return value
+
+    @field_validator("public_base_url", "oidc_issuer", "alb_keys_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def alb_keys_url(self) -> str:
+        return self.alb_keys_base_url or f"https://public-keys.auth.elb.{self.aws_region}.amazonaws.com"
+
+
+class BindingSettings(ServiceSettings):
+    """The session binding service's settings."""
+
+    binding_mode: Literal["same-browser", "same-user"] = "same-browser"
+    agent_ui_path: Literal["/"] = "/"  # where success and error pages send people: fixed, never caller-supplied
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Read settings from the environment; on a bad value exit with one line per variable."""
+    try:
+        return cls()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as exc:
+        problems = "; ".join(f"{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors())
+        raise SystemExit(f"config error: {problems}") from None

@@ -1,0 +1,352 @@
+"""The session binding protocol end to end through the service: real ALB-format ES256 tokens, real
+signed flow tokens and cookies, a real boto3 client against a loopback AgentCore stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from http.cookies import SimpleCookie
+from typing import Any
+
+import httpx
+import pytest
+
+from services.common.flow import BINDING_COOKIE_PREFIX, BOUND_COOKIE_PREFIX, binding_cookie_name
+from services.session_binding import pages
+from tests.services.conftest import ALICE, AUTHORIZE_URL, BOB, PROVIDER, BindingHarness, new_session_uri
+from tests.support.agentcore_standin import RAW_MESSAGE
+
+SECURITY_HEADERS = {
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+}
+
+
+def set_cookies(response: Any) -> dict[str, Any]:
+    cookies: dict[str, Any] = {}
+    for header in response.headers.get_list("set-cookie"):
+        parsed = SimpleCookie()
+        parsed.load(header)
+        for name, morsel in parsed.items():
+            cookies[name] = (morsel, header)
+    return cookies
+
+
+def assert_page(response: Any, status: int, page: pages.Page) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert page.title in response.text
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert RAW_MESSAGE not in response.text
+
+
+# --- happy path -------------------------------------------------------------------------------
+
+
+def test_start_then_binding_completes_once_for_the_signed_in_user(harness: BindingHarness) -> None:
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+
+    started = alice.start(harness.flow(ALICE, session))
+    assert started.status_code == 302
+    assert started.headers["location"] == AUTHORIZE_URL  # exactly the signed URL, nothing caller-supplied
+    assert harness.agentcore.calls == []  # starting never calls AgentCore
+
+    bound = alice.bind(session)
+    assert_page(bound, 200, pages.SUCCESS)
+    assert PROVIDER in bound.text
+    assert 'href="/"' in bound.text
+    [call] = harness.agentcore.completions()
+    assert call.body == {"sessionUri": session, "userIdentifier": {"userId": ALICE.sub}}
+    assert call.headers["authorization"].startswith("AWS4-HMAC-SHA256 ")  # signed by botocore, as in AWS
+
+
+def test_binding_cookie_attributes(harness: BindingHarness) -> None:
+    session = new_session_uri()
+    now = int(time.time())
+    started = harness.browser(ALICE).start(harness.flow(ALICE, session, ttl_s=300, now=now))
+    [(name, (morsel, raw))] = set_cookies(started).items()
+    assert name == binding_cookie_name(session) and name.startswith("__Host-")
+    assert morsel["secure"] and morsel["httponly"]
+    assert morsel["samesite"].lower() == "lax"
+    assert morsel["path"] == "/"
+    assert not morsel["domain"]  # __Host- cookies must not name a domain
+    assert 0 < int(morsel["max-age"]) <= 300  # never outlives the flow
+    assert session not in raw and ALICE.sub not in raw  # digests only
+
+
+def test_reload_after_success_shows_success_without_a_second_call(harness: BindingHarness) -> None:
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    alice.start(harness.flow(ALICE, session))
+    first = alice.bind(session)
+    cookies = set_cookies(first)
+    assert cookies[binding_cookie_name(session)][0]["max-age"] == "0"  # binding cookie cleared
+    assert any(name.startswith(BOUND_COOKIE_PREFIX) for name in cookies)
+
+    again = alice.bind(session)
+    assert_page(again, 200, pages.SUCCESS)
+    assert len(harness.agentcore.completions()) == 1
+
+
+def test_two_flows_in_one_browser_do_not_overwrite_each_other(harness: BindingHarness) -> None:
+    alice = harness.browser(ALICE)
+    first, second = new_session_uri(), new_session_uri()
+    alice.start(harness.flow(ALICE, first))
+    alice.start(harness.flow(ALICE, second))
+    assert alice.bind(second).status_code == 200
+    assert alice.bind(first).status_code == 200
+    assert [c.body["sessionUri"] for c in harness.agentcore.completions()] == [second, first]
+
+
+def test_concurrent_duplicate_submissions_make_one_call(harness: BindingHarness) -> None:
+    harness.agentcore.delay_s = 0.3
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    alice.start(harness.flow(ALICE, session))
+    cookies = dict(alice.client.cookies)
+
+    async def both() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=harness.app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://agent.example.com", cookies=cookies) as client:
+            requests = [client.get("/oauth2/session-binding", params={"session_id": session}, headers=alice.headers()) for _ in range(2)]
+            return list(await asyncio.gather(*requests))
+
+    responses = asyncio.run(both())
+    assert [r.status_code for r in responses] == [200, 200]
+    assert len(harness.agentcore.completions()) == 1
+
+
+def test_same_user_mode_completes_on_another_device_of_the_same_user(make_harness: Any) -> None:
+    harness = make_harness(binding_mode="same-user")
+    session = new_session_uri()
+    harness.browser(ALICE).start(harness.flow(ALICE, session))
+    phone = harness.browser(ALICE)  # no binding cookie here
+    assert_page(phone.bind(session), 200, pages.SUCCESS)
+    [call] = harness.agentcore.completions()
+    assert call.body["userIdentifier"] == {"userId": ALICE.sub}
+
+
+def test_same_user_mode_still_refuses_a_session_completed_by_someone_else(make_harness: Any) -> None:
+    harness = make_harness(binding_mode="same-user")
+    session = new_session_uri()
+    assert harness.browser(ALICE).bind(session).status_code == 200
+    assert_page(harness.browser(BOB).bind(session), 403, pages.OTHER_USER)
+    assert len(harness.agentcore.completions()) == 1
+
+
+# --- who and which browser --------------------------------------------------------------------
+
+
+def test_forwarded_consent_link_is_refused_at_start(harness: BindingHarness) -> None:
+    # Login CSRF: Bob opens the start link Alice's agent produced (or Alice's link sent to Bob).
+    response = harness.browser(BOB).start(harness.flow(ALICE, new_session_uri()))
+    assert_page(response, 403, pages.OTHER_USER)
+    assert "location" not in response.headers
+    assert not any(name.startswith(BINDING_COOKIE_PREFIX) for name in set_cookies(response))
+
+
+def test_other_browser_cannot_complete_even_as_the_same_user(harness: BindingHarness) -> None:
+    session = new_session_uri()
+    harness.browser(ALICE).start(harness.flow(ALICE, session))
+    assert_page(harness.browser(ALICE).bind(session), 403, pages.OTHER_BROWSER)
+    assert harness.agentcore.calls == []
+
+
+def test_other_users_session_is_refused_without_a_call(harness: BindingHarness) -> None:
+    session = new_session_uri()
+    harness.browser(ALICE).start(harness.flow(ALICE, session))
+    assert_page(harness.browser(BOB).bind(session), 403, pages.OTHER_BROWSER)
+    assert harness.agentcore.calls == []
+
+
+def test_user_switched_in_the_same_browser_is_refused(harness: BindingHarness) -> None:
+    # Browser swapping: the cookie is here, but someone else is now signed in.
+    browser = harness.browser(ALICE)
+    session = new_session_uri()
+    browser.start(harness.flow(ALICE, session))
+    browser.user = BOB
+    assert_page(browser.bind(session), 403, pages.OTHER_USER)
+    assert harness.agentcore.calls == []
+
+
+def test_cookie_for_another_session_is_refused(harness: BindingHarness) -> None:
+    browser = harness.browser(ALICE)
+    mine, theirs = new_session_uri(), new_session_uri()
+    browser.start(harness.flow(ALICE, mine))
+    value = browser.client.cookies[binding_cookie_name(mine)]
+    browser.client.cookies.set(binding_cookie_name(theirs), value, domain="agent.example.com")
+    assert_page(browser.bind(theirs), 403, pages.OTHER_BROWSER)
+    assert harness.agentcore.calls == []
+
+
+def test_forged_cookie_is_refused(harness: BindingHarness) -> None:
+    browser = harness.browser(ALICE)
+    session = new_session_uri()
+    browser.start(harness.flow(ALICE, session))
+    name = binding_cookie_name(session)
+    head, _, _mac = browser.client.cookies[name].rpartition(".")
+    browser.client.cookies.set(name, f"{head}.{'A' * 43}", domain="agent.example.com")
+    assert_page(browser.bind(session), 403, pages.OTHER_BROWSER)
+    assert harness.agentcore.calls == []
+
+
+def test_expired_binding_cookie_is_gone_not_forbidden(harness: BindingHarness) -> None:
+    browser = harness.browser(ALICE)
+    session = new_session_uri()
+    browser.start(harness.flow(ALICE, session, ttl_s=60))
+    harness.offset_s = 61  # the browser still sends the cookie; the server checks its expiry itself
+    assert_page(browser.bind(session), 410, pages.EXPIRED)
+    assert harness.agentcore.calls == []
+
+
+def test_expired_flow_token_is_gone(harness: BindingHarness) -> None:
+    flow = harness.flow(ALICE, new_session_uri(), now=int(time.time()) - 601)
+    assert_page(harness.browser(ALICE).start(flow), 410, pages.EXPIRED)
+
+
+@pytest.mark.parametrize("mutate", ["tamper", "truncate", "garbage", "duplicate"])
+def test_bad_flow_token_is_malformed(harness: BindingHarness, mutate: str) -> None:
+    flow = harness.flow(ALICE, new_session_uri())
+    browser = harness.browser(ALICE)
+    if mutate == "duplicate":
+        response = browser.client.get("/oauth2/start", params=[("flow", flow), ("flow", flow)], headers=browser.headers())
+    else:
+        bad = {"tamper": flow[:-2] + ("AA" if not flow.endswith("AA") else "BB"), "truncate": flow[:40], "garbage": "<script>x</script>"}[mutate]
+        response = browser.start(bad)
+    assert_page(response, 400, pages.MALFORMED)
+    assert "<script>x" not in response.text
+
+
+def test_not_signed_in(harness: BindingHarness) -> None:
+    anonymous = harness.browser(None)
+    assert_page(anonymous.start(harness.flow(ALICE, new_session_uri())), 401, pages.NOT_SIGNED_IN)
+    assert_page(anonymous.bind(new_session_uri()), 401, pages.NOT_SIGNED_IN)
+    assert harness.agentcore.calls == []
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "session_id",
+    [
+        "",
+        "urn:ietf:params:oauth:request_uri:",
+        "urn:ietf:params:oauth:request_uri:abc\r\nSet-Cookie: x=1",
+        "urn:ietf:params:oauth:request_uri:<script>alert(1)</script>",
+        "urn:ietf:params:oauth:request_uri:" + "a" * 1000,
+        "https://evil.example/urn:ietf:params:oauth:request_uri:abc",
+        "urn:ietf:params:oauth:request_uri:abc def",
+    ],
+    ids=["empty", "no-id", "crlf", "html", "oversized", "prefix", "space"],
+)
+def test_malformed_session_id_is_refused_and_escaped(harness: BindingHarness, session_id: str) -> None:
+    alice = harness.browser(ALICE)
+    response = alice.client.get("/oauth2/session-binding", params={"session_id": session_id}, headers=alice.headers())
+    assert_page(response, 400, pages.MALFORMED)
+    assert "<script>alert" not in response.text
+    assert "set-cookie" not in {k.lower() for k in response.headers} or "x=1" not in response.headers.get("set-cookie", "")
+    assert harness.agentcore.calls == []
+
+
+def test_missing_and_duplicate_session_id(harness: BindingHarness) -> None:
+    alice = harness.browser(ALICE)
+    assert_page(alice.client.get("/oauth2/session-binding", headers=alice.headers()), 400, pages.MALFORMED)
+    session = new_session_uri()
+    duplicate = alice.client.get("/oauth2/session-binding", params=[("session_id", session), ("session_id", session)], headers=alice.headers())
+    assert_page(duplicate, 400, pages.MALFORMED)
+    assert harness.agentcore.calls == []
+
+
+@pytest.mark.parametrize("params", [{"code": "abc", "state": "xyz"}, {"code": "abc"}, {"state": "xyz", "session_id": "urn:ietf:params:oauth:request_uri:abc"}])
+def test_oauth_callback_parameters_mean_a_misregistered_callback(harness: BindingHarness, params: dict[str, str]) -> None:
+    alice = harness.browser(ALICE)
+    response = alice.client.get("/oauth2/session-binding", params=params, headers=alice.headers())
+    assert_page(response, 400, pages.CALLBACK_MISDIRECTED)
+    assert harness.agentcore.calls == []
+
+
+# --- AgentCore failures -----------------------------------------------------------------------
+
+
+def _started(harness: BindingHarness) -> tuple[Any, str]:
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    alice.start(harness.flow(ALICE, session))
+    return alice, session
+
+
+def test_throttling_twice_then_success_is_retried(harness: BindingHarness) -> None:
+    harness.agentcore.failures = ["ThrottlingException", "ThrottlingException"]
+    alice, session = _started(harness)
+    assert_page(alice.bind(session), 200, pages.SUCCESS)
+    assert len(harness.agentcore.completions()) == 3  # two throttled attempts, then the one that counted
+    assert harness.agentcore.completed == {session}
+
+
+def test_throttling_until_exhausted_is_503_and_not_complete(harness: BindingHarness) -> None:
+    harness.agentcore.failures = ["ThrottlingException"] * 3
+    alice, session = _started(harness)
+    response = alice.bind(session)
+    assert_page(response, 503, pages.BUSY)
+    assert response.headers["retry-after"] == "5"
+    assert harness.agentcore.completed == set()
+    assert not any(name.startswith(BOUND_COOKIE_PREFIX) for name in set_cookies(response))
+    # The binding cookie survives, so a reload once AgentCore recovers finishes the same consent.
+    assert_page(alice.bind(session), 200, pages.SUCCESS)
+    assert harness.agentcore.completed == {session}
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "page"),
+    [
+        ("ValidationException", 410, pages.EXPIRED),
+        ("ResourceNotFoundException", 410, pages.EXPIRED),
+        ("AccessDeniedException", 502, pages.FAILED),
+        ("InternalServerException", 503, pages.BUSY),
+    ],
+)
+def test_agentcore_errors_become_pages_in_the_persons_terms(harness: BindingHarness, code: str, status: int, page: pages.Page) -> None:
+    harness.agentcore.failures = [code] * 3
+    alice, session = _started(harness)
+    response = alice.bind(session)
+    assert_page(response, status, page)
+    assert code not in response.text
+
+
+def test_agentcore_slower_than_the_read_timeout(make_harness: Any) -> None:
+    harness = make_harness(agentcore_read_timeout_s=0.2, agentcore_max_attempts=1)
+    harness.agentcore.delay_s = 0.5
+    alice, session = _started(harness)
+    assert_page(alice.bind(session), 503, pages.UNCERTAIN)
+
+
+def test_agentcore_unreachable(make_harness: Any) -> None:
+    harness = make_harness(agentcore_max_attempts=1)
+    harness.agentcore.stop()
+    alice, session = _started(harness)
+    response = alice.bind(session)
+    assert_page(response, 503, pages.BUSY)
+    assert response.headers["retry-after"] == "5"
+
+
+# --- everything else --------------------------------------------------------------------------
+
+
+def test_health_calls_nothing(harness: BindingHarness) -> None:
+    response = harness.browser(None).client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert harness.agentcore.calls == [] and harness.key_server.total_fetches() == 0
+
+
+def test_unknown_paths_still_carry_security_headers(harness: BindingHarness) -> None:
+    response = harness.browser(None).client.get("/admin")
+    assert response.status_code == 404
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value

@@ -1,0 +1,105 @@
+"""A loopback HTTP stand-in for the AgentCore Identity data plane, as far as these tests need it.
+
+A real boto3 client reaches it through `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`, so request
+serialisation, signing, retries and error parsing are botocore's own. Errors use the rest-json
+shape botocore parses (`x-amzn-errortype` header plus a JSON `message`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ERROR_STATUS = {
+    "ThrottlingException": 429,
+    "InternalServerException": 500,
+    "ValidationException": 400,
+    "ResourceNotFoundException": 404,
+    "AccessDeniedException": 403,
+    "UnauthorizedException": 401,
+}
+RAW_MESSAGE = "AGENTCORE-RAW-MESSAGE-MUST-NOT-REACH-A-PAGE"
+
+
+@dataclass(frozen=True)
+class Call:
+    operation: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class AgentCoreStandIn:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.failures: list[str] = []  # error codes returned, in order, before answering normally
+        self.delay_s = 0.0
+        self.sessions: dict[str, str] = {}  # sessionUri -> userId that may complete it (empty: accept any)
+        self.completed: set[str] = set()
+        self._lock = threading.Lock()
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                operation = self.path.rsplit("/", 1)[-1]
+                with standin._lock:
+                    standin.calls.append(Call(operation, body, {k.lower(): v for k, v in self.headers.items()}))
+                    failure = standin.failures.pop(0) if standin.failures else None
+                if standin.delay_s:
+                    time.sleep(standin.delay_s)
+                if failure is None and operation == "CompleteResourceTokenAuth":
+                    failure = standin._complete(body)
+                if failure is not None:
+                    self._send(ERROR_STATUS[failure], {"message": RAW_MESSAGE}, error=failure)
+                else:
+                    self._send(200, {})
+
+            def _send(self, status: int, payload: dict[str, Any], error: str | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                if error:
+                    self.send_header("x-amzn-errortype", error)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="agentcore-standin", daemon=True)
+
+    def _complete(self, body: dict[str, Any]) -> str | None:
+        session, user = body.get("sessionUri"), body.get("userIdentifier", {}).get("userId")
+        with self._lock:
+            if session in self.completed:
+                return "ValidationException"
+            if self.sessions and self.sessions.get(session) != user:
+                return "ValidationException"
+            self.completed.add(session)
+        return None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def completions(self) -> list[Call]:
+        return [call for call in self.calls if call.operation == "CompleteResourceTokenAuth"]
+
+    def start(self) -> AgentCoreStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
