@@ -58,7 +58,15 @@ class AlbSigningKey:
     ) -> str:
         """An `x-amzn-oidc-data` value. `header`/`claims` override or add fields (for negative tests)."""
         exp = int(now if now is not None else time.time()) + lifetime_s
-        head: dict[str, Any] = {"typ": "JWT", "kid": self.kid, "alg": "ES256", "iss": issuer, "client": client_id, "signer": signer, "exp": exp}
+        head: dict[str, Any] = {
+            "typ": "JWT",
+            "kid": self.kid,
+            "alg": "ES256",
+            "iss": issuer,
+            "client": client_id,
+            "signer": signer,
+            "exp": exp,
+        }
         head.update(header or {})
         body: dict[str, Any] = {"sub": sub, "exp": exp, "iss": issuer, "username": sub}
         if email is not None:
@@ -85,6 +93,7 @@ class KeyServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave together, no delayed-ACK stall
 
             def do_GET(self) -> None:
                 with server._lock:
@@ -105,7 +114,9 @@ class KeyServer:
 
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="alb-key-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="alb-key-server", daemon=True
+        )
 
     @property
     def base_url(self) -> str:

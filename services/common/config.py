@@ -41,6 +41,7 @@ class ServiceSettings(BaseSettings):
     agentcore_connect_timeout_s: float = Field(default=2.0, gt=0, le=30)
     agentcore_read_timeout_s: float = Field(default=5.0, gt=0, le=60)
     agentcore_max_attempts: int = Field(default=3, ge=1, le=10)
+    agentcore_concurrency: int = Field(default=4, ge=1, le=64, description="AgentCore calls in flight per process")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

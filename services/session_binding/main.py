@@ -19,8 +19,9 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import anyio
 import anyio.to_thread
 from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ConnectTimeoutError, ReadTimeoutError
 from fastapi import APIRouter, FastAPI, Request
@@ -95,6 +96,14 @@ class Runtime:
     agentcore: LazyClient
     ledger: CompletionLedger
     clock: Callable[[], float]
+    limiter: list[anyio.CapacityLimiter] = field(default_factory=list)  # created in the event loop, on first use
+
+    def agentcore_limiter(self) -> anyio.CapacityLimiter:
+        # A few threads suffice to keep AgentCore calls in flight; more only fight the event loop for
+        # the GIL and stretch tail latency (measured by bench/binding.py).
+        if not self.limiter:
+            self.limiter.append(anyio.CapacityLimiter(self.settings.agentcore_concurrency))
+        return self.limiter[0]
 
     @classmethod
     def build(cls, settings: BindingSettings, clock: Callable[[], float]) -> Runtime:
@@ -282,7 +291,7 @@ async def _complete_at_agentcore(rt: Runtime, session_uri: str, identity: AlbIde
         rt.agentcore.get().complete_resource_token_auth(sessionUri=session_uri, userIdentifier={"userId": identity.sub})
 
     try:
-        await anyio.to_thread.run_sync(call)
+        await anyio.to_thread.run_sync(call, limiter=rt.agentcore_limiter())
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
         if code in TRANSIENT_ERROR_CODES:

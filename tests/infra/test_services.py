@@ -382,3 +382,19 @@ def test_execution_role_reads_only_the_signing_key_secret(demo: Synth, service: 
     assert str(read["Resource"]).startswith("${Import:")
     [star] = [s for s in statements(policy) if s["Resource"] == "*"]
     assert star["Action"] == "ecr:GetAuthorizationToken"
+
+
+def test_binding_container_provides_every_setting_the_service_requires(demo: Synth) -> None:
+    from services.common.config import BindingSettings
+
+    tasks = [t["Properties"]["ContainerDefinitions"][0] for t in resources(demo.raw("services"), "AWS::ECS::TaskDefinition").values()]
+    [binding] = [c for c in tasks if "BEDROCK_MODEL_ID" not in {e["Name"] for e in c["Environment"]}]
+    provided = {e["Name"] for e in binding["Environment"]} | {s["Name"] for s in binding["Secrets"]} | {"AWS_REGION"}  # ECS sets AWS_REGION
+    required = {name.upper() for name, field in BindingSettings.model_fields.items() if field.is_required()}
+    assert required <= provided, f"missing in the task definition: {sorted(required - provided)}"
+    unknown = {e["Name"] for e in binding["Environment"]} - {name.upper() for name in BindingSettings.model_fields}
+    assert unknown <= {"WORKLOAD_IDENTITY_NAME", "CREDENTIAL_PROVIDER_NAME", "PROVIDER_KIND", "PROVIDER_SCOPES", "SESSION_BINDING_URL"}
+    env = {e["Name"]: render(e["Value"]) for e in binding["Environment"]}
+    # The ALB's `iss` is the full issuer URL; CloudFormation's ProviderURL attribute has no scheme.
+    assert env["OIDC_ISSUER"].startswith("https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${")
+    assert env["BINDING_MODE"] == "same-browser"

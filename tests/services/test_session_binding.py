@@ -216,7 +216,9 @@ def test_bad_flow_token_is_malformed(harness: BindingHarness, mutate: str) -> No
     if mutate == "duplicate":
         response = browser.client.get("/oauth2/start", params=[("flow", flow), ("flow", flow)], headers=browser.headers())
     else:
-        bad = {"tamper": flow[:-2] + ("AA" if not flow.endswith("AA") else "BB"), "truncate": flow[:40], "garbage": "<script>x</script>"}[mutate]
+        bad = {"tamper": flow[:-2] + ("AA" if not flow.endswith("AA") else "BB"), "truncate": flow[:40], "garbage": "<script>x</script>"}[
+            mutate
+        ]
         response = browser.start(bad)
     assert_page(response, 400, pages.MALFORMED)
     assert "<script>x" not in response.text
@@ -258,12 +260,16 @@ def test_missing_and_duplicate_session_id(harness: BindingHarness) -> None:
     alice = harness.browser(ALICE)
     assert_page(alice.client.get("/oauth2/session-binding", headers=alice.headers()), 400, pages.MALFORMED)
     session = new_session_uri()
-    duplicate = alice.client.get("/oauth2/session-binding", params=[("session_id", session), ("session_id", session)], headers=alice.headers())
+    duplicate = alice.client.get(
+        "/oauth2/session-binding", params=[("session_id", session), ("session_id", session)], headers=alice.headers()
+    )
     assert_page(duplicate, 400, pages.MALFORMED)
     assert harness.agentcore.calls == []
 
 
-@pytest.mark.parametrize("params", [{"code": "abc", "state": "xyz"}, {"code": "abc"}, {"state": "xyz", "session_id": "urn:ietf:params:oauth:request_uri:abc"}])
+@pytest.mark.parametrize(
+    "params", [{"code": "abc", "state": "xyz"}, {"code": "abc"}, {"state": "xyz", "session_id": "urn:ietf:params:oauth:request_uri:abc"}]
+)
 def test_oauth_callback_parameters_mean_a_misregistered_callback(harness: BindingHarness, params: dict[str, str]) -> None:
     alice = harness.browser(ALICE)
     response = alice.client.get("/oauth2/session-binding", params=params, headers=alice.headers())

@@ -33,7 +33,9 @@ class Call:
 
 
 class AgentCoreStandIn:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.record = True  # keep every call (tests); benchmarks only count
+        self.count = 0
         self.calls: list[Call] = []
         self.failures: list[str] = []  # error codes returned, in order, before answering normally
         self.delay_s = 0.0
@@ -44,13 +46,16 @@ class AgentCoreStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave together, no delayed-ACK stall
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 operation = self.path.rsplit("/", 1)[-1]
                 with standin._lock:
-                    standin.calls.append(Call(operation, body, {k.lower(): v for k, v in self.headers.items()}))
+                    standin.count += 1
+                    if standin.record:
+                        standin.calls.append(Call(operation, body, {k.lower(): v for k, v in self.headers.items()}))
                     failure = standin.failures.pop(0) if standin.failures else None
                 if standin.delay_s:
                     time.sleep(standin.delay_s)
@@ -74,18 +79,21 @@ class AgentCoreStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="agentcore-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="agentcore-standin", daemon=True
+        )
 
     def _complete(self, body: dict[str, Any]) -> str | None:
-        session, user = body.get("sessionUri"), body.get("userIdentifier", {}).get("userId")
+        session, user = str(body.get("sessionUri")), body.get("userIdentifier", {}).get("userId")
         with self._lock:
             if session in self.completed:
                 return "ValidationException"
             if self.sessions and self.sessions.get(session) != user:
                 return "ValidationException"
-            self.completed.add(session)
+            if self.record:
+                self.completed.add(session)
         return None
 
     @property
@@ -103,3 +111,24 @@ class AgentCoreStandIn:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def main() -> None:
+    """Run alone (benchmarks): `python -m tests.support.agentcore_standin --port 0` prints its endpoint."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # before threads start: sigwait gets them
+    standin = AgentCoreStandIn(port=args.port)
+    standin.record = False
+    standin.start()
+    print(standin.endpoint, flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    standin.stop()
+
+
+if __name__ == "__main__":
+    main()
