@@ -63,9 +63,8 @@ demo: ## the whole flow on this machine (not built yet: see README, "Status")
 	@echo "Today: 'make synth' and 'make test'. See README.md, Status." >&2
 	@exit 1
 
-bench: ## benchmarks (not built yet: see README, "Status")
-	@echo "make bench arrives with the service benchmarks. See README.md, Status." >&2
-	@exit 1
+bench: install ## benchmarks on this machine; writes bench/results.json (session binding today)
+	$(PY) -m bench.run
 
 clean: ## remove generated output (keeps the venv and node_modules)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
