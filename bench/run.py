@@ -29,7 +29,11 @@ def run(runs: int, requests: int) -> dict[str, Any]:
         "binding.bare_per_s": c16["bare"]["per_s"]["median"],
         "binding.ratio_to_bare": c16["ratio_to_bare"],
         "details": {"binding": figures},
-        "machine": {"python": platform.python_version(), "cpus": len(__import__("os").sched_getaffinity(0)), "date": time.strftime("%Y-%m-%d")},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": len(__import__("os").sched_getaffinity(0)),
+            "date": time.strftime("%Y-%m-%d"),
+        },
     }
     return results
 

@@ -80,12 +80,13 @@ class AlbSigningKey:
 class KeyServer:
     """Serves PEM public keys at `/<kid>` on loopback, like the regional ALB key endpoint.
 
-    `delay_s` and `status` simulate a slow or failing endpoint; `requests` counts fetches per path.
+    `delay_s`, `drip_s` and `status` simulate a slow or failing endpoint; `requests` counts fetches per path.
     """
 
     def __init__(self, keys: list[AlbSigningKey] | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.keys: dict[str, bytes] = {key.kid: key.public_pem() for key in keys or []}
         self.delay_s = 0.0
+        self.drip_s = 0.0  # pause between body bytes: a slow-drip endpoint
         self.status: int | None = None
         self.requests: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -107,7 +108,13 @@ class KeyServer:
                 self.send_header("content-type", "application/x-pem-file" if status == 200 else "text/plain")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if server.drip_s:
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(server.drip_s)
+                else:
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -8,7 +8,8 @@ such a header, so every field that names the signer is pinned before the signatu
 * `alg` is ES256, `kid` is a UUID (checked before it goes into a URL), `signer` is this ALB's ARN,
   `iss` the sign-in pool and `client` the ALB's app client, all read from the header before any fetch;
 * the key comes from `<keys base URL>/<kid>`, is cached in a bounded cache, with one fetch in flight
-  per kid and a short timeout; a failed fetch is never cached as a key;
+  per kid, at most four at once and a short deadline; a failed fetch is never cached as a key, and a
+  kid the endpoint does not know is remembered for a minute (bounded) so random kids cost one fetch each;
 * `exp` is checked with a small leeway; the user is `sub`, never the email.
 """
 
@@ -38,6 +39,7 @@ from starlette.datastructures import Headers
 DATA_HEADER = "x-amzn-oidc-data"
 IDENTITY_HEADER = "x-amzn-oidc-identity"
 MAX_TOKEN_CHARS = 16_384
+MAX_HEADER_SEGMENT_CHARS = 2048  # an ALB header is ~400 characters; parsed before the signature is checked
 MAX_SUB_CHARS = 128  # AgentCore's userId limit: the sub is the user id everywhere
 _KID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*={0,2}")
@@ -84,7 +86,10 @@ def decode_padded_segment(segment: str) -> bytes:
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
-    value = json.loads(data)
+    try:
+        value = json.loads(data)
+    except RecursionError as exc:  # deeply nested input: refuse, do not crash
+        raise ValueError("JSON nested too deeply") from exc
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value
@@ -103,6 +108,7 @@ class AlbKeyStore:
         timeout_s: float,
         max_keys: int = 32,
         max_concurrent_fetches: int = 4,
+        missing_ttl_s: float = 60.0,
         client: httpx.Client | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
@@ -110,6 +116,9 @@ class AlbKeyStore:
         self._max_keys = max_keys
         self._keys: OrderedDict[str, ec.EllipticCurvePublicKey] = OrderedDict()
         self._inflight: dict[str, Future[ec.EllipticCurvePublicKey]] = {}
+        self._missing: OrderedDict[str, float] = OrderedDict()  # kids the endpoint did not know, until when
+        self._missing_ttl_s = missing_ttl_s
+        self._max_missing = 1024
         self._lock = threading.Lock()
         self._fetch_slots = threading.BoundedSemaphore(max_concurrent_fetches)
         self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False)
@@ -129,6 +138,9 @@ class AlbKeyStore:
             if key is not None:
                 self._keys.move_to_end(kid)
                 return key
+            missing_until = self._missing.get(kid)
+            if missing_until is not None and missing_until > time.monotonic():
+                raise NotAuthenticated("unknown_kid")
             pending = self._inflight.get(kid)
             owner = pending is None
             if pending is None:
@@ -142,16 +154,20 @@ class AlbKeyStore:
         try:
             key = self._fetch(kid)
         except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        finally:
             with self._lock:
                 self._inflight.pop(kid, None)
-        with self._lock:
+                if isinstance(exc, NotAuthenticated) and exc.reason == "unknown_kid":
+                    self._missing[kid] = time.monotonic() + self._missing_ttl_s
+                    while len(self._missing) > self._max_missing:
+                        self._missing.popitem(last=False)
+            pending.set_exception(exc)
+            raise
+        with self._lock:  # store and retire the in-flight entry together: no window for a second fetch
             self._keys[kid] = key
             self._keys.move_to_end(kid)
             while len(self._keys) > self._max_keys:
                 self._keys.popitem(last=False)
+            self._inflight.pop(kid, None)
         pending.set_result(key)
         return key
 
@@ -160,25 +176,38 @@ class AlbKeyStore:
             raise KeyUnavailable("key_fetch_busy")
         try:
             self.fetches += 1
-            try:
-                response = self._client.get(f"{self._base_url}/{quote(kid, safe='')}")
-            except httpx.TimeoutException as exc:
-                raise KeyUnavailable("key_fetch_timeout") from exc
-            except httpx.HTTPError as exc:
-                raise KeyUnavailable("key_fetch_failed") from exc
+            status, content = self._download(f"{self._base_url}/{quote(kid, safe='')}")
         finally:
             self._fetch_slots.release()
-        if response.status_code != 200:
-            raise KeyUnavailable(f"key_fetch_status_{response.status_code}")
-        if len(response.content) > _MAX_KEY_BYTES:
-            raise KeyUnavailable("key_too_large")
+        if status in (403, 404):
+            raise NotAuthenticated("unknown_kid")  # the endpoint does not know this kid: no AWS key signed the token
+        if status != 200:
+            raise KeyUnavailable(f"key_fetch_status_{status}")
         try:
-            key = serialization.load_pem_public_key(response.content)
+            key = serialization.load_pem_public_key(content)
         except ValueError as exc:
             raise KeyUnavailable("key_unreadable") from exc
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
             raise KeyUnavailable("key_not_p256")
         return key
+
+    def _download(self, url: str) -> tuple[int, bytes]:
+        """GET with a deadline for the whole exchange (httpx's timeouts are per read) and a size cap."""
+        deadline = time.monotonic() + self._timeout_s
+        try:
+            with self._client.stream("GET", url) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_KEY_BYTES:
+                        raise KeyUnavailable("key_too_large")
+                    if time.monotonic() > deadline:
+                        raise KeyUnavailable("key_fetch_timeout")
+                return response.status_code, bytes(body)
+        except httpx.TimeoutException as exc:
+            raise KeyUnavailable("key_fetch_timeout") from exc
+        except httpx.HTTPError as exc:
+            raise KeyUnavailable("key_fetch_failed") from exc
 
     def close(self) -> None:
         self._client.close()
@@ -222,7 +251,7 @@ class AlbIdentityVerifier:
         if len(token) > MAX_TOKEN_CHARS:
             raise NotAuthenticated("token_too_large")
         parts = token.split(".")
-        if len(parts) != 3:
+        if len(parts) != 3 or len(parts[0]) > MAX_HEADER_SEGMENT_CHARS or not token.isascii():
             raise NotAuthenticated("malformed_token")
         try:
             header = _json_object(decode_padded_segment(parts[0]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ALB_ARN = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}")
@@ -42,6 +42,7 @@ class ServiceSettings(BaseSettings):
     agentcore_read_timeout_s: float = Field(default=5.0, gt=0, le=60)
     agentcore_max_attempts: int = Field(default=3, ge=1, le=10)
     agentcore_concurrency: int = Field(default=4, ge=1, le=64, description="AgentCore calls in flight per process")
+    agentcore_max_waiting: int = Field(default=256, ge=0, le=10_000, description="calls allowed to queue before 503")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -70,6 +71,15 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _https_outside_local(self) -> ServiceSettings:
+        if self.app_profile != "local":
+            for name in ("oidc_issuer", "alb_keys_base_url", "public_base_url"):
+                value = getattr(self, name)
+                if value is not None and not value.startswith("https://"):
+                    raise ValueError(f"{name.upper()} must be https:// outside the local profile, got {value!r}")
+        return self
+
     @property
     def alb_keys_url(self) -> str:
         return self.alb_keys_base_url or f"https://public-keys.auth.elb.{self.aws_region}.amazonaws.com"
@@ -90,5 +100,8 @@ def load_settings(cls: type[S]) -> S:
     try:
         return cls()  # type: ignore[call-arg]  # values come from the environment
     except ValidationError as exc:
-        problems = "; ".join(f"{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors())
+        problems = "; ".join(
+            f"{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" if error["loc"] else error["msg"]
+            for error in exc.errors()
+        )
         raise SystemExit(f"config error: {problems}") from None

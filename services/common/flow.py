@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from services.common.alb_identity import AlbIdentity
-from services.common.signed import Keyring, SignedValueError, digest
+from services.common.signed import Keyring, SignedValueError, digest, matches_digest
 
 FLOW_TTL_MAX_S = 600  # AgentCore's authorization URL and session live 10 minutes
 MAX_FLOW_TOKEN_CHARS = 8192
@@ -42,13 +43,28 @@ class FlowError(Exception):
         self.reason = reason
 
 
+def new_custom_state() -> tuple[str, str]:
+    """A fresh secret for AgentCore's `customState`, and the flow id derived from it.
+
+    The secret goes only to AgentCore (server to server), which sends it back on the return URL.
+    The browser carries only the flow id (its digest), in the flow token and the binding cookie, so
+    whoever holds the cookie cannot produce the `state` that AgentCore's redirect carries.
+    """
+    custom_state = secrets.token_urlsafe(32)
+    return custom_state, flow_id_for(custom_state)
+
+
+def flow_id_for(custom_state: str) -> str:
+    return digest(custom_state, 32)
+
+
 def is_session_uri(value: str) -> bool:
     return len(value) <= MAX_SESSION_URI_CHARS and SESSION_URI.fullmatch(value) is not None
 
 
 def is_safe_authorization_url(url: str) -> bool:
     """An absolute https URL (http only on loopback, for the local stack), no credentials, no control characters."""
-    if len(url) > MAX_AUTHORIZATION_URL_CHARS or not url.isprintable() or any(c.isspace() for c in url) or "\\" in url:
+    if len(url) > MAX_AUTHORIZATION_URL_CHARS or not url.isascii() or not url.isprintable() or any(c.isspace() for c in url) or "\\" in url:
         return False
     parts = urlsplit(url)
     if not parts.hostname or parts.username is not None or parts.password is not None:
@@ -152,6 +168,11 @@ class BrowserBinding:
 
     provider: str
     expires_at: int
+    flow_id: str | None = None
+
+    def state_matches(self, state: str) -> bool:
+        """Whether `state` (AgentCore's echo of customState) belongs to this flow."""
+        return self.flow_id is not None and matches_digest(state, self.flow_id, 32)
 
 
 def binding_cookie_name(session_uri: str) -> str:
@@ -170,6 +191,7 @@ def issue_binding_cookie(keyring: Keyring, *, flow: FlowToken) -> str:
         user_key=f"{flow.issuer}\n{flow.sub}",
         provider=flow.provider,
         expires_at=flow.expires_at,
+        flow_id=flow.flow_id,
     )
 
 
@@ -187,8 +209,12 @@ def read_bound_cookie(keyring: Keyring, value: str, *, session_uri: str, identit
     return _read_cookie(keyring, _BOUND_PURPOSE, value, session_uri=session_uri, identity=identity, now=now)
 
 
-def _issue_cookie(keyring: Keyring, purpose: str, *, session_uri: str, user_key: str, provider: str, expires_at: int) -> str:
-    payload = {"s": digest(session_uri, 32), "u": digest(user_key, 32), "p": provider, "e": expires_at}
+def _issue_cookie(
+    keyring: Keyring, purpose: str, *, session_uri: str, user_key: str, provider: str, expires_at: int, flow_id: str | None = None
+) -> str:
+    payload: dict[str, object] = {"s": digest(session_uri, 32), "u": digest(user_key, 32), "p": provider, "e": expires_at}
+    if flow_id is not None:
+        payload["f"] = flow_id
     return keyring.sign(purpose, payload)
 
 
@@ -196,7 +222,10 @@ def _read_cookie(keyring: Keyring, purpose: str, value: str, *, session_uri: str
     try:
         payload = keyring.verify(purpose, value, max_chars=MAX_COOKIE_CHARS)
         session_digest, user_digest = _text(payload, "s"), _text(payload, "u")
-        binding = BrowserBinding(provider=_text(payload, "p"), expires_at=_int(payload, "e"))
+        flow_id = payload.get("f")
+        binding = BrowserBinding(
+            provider=_text(payload, "p"), expires_at=_int(payload, "e"), flow_id=flow_id if isinstance(flow_id, str) else None
+        )
     except SignedValueError as exc:
         raise FlowError(exc.reason) from exc
     except (KeyError, TypeError) as exc:

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -16,7 +18,7 @@ import sys
 import time
 from typing import IO, Any
 
-from services.common.signed import digest
+from services.common.signed import b64url, digest
 
 SECURITY_LOGGER = "security"
 _HANDLER_NAME = "agentcore-json"
@@ -72,9 +74,22 @@ def configure_logging(level: str = "INFO", *, stream: IO[str] | None = None) -> 
     access.disabled = True
 
 
+_digest_key: bytes | None = None
+
+
+def set_digest_key(key: bytes) -> None:
+    """Key the digests in logs, so that someone holding a list of users cannot link log lines to them."""
+    global _digest_key  # noqa: PLW0603 - one process-wide setting, made once at start
+    _digest_key = key
+
+
 def hashed(value: str | None) -> str | None:
-    """The digest logged in place of a user or session id."""
-    return None if value is None else digest(value, 9)
+    """The digest logged in place of a user or session id (keyed once `set_digest_key` ran)."""
+    if value is None:
+        return None
+    if _digest_key is None:
+        return digest(value, 9)
+    return b64url(hmac.new(_digest_key, value.encode("utf-8"), hashlib.sha256).digest()[:9])
 
 
 def security_event(

@@ -47,6 +47,11 @@ def digest(value: str, size: int = 16) -> str:
     return b64url(hashlib.sha256(value.encode("utf-8")).digest()[:size])
 
 
+def matches_digest(value: str, expected: str, size: int = 16) -> bool:
+    """Constant-time check that `expected` is `digest(value, size)`."""
+    return value.isascii() and expected.isascii() and hmac.compare_digest(digest(value, size), expected)
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
     kid: str
@@ -83,6 +88,10 @@ class Keyring:
             keys.append(SigningKey(kid=item["kid"], secret=item["key"].encode("utf-8")))
         return cls(keys)
 
+    def derive(self, purpose: str) -> bytes:
+        """A key for another use (e.g. keyed log digests), derived from the current signing key."""
+        return hmac.new(self._signer.secret, f"derive\n{purpose}".encode(), hashlib.sha256).digest()
+
     def sign(self, purpose: str, payload: dict[str, Any]) -> str:
         body = b64url(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8"))
         head = f"v1.{self._signer.kid}.{body}"
@@ -90,8 +99,8 @@ class Keyring:
 
     def verify(self, purpose: str, value: str, *, max_chars: int) -> dict[str, Any]:
         """The payload of a value this keyring signed for `purpose`, or SignedValueError."""
-        if len(value) > max_chars:
-            raise SignedValueError("malformed")
+        if len(value) > max_chars or not value.isascii():
+            raise SignedValueError("malformed")  # also keeps compare_digest on ASCII, where it is defined
         parts = value.split(".")
         if len(parts) != 4 or parts[0] != "v1":
             raise SignedValueError("malformed")

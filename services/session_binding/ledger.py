@@ -23,6 +23,10 @@ class Completion(Enum):
     ALREADY_DONE = "already_done"  # the same user completed it earlier (or concurrently): no call
 
 
+class CompletionInterrupted(Exception):
+    """The request making the call went away mid-call: the outcome is unknown to those waiting on it."""
+
+
 class OtherUsersSession(Exception):
     """The session was completed, or is being completed, for a different user."""
 
@@ -63,7 +67,9 @@ class CompletionLedger:
         try:
             await call()
         except asyncio.CancelledError:
-            future.cancel()
+            # Waiting duplicates get an answer of their own rather than a cancellation they did not ask for.
+            future.set_exception(CompletionInterrupted())
+            future.exception()
             raise
         except BaseException as exc:
             future.set_exception(exc)

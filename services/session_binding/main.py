@@ -20,10 +20,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import anyio
 import anyio.to_thread
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 from fastapi import APIRouter, FastAPI, Request
 from mangum import Mangum
 from starlette.responses import Response
@@ -52,11 +53,11 @@ from services.common.flow import (
     read_flow_token,
 )
 from services.common.health import router as health_router
-from services.common.logs import configure_logging, hashed, security_event
+from services.common.logs import configure_logging, hashed, security_event, set_digest_key
 from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
 from services.common.signed import Keyring
 from services.session_binding import pages
-from services.session_binding.ledger import Completion, CompletionLedger, OtherUsersSession
+from services.session_binding.ledger import Completion, CompletionInterrupted, CompletionLedger, OtherUsersSession
 
 RETRY_AFTER_S = 5
 _log = logging.getLogger("session_binding")
@@ -75,6 +76,7 @@ class Refusal(Exception):
         session_uri: str | None = None,
         retry_after: int | None = None,
         reference: bool = False,
+        clear_cookie: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.status = status
@@ -84,6 +86,7 @@ class Refusal(Exception):
         self.session_uri = session_uri
         self.retry_after = retry_after
         self.reference = secrets.token_hex(6) if reference else None
+        self.clear_cookie = clear_cookie
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class Runtime:
             keyring = Keyring.from_json(settings.flow_signing_keys.get_secret_value())
         except ValueError as exc:
             raise SystemExit(f"config error: FLOW_SIGNING_KEYS: {exc}") from None
+        set_digest_key(keyring.derive("log-digests"))
         return cls(settings, keyring, verifier, LazyClient(settings), CompletionLedger(), clock)
 
 
@@ -221,12 +225,15 @@ async def _start(rt: Runtime, request: Request) -> Response:
 
 async def _bind(rt: Runtime, request: Request) -> Response:
     query = request.query_params
-    if "code" in query or "state" in query:
+    if "code" in query or ("state" in query and "session_id" not in query):
         # The provider redirected here directly: the callback registered there is ours, not AgentCore's.
         raise Refusal(400, "oauth_callback_parameters", pages.CALLBACK_MISDIRECTED)
     values = query.getlist("session_id")
     if len(values) != 1:
         raise Refusal(400, "session_id_missing" if not values else "session_id_duplicate", pages.MALFORMED)
+    states = query.getlist("state")  # AgentCore's echo of customState, when it sends one
+    if len(states) > 1:
+        raise Refusal(400, "state_duplicate", pages.MALFORMED)
     session_uri = values[0]
     if not is_session_uri(session_uri):
         raise Refusal(400, "session_id_malformed", pages.MALFORMED)
@@ -246,6 +253,9 @@ async def _bind(rt: Runtime, request: Request) -> Response:
     expires_at = now + FLOW_TTL_MAX_S
     if rt.settings.binding_mode == "same-browser":
         binding = _browser_binding(rt, request, session_uri, identity, now)
+        if states and not binding.state_matches(states[0]):
+            # The redirect carries another flow's customState: not the redirect AgentCore made for this cookie.
+            raise Refusal(403, "state_mismatch", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
         provider, expires_at = binding.provider, binding.expires_at
 
     async def call() -> None:
@@ -255,6 +265,10 @@ async def _bind(rt: Runtime, request: Request) -> Response:
         outcome = await rt.ledger.complete(session_uri, identity.user_key, call)
     except OtherUsersSession:
         raise Refusal(403, "session_other_user", pages.OTHER_USER, user_key=identity.user_key, session_uri=session_uri) from None
+    except CompletionInterrupted:
+        raise Refusal(
+            503, "completion_interrupted", pages.UNCERTAIN, user_key=identity.user_key, session_uri=session_uri, retry_after=RETRY_AFTER_S
+        ) from None
     if outcome is Completion.CALLED:
         _log.info(
             "binding_completed",
@@ -285,30 +299,50 @@ def _browser_binding(rt: Runtime, request: Request, session_uri: str, identity: 
         ) from None
 
 
+class _Who(TypedDict):
+    """Who a refusal concerns, for its security event."""
+
+    user_key: str
+    session_uri: str
+
+
 async def _complete_at_agentcore(rt: Runtime, session_uri: str, identity: AlbIdentity) -> None:
+    context = _Who(user_key=identity.user_key, session_uri=session_uri)
+    limiter = rt.agentcore_limiter()
+    if limiter.available_tokens == 0 and limiter.statistics().tasks_waiting >= rt.settings.agentcore_max_waiting:
+        # Shed load before the ALB times out: a clear "reload in a few seconds" beats a 504.
+        raise Refusal(503, "agentcore_queue_full", pages.BUSY, retry_after=RETRY_AFTER_S, **context)
 
     def call() -> None:
         rt.agentcore.get().complete_resource_token_auth(sessionUri=session_uri, userIdentifier={"userId": identity.sub})
 
     try:
-        await anyio.to_thread.run_sync(call, limiter=rt.agentcore_limiter())
+        await anyio.to_thread.run_sync(call, limiter=limiter)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-        if code in TRANSIENT_ERROR_CODES:
-            raise Refusal(
-                503, f"agentcore_{code}", pages.BUSY, retry_after=RETRY_AFTER_S, user_key=identity.user_key, session_uri=session_uri
-            ) from None
-        if code in {"ValidationException", "ResourceNotFoundException"}:
-            raise Refusal(410, f"agentcore_{code}", pages.EXPIRED, user_key=identity.user_key, session_uri=session_uri) from None
-        raise Refusal(502, f"agentcore_{code}", pages.FAILED, reference=True, user_key=identity.user_key, session_uri=session_uri) from None
-    except ReadTimeoutError:
-        raise Refusal(
-            503, "agentcore_read_timeout", pages.UNCERTAIN, retry_after=RETRY_AFTER_S, user_key=identity.user_key, session_uri=session_uri
-        ) from None
-    except (ConnectTimeoutError, BotoConnectionError):
-        raise Refusal(
-            503, "agentcore_unreachable", pages.BUSY, retry_after=RETRY_AFTER_S, user_key=identity.user_key, session_uri=session_uri
-        ) from None
+        raise _agentcore_refusal(exc, session_uri, context) from None
+    except HTTPClientError as exc:
+        # The request may have reached AgentCore (read timeout, connection closed mid-answer): outcome unknown.
+        reason = "agentcore_read_timeout" if "timeout" in type(exc).__name__.lower() else f"agentcore_{type(exc).__name__}"
+        raise Refusal(503, reason, pages.UNCERTAIN, retry_after=RETRY_AFTER_S, **context) from None
+    except BotoConnectionError:
+        raise Refusal(503, "agentcore_unreachable", pages.BUSY, retry_after=RETRY_AFTER_S, **context) from None
+    except BotoCoreError as exc:  # e.g. credentials not (yet) available from the task role
+        raise Refusal(503, f"agentcore_{type(exc).__name__}", pages.BUSY, retry_after=RETRY_AFTER_S, **context) from None
+
+
+def _agentcore_refusal(exc: ClientError, session_uri: str, context: _Who) -> Refusal:
+    error = exc.response.get("Error", {})
+    metadata = exc.response.get("ResponseMetadata", {})
+    code = str(error.get("Code", "Unknown"))
+    status = int(metadata.get("HTTPStatusCode", 0) or 0)
+    if code in TRANSIENT_ERROR_CODES or status == 429 or status >= 500:
+        return Refusal(503, f"agentcore_{code}", pages.BUSY, retry_after=RETRY_AFTER_S, **context)
+    if code in {"ValidationException", "ResourceNotFoundException"}:
+        if metadata.get("RetryAttempts", 0):
+            # An earlier attempt may have completed it before its answer was lost: do not call it "used".
+            return Refusal(503, f"agentcore_{code}_after_retry", pages.UNCERTAIN, retry_after=RETRY_AFTER_S, **context)
+        return Refusal(410, f"agentcore_{code}", pages.EXPIRED, clear_cookie=binding_cookie_name(session_uri), **context)
+    return Refusal(502, f"agentcore_{code}", pages.FAILED, reference=True, **context)
 
 
 def _success(rt: Runtime, session_uri: str, identity: AlbIdentity, *, provider: str | None, expires_at: int, now: int) -> Response:
@@ -340,6 +374,8 @@ def _refuse(rt: Runtime, event: str, refusal: Refusal) -> Response:
     response = pages.render(refusal.page, refusal.status, agent_path=rt.settings.agent_ui_path, reference=refusal.reference)
     if refusal.retry_after is not None:
         response.headers["retry-after"] = str(refusal.retry_after)
+    if refusal.clear_cookie is not None:
+        response.delete_cookie(refusal.clear_cookie, path="/", secure=True, httponly=True, samesite="lax")
     return response
 
 

@@ -113,6 +113,7 @@ class BindingHarness:
     agentcore: AgentCoreStandIn
     key_server: KeyServer
     offset_s: float = 0.0  # the service's clock runs this far ahead of the wall clock
+    sent_tokens: list[str] = field(default_factory=list)  # every ALB token a browser sent
     _clients: list[TestClient] = field(default_factory=list)
 
     def now(self) -> float:
@@ -120,9 +121,20 @@ class BindingHarness:
 
     def token(self, user: AlbIdentity, **overrides: Any) -> str:
         overrides.setdefault("now", self.now())
-        return self.alb_key.mint(sub=user.sub, signer=ALB_ARN, issuer=ISSUER, client_id=CLIENT_ID, email=user.email, **overrides)
+        token = self.alb_key.mint(sub=user.sub, signer=ALB_ARN, issuer=ISSUER, client_id=CLIENT_ID, email=user.email, **overrides)
+        self.sent_tokens.append(token)
+        return token
 
-    def flow(self, user: AlbIdentity, session_uri: str, *, url: str = AUTHORIZE_URL, ttl_s: int = 600, now: int | None = None) -> str:
+    def flow(
+        self,
+        user: AlbIdentity,
+        session_uri: str,
+        *,
+        url: str = AUTHORIZE_URL,
+        ttl_s: int = 600,
+        now: int | None = None,
+        flow_id: str | None = None,
+    ) -> str:
         return issue_flow_token(
             self.keyring,
             identity=user,
@@ -130,7 +142,7 @@ class BindingHarness:
             authorization_url=url,
             provider=PROVIDER,
             scopes=("demo-api/notes.read",),
-            flow_id=uuid.uuid4().hex,
+            flow_id=flow_id or uuid.uuid4().hex,
             now=now if now is not None else int(time.time()),
             ttl_s=ttl_s,
         )

@@ -9,12 +9,15 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from local.alb.keys import AlbSigningKey, KeyServer, padded_b64url
 from services.common.alb_identity import AlbIdentityVerifier, AlbKeyStore, KeyUnavailable, NotAuthenticated, decode_padded_segment
 from services.session_binding import pages
-from tests.services.conftest import ALB_ARN, ALICE, CLIENT_ID, ISSUER, OTHER_ALB_ARN, BindingHarness, new_session_uri
+from tests.services.conftest import ALB_ARN, ALICE, BOB, CLIENT_ID, ISSUER, OTHER_ALB_ARN, BindingHarness, new_session_uri
+
+BOB_SUB = BOB.sub
 
 
 def make_verifier(server: KeyServer, **kwargs: Any) -> AlbIdentityVerifier:
@@ -192,18 +195,65 @@ def test_key_endpoint_timeout_fails_closed_and_caches_nothing(alb_key: AlbSignin
     assert key_server.fetches(alb_key.kid) == 2
 
 
-@pytest.mark.parametrize("status", [404, 500])
+@pytest.mark.parametrize("status", [500, 503])
 def test_key_endpoint_errors_fail_closed(alb_key: AlbSigningKey, key_server: KeyServer, status: int) -> None:
     key_server.status = status
+    verifier = make_verifier(key_server)
     with pytest.raises(KeyUnavailable):
-        make_verifier(key_server).verify([mint(alb_key)])
+        verifier.verify([mint(alb_key)])
+    key_server.status = None
+    assert verifier.verify([mint(alb_key)]).sub == ALICE.sub
 
 
-def test_unknown_kid_is_fetched_url_encoded_and_refused(key_server: KeyServer) -> None:
+def test_unknown_kid_is_refused_and_remembered(key_server: KeyServer) -> None:
     stranger = AlbSigningKey(kid=str(uuid.uuid4()).upper())
-    with pytest.raises(KeyUnavailable):
-        make_verifier(key_server).verify([mint(stranger)])
-    assert key_server.fetches(stranger.kid) == 1
+    verifier = make_verifier(key_server)
+    for _ in range(3):
+        assert reason(verifier, [mint(stranger)]) == "unknown_kid"
+    assert key_server.fetches(stranger.kid) == 1  # fetched once, URL-safe, then answered from memory
+
+
+def test_slow_drip_key_endpoint_hits_the_overall_deadline(alb_key: AlbSigningKey, key_server: KeyServer) -> None:
+    key_server.drip_s = 0.01  # a PEM is ~180 bytes: ~1.8 s in total, each byte well inside the read timeout
+    verifier = make_verifier(key_server, timeout_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(KeyUnavailable, match="key_fetch_timeout"):
+        verifier.verify([mint(alb_key)])
+    assert time.monotonic() - started < 1.0
+    assert verifier.keys.cached(alb_key.kid) is None
+
+
+def test_concurrent_waiters_share_a_failure_and_nothing_is_cached(alb_key: AlbSigningKey, key_server: KeyServer) -> None:
+    key_server.delay_s = 0.2
+    key_server.status = 500
+    verifier = make_verifier(key_server, timeout_s=2)
+    token = mint(alb_key)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            verifier.verify([token])
+            outcomes.append("ok")
+        except NotAuthenticated as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["key_fetch_status_500"] * 6
+    assert key_server.fetches(alb_key.kid) == 1
+    assert verifier.keys.cached(alb_key.kid) is None
+
+
+def test_deeply_nested_header_is_malformed_not_a_crash(alb_key: AlbSigningKey, key_server: KeyServer) -> None:
+    nested = padded_b64url(b"[" * 1400)
+    token = mint(alb_key)
+    forged = f"{nested}.{token.split('.', 1)[1]}"
+    assert reason(make_verifier(key_server), [forged]) == "malformed_token"
+    huge = padded_b64url(b"[" * 11_000) + "." + token.split(".", 1)[1]
+    assert reason(make_verifier(key_server), [huge]) == "malformed_token"
 
 
 # --- through the service ----------------------------------------------------------------------
@@ -228,6 +278,24 @@ def test_service_refuses_bad_identity_without_calling_agentcore(harness: Binding
     response = alice.client.get("/oauth2/session-binding", params={"session_id": session}, headers=alice.headers(**overrides))
     assert response.status_code == 401
     assert pages.NOT_SIGNED_IN.title in response.text
+    assert harness.agentcore.calls == []
+
+
+@pytest.mark.parametrize("case", ["duplicate-data", "identity-mismatch", "non-ascii"])
+def test_service_refuses_header_games(harness: BindingHarness, case: str) -> None:
+    alice = harness.browser(ALICE)
+    token = harness.token(ALICE)
+    headers: list[tuple[str, str]] = {
+        "duplicate-data": [("x-amzn-oidc-data", token), ("x-amzn-oidc-data", token)],
+        "identity-mismatch": [("x-amzn-oidc-data", token), ("x-amzn-oidc-identity", BOB_SUB)],
+        "non-ascii": [("x-amzn-oidc-data", token[:-4] + "é===")],
+    }[case]
+    response = alice.client.get(
+        "/oauth2/session-binding",
+        params={"session_id": new_session_uri()},
+        headers=httpx.Headers([(k.encode(), v.encode("utf-8")) for k, v in headers]),
+    )
+    assert response.status_code == 401
     assert harness.agentcore.calls == []
 
 

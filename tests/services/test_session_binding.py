@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.flow import BINDING_COOKIE_PREFIX, BOUND_COOKIE_PREFIX, binding_cookie_name
+from services.common.flow import BINDING_COOKIE_PREFIX, BOUND_COOKIE_PREFIX, binding_cookie_name, new_custom_state
 from services.session_binding import pages
 from tests.services.conftest import ALICE, AUTHORIZE_URL, BOB, PROVIDER, BindingHarness, new_session_uri
 from tests.support.agentcore_standin import RAW_MESSAGE
@@ -268,13 +268,53 @@ def test_missing_and_duplicate_session_id(harness: BindingHarness) -> None:
 
 
 @pytest.mark.parametrize(
-    "params", [{"code": "abc", "state": "xyz"}, {"code": "abc"}, {"state": "xyz", "session_id": "urn:ietf:params:oauth:request_uri:abc"}]
+    "params",
+    [
+        {"code": "abc", "state": "xyz"},
+        {"code": "abc"},
+        {"state": "xyz"},
+        {"code": "abc", "session_id": "urn:ietf:params:oauth:request_uri:abc"},
+    ],
 )
 def test_oauth_callback_parameters_mean_a_misregistered_callback(harness: BindingHarness, params: dict[str, str]) -> None:
     alice = harness.browser(ALICE)
     response = alice.client.get("/oauth2/session-binding", params=params, headers=alice.headers())
     assert_page(response, 400, pages.CALLBACK_MISDIRECTED)
     assert harness.agentcore.calls == []
+
+
+def test_state_next_to_session_id_must_be_this_flows_custom_state(harness: BindingHarness) -> None:
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    custom_state, flow_id = new_custom_state()
+    alice.start(harness.flow(ALICE, session, flow_id=flow_id))
+    other_state, _ = new_custom_state()
+
+    wrong = alice.client.get("/oauth2/session-binding", params={"session_id": session, "state": other_state}, headers=alice.headers())
+    assert_page(wrong, 403, pages.OTHER_BROWSER)
+    assert harness.agentcore.calls == []
+    right = alice.client.get("/oauth2/session-binding", params={"session_id": session, "state": custom_state}, headers=alice.headers())
+    assert_page(right, 200, pages.SUCCESS)
+    # The browser never held the secret: only its digest is in the cookie and the flow token.
+    assert custom_state not in str(dict(alice.client.cookies)) and custom_state not in harness.flow(ALICE, session, flow_id=flow_id)
+
+
+def test_same_user_mode_leaves_the_user_check_for_another_users_session_to_agentcore(make_harness: Any) -> None:
+    # Documented trade-off of same-user mode: no cookie, so nothing local names the session's owner
+    # until a completion happened in this task. AgentCore refuses a userId other than the initiator's.
+    harness = make_harness(binding_mode="same-user")
+    session = new_session_uri()
+    harness.agentcore.sessions[session] = ALICE.sub
+    response = harness.browser(BOB).bind(session)
+    assert_page(response, 410, pages.EXPIRED)
+    [call] = harness.agentcore.completions()
+    assert call.body["userIdentifier"] == {"userId": BOB.sub}
+    assert harness.agentcore.completed == set()
+    assert_page(harness.browser(ALICE).bind(session), 200, pages.SUCCESS)
+
+
+def test_non_ascii_flow_token_is_malformed(harness: BindingHarness) -> None:
+    assert_page(harness.browser(ALICE).start("v1.k2.e30.éé"), 400, pages.MALFORMED)
 
 
 # --- AgentCore failures -----------------------------------------------------------------------
@@ -323,6 +363,56 @@ def test_agentcore_errors_become_pages_in_the_persons_terms(harness: BindingHarn
     response = alice.bind(session)
     assert_page(response, status, page)
     assert code not in response.text
+
+
+@pytest.mark.parametrize(("failure", "page"), [("HTML503", pages.BUSY), ("CLOSE", pages.UNCERTAIN)])
+def test_agentcore_transport_failures_are_503_pages(harness: BindingHarness, failure: str, page: pages.Page) -> None:
+    harness.agentcore.failures = [failure] * 3
+    alice, session = _started(harness)
+    response = alice.bind(session)
+    assert_page(response, 503, page)
+    assert response.headers["retry-after"] == "5"
+
+
+def test_success_lost_to_a_timeout_then_retried_is_uncertain_not_used(make_harness: Any) -> None:
+    harness = make_harness(agentcore_read_timeout_s=0.3)
+    harness.agentcore.slow_s = 0.6
+    harness.agentcore.failures = ["SLOW_SUCCESS"]  # completes at AgentCore, answer arrives too late; the retry sees "used"
+    alice, session = _started(harness)
+    response = alice.bind(session)
+    assert_page(response, 503, pages.UNCERTAIN)
+    assert harness.agentcore.completed == {session}
+
+
+def test_agentcore_refusal_clears_the_binding_cookie(harness: BindingHarness) -> None:
+    harness.agentcore.failures = ["ValidationException"]
+    alice, session = _started(harness)
+    response = alice.bind(session)
+    assert_page(response, 410, pages.EXPIRED)
+    assert set_cookies(response)[binding_cookie_name(session)][0]["max-age"] == "0"
+
+
+def test_queue_is_bounded_and_sheds_load_with_a_clear_503(make_harness: Any) -> None:
+    harness = make_harness(agentcore_concurrency=1, agentcore_max_waiting=0)
+    harness.agentcore.delay_s = 0.5
+    alice = harness.browser(ALICE)
+    sessions = [new_session_uri(), new_session_uri()]
+    for session in sessions:
+        alice.start(harness.flow(ALICE, session))
+    cookies = dict(alice.client.cookies)
+
+    async def both() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=harness.app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://agent.example.com", cookies=cookies) as client:
+            first = asyncio.create_task(client.get("/oauth2/session-binding", params={"session_id": sessions[0]}, headers=alice.headers()))
+            await asyncio.sleep(0.2)
+            second = await client.get("/oauth2/session-binding", params={"session_id": sessions[1]}, headers=alice.headers())
+            return [await first, second]
+
+    first, second = asyncio.run(both())
+    assert first.status_code == 200
+    assert_page(second, 503, pages.BUSY)
+    assert len(harness.agentcore.completions()) == 1
 
 
 def test_agentcore_slower_than_the_read_timeout(make_harness: Any) -> None:

@@ -37,7 +37,11 @@ class AgentCoreStandIn:
         self.record = True  # keep every call (tests); benchmarks only count
         self.count = 0
         self.calls: list[Call] = []
-        self.failures: list[str] = []  # error codes returned, in order, before answering normally
+        # Scripted answers, in order, before answering normally: an AWS error code, or one of
+        # "HTML503" (a 503 with an HTML body), "CLOSE" (drop the connection unanswered),
+        # "SLOW_SUCCESS" (do the work, then answer after `slow_s`: the caller's read timeout fires).
+        self.failures: list[str] = []
+        self.slow_s = 2.0
         self.delay_s = 0.0
         self.sessions: dict[str, str] = {}  # sessionUri -> userId that may complete it (empty: accept any)
         self.completed: set[str] = set()
@@ -59,12 +63,29 @@ class AgentCoreStandIn:
                     failure = standin.failures.pop(0) if standin.failures else None
                 if standin.delay_s:
                     time.sleep(standin.delay_s)
-                if failure is None and operation == "CompleteResourceTokenAuth":
+                if failure == "CLOSE":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if failure == "HTML503":
+                    self._send_raw(503, b"<html><body>Service Unavailable</body></html>", "text/html")
+                    return
+                if failure == "SLOW_SUCCESS":
+                    failure = standin._complete(body) if operation == "CompleteResourceTokenAuth" else None
+                    time.sleep(standin.slow_s)
+                elif failure is None and operation == "CompleteResourceTokenAuth":
                     failure = standin._complete(body)
                 if failure is not None:
                     self._send(ERROR_STATUS[failure], {"message": RAW_MESSAGE}, error=failure)
                 else:
                     self._send(200, {})
+
+            def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _send(self, status: int, payload: dict[str, Any], error: str | None = None) -> None:
                 data = json.dumps(payload).encode()
