@@ -122,6 +122,7 @@ class AppConfig:
     waf_enabled: bool
     provider: ProviderConfig
     binding_mode: BindingMode
+    binding_require_state: bool
     bedrock_model_id: str
     log_retention_days: int
 
@@ -282,6 +283,7 @@ CONTEXT_KEYS = frozenset(
         "provider_discovery_url",
         "microsoft_tenant_id",
         "binding_mode",
+        "binding_require_state",
         "bedrock_model_id",
         "log_retention_days",
     }
@@ -331,6 +333,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
 
     provider = _load_provider(ctx)
     binding_mode = ctx.choice("binding_mode", BindingMode, BindingMode.SAME_BROWSER)
+    require_state = ctx.boolean("binding_require_state", False)
     model_id = ctx.text(
         "bedrock_model_id", _MODEL_ID, "a Bedrock model or inference profile id such as us.anthropic.claude-haiku-4-5-20251001-v1:0"
     )
@@ -355,6 +358,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         waf_enabled=waf_enabled,
         provider=provider,
         binding_mode=binding_mode,
+        binding_require_state=require_state,
         bedrock_model_id=model_id,
         log_retention_days=retention,
     )

@@ -94,6 +94,7 @@ class ServicesStack(Stack):
             "PROVIDER_SCOPES": " ".join(config.provider.scopes),
             "SESSION_BINDING_URL": config.session_binding_url,
             "BINDING_MODE": config.binding_mode.value,
+            "REQUIRE_CUSTOM_STATE": "true" if config.binding_require_state else "false",
         }
         # Imported by ARN so that granting the execution roles touches only this stack's policies
         # (a grant on the owning stack's key or secret would make the stateful stack depend on this one).

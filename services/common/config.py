@@ -89,6 +89,8 @@ class BindingSettings(ServiceSettings):
     """The session binding service's settings."""
 
     binding_mode: Literal["same-browser", "same-user"] = "same-browser"
+    # Require AgentCore's echo of customState (`state`) on the return URL. See docs/session-binding.md.
+    require_custom_state: bool = False
     agent_ui_path: Literal["/"] = "/"  # where success and error pages send people: fixed, never caller-supplied
 
 

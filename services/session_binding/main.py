@@ -252,10 +252,7 @@ async def _bind(rt: Runtime, request: Request) -> Response:
     provider: str | None = None
     expires_at = now + FLOW_TTL_MAX_S
     if rt.settings.binding_mode == "same-browser":
-        binding = _browser_binding(rt, request, session_uri, identity, now)
-        if states and not binding.state_matches(states[0]):
-            # The redirect carries another flow's customState: not the redirect AgentCore made for this cookie.
-            raise Refusal(403, "state_mismatch", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
+        binding = _browser_binding(rt, request, session_uri, identity, now=now, states=states)
         provider, expires_at = binding.provider, binding.expires_at
 
     async def call() -> None:
@@ -282,13 +279,16 @@ async def _bind(rt: Runtime, request: Request) -> Response:
     return _success(rt, session_uri, identity, provider=provider, expires_at=expires_at, now=now)
 
 
-def _browser_binding(rt: Runtime, request: Request, session_uri: str, identity: AlbIdentity, now: int) -> BrowserBinding:
+def _browser_binding(
+    rt: Runtime, request: Request, session_uri: str, identity: AlbIdentity, *, now: int, states: list[str]
+) -> BrowserBinding:
+    """Proof 3: this browser started this flow for this user (and, when AgentCore echoes it, this customState)."""
     raw = request.cookies.get(binding_cookie_name(session_uri))
     if raw is None:
         # Browser swapping: AgentCore's redirect opened in a browser that did not start this flow.
         raise Refusal(403, "binding_cookie_missing", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
     try:
-        return read_binding_cookie(rt.keyring, raw, session_uri=session_uri, identity=identity, now=now)
+        binding = read_binding_cookie(rt.keyring, raw, session_uri=session_uri, identity=identity, now=now)
     except FlowError as exc:
         if exc.reason == "expired":
             raise Refusal(410, "binding_cookie_expired", pages.EXPIRED, user_key=identity.user_key, session_uri=session_uri) from None
@@ -297,6 +297,13 @@ def _browser_binding(rt: Runtime, request: Request, session_uri: str, identity: 
         raise Refusal(
             403, f"binding_cookie_{exc.reason}", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri
         ) from None
+    if not states and rt.settings.require_custom_state:
+        # Only AgentCore's redirect carries the secret; a hand-made URL, even from the initiator, does not.
+        raise Refusal(403, "state_missing", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
+    if states and not binding.state_matches(states[0]):
+        # The redirect carries another flow's customState: not the redirect AgentCore made for this cookie.
+        raise Refusal(403, "state_mismatch", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
+    return binding
 
 
 class _Who(TypedDict):

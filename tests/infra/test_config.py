@@ -19,6 +19,7 @@ def test_defaults_from_cdk_json_are_valid() -> None:
     assert config.profile is Profile.SANDBOX
     assert config.provider.kind is Provider.DEMO
     assert config.binding_mode is BindingMode.SAME_BROWSER
+    assert config.binding_require_state is False
     assert config.session_binding_url == "https://agent.example.com/oauth2/session-binding"
     assert config.alb_callback_url == "https://agent.example.com/oauth2/idpresponse"
     assert config.account is None and config.region is None  # environment-agnostic
@@ -121,6 +122,7 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("provider_scopes", (("provider_scopes", ["a", "a"]),), "without duplicates"),
     ("microsoft_tenant_id", (("microsoft_tenant_id", "contoso"),), "unset unless provider is 'microsoft'"),
     ("binding_mode", (("binding_mode", "any-browser"),), "same-browser, same-user"),
+    ("binding_require_state", (("binding_require_state", "yes"),), "true or false"),
     ("bedrock_model_id", (("bedrock_model_id", "claude"),), "Bedrock model"),
     ("log_retention_days", (("log_retention_days", 31),), "CloudWatch's periods"),
     ("domian_name", (("domian_name", "x.example.com"),), "known configuration key"),

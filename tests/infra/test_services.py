@@ -398,3 +398,11 @@ def test_binding_container_provides_every_setting_the_service_requires(demo: Syn
     # The ALB's `iss` is the full issuer URL; CloudFormation's ProviderURL attribute has no scheme.
     assert env["OIDC_ISSUER"].startswith("https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${")
     assert env["BINDING_MODE"] == "same-browser"
+    assert env["REQUIRE_CUSTOM_STATE"] == "false"
+    strict = synth((("binding_require_state", True),))
+    strict_env = {
+        e["Name"]: e["Value"]
+        for t in resources(strict.raw("services"), "AWS::ECS::TaskDefinition").values()
+        for e in t["Properties"]["ContainerDefinitions"][0]["Environment"]
+    }
+    assert strict_env["REQUIRE_CUSTOM_STATE"] == "true"

@@ -299,6 +299,20 @@ def test_state_next_to_session_id_must_be_this_flows_custom_state(harness: Bindi
     assert custom_state not in str(dict(alice.client.cookies)) and custom_state not in harness.flow(ALICE, session, flow_id=flow_id)
 
 
+def test_required_state_stops_the_initiator_from_completing_by_hand(make_harness: Any) -> None:
+    # Bob starts a flow, forwards the authorization URL to Alice, she consents in her browser, and Bob
+    # then opens the return URL himself. Without customState he cannot produce AgentCore's redirect.
+    harness = make_harness(require_custom_state=True)
+    bob = harness.browser(BOB)
+    session = new_session_uri()
+    custom_state, flow_id = new_custom_state()
+    bob.start(harness.flow(BOB, session, flow_id=flow_id))
+    assert_page(bob.bind(session), 403, pages.OTHER_BROWSER)
+    assert harness.agentcore.calls == []
+    genuine = bob.client.get("/oauth2/session-binding", params={"session_id": session, "state": custom_state}, headers=bob.headers())
+    assert_page(genuine, 200, pages.SUCCESS)
+
+
 def test_same_user_mode_leaves_the_user_check_for_another_users_session_to_agentcore(make_harness: Any) -> None:
     # Documented trade-off of same-user mode: no cookie, so nothing local names the session's owner
     # until a completion happened in this task. AgentCore refuses a userId other than the initiator's.

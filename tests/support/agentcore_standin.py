@@ -25,6 +25,11 @@ ERROR_STATUS = {
 RAW_MESSAGE = "AGENTCORE-RAW-MESSAGE-MUST-NOT-REACH-A-PAGE"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # scripted faults (dropped connections) are expected here
+
+
 @dataclass(frozen=True)
 class Call:
     operation: str
@@ -100,7 +105,7 @@ class AgentCoreStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="agentcore-standin", daemon=True
