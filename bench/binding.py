@@ -18,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -73,9 +74,14 @@ def _pinned(command: list[str], core: set[int] | None) -> list[str]:
 
 @contextmanager
 def _process(command: list[str], env: dict[str, str], *, stdout: int | None = subprocess.DEVNULL) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL, text=True)  # noqa: S603 - fixed argv
+    errors = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=stdout, stderr=errors, text=True)  # noqa: S603 - fixed argv
     try:
         yield process
+    except Exception:
+        errors.seek(0)
+        sys.stderr.write(f"--- stderr of {' '.join(command[-6:])}:\n{errors.read()[-4000:]}\n")
+        raise
     finally:
         process.terminate()
         try:
@@ -83,6 +89,7 @@ def _process(command: list[str], env: dict[str, str], *, stdout: int | None = su
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        errors.close()
 
 
 @contextmanager
@@ -150,6 +157,7 @@ def measure(concurrencies: list[int], runs: int, count: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"pinned": service_core is not None, "requests_per_run": count, "runs": runs}
     with KeyServer([alb_key]) as keys, agentcore_standin(helper_core) as endpoint:
         env = {
+            "APP_PROFILE": "local",
             "AWS_REGION": "eu-west-1",
             "PUBLIC_BASE_URL": f"http://{HOST}",
             "ALB_ARN": ALB_ARN,
