@@ -74,22 +74,21 @@ def _pinned(command: list[str], core: set[int] | None) -> list[str]:
 
 @contextmanager
 def _process(command: list[str], env: dict[str, str], *, stdout: int | None = subprocess.DEVNULL) -> Iterator[subprocess.Popen[str]]:
-    errors = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=stdout, stderr=errors, text=True)  # noqa: S603 - fixed argv
-    try:
-        yield process
-    except Exception:
-        errors.seek(0)
-        sys.stderr.write(f"--- stderr of {' '.join(command[-6:])}:\n{errors.read()[-4000:]}\n")
-        raise
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=stdout, stderr=errors, text=True)  # noqa: S603 - fixed argv
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        errors.close()
+            yield process
+        except Exception:
+            errors.seek(0)
+            sys.stderr.write(f"--- stderr of {' '.join(command[-6:])}:\n{errors.read()[-4000:]}\n")
+            raise
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextmanager
