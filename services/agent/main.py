@@ -1,14 +1,210 @@
-"""Agent service entry point (uvicorn `services.agent.main:app`).
+"""Agent service: the chat UI and API. Acts for the signed-in person with per-user tokens.
 
-Foundation stage: only `/health`. The chat UI, chat API and token lifecycle are the
-"Agent service" issue.
+* `GET /`: the chat UI (static files in `static/`, no third-party resource).
+* `POST /api/chat`: `{"message", "history"}` in, server-sent events out: `message`, `tool_call`,
+  `tool_result`, `authorization_required`, `error`, `done`. The user is the ALB-verified `sub`;
+  nothing in the body names a user.
+* `GET /health`: constant.
+
+Served by uvicorn (`services.agent.main:app`).
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
+import anyio
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from services.agent.loop import ChatContext, Event, run_turn
+from services.agent.tokens import OutboundTokens, WorkloadTokenCache
+from services.agent.tools import Tool, tools_for
+from services.common.agentcore import LazyClient, agentcore_client, bedrock_runtime_client
+from services.common.alb_identity import AlbIdentity, AlbIdentityVerifier, KeyUnavailable, NotAuthenticated, verify_alb_identity
+from services.common.bootstrap import build_keyring, build_verifier
+from services.common.config import AgentSettings, load_settings
 from services.common.health import router as health_router
+from services.common.logs import configure_logging
+from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
+from services.common.signed import Keyring
 
-app = FastAPI(title="agent", docs_url=None, redoc_url=None, openapi_url=None)
-app.include_router(health_router)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_BODY_BYTES = 256 * 1024
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class HistoryItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=4000)
+    history: list[HistoryItem] = Field(default_factory=list, max_length=20)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(code)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+@dataclass
+class Runtime:
+    settings: AgentSettings
+    keyring: Keyring
+    verifier: AlbIdentityVerifier
+    tokens: OutboundTokens
+    tools: dict[str, Tool]
+    bedrock: LazyClient
+    http: httpx.AsyncClient
+    limiter: list[anyio.CapacityLimiter]
+
+    @classmethod
+    def build(cls, settings: AgentSettings, clock: Callable[[], float]) -> Runtime:
+        limiter: list[anyio.CapacityLimiter] = []
+
+        def agentcore_limiter() -> anyio.CapacityLimiter:
+            if not limiter:  # created in the event loop, on first use
+                limiter.append(anyio.CapacityLimiter(settings.agentcore_concurrency))
+            return limiter[0]
+
+        cache = WorkloadTokenCache(max_entries=settings.workload_token_cache_size, ttl_s=settings.workload_token_ttl_s)
+        agentcore = LazyClient(lambda: agentcore_client(settings, app_id="agentcore-ecs-agent"))
+        return cls(
+            settings=settings,
+            keyring=build_keyring(settings),
+            verifier=build_verifier(settings, clock),
+            tokens=OutboundTokens(settings, agentcore, cache, limiter=agentcore_limiter),
+            tools={tool.name: tool for tool in tools_for(settings)},
+            bedrock=LazyClient(lambda: bedrock_runtime_client(settings)),
+            http=httpx.AsyncClient(timeout=settings.tool_timeout_s, follow_redirects=False, trust_env=False),
+            limiter=limiter,
+        )
+
+
+def create_app(
+    load: Callable[[], AgentSettings] = lambda: load_settings(AgentSettings), *, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    runtime: Runtime | None = None
+
+    def get_runtime() -> Runtime:
+        nonlocal runtime
+        if runtime is None:
+            settings = load()
+            configure_logging(settings.log_level)
+            runtime = Runtime.build(settings, clock)
+        return runtime
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        rt = get_runtime()
+        yield
+        await rt.http.aclose()
+
+    app = FastAPI(title="agent", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, content_security_policy=CONTENT_SECURITY_POLICY)
+    app.include_router(health_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.runtime = get_runtime
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "invalid_request", "message": _readable(exc.errors())}, status_code=400)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.post("/api/chat")
+    async def chat(request: Request) -> Response:
+        rt = get_runtime()
+        identity = await _identity(rt, request)
+        body = await _chat_request(request, rt.settings)
+        context = ChatContext(
+            identity=identity,
+            settings=rt.settings,
+            tokens=rt.tokens,
+            keyring=rt.keyring,
+            tools=rt.tools,
+            http=rt.http,
+            bedrock=rt.bedrock.get(),
+        )
+        history: list[tuple[str, str]] = (
+            [(item.role, item.text) for item in body.history[-rt.settings.max_history :]] if rt.settings.max_history else []
+        )
+        return StreamingResponse(
+            _sse(run_turn(context, body.message, history)),
+            media_type="text/event-stream",
+            headers={"x-accel-buffering": "no"},
+        )
+
+    return app
+
+
+async def _sse(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield event.sse()
+
+
+async def _identity(rt: Runtime, request: Request) -> AlbIdentity:
+    try:
+        return await verify_alb_identity(request.headers, rt.verifier)
+    except KeyUnavailable:
+        raise ApiError(
+            503, "sign_in_unchecked", "Your sign-in could not be checked right now. Try again in a few seconds.", {"retry-after": "5"}
+        ) from None
+    except NotAuthenticated:
+        raise ApiError(401, "not_signed_in", "You are not signed in. Reload the page to sign in.") from None
+
+
+async def _chat_request(request: Request, settings: AgentSettings) -> ChatRequest:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the request as application/json.")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise ApiError(413, "too_large", f"The request is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, "too_large", f"The request is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    try:
+        parsed = ChatRequest.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", _readable(exc.errors())) from None
+    if len(parsed.message) > settings.max_message_chars:
+        raise ApiError(400, "invalid_request", f"message: at most {settings.max_message_chars} characters.")
+    return parsed
+
+
+def _readable(errors: Any) -> str:
+    """Pydantic errors as one line a person can act on, without echoing their input back."""
+    parts = []
+    for error in list(errors)[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{location}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+app = create_app()

@@ -9,18 +9,19 @@ the local stack points the unchanged code at its stand-in.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from services.common.config import ServiceSettings
+from services.common.config import AgentSettings, ServiceSettings
 
 # Error codes that mean "try again later", as opposed to "this request is wrong".
 TRANSIENT_ERROR_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException", "RequestTimeout"})
 
 
-def agentcore_client(settings: ServiceSettings, *, max_pool_connections: int = 50) -> Any:
+def agentcore_client(settings: ServiceSettings, *, max_pool_connections: int = 50, app_id: str = "agentcore-ecs-session-binding") -> Any:
     """A `bedrock-agentcore` client: standard retry mode, explicit timeouts, pooled connections."""
     config = Config(
         region_name=settings.aws_region,
@@ -29,16 +30,16 @@ def agentcore_client(settings: ServiceSettings, *, max_pool_connections: int = 5
         read_timeout=settings.agentcore_read_timeout_s,
         max_pool_connections=max_pool_connections,
         tcp_keepalive=True,
-        user_agent_appid="agentcore-ecs-session-binding",
+        user_agent_appid=app_id,
     )
     return boto3.session.Session().client("bedrock-agentcore", config=config)
 
 
 class LazyClient:
-    """Builds the client on first use (keeps import and Lambda cold start cheap), then shares it."""
+    """Builds a client on first use (keeps import and Lambda cold start cheap), then shares it."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
-        self._settings = settings
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -46,5 +47,19 @@ class LazyClient:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = agentcore_client(self._settings)
+                    self._client = self._factory()
         return self._client
+
+
+def bedrock_runtime_client(settings: AgentSettings, *, max_pool_connections: int = 50) -> Any:
+    """A `bedrock-runtime` client for Converse: standard retries (throttling is common), long read timeout."""
+    config = Config(
+        region_name=settings.aws_region,
+        retries={"mode": "standard", "total_max_attempts": settings.bedrock_max_attempts},
+        connect_timeout=settings.agentcore_connect_timeout_s,
+        read_timeout=settings.bedrock_read_timeout_s,
+        max_pool_connections=max_pool_connections,
+        tcp_keepalive=True,
+        user_agent_appid="agentcore-ecs-agent",
+    )
+    return boto3.session.Session().client("bedrock-runtime", config=config)

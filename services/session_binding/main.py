@@ -29,15 +29,15 @@ from fastapi import APIRouter, FastAPI, Request
 from mangum import Mangum
 from starlette.responses import Response
 
-from services.common.agentcore import TRANSIENT_ERROR_CODES, LazyClient
+from services.common.agentcore import TRANSIENT_ERROR_CODES, LazyClient, agentcore_client
 from services.common.alb_identity import (
     AlbIdentity,
     AlbIdentityVerifier,
-    AlbKeyStore,
     KeyUnavailable,
     NotAuthenticated,
     verify_alb_identity,
 )
+from services.common.bootstrap import build_keyring, build_verifier
 from services.common.config import BindingSettings, load_settings
 from services.common.flow import (
     FLOW_TTL_MAX_S,
@@ -53,7 +53,7 @@ from services.common.flow import (
     read_flow_token,
 )
 from services.common.health import router as health_router
-from services.common.logs import configure_logging, hashed, security_event, set_digest_key
+from services.common.logs import configure_logging, hashed, security_event
 from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
 from services.common.signed import Keyring
 from services.session_binding import pages
@@ -110,21 +110,8 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: BindingSettings, clock: Callable[[], float]) -> Runtime:
-        keys = AlbKeyStore(settings.alb_keys_url, timeout_s=settings.alb_key_fetch_timeout_s)
-        verifier = AlbIdentityVerifier(
-            alb_arn=settings.alb_arn,
-            issuer=settings.oidc_issuer,
-            client_id=settings.oidc_client_id,
-            keys=keys,
-            leeway_s=settings.alb_token_leeway_s,
-            clock=clock,
-        )
-        try:
-            keyring = Keyring.from_json(settings.flow_signing_keys.get_secret_value())
-        except ValueError as exc:
-            raise SystemExit(f"config error: FLOW_SIGNING_KEYS: {exc}") from None
-        set_digest_key(keyring.derive("log-digests"))
-        return cls(settings, keyring, verifier, LazyClient(settings), CompletionLedger(), clock)
+        agentcore = LazyClient(lambda: agentcore_client(settings))
+        return cls(settings, build_keyring(settings), build_verifier(settings, clock), agentcore, CompletionLedger(), clock)
 
 
 def create_app(

@@ -3,6 +3,7 @@ stand-in reached by a real boto3 client, and browsers (TestClients with their ow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -15,12 +16,15 @@ from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from local.alb.keys import AlbSigningKey, KeyServer
+from services.agent.main import create_app as create_agent_app
 from services.common.alb_identity import AlbIdentity
-from services.common.config import BindingSettings
+from services.common.config import AgentSettings, BindingSettings
 from services.common.flow import issue_flow_token
 from services.common.signed import Keyring
 from services.session_binding.main import create_app
 from tests.support.agentcore_standin import AgentCoreStandIn
+from tests.support.bedrock_standin import BedrockStandIn
+from tests.support.resource_standin import ResourceStandIn
 
 REGION = "eu-west-1"
 ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/agentcore-ecs/0123456789abcdef"
@@ -177,3 +181,149 @@ def make_harness(alb_key: AlbSigningKey, key_server: KeyServer, agentcore: Agent
 @pytest.fixture
 def harness(make_harness: Callable[..., BindingHarness]) -> BindingHarness:
     return make_harness()
+
+
+# --- agent -------------------------------------------------------------------------------------
+
+AGENT_SCOPES = "demo-api/profile.read demo-api/notes.read demo-api/notes.write"
+
+
+@pytest.fixture
+def bedrock(monkeypatch: pytest.MonkeyPatch, agentcore: AgentCoreStandIn) -> Iterator[BedrockStandIn]:
+    standin = BedrockStandIn().start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", standin.endpoint)
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def resource() -> Iterator[ResourceStandIn]:
+    standin = ResourceStandIn().start()
+    yield standin
+    standin.stop()
+
+
+def agent_settings(key_server: KeyServer, resource: ResourceStandIn, **overrides: Any) -> AgentSettings:
+    values: dict[str, Any] = {
+        "app_profile": "local",
+        "aws_region": REGION,
+        "public_base_url": ORIGIN,
+        "alb_arn": ALB_ARN,
+        "oidc_issuer": ISSUER,
+        "oidc_client_id": CLIENT_ID,
+        "alb_keys_base_url": key_server.base_url,
+        "flow_signing_keys": json.dumps(SIGNING_KEYS),
+        "agentcore_max_attempts": 2,
+        "bedrock_model_id": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "bedrock_max_attempts": 2,
+        "workload_identity_name": "agentcore-ecs-local-agent",
+        "credential_provider_name": PROVIDER,
+        "provider_kind": "demo",
+        "provider_scopes": AGENT_SCOPES,
+        "session_binding_url": f"{ORIGIN}/oauth2/session-binding",
+        "demo_api_url": resource.base_url,
+        "tool_timeout_s": 2.0,
+    }
+    values.update(overrides)
+    return AgentSettings(**values)
+
+
+class AlbRouter:
+    """Routes like the ALB's listener rules: /oauth2/* to the binding service, the rest to the agent."""
+
+    def __init__(self, agent: Any, binding: Any) -> None:
+        self.agent, self.binding = agent, binding
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan_both(self.agent, self.binding, receive, send)
+            return
+        target = self.binding if scope.get("path", "").startswith("/oauth2/") else self.agent
+        await target(scope, receive, send)
+
+
+async def _lifespan_both(agent: Any, binding: Any, receive: Any, send: Any) -> None:
+    message = await receive()
+    if message["type"] == "lifespan.startup":
+        agent.state.runtime()
+        binding.state.runtime()
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+    if message["type"] == "lifespan.shutdown":
+        # A test may drive the app from its own event loop too; its pooled connections die with that loop.
+        with contextlib.suppress(RuntimeError):
+            await agent.state.runtime().http.aclose()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+@dataclass
+class ChatTurn:
+    status: int
+    events: list[tuple[str, dict[str, Any]]]
+    raw: str
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [data for event, data in self.events if event == kind]
+
+
+def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        if not block.strip():
+            continue
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+@dataclass
+class AgentHarness:
+    app: Any
+    agent_app: FastAPI
+    binding: BindingHarness
+    agentcore: AgentCoreStandIn
+    bedrock: BedrockStandIn
+    resource: ResourceStandIn
+
+    def browser(self, user: AlbIdentity | None) -> Browser:
+        client = TestClient(self.app, base_url=ORIGIN, follow_redirects=False)
+        client.__enter__()
+        self.binding._clients.append(client)
+        return Browser(client, self.binding, user)
+
+    def chat(self, browser: Browser, message: str = "Who am I?", history: list[dict[str, str]] | None = None) -> ChatTurn:
+        response = browser.client.post("/api/chat", json={"message": message, "history": history or []}, headers=browser.headers())
+        events = parse_sse(response.text) if response.headers.get("content-type", "").startswith("text/event-stream") else []
+        return ChatTurn(response.status_code, events, response.text)
+
+    def consent(self, browser: Browser, turn: ChatTurn) -> None:
+        """Follow the prompt as the person would: start link, provider consent, AgentCore's redirect back."""
+        [prompt] = turn.of("authorization_required")
+        started = browser.client.get(prompt["start_url"], headers=browser.headers())
+        assert started.status_code == 302, started.text
+        session = started.headers["location"].split("request_uri=", 1)[1]
+        state = self.agentcore.custom_states[session]
+        back = browser.client.get("/oauth2/session-binding", params={"session_id": session, "state": state}, headers=browser.headers())
+        assert back.status_code == 200, back.text
+
+
+@pytest.fixture
+def make_agent(
+    make_harness: Callable[..., BindingHarness],
+    key_server: KeyServer,
+    agentcore: AgentCoreStandIn,
+    bedrock: BedrockStandIn,
+    resource: ResourceStandIn,
+) -> Callable[..., AgentHarness]:
+    def make(**overrides: Any) -> AgentHarness:
+        binding = make_harness()
+        settings = agent_settings(key_server, resource, **overrides)
+        agent_app = create_agent_app(lambda: settings, clock=binding.now)
+        return AgentHarness(AlbRouter(agent_app, binding.app), agent_app, binding, agentcore, bedrock, resource)
+
+    return make
+
+
+@pytest.fixture
+def agent(make_agent: Callable[..., AgentHarness]) -> AgentHarness:
+    return make_agent()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,6 +51,12 @@ class AgentCoreStandIn:
         self.delay_s = 0.0
         self.sessions: dict[str, str] = {}  # sessionUri -> userId that may complete it (empty: accept any)
         self.completed: set[str] = set()
+        # A small token vault, enough for the agent's tests: workload tokens bound to a user, and
+        # access tokens per (user, provider, scopes) once a session for them completed.
+        self.workload_tokens: dict[str, str] = {}
+        self.vault: dict[tuple[str, str, tuple[str, ...]], str] = {}
+        self._pending: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+        self.custom_states: dict[str, str] = {}  # sessionUri -> customState sent with it
         self._lock = threading.Lock()
         standin = self
 
@@ -78,12 +85,19 @@ class AgentCoreStandIn:
                 if failure == "SLOW_SUCCESS":
                     failure = standin._complete(body) if operation == "CompleteResourceTokenAuth" else None
                     time.sleep(standin.slow_s)
-                elif failure is None and operation == "CompleteResourceTokenAuth":
+                    self._send(ERROR_STATUS[failure], {"message": RAW_MESSAGE}, error=failure) if failure else self._send(200, {})
+                    return
+                answer: dict[str, Any] = {}
+                if failure is None and operation == "CompleteResourceTokenAuth":
                     failure = standin._complete(body)
+                elif failure is None and operation == "GetWorkloadAccessTokenForUserId":
+                    answer = standin._workload_token(body)
+                elif failure is None and operation == "token":  # GetResourceOauth2Token: /identities/oauth2/token
+                    answer, failure = standin._resource_token(body)
                 if failure is not None:
                     self._send(ERROR_STATUS[failure], {"message": RAW_MESSAGE}, error=failure)
                 else:
-                    self._send(200, {})
+                    self._send(200, answer)
 
             def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
                 self.send_response(status)
@@ -111,6 +125,36 @@ class AgentCoreStandIn:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="agentcore-standin", daemon=True
         )
 
+    def _workload_token(self, body: dict[str, Any]) -> dict[str, Any]:
+        token = f"wat-{uuid.uuid4().hex}"
+        with self._lock:
+            self.workload_tokens[token] = str(body["userId"])
+        return {"workloadAccessToken": token}
+
+    def _resource_token(self, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        with self._lock:
+            user = self.workload_tokens.get(str(body.get("workloadIdentityToken")))
+            if user is None:
+                return {}, "UnauthorizedException"
+            key = (user, str(body["resourceCredentialProviderName"]), tuple(body["scopes"]))
+            token = self.vault.get(key)
+            if token is not None and not body.get("forceAuthentication"):
+                return {"accessToken": token}, None
+            session = f"urn:ietf:params:oauth:request_uri:{uuid.uuid4()}"
+            self._pending[session] = key
+            self.sessions[session] = user
+            self.custom_states[session] = str(body.get("customState", ""))
+        url = f"https://idp.example.org/authorize?request_uri={session}"
+        return {"authorizationUrl": url, "sessionUri": session, "sessionStatus": "IN_PROGRESS"}, None
+
+    def expire_workload_tokens(self) -> None:
+        """Every workload token issued so far now fails with UnauthorizedException."""
+        with self._lock:
+            self.workload_tokens.clear()
+
+    def operation_count(self, operation: str) -> int:
+        return sum(1 for call in self.calls if call.operation == operation)
+
     def _complete(self, body: dict[str, Any]) -> str | None:
         session, user = str(body.get("sessionUri")), body.get("userIdentifier", {}).get("userId")
         with self._lock:
@@ -120,6 +164,9 @@ class AgentCoreStandIn:
                 return "ValidationException"
             if self.record:
                 self.completed.add(session)
+            key = self._pending.pop(session, None)
+            if key is not None:
+                self.vault[key] = f"at-{key[0]}-{uuid.uuid4().hex[:8]}"
         return None
 
     @property

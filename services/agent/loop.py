@@ -1,0 +1,239 @@
+"""One chat turn: the Bedrock Converse tool loop, as a stream of events.
+
+The loop is bounded (`max_model_turns` model calls). When a tool needs the person's consent, the
+turn emits `authorization_required` with a first-party start link and ends at once: nothing waits
+for the person, and the model never sees an authorization URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import anyio.to_thread
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ValidationError
+
+from services.agent.tokens import AccessToken, AgentCoreError, ConsentNeeded, OutboundTokens
+from services.agent.tools import DISPLAY_NAMES, ReauthorizationNeeded, Tool, ToolFailed
+from services.common.agentcore import TRANSIENT_ERROR_CODES
+from services.common.alb_identity import AlbIdentity
+from services.common.config import AgentSettings
+from services.common.flow import issue_flow_token
+from services.common.signed import Keyring
+
+_log = logging.getLogger("agent")
+
+SYSTEM_PROMPT = (
+    "You are an assistant that acts for the signed-in person through the tools you are given. "
+    "Use a tool when the question is about the person's own data. Never ask for passwords, tokens or "
+    "authorization links: when a tool needs the person's permission, the application asks them itself. "
+    "Keep answers short and say what you did."
+)
+_MODEL_BUSY = {"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException", *TRANSIENT_ERROR_CODES}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    data: dict[str, Any]
+
+    def sse(self) -> bytes:
+        return f"event: {self.type}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n".encode()
+
+
+@dataclass
+class ChatContext:
+    """What one turn needs; built per request from per-process parts."""
+
+    identity: AlbIdentity
+    settings: AgentSettings
+    tokens: OutboundTokens
+    keyring: Keyring
+    tools: dict[str, Tool]
+    http: httpx.AsyncClient
+    bedrock: Any  # the process's bedrock-runtime client
+
+
+class _TurnEnds(Exception):
+    def __init__(self, event: Event) -> None:
+        super().__init__(event.type)
+        self.event = event
+
+
+def to_messages(history: list[tuple[str, str]], message: str) -> list[dict[str, Any]]:
+    """Converse messages: alternating roles starting with the user; same-role neighbours merged."""
+    turns: list[tuple[str, str]] = []
+    for role, text in [*history, ("user", message)]:
+        if not turns and role != "user":
+            continue
+        if turns and turns[-1][0] == role:
+            turns[-1] = (role, f"{turns[-1][1]}\n\n{text}")
+        else:
+            turns.append((role, text))
+    return [{"role": role, "content": [{"text": text}]} for role, text in turns]
+
+
+async def run_turn(ctx: ChatContext, message: str, history: list[tuple[str, str]]) -> AsyncIterator[Event]:
+    messages = to_messages(history, message)
+    tool_config = {"tools": [tool.spec() for tool in ctx.tools.values()]} if ctx.tools else None
+    try:
+        for _ in range(ctx.settings.max_model_turns):
+            output, stop_reason = await _converse(ctx, messages, tool_config)
+            messages.append(output)
+            for block in output.get("content", []):
+                if block.get("text"):
+                    yield Event("message", {"text": block["text"]})
+            if stop_reason != "tool_use":
+                yield Event("done", {})
+                return
+            results = []
+            for block in output.get("content", []):
+                if "toolUse" in block:
+                    use = block["toolUse"]
+                    yield Event("tool_call", {"id": use["toolUseId"], "name": use["name"], "input": use.get("input", {})})
+                    result, event = await _run_tool(ctx, use)
+                    yield event
+                    results.append({"toolResult": result})
+            messages.append({"role": "user", "content": results})
+        yield Event(
+            "error", {"code": "too_many_steps", "message": "The agent needed too many steps for this request. Try asking for less at once."}
+        )
+        yield Event("done", {})
+    except _TurnEnds as end:
+        yield end.event
+        yield Event("done", {})
+
+
+async def _converse(ctx: ChatContext, messages: list[dict[str, Any]], tool_config: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+    request: dict[str, Any] = {
+        "modelId": ctx.settings.bedrock_model_id,
+        "messages": messages,
+        "system": [{"text": SYSTEM_PROMPT}],
+        "inferenceConfig": {"maxTokens": ctx.settings.max_output_tokens},
+    }
+    if tool_config:
+        request["toolConfig"] = tool_config
+    try:
+        response: dict[str, Any] = await anyio.to_thread.run_sync(lambda: ctx.bedrock.converse(**request))
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        _log.warning("model_error", extra={"event": "model_error", "code": code})
+        if code in _MODEL_BUSY:
+            raise _TurnEnds(
+                Event("error", {"code": "model_busy", "message": "The model is busy right now. Please try again in a few seconds."})
+            ) from None
+        if code == "AccessDeniedException":
+            raise _TurnEnds(
+                Event(
+                    "error",
+                    {
+                        "code": "model_unavailable",
+                        "message": "The model is not available to this agent. Ask the people who run it to check model access.",
+                    },
+                )
+            ) from None
+        raise _TurnEnds(Event("error", {"code": "model_error", "message": "The model could not answer this request."})) from None
+    except BotoCoreError as exc:
+        _log.warning("model_error", extra={"event": "model_error", "code": type(exc).__name__})
+        raise _TurnEnds(
+            Event("error", {"code": "model_timeout", "message": "The model did not answer in time. Please try again."})
+        ) from None
+    return response["output"]["message"], str(response.get("stopReason", "end_turn"))
+
+
+async def _run_tool(ctx: ChatContext, use: dict[str, Any]) -> tuple[dict[str, Any], Event]:
+    tool_id, name = use["toolUseId"], use["name"]
+    tool = ctx.tools.get(name)
+    if tool is None:
+        return _failure(tool_id, name, "There is no tool of that name.")
+    try:
+        params = tool.input_model.model_validate(use.get("input", {}))
+    except ValidationError:
+        return _failure(tool_id, name, "The tool's input was not valid.")
+    started = time.perf_counter()
+    try:
+        output = await _with_token(ctx, tool, params)
+    except ToolFailed as exc:
+        return _failure(tool_id, name, exc.summary)
+    _log.info("tool_used", extra={"event": "tool_used", "tool": name, "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+    payload = output.model_dump(mode="json")
+    return (
+        {"toolUseId": tool_id, "content": [{"json": payload}], "status": "success"},
+        Event("tool_result", {"id": tool_id, "name": name, "ok": True, "summary": _summary(output)}),
+    )
+
+
+async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseModel:
+    force = False
+    for _ in range(2):
+        grant = await _outbound(ctx, force_authentication=force)
+        if isinstance(grant, ConsentNeeded):
+            raise _TurnEnds(_consent_event(ctx, grant))
+        try:
+            return await tool.run(ctx.http, grant.value, params)
+        except ReauthorizationNeeded:
+            force = True  # the stored grant no longer works: ask the person again
+        except httpx.TimeoutException as exc:
+            raise ToolFailed("The service did not answer in time.") from exc
+        except httpx.HTTPError as exc:
+            raise ToolFailed("The service could not be reached.") from exc
+        except ValidationError as exc:
+            raise ToolFailed("The service answered something unexpected.") from exc
+    raise ToolFailed("The service keeps refusing the permission given.")
+
+
+async def _outbound(ctx: ChatContext, *, force_authentication: bool) -> AccessToken | ConsentNeeded:
+    try:
+        return await ctx.tokens.get(ctx.identity, force_authentication=force_authentication)
+    except AgentCoreError as exc:
+        _log.warning("identity_error", extra={"event": "identity_error", "code": exc.code})
+        if exc.code in TRANSIENT_ERROR_CODES:
+            message = "The identity service is busy. Please try again in a few seconds."
+        else:
+            message = "The agent could not get permission to act for you right now. Please try again later."
+        raise _TurnEnds(Event("error", {"code": "identity_unavailable", "message": message})) from None
+
+
+def _consent_event(ctx: ChatContext, grant: ConsentNeeded) -> Event:
+    flow = issue_flow_token(
+        ctx.keyring,
+        identity=ctx.identity,
+        session_uri=grant.session_uri,
+        authorization_url=grant.authorization_url,
+        provider=ctx.settings.credential_provider_name,
+        scopes=ctx.settings.scopes,
+        flow_id=grant.flow_id,
+        now=int(time.time()),
+    )
+    _log.info("authorization_prompted", extra={"event": "authorization_prompted", "provider": ctx.settings.provider_kind})
+    return Event(
+        "authorization_required",
+        {
+            "provider": ctx.settings.provider_kind,
+            "display_name": DISPLAY_NAMES.get(ctx.settings.provider_kind, ctx.settings.provider_kind),
+            "scopes": list(ctx.settings.scopes),
+            "start_url": f"/oauth2/start?flow={quote(flow, safe='')}",
+        },
+    )
+
+
+def _failure(tool_id: str, name: str, summary: str) -> tuple[dict[str, Any], Event]:
+    return (
+        {"toolUseId": tool_id, "content": [{"text": summary}], "status": "error"},
+        Event("tool_result", {"id": tool_id, "name": name, "ok": False, "summary": summary}),
+    )
+
+
+def _summary(output: BaseModel) -> str:
+    for field in ("notes", "repos"):
+        items = getattr(output, field, None)
+        if isinstance(items, list):
+            return f"{len(items)} {field}"
+    return "done"

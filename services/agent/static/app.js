@@ -1,0 +1,607 @@
+// Chat UI for the agent service. Plain JavaScript, no build step, no third-party code.
+//
+// Served under a strict Content-Security-Policy (script-src 'self', style-src 'self',
+// connect-src 'self'): no inline code or styles, no eval, and every piece of text coming
+// from the server or the person is inserted with textContent, never as HTML.
+//
+// Protocol: POST /api/chat {message, history} answers with server-sent events over the
+// response body (message, tool_call, tool_result, authorization_required, error, done).
+"use strict";
+
+(function () {
+  const HISTORY_KEY = "agent.history";
+  const PENDING_KEY = "agent.pending";
+  const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
+  const MAX_MESSAGE_CHARS = 4000;
+  const MAX_HISTORY_SENT = 20;
+  const MAX_HISTORY_KEPT = 200;
+  const START_URL_PREFIX = "/oauth2/start?flow=";
+  // Abort a reply that sends nothing at all for this long.
+  const IDLE_TIMEOUT_MS = 120 * 1000;
+
+  const TEXT = {
+    sessionEnded: "Your session has ended \u2014 reload the page to sign in again.",
+    network: "Could not reach the agent. Check your connection and try again.",
+    interrupted: "The reply was interrupted. Please try again.",
+    timeout: "The agent took too long to answer. Please try again.",
+    unexpected: "Something went wrong. Please try again.",
+    badAuthLink: "The agent asked for permission with a link this page does not trust, so it was not shown.",
+    resuming: "Continuing where you left off\u2026",
+    working: "The agent is working\u2026",
+    tooLong: "Messages can be at most " + MAX_MESSAGE_CHARS + " characters.",
+  };
+
+  // ---------------------------------------------------------------- storage
+
+  function readJson(key) {
+    try {
+      const raw = window.sessionStorage.getItem(key);
+      return raw === null ? null : JSON.parse(raw);
+    } catch (_err) {
+      return null;
+    }
+  }
+
+  function writeJson(key, value) {
+    try {
+      window.sessionStorage.setItem(key, JSON.stringify(value));
+      return true;
+    } catch (_err) {
+      return false; // storage full or disabled: the chat still works, it just won't survive a reload
+    }
+  }
+
+  function removeKey(key) {
+    try {
+      window.sessionStorage.removeItem(key);
+    } catch (_err) {
+      // nothing to do
+    }
+  }
+
+  function isTurn(value) {
+    return (
+      value !== null &&
+      typeof value === "object" &&
+      (value.role === "user" || value.role === "assistant") &&
+      typeof value.text === "string"
+    );
+  }
+
+  function loadHistory() {
+    const stored = readJson(HISTORY_KEY);
+    if (!Array.isArray(stored)) {
+      return [];
+    }
+    return stored.filter(isTurn).map((t) => ({ role: t.role, text: t.text }));
+  }
+
+  function saveHistory() {
+    if (history.length > MAX_HISTORY_KEPT) {
+      history.splice(0, history.length - MAX_HISTORY_KEPT);
+    }
+    writeJson(HISTORY_KEY, history);
+  }
+
+  // What the server accepts: the last 20 turns, each text 1..4000 characters, only role and text.
+  function historyForRequest(turns) {
+    return turns
+      .filter((t) => t.text.length > 0)
+      .slice(-MAX_HISTORY_SENT)
+      .map((t) => ({ role: t.role, text: t.text.slice(0, MAX_MESSAGE_CHARS) }));
+  }
+
+  function takePendingRequest() {
+    const pending = readJson(PENDING_KEY);
+    removeKey(PENDING_KEY);
+    if (pending === null || typeof pending !== "object") {
+      return null;
+    }
+    const age = Date.now() - pending.saved_at;
+    if (
+      typeof pending.message !== "string" ||
+      pending.message.length < 1 ||
+      pending.message.length > MAX_MESSAGE_CHARS ||
+      !Array.isArray(pending.history) ||
+      !pending.history.every(isTurn) ||
+      typeof pending.saved_at !== "number" ||
+      !(age >= 0 && age < PENDING_MAX_AGE_MS)
+    ) {
+      return null;
+    }
+    return { message: pending.message, history: historyForRequest(pending.history) };
+  }
+
+  // The stored conversation cut back to the moment the pending request was sent (what came
+  // after it, such as the permission prompt, is replaced by the new reply). If the stored one
+  // does not contain that request, the request's own history is the best we have.
+  function conversationAt(pending) {
+    const stored = loadHistory();
+    for (let i = stored.length - 1; i >= 0; i -= 1) {
+      if (stored[i].role === "user" && stored[i].text === pending.message) {
+        return stored.slice(0, i + 1);
+      }
+    }
+    return pending.history.concat([{ role: "user", text: pending.message }]);
+  }
+
+  // ---------------------------------------------------------------- elements
+
+  const els = {
+    conversation: document.getElementById("conversation"),
+    messages: document.getElementById("messages"),
+    emptyState: document.getElementById("empty-state"),
+    status: document.getElementById("status"),
+    form: document.getElementById("composer"),
+    input: document.getElementById("message-input"),
+    send: document.getElementById("send"),
+    newConversation: document.getElementById("new-conversation"),
+  };
+
+  let history = loadHistory();
+  let busy = false;
+  let currentAbort = null;
+  let authCounter = 0;
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function scrollToEnd() {
+    els.conversation.scrollTop = els.conversation.scrollHeight;
+  }
+
+  function appendItem(item) {
+    els.messages.appendChild(item);
+    els.emptyState.hidden = true;
+    scrollToEnd();
+    return item;
+  }
+
+  function appendBubble(kind, text) {
+    const item = el("li", "entry entry-" + kind);
+    const speaker = { user: "You", assistant: "Agent", error: "Error", notice: "Note" }[kind];
+    item.appendChild(el("span", "visually-hidden", speaker + ": "));
+    const bubble = el("p", "bubble bubble-" + kind, text);
+    item.appendChild(bubble);
+    return appendItem(item);
+  }
+
+  function showError(text) {
+    const item = appendBubble("error", text);
+    item.setAttribute("data-kind", "error");
+    return item;
+  }
+
+  function showNotice(text) {
+    return appendBubble("notice", text);
+  }
+
+  function renderHistory() {
+    els.messages.replaceChildren();
+    for (const turn of history) {
+      appendBubble(turn.role, turn.text);
+    }
+    els.emptyState.hidden = history.length > 0;
+  }
+
+  function setBusy(value) {
+    busy = value;
+    els.input.disabled = value;
+    els.send.disabled = value;
+    els.status.textContent = value ? TEXT.working : "";
+    els.form.classList.toggle("is-busy", value);
+  }
+
+  // ---------------------------------------------------------------- tool lines
+
+  function toolLine(state, data) {
+    const id = typeof data.id === "string" ? data.id : "";
+    const name = typeof data.name === "string" && data.name ? data.name : "a tool";
+    let line = id ? state.tools.get(id) : undefined;
+    if (!line) {
+      const item = el("li", "entry entry-tool");
+      const details = el("details", "tool");
+      const summary = el("summary", "tool-summary");
+      const label = el("span", "tool-label", "Using " + name + "\u2026");
+      summary.appendChild(label);
+      details.appendChild(summary);
+      const body = el("div", "tool-body");
+      details.appendChild(body);
+      item.appendChild(details);
+      item.setAttribute("data-tool-id", id);
+      item.setAttribute("data-state", "running");
+      line = { item, label, body, name };
+      if (id) {
+        state.tools.set(id, line);
+      }
+      appendItem(item);
+    }
+    return line;
+  }
+
+  function onToolCall(state, data) {
+    const line = toolLine(state, data);
+    if (data.input !== undefined) {
+      let shown;
+      try {
+        shown = JSON.stringify(data.input, null, 2);
+      } catch (_err) {
+        shown = String(data.input);
+      }
+      line.body.appendChild(el("p", "tool-caption", "Input"));
+      line.body.appendChild(el("pre", "tool-detail", shown));
+    }
+  }
+
+  function onToolResult(state, data) {
+    const line = toolLine(state, data);
+    const ok = data.ok === true;
+    line.item.setAttribute("data-state", ok ? "ok" : "failed");
+    line.label.textContent = ok ? "Used " + line.name : line.name + " did not succeed";
+    if (typeof data.summary === "string" && data.summary) {
+      line.body.appendChild(el("p", "tool-caption", "Result"));
+      line.body.appendChild(el("p", "tool-detail", data.summary));
+    }
+  }
+
+  // ---------------------------------------------------------------- authorization
+
+  function isTrustedStartUrl(value) {
+    if (typeof value !== "string" || !value.startsWith(START_URL_PREFIX)) {
+      return false;
+    }
+    // Belt and braces: the resolved URL must stay on this origin and on this path.
+    try {
+      const url = new URL(value, window.location.origin);
+      return url.origin === window.location.origin && url.pathname === "/oauth2/start";
+    } catch (_err) {
+      return false;
+    }
+  }
+
+  function onAuthorizationRequired(state, data) {
+    const startUrl = data.start_url;
+    const displayName =
+      (typeof data.display_name === "string" && data.display_name) ||
+      (typeof data.provider === "string" && data.provider) ||
+      "A service";
+    if (!isTrustedStartUrl(startUrl)) {
+      showError(TEXT.badAuthLink);
+      return;
+    }
+
+    const item = el("li", "entry entry-auth");
+    const card = el("section", "auth-card");
+    const headingId = "auth-heading-" + ++authCounter;
+    const heading = el("h3", "auth-title", displayName + " needs your permission");
+    heading.id = headingId;
+    card.setAttribute("aria-labelledby", headingId);
+    card.appendChild(heading);
+
+    const scopes = Array.isArray(data.scopes) ? data.scopes.filter((s) => typeof s === "string" && s) : [];
+    if (scopes.length > 0) {
+      card.appendChild(el("p", "auth-text", "The agent asks to use " + displayName + " on your behalf with these permissions:"));
+      const list = el("ul", "auth-scopes");
+      for (const scope of scopes) {
+        list.appendChild(el("li", "auth-scope", scope));
+      }
+      card.appendChild(list);
+    } else {
+      card.appendChild(el("p", "auth-text", "The agent asks to use " + displayName + " on your behalf."));
+    }
+    card.appendChild(
+      el("p", "auth-text auth-note", "You will be taken to " + displayName + " to decide, then brought back here and your request will continue."),
+    );
+
+    const button = el("button", "button button-primary auth-button", "Authorize " + displayName);
+    button.type = "button";
+    const request = state.request;
+    button.addEventListener("click", () => {
+      const saved = writeJson(PENDING_KEY, {
+        message: request.message,
+        history: request.history,
+        saved_at: Date.now(),
+      });
+      if (!saved) {
+        showNotice("This browser did not let the page remember your request; send it again after you come back.");
+      }
+      window.location.assign(startUrl);
+    });
+    card.appendChild(button);
+    item.appendChild(card);
+    appendItem(item);
+    state.authButton = button;
+  }
+
+  // ---------------------------------------------------------------- server-sent events
+
+  // Incremental parser for the text/event-stream format: lines end in CRLF, LF or CR; an
+  // empty line dispatches the event; "data" lines accumulate; lines starting with ":" are comments.
+  function createEventParser(onEvent) {
+    let buffer = "";
+    let eventType = "";
+    let dataLines = [];
+
+    function dispatch() {
+      if (dataLines.length > 0 || eventType) {
+        onEvent(eventType || "message", dataLines.join("\n"));
+      }
+      eventType = "";
+      dataLines = [];
+    }
+
+    function processLine(line) {
+      if (line === "") {
+        dispatch();
+        return;
+      }
+      if (line.startsWith(":")) {
+        return;
+      }
+      const colon = line.indexOf(":");
+      const field = colon === -1 ? line : line.slice(0, colon);
+      let value = colon === -1 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) {
+        value = value.slice(1);
+      }
+      if (field === "event") {
+        eventType = value;
+      } else if (field === "data") {
+        dataLines.push(value);
+      }
+    }
+
+    return {
+      push(chunk) {
+        buffer += chunk;
+        for (;;) {
+          const match = /\r\n|\n|\r/.exec(buffer);
+          if (!match) {
+            break;
+          }
+          // A lone CR at the end may be the first half of a CRLF split across chunks.
+          if (match[0] === "\r" && match.index === buffer.length - 1) {
+            break;
+          }
+          processLine(buffer.slice(0, match.index));
+          buffer = buffer.slice(match.index + match[0].length);
+        }
+      },
+      end() {
+        if (buffer !== "") {
+          processLine(buffer.replace(/\r$/, ""));
+          buffer = "";
+        }
+        // An event without its terminating blank line is incomplete and is dropped (as browsers do).
+      },
+    };
+  }
+
+  function handleEvent(state, type, rawData) {
+    let data;
+    try {
+      data = rawData === "" ? {} : JSON.parse(rawData);
+    } catch (_err) {
+      return; // not ours to guess at
+    }
+    if (data === null || typeof data !== "object") {
+      data = {};
+    }
+    switch (type) {
+      case "message":
+        if (typeof data.text === "string" && data.text) {
+          appendBubble("assistant", data.text);
+          history.push({ role: "assistant", text: data.text });
+          saveHistory();
+        }
+        break;
+      case "tool_call":
+        onToolCall(state, data);
+        break;
+      case "tool_result":
+        onToolResult(state, data);
+        break;
+      case "authorization_required":
+        onAuthorizationRequired(state, data);
+        break;
+      case "error":
+        showError(typeof data.message === "string" && data.message ? data.message : TEXT.unexpected);
+        break;
+      case "done":
+        state.done = true;
+        break;
+      default:
+        break; // unknown event types are ignored, so the server can add some
+    }
+  }
+
+  async function readErrorMessage(response) {
+    if (response.status === 401) {
+      return TEXT.sessionEnded;
+    }
+    try {
+      const body = await response.json();
+      if (body && typeof body.message === "string" && body.message) {
+        return body.message;
+      }
+    } catch (_err) {
+      // not JSON
+    }
+    return TEXT.unexpected + " (HTTP " + response.status + ")";
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  async function sendRequest(request) {
+    const state = { request, tools: new Map(), done: false, authButton: null };
+    const abort = new AbortController();
+    currentAbort = abort;
+    let idleTimer = 0;
+    let timedOut = false;
+    const armIdleTimer = () => {
+      window.clearTimeout(idleTimer);
+      idleTimer = window.setTimeout(() => {
+        timedOut = true;
+        abort.abort();
+      }, IDLE_TIMEOUT_MS);
+    };
+
+    setBusy(true);
+    armIdleTimer();
+    try {
+      let response;
+      try {
+        response = await fetch("/api/chat", {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "content-type": "application/json", accept: "text/event-stream" },
+          body: JSON.stringify({ message: request.message, history: request.history }),
+          cache: "no-store",
+          // The load balancer answers an expired sign-in with a redirect to the identity
+          // provider; following it from script cannot work, so treat it as "signed out".
+          redirect: "manual",
+          signal: abort.signal,
+        });
+      } catch (_err) {
+        if (!abort.signal.aborted || timedOut) {
+          showError(timedOut ? TEXT.timeout : TEXT.network);
+        }
+        return;
+      }
+
+      if (response.type === "opaqueredirect") {
+        showError(TEXT.sessionEnded);
+        return;
+      }
+      if (!response.ok) {
+        showError(await readErrorMessage(response));
+        return;
+      }
+      const contentType = response.headers.get("content-type") || "";
+      if (!contentType.startsWith("text/event-stream") || !response.body) {
+        showError(TEXT.unexpected);
+        return;
+      }
+
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      const parser = createEventParser((type, data) => {
+        if (!state.done) {
+          handleEvent(state, type, data);
+        }
+      });
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) {
+            parser.push(decoder.decode());
+            parser.end();
+            break;
+          }
+          armIdleTimer();
+          parser.push(decoder.decode(value, { stream: true }));
+          if (state.done) {
+            reader.cancel().catch(() => {});
+            break;
+          }
+        }
+      } catch (_err) {
+        if (abort.signal.aborted && !timedOut) {
+          return; // the person started a new conversation
+        }
+        showError(timedOut ? TEXT.timeout : TEXT.interrupted);
+        return;
+      }
+      if (!state.done) {
+        showError(TEXT.interrupted);
+      }
+    } finally {
+      window.clearTimeout(idleTimer);
+      if (currentAbort === abort) {
+        currentAbort = null;
+        setBusy(false);
+        if (state.authButton) {
+          state.authButton.focus();
+        } else {
+          els.input.focus();
+        }
+      }
+    }
+  }
+
+  function submitMessage() {
+    if (busy) {
+      return;
+    }
+    const message = els.input.value.trim();
+    if (!message) {
+      els.input.focus();
+      return;
+    }
+    if (message.length > MAX_MESSAGE_CHARS) {
+      els.status.textContent = TEXT.tooLong;
+      return;
+    }
+    const request = { message, history: historyForRequest(history) };
+    els.input.value = "";
+    appendBubble("user", message);
+    history.push({ role: "user", text: message });
+    saveHistory();
+    sendRequest(request);
+  }
+
+  function newConversation() {
+    if (currentAbort) {
+      const abort = currentAbort;
+      currentAbort = null;
+      abort.abort();
+      setBusy(false);
+    }
+    history = [];
+    removeKey(HISTORY_KEY);
+    removeKey(PENDING_KEY);
+    renderHistory();
+    els.status.textContent = "";
+    els.input.value = "";
+    els.input.focus();
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  els.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitMessage();
+  });
+
+  els.input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submitMessage();
+    }
+  });
+
+  els.newConversation.addEventListener("click", newConversation);
+
+  renderHistory();
+
+  const pending = takePendingRequest();
+  if (pending) {
+    // Back from the consent round trip: the conversation as it was when the request was sent,
+    // then the same request again. The server now finds the token in the vault.
+    history = conversationAt(pending);
+    saveHistory();
+    renderHistory();
+    showNotice(TEXT.resuming);
+    sendRequest(pending);
+  } else {
+    els.input.focus();
+  }
+})();

@@ -1,0 +1,173 @@
+"""Per-user tokens: the workload access token (cached per user), and the outbound OAuth token (from the vault).
+
+* `WorkloadTokenCache`: one workload access token per user, for a bounded time, in a bounded LRU.
+  Concurrent requests of one user share one fetch; a token is only ever returned for the user it
+  was fetched for (the key is the user, the value is never looked up any other way).
+* `OutboundTokens.get()`: `GetResourceOauth2Token` on every tool call (the vault is the cache), with one
+  normalised request shape. Either an access token comes back, or an authorization URL and a session:
+  then the caller asks the person for consent and returns at once. Nothing here waits or polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio.to_thread
+from botocore.exceptions import BotoCoreError, ClientError
+
+from services.common.agentcore import LazyClient
+from services.common.alb_identity import AlbIdentity
+from services.common.config import AgentSettings
+from services.common.flow import new_custom_state
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    value: str
+
+    def __repr__(self) -> str:  # never in a log line or a traceback by accident
+        return "AccessToken(<redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentNeeded:
+    """AgentCore has no token for this user yet: the person must consent at the provider."""
+
+    authorization_url: str
+    session_uri: str
+    flow_id: str  # digest of the customState sent to AgentCore; the browser only ever sees this
+
+
+class AgentCoreError(Exception):
+    """AgentCore refused or failed; `code` is its error code (for events and logs, never shown raw)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(slots=True)
+class _Entry:
+    token: str
+    expires_at: float
+
+
+class WorkloadTokenCache:
+    """Workload access tokens by user id: bounded, expiring, one fetch in flight per user."""
+
+    def __init__(self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._max_entries = max_entries
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, user_id: str, fetch: Callable[[], Awaitable[str]]) -> str:
+        entry = self._entries.get(user_id)
+        if entry is not None and entry.expires_at > self._clock():
+            self._entries.move_to_end(user_id)
+            self.hits += 1
+            return entry.token
+        pending = self._inflight.get(user_id)
+        if pending is not None:
+            self.hits += 1
+            return await asyncio.shield(pending)
+        self.misses += 1
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._inflight[user_id] = future
+        try:
+            token = await fetch()
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()
+            raise
+        finally:
+            self._inflight.pop(user_id, None)
+        self._entries[user_id] = _Entry(token, self._clock() + self._ttl_s)
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        future.set_result(token)
+        return token
+
+    def invalidate(self, user_id: str, token: str) -> None:
+        """Forget `token` if it is still the cached one (another request may have refreshed it already)."""
+        entry = self._entries.get(user_id)
+        if entry is not None and entry.token == token:
+            del self._entries[user_id]
+
+
+class OutboundTokens:
+    """The agent's side of AgentCore Identity: workload token, then the user's token from the vault."""
+
+    def __init__(
+        self, settings: AgentSettings, client: LazyClient, cache: WorkloadTokenCache, *, limiter: Callable[[], anyio.CapacityLimiter]
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self.cache = cache
+        self._limiter = limiter
+        self.calls: dict[str, int] = {"GetWorkloadAccessTokenForUserId": 0, "GetResourceOauth2Token": 0}
+
+    async def get(self, identity: AlbIdentity, *, force_authentication: bool = False) -> AccessToken | ConsentNeeded:
+        """The user's access token for the configured provider and scopes, or what consent needs."""
+        for attempt in (1, 2):
+            workload_token = await self.cache.get(identity.sub, lambda: self._workload_token(identity.sub))
+            try:
+                return await self._resource_token(workload_token, force_authentication=force_authentication)
+            except AgentCoreError as exc:
+                if exc.code != "UnauthorizedException" or attempt == 2:
+                    raise
+                self.cache.invalidate(identity.sub, workload_token)  # expired or revoked: fetch once more
+        raise AssertionError("unreachable")
+
+    async def _workload_token(self, user_id: str) -> str:
+        self.calls["GetWorkloadAccessTokenForUserId"] += 1
+        response = await self._call(
+            "get_workload_access_token_for_user_id", workloadName=self._settings.workload_identity_name, userId=user_id
+        )
+        return str(response["workloadAccessToken"])
+
+    async def _resource_token(self, workload_token: str, *, force_authentication: bool) -> AccessToken | ConsentNeeded:
+        custom_state, flow_id = new_custom_state()
+        self.calls["GetResourceOauth2Token"] += 1
+        # One request shape, every time: the vault keys on provider, scopes and parameters.
+        response = await self._call(
+            "get_resource_oauth2_token",
+            workloadIdentityToken=workload_token,
+            resourceCredentialProviderName=self._settings.credential_provider_name,
+            scopes=list(self._settings.scopes),
+            oauth2Flow="USER_FEDERATION",
+            resourceOauth2ReturnUrl=self._settings.session_binding_url,
+            customState=custom_state,
+            forceAuthentication=force_authentication,
+        )
+        if response.get("accessToken"):
+            return AccessToken(str(response["accessToken"]))
+        if response.get("authorizationUrl") and response.get("sessionUri"):
+            return ConsentNeeded(str(response["authorizationUrl"]), str(response["sessionUri"]), flow_id)
+        raise AgentCoreError("EmptyResponse")
+
+    async def _call(self, operation: str, **params: object) -> dict[str, object]:
+        def call() -> dict[str, object]:
+            result: dict[str, object] = getattr(self._client.get(), operation)(**params)
+            return result
+
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter())
+        except ClientError as exc:
+            raise AgentCoreError(str(exc.response.get("Error", {}).get("Code", "Unknown"))) from None
+        except BotoCoreError as exc:  # timeouts, connection errors, missing credentials
+            raise AgentCoreError(type(exc).__name__) from None

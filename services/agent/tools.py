@@ -1,0 +1,158 @@
+"""Tools the model may call, per provider. Inputs and outputs are Pydantic models.
+
+Every tool acts as the signed-in person with the token AgentCore keeps for them. A tool never sees
+another user's token and never puts a token in its output. A 401 from the external API means the
+stored grant no longer works (revoked, expired beyond refresh): the caller then asks for consent
+again with `forceAuthentication`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.config import AgentSettings
+
+
+class ReauthorizationNeeded(Exception):
+    """The external API refused the token (401)."""
+
+
+class ToolFailed(Exception):
+    """The external API failed or answered something unexpected; `summary` is safe to show and to give the model."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__(summary)
+        self.summary = summary
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoInput(_Input):
+    pass
+
+
+class AddNoteInput(_Input):
+    text: str = Field(min_length=1, max_length=1000, description="The note's text")
+
+
+class Profile(BaseModel):
+    sub: str
+    username: str | None = None
+
+
+class Note(BaseModel):
+    id: str
+    text: str
+    created_at: str | None = None
+
+
+class NoteList(BaseModel):
+    notes: list[Note]
+
+
+class GitHubUser(BaseModel):
+    login: str
+    name: str | None = None
+    public_repos: int | None = None
+
+
+class Repo(BaseModel):
+    full_name: str
+    private: bool = False
+    description: str | None = None
+    updated_at: str | None = None
+
+
+class RepoList(BaseModel):
+    repos: list[Repo]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    input_model: type[_Input]
+    run: Callable[[httpx.AsyncClient, str, Any], Awaitable[BaseModel]]
+
+    def spec(self) -> dict[str, Any]:
+        """The Converse API's toolSpec for this tool."""
+        schema = self.input_model.model_json_schema()
+        schema.pop("title", None)
+        return {"toolSpec": {"name": self.name, "description": self.description, "inputSchema": {"json": schema}}}
+
+
+async def _get(http: httpx.AsyncClient, url: str, token: str) -> Any:
+    return _checked(await http.get(url, headers=_auth(token)))
+
+
+async def _post(http: httpx.AsyncClient, url: str, token: str, body: dict[str, Any]) -> Any:
+    return _checked(await http.post(url, headers=_auth(token), json=body))
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}", "accept": "application/json"}
+
+
+def _checked(response: httpx.Response) -> Any:
+    if response.status_code == 401:
+        raise ReauthorizationNeeded
+    if response.status_code == 403:
+        raise ToolFailed("The service refused this action: the permission given does not cover it.")
+    if response.status_code >= 400:
+        raise ToolFailed(f"The service answered with an error (HTTP {response.status_code}).")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ToolFailed("The service answered something that is not JSON.") from exc
+
+
+def demo_tools(base_url: str) -> list[Tool]:
+    async def get_profile(http: httpx.AsyncClient, token: str, _: NoInput) -> Profile:
+        return Profile.model_validate(await _get(http, f"{base_url}/profile", token))
+
+    async def list_notes(http: httpx.AsyncClient, token: str, _: NoInput) -> NoteList:
+        return NoteList.model_validate(await _get(http, f"{base_url}/notes", token))
+
+    async def add_note(http: httpx.AsyncClient, token: str, params: AddNoteInput) -> Note:
+        return Note.model_validate(await _post(http, f"{base_url}/notes", token, {"text": params.text}))
+
+    return [
+        Tool("get_profile", "Get the signed-in person's profile from the demo API.", NoInput, get_profile),
+        Tool("list_notes", "List the signed-in person's notes.", NoInput, list_notes),
+        Tool("add_note", "Add a note for the signed-in person.", AddNoteInput, add_note),
+    ]
+
+
+def github_tools(base_url: str) -> list[Tool]:
+    async def get_user(http: httpx.AsyncClient, token: str, _: NoInput) -> GitHubUser:
+        return GitHubUser.model_validate(await _get(http, f"{base_url}/user", token))
+
+    async def list_repos(http: httpx.AsyncClient, token: str, _: NoInput) -> RepoList:
+        data = await _get(http, f"{base_url}/user/repos?per_page=20&sort=updated", token)
+        if not isinstance(data, list):
+            raise ToolFailed("GitHub answered an unexpected shape.")
+        return RepoList(repos=[Repo.model_validate(item) for item in data])
+
+    return [
+        Tool("get_user", "Get the signed-in person's GitHub account.", NoInput, get_user),
+        Tool("list_repos", "List the signed-in person's most recently updated GitHub repositories.", NoInput, list_repos),
+    ]
+
+
+def tools_for(settings: AgentSettings) -> list[Tool]:
+    if settings.provider_kind == "demo":
+        assert settings.demo_api_url is not None  # AgentSettings requires it for demo
+        return demo_tools(settings.demo_api_url)
+    if settings.provider_kind == "github":
+        return github_tools(settings.github_api_url)
+    return []  # Google and Microsoft: the consent flow works; add tools for the APIs you use
+
+
+DISPLAY_NAMES = {"demo": "Demo API", "github": "GitHub", "google": "Google", "microsoft": "Microsoft"}

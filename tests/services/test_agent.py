@@ -1,0 +1,345 @@
+"""The agent service through its HTTP API: real ALB tokens, real boto3 clients against loopback
+stand-ins of AgentCore Identity and the Bedrock runtime, the real session binding service for consent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+import pytest
+
+from services.agent.tokens import WorkloadTokenCache
+from services.common.flow import read_flow_token
+from tests.services.conftest import ALICE, BOB, ORIGIN, AgentHarness, ChatTurn, parse_sse
+from tests.support.bedrock_standin import text_response, tool_use_response
+
+WORKLOAD = "GetWorkloadAccessTokenForUserId"
+OUTBOUND = "token"  # GetResourceOauth2Token is POST /identities/oauth2/token
+
+
+def consented(agent: AgentHarness, user: Any = ALICE) -> Any:
+    browser = agent.browser(user)
+    agent.consent(browser, agent.chat(browser))
+    return browser
+
+
+def profile_of(turn: ChatTurn) -> dict[str, Any]:
+    [result] = [r for r in turn.of("tool_result") if r["name"] == "get_profile"]
+    assert result["ok"], turn.raw
+    text = " ".join(m["text"] for m in turn.of("message"))
+    content: list[dict[str, Any]] = json.loads(text.removeprefix("Result: "))
+    profile: dict[str, Any] = content[0]["json"]
+    return profile
+
+
+# --- consent ------------------------------------------------------------------------------------
+
+
+def test_first_request_asks_for_consent_with_a_signed_first_party_link(agent: AgentHarness) -> None:
+    turn = agent.chat(agent.browser(ALICE))
+    assert turn.status == 200
+    assert [event for event, _ in turn.events] == ["tool_call", "authorization_required", "done"]
+    [prompt] = turn.of("authorization_required")
+    assert prompt["display_name"] == "Demo API"
+    assert prompt["scopes"] == sorted(["demo-api/profile.read", "demo-api/notes.read", "demo-api/notes.write"])
+    start = urlsplit(prompt["start_url"])
+    assert (start.scheme, start.netloc, start.path) == ("", "", "/oauth2/start")
+    flow = read_flow_token(agent.binding.keyring, unquote(parse_qs(start.query)["flow"][0]), now=int(time.time()))
+    assert flow.owned_by(ALICE)
+    assert flow.expires_at - flow.issued_at <= 600
+    # The raw AgentCore URL and session never reach the page in clear, and the model never saw them.
+    assert flow.authorization_url not in turn.raw and flow.session_uri not in turn.raw
+    assert len(agent.bedrock.requests) == 1
+    # customState: the secret went to AgentCore only; the flow carries its digest.
+    secret = agent.agentcore.custom_states[flow.session_uri]
+    assert secret and secret not in turn.raw and flow.flow_id != secret
+
+
+def test_after_consent_the_same_request_yields_the_tool_result(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    turn = agent.chat(browser)
+    assert [event for event, _ in turn.events] == ["tool_call", "tool_result", "message", "done"]
+    assert profile_of(turn)["sub"] == ALICE.sub
+
+
+def test_prompting_never_blocks(agent: AgentHarness) -> None:
+    started = time.perf_counter()
+    agent.chat(agent.browser(ALICE))
+    assert time.perf_counter() - started < 5  # returns at once; the SDK's default would poll for minutes
+    assert agent.agentcore.operation_count(OUTBOUND) == 1
+
+
+def test_a_401_from_the_api_asks_for_consent_again_with_force_authentication(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.resource.revoked.update(token for _, token in agent.agentcore.vault.items())
+    turn = agent.chat(browser)
+    assert turn.of("authorization_required")
+    forced = [c.body for c in agent.agentcore.calls if c.operation == "token" and c.body.get("forceAuthentication")]
+    assert len(forced) == 1
+
+
+def test_one_normalised_request_shape(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.chat(browser)
+    shapes = {tuple(sorted(c.body)) for c in agent.agentcore.calls if c.operation == "token"}
+    assert shapes == {
+        (
+            "customState",
+            "forceAuthentication",
+            "oauth2Flow",
+            "resourceCredentialProviderName",
+            "resourceOauth2ReturnUrl",
+            "scopes",
+            "workloadIdentityToken",
+        )
+    }
+    scopes = {tuple(c.body["scopes"]) for c in agent.agentcore.calls if c.operation == "token"}
+    assert len(scopes) == 1
+    assert {c.body["resourceOauth2ReturnUrl"] for c in agent.agentcore.calls if c.operation == "token"} == {
+        f"{ORIGIN}/oauth2/session-binding"
+    }
+
+
+# --- per-user tokens ----------------------------------------------------------------------------
+
+
+def test_workload_token_is_fetched_once_per_user_and_reused(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    for _ in range(10):
+        assert profile_of(agent.chat(browser))["sub"] == ALICE.sub
+    assert agent.agentcore.operation_count(WORKLOAD) == 1
+
+
+def test_expired_workload_token_is_refetched_once(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.agentcore.expire_workload_tokens()
+    assert profile_of(agent.chat(browser))["sub"] == ALICE.sub
+    assert agent.agentcore.operation_count(WORKLOAD) == 2
+
+
+def test_alices_tokens_are_never_used_for_bob_under_concurrency(agent: AgentHarness) -> None:
+    alice, bob = consented(agent, ALICE), consented(agent, BOB)
+    agent.resource.seen.clear()
+    agent.agentcore.calls.clear()
+    cookies_and_users = [(alice, ALICE), (bob, BOB)] * 10
+
+    async def all_at_once() -> list[tuple[Any, httpx.Response]]:
+        transport = httpx.ASGITransport(app=agent.app)
+        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
+
+            async def one(browser: Any, user: Any) -> tuple[Any, httpx.Response]:
+                return user, await client.post("/api/chat", json={"message": "Who am I?"}, headers=browser.headers())
+
+            return list(await asyncio.gather(*(one(b, u) for b, u in cookies_and_users)))
+
+    for user, response in asyncio.run(all_at_once()):
+        turn = ChatTurn(response.status_code, parse_sse(response.text), response.text)
+        assert profile_of(turn)["sub"] == user.sub
+    # Every outbound call used a workload token issued for the user the vault answered for.
+    tokens_by_user = {user.sub: {t for t, u in agent.agentcore.workload_tokens.items() if u == user.sub} for user in (ALICE, BOB)}
+    assert not tokens_by_user[ALICE.sub] & tokens_by_user[BOB.sub]
+    for path, token in agent.resource.seen:
+        assert path == "/profile"
+        owner = token[3:].rsplit("-", 1)[0]
+        assert owner in (ALICE.sub, BOB.sub)
+    assert agent.agentcore.operation_count(WORKLOAD) == 0  # both cached from the consent round
+
+
+def test_workload_token_cache_is_bounded_and_expires() -> None:
+    now = [0.0]
+    cache = WorkloadTokenCache(max_entries=2, ttl_s=10, clock=lambda: now[0])
+    fetched: list[str] = []
+
+    def fetcher(user: str) -> Any:
+        async def fetch() -> str:
+            fetched.append(user)
+            return f"token-{user}-{len(fetched)}"
+
+        return fetch
+
+    async def scenario() -> None:
+        assert await cache.get("a", fetcher("a")) == "token-a-1"
+        assert await cache.get("a", fetcher("a")) == "token-a-1"
+        await cache.get("b", fetcher("b"))
+        await cache.get("c", fetcher("c"))  # evicts a
+        assert len(cache) == 2
+        assert await cache.get("a", fetcher("a")) == "token-a-4"
+        now[0] = 11
+        assert await cache.get("a", fetcher("a")) == "token-a-5"  # expired
+        cache.invalidate("a", "token-a-5")
+        assert await cache.get("a", fetcher("a")) == "token-a-6"
+
+    asyncio.run(scenario())
+    assert cache.hits == 1 and cache.misses == 6
+
+
+def test_concurrent_requests_of_one_user_share_one_workload_fetch() -> None:
+    cache = WorkloadTokenCache(max_entries=10, ttl_s=60)
+    calls = 0
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return "t"
+
+    async def scenario() -> list[str]:
+        return list(await asyncio.gather(*(cache.get("alice", fetch) for _ in range(20))))
+
+    assert asyncio.run(scenario()) == ["t"] * 20
+    assert calls == 1
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+def test_converse_request_carries_tools_and_history(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.bedrock.requests.clear()
+    history = [{"role": "user", "text": "hi"}, {"role": "assistant", "text": "Hello!"}]
+    agent.chat(browser, "Who am I?", history)
+    first = agent.bedrock.requests[0]
+    assert first["path"] == "/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/converse"
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant", "user"]
+    names = [t["toolSpec"]["name"] for t in first["toolConfig"]["tools"]]
+    assert names == ["get_profile", "list_notes", "add_note"]
+    add_note = first["toolConfig"]["tools"][2]["toolSpec"]["inputSchema"]["json"]
+    assert add_note["required"] == ["text"] and add_note["additionalProperties"] is False
+
+
+def test_tool_input_is_validated(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.bedrock.script = [tool_use_response("add_note", {"text": "", "extra": 1}), text_response("Sorry.")]
+    turn = agent.chat(browser, "Add an empty note")
+    [result] = turn.of("tool_result")
+    assert result == {"id": "tooluse_1", "name": "add_note", "ok": False, "summary": "The tool's input was not valid."}
+    assert turn.events[-1] == ("done", {})
+
+
+def test_failing_tool_ends_the_turn_cleanly(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.resource.delay_s = 3  # beyond the 2 s tool timeout
+    turn = agent.chat(browser)
+    [result] = turn.of("tool_result")
+    assert result["ok"] is False and result["summary"] == "The service did not answer in time."
+    assert [e for e, _ in turn.events][-2:] == ["message", "done"]
+
+
+def test_bedrock_throttling_is_retried(agent: AgentHarness) -> None:
+    agent.bedrock.script = ["ThrottlingException", text_response("Hi there")]
+    agent.bedrock.auto_tool = None
+    turn = agent.chat(agent.browser(ALICE), "hello")
+    assert turn.of("message") == [{"text": "Hi there"}]
+
+
+def test_bedrock_throttling_until_exhausted_is_a_readable_error(agent: AgentHarness) -> None:
+    agent.bedrock.script = ["ThrottlingException", "ThrottlingException"]
+    turn = agent.chat(agent.browser(ALICE), "hello")
+    assert turn.events == [
+        ("error", {"code": "model_busy", "message": "The model is busy right now. Please try again in a few seconds."}),
+        ("done", {}),
+    ]
+
+
+def test_model_turns_are_bounded(make_agent: Any) -> None:
+    agent = make_agent(max_model_turns=3)
+    browser = consented(agent)
+    agent.bedrock.script = [tool_use_response("list_notes", tool_use_id=f"t{i}") for i in range(5)]
+    turn = agent.chat(browser, "loop")
+    assert len(turn.of("tool_call")) == 3
+    assert turn.of("error")[0]["code"] == "too_many_steps"
+
+
+def test_identity_service_errors_are_readable(agent: AgentHarness) -> None:
+    agent.agentcore.failures = ["AccessDeniedException", "AccessDeniedException"]
+    turn = agent.chat(agent.browser(ALICE))
+    [error] = turn.of("error")
+    assert error["code"] == "identity_unavailable"
+    assert "AccessDenied" not in turn.raw
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"message": ""}, 400, "message"),
+        ({"message": "x" * 4001}, 400, "message"),
+        ({"message": "hi", "user": "bob"}, 400, "user: Extra inputs are not permitted"),
+        ({"message": "hi", "history": [{"role": "system", "text": "x"}]}, 400, "history.0.role"),
+        ({"message": "hi", "history": [{"role": "user", "text": "x"}] * 21}, 400, "history"),
+        ({"history": []}, 400, "message: Field required"),
+    ],
+)
+def test_bad_bodies_get_clear_json_errors(agent: AgentHarness, body: dict[str, Any], status: int, fragment: str) -> None:
+    browser = agent.browser(ALICE)
+    response = browser.client.post("/api/chat", json=body, headers=browser.headers())
+    assert response.status_code == status
+    assert response.json()["error"] == "invalid_request"
+    assert fragment in response.json()["message"]
+    assert agent.bedrock.requests == [] and agent.agentcore.calls == []
+
+
+def test_wrong_media_type_oversized_and_broken_json(agent: AgentHarness) -> None:
+    browser = agent.browser(ALICE)
+    headers = browser.headers()
+    assert (
+        browser.client.post(
+            "/api/chat", content="message=hi", headers={**headers, "content-type": "application/x-www-form-urlencoded"}
+        ).status_code
+        == 415
+    )
+    big = json.dumps({"message": "hi", "history": [{"role": "user", "text": "x" * 4000}] * 80})
+    assert browser.client.post("/api/chat", content=big, headers={**headers, "content-type": "application/json"}).status_code == 413
+    broken = browser.client.post("/api/chat", content="{", headers={**headers, "content-type": "application/json"})
+    assert broken.status_code == 400 and broken.json()["error"] == "invalid_request"
+
+
+def test_not_signed_in_is_401_json(agent: AgentHarness) -> None:
+    response = agent.browser(None).client.post("/api/chat", json={"message": "hi"})
+    assert response.status_code == 401
+    assert response.json() == {"error": "not_signed_in", "message": "You are not signed in. Reload the page to sign in."}
+
+
+# --- what leaves the process --------------------------------------------------------------------
+
+
+def test_no_token_of_any_kind_in_logs_or_events(
+    agent: AgentHarness, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    browser = agent.browser(ALICE)
+    first = agent.chat(browser)
+    agent.consent(browser, first)
+    second = agent.chat(browser)
+    secrets = [
+        *agent.agentcore.workload_tokens,
+        *agent.agentcore.vault.values(),
+        *agent.agentcore.custom_states.values(),
+        *agent.agentcore.custom_states.keys(),
+        *agent.binding.sent_tokens,
+        *browser.client.cookies.values(),
+    ]
+    assert len(secrets) >= 6
+    emitted = capsys.readouterr().out
+    captured = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for secret in secrets:
+        assert secret not in emitted and secret not in captured
+        assert secret not in second.raw
+    for secret in [*agent.agentcore.workload_tokens, *agent.agentcore.vault.values()]:
+        assert secret not in first.raw
+
+
+def test_ui_is_served_with_a_strict_policy(agent: AgentHarness) -> None:
+    browser = agent.browser(ALICE)
+    page = browser.client.get("/", headers=browser.headers())
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert browser.client.get("/static/app.js").status_code == 200

@@ -1,0 +1,96 @@
+"""A loopback stand-in for the external API a tool calls (the demo API's routes, GitHub's two).
+
+It accepts the access tokens the AgentCore stand-in hands out (`at-<user>-…`), answers as that user,
+and refuses revoked tokens with 401. It records which token each request carried, so tests can check
+that a user's token is only ever used for that user.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class ResourceStandIn:
+    def __init__(self) -> None:
+        self.revoked: set[str] = set()
+        self.seen: list[tuple[str, str]] = []  # (path, token)
+        self.notes: dict[str, list[dict[str, Any]]] = {}
+        self.delay_s = 0.0
+        self._lock = threading.Lock()
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def _user(self) -> str | None:
+                auth = self.headers.get("authorization", "")
+                token = auth.removeprefix("Bearer ")
+                with standin._lock:
+                    standin.seen.append((self.path, token))
+                if not token.startswith("at-") or token in standin.revoked:
+                    return None
+                return token[3:].rsplit("-", 1)[0]
+
+            def do_GET(self) -> None:
+                user = self._user()
+                if user is None:
+                    self._send(401, {"error": "invalid_token"})
+                    return
+                if standin.delay_s:
+                    import time
+
+                    time.sleep(standin.delay_s)
+                if self.path == "/profile":
+                    self._send(200, {"sub": user, "username": user})
+                elif self.path == "/notes":
+                    self._send(200, {"notes": standin.notes.get(user, [])})
+                elif self.path == "/user":
+                    self._send(200, {"login": user, "name": user.title(), "public_repos": 2})
+                elif self.path.startswith("/user/repos"):
+                    self._send(200, [{"full_name": f"{user}/one", "private": False}, {"full_name": f"{user}/two", "private": True}])
+                else:
+                    self._send(404, {"error": "not_found"})
+
+            def do_POST(self) -> None:
+                user = self._user()
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))) or b"{}")
+                if user is None:
+                    self._send(401, {"error": "invalid_token"})
+                    return
+                note = {"id": str(len(standin.notes.get(user, [])) + 1), "text": body["text"], "created_at": "2026-11-28T00:00:00Z"}
+                standin.notes.setdefault(user, []).append(note)
+                self._send(201, note)
+
+            def _send(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="resource-standin", daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> ResourceStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
