@@ -14,97 +14,24 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from bench.loadgen import LoadResult, get_request, run_load
+from bench.procs import HOST, cores, free_port, standin, uvicorn
 from local.alb.keys import AlbSigningKey, KeyServer
 from services.common.alb_identity import AlbIdentity
 from services.common.flow import binding_cookie_name, issue_binding_cookie, issue_flow_token, read_flow_token
 from services.common.signed import Keyring
 
-ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
 ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/bench/0123456789abcdef"
 ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Bench"
 CLIENT_ID = "benchclient"
 SIGNING_KEYS = json.dumps({"kid": "k1", "key": "b" * 64})
-SERVICE_CORE, HELPER_CORE = 0, 1
-
-
-def _cores() -> tuple[set[int] | None, set[int] | None]:
-    available = os.sched_getaffinity(0)
-    if {SERVICE_CORE, HELPER_CORE} <= available:
-        return {SERVICE_CORE}, {HELPER_CORE}
-    return None, None  # one core: nothing to pin, figures are then pessimistic
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL built here
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not become healthy in {timeout_s} s")
-
-
-def _pinned(command: list[str], core: set[int] | None) -> list[str]:
-    return ["taskset", "-c", ",".join(map(str, sorted(core))), *command] if core else command
-
-
-@contextmanager
-def _process(command: list[str], env: dict[str, str], *, stdout: int | None = subprocess.DEVNULL) -> Iterator[subprocess.Popen[str]]:
-    with tempfile.TemporaryFile(mode="w+") as errors:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=stdout, stderr=errors, text=True)  # noqa: S603 - fixed argv
-        try:
-            yield process
-        except Exception:
-            errors.seek(0)
-            sys.stderr.write(f"--- stderr of {' '.join(command[-6:])}:\n{errors.read()[-4000:]}\n")
-            raise
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@contextmanager
-def agentcore_standin(core: set[int] | None) -> Iterator[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with _process(_pinned([sys.executable, "-m", "tests.support.agentcore_standin"], core), env, stdout=subprocess.PIPE) as process:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-
-
-@contextmanager
-def uvicorn(app: str, port: int, env: dict[str, str], core: set[int] | None) -> Iterator[None]:
-    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--no-access-log", "--lifespan", "on"]
-    with _process(_pinned(command, core), {**os.environ, "PYTHONPATH": str(ROOT), **env}):
-        _wait_healthy(f"http://{HOST}:{port}/health" if "session_binding" in app else f"http://{HOST}:{port}/bare")
-        yield
 
 
 def binding_requests(count: int, alb_key: AlbSigningKey, keyring: Keyring, port: int) -> list[bytes]:
@@ -148,13 +75,13 @@ def summarize(results: list[LoadResult]) -> dict[str, Any]:
 
 
 def measure(concurrencies: list[int], runs: int, count: int) -> dict[str, Any]:
-    service_core, helper_core = _cores()
+    service_core, helper_core = cores()
     if helper_core:
         os.sched_setaffinity(0, helper_core)
     alb_key = AlbSigningKey()
     keyring = Keyring.from_json(SIGNING_KEYS)
     figures: dict[str, Any] = {"pinned": service_core is not None, "requests_per_run": count, "runs": runs}
-    with KeyServer([alb_key]) as keys, agentcore_standin(helper_core) as endpoint:
+    with KeyServer([alb_key]) as keys, standin("agentcore", helper_core) as endpoint:
         env = {
             "APP_PROFILE": "local",
             "AWS_REGION": "eu-west-1",
@@ -172,10 +99,10 @@ def measure(concurrencies: list[int], runs: int, count: int) -> dict[str, Any]:
             "AWS_EC2_METADATA_DISABLED": "true",
             "LOG_LEVEL": "INFO",
         }
-        binding_port, bare_port = _free_port(), _free_port()
+        binding_port, bare_port = free_port(), free_port()
         with (
             uvicorn("services.session_binding.main:app", binding_port, env, service_core),
-            uvicorn("bench.bare_app:app", bare_port, {}, service_core),
+            uvicorn("bench.bare_app:app", bare_port, {}, service_core, health="/bare"),
         ):
             for concurrency in concurrencies:
                 binding_runs, bare_runs = [], []

@@ -42,6 +42,7 @@ class AgentCoreStandIn:
     def __init__(self, port: int = 0) -> None:
         self.record = True  # keep every call (tests); benchmarks only count
         self.count = 0
+        self.counts: dict[str, int] = {}
         self.calls: list[Call] = []
         # Scripted answers, in order, before answering normally: an AWS error code, or one of
         # "HTML503" (a 503 with an HTML body), "CLOSE" (drop the connection unanswered),
@@ -70,6 +71,7 @@ class AgentCoreStandIn:
                 operation = self.path.rsplit("/", 1)[-1]
                 with standin._lock:
                     standin.count += 1
+                    standin.counts[operation] = standin.counts.get(operation, 0) + 1
                     if standin.record:
                         standin.calls.append(Call(operation, body, {k.lower(): v for k, v in self.headers.items()}))
                     failure = standin.failures.pop(0) if standin.failures else None
@@ -98,6 +100,13 @@ class AgentCoreStandIn:
                     self._send(ERROR_STATUS[failure], {"message": RAW_MESSAGE}, error=failure)
                 else:
                     self._send(200, answer)
+
+            def do_GET(self) -> None:
+                if self.path == "/_stats":  # benchmarks read the counters of a stand-in in another process
+                    with standin._lock:
+                        self._send(200, {"counts": dict(standin.counts)})
+                else:
+                    self._send(404, {"message": "not found"})
 
             def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
                 self.send_response(status)
@@ -185,23 +194,3 @@ class AgentCoreStandIn:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-
-def main() -> None:
-    """Run alone (benchmarks): `python -m tests.support.agentcore_standin --port 0` prints its endpoint."""
-    import argparse
-    import signal
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # before threads start: sigwait gets them
-    standin = AgentCoreStandIn(port=args.port)
-    standin.record = False
-    standin.start()
-    print(standin.endpoint, flush=True)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    standin.stop()
-
-
-if __name__ == "__main__":
-    main()

@@ -19,6 +19,7 @@ class ResourceStandIn:
         self.seen: list[tuple[str, str]] = []  # (path, token)
         self.notes: dict[str, list[dict[str, Any]]] = {}
         self.delay_s = 0.0
+        self.record = True
         self._lock = threading.Lock()
         standin = self
 
@@ -29,8 +30,9 @@ class ResourceStandIn:
             def _user(self) -> str | None:
                 auth = self.headers.get("authorization", "")
                 token = auth.removeprefix("Bearer ")
-                with standin._lock:
-                    standin.seen.append((self.path, token))
+                if standin.record:
+                    with standin._lock:
+                        standin.seen.append((self.path, token))
                 if not token.startswith("at-") or token in standin.revoked:
                     return None
                 return token[3:].rsplit("-", 1)[0]

@@ -1,0 +1,84 @@
+"""Processes for benchmarks: pinning to cores, loopback stand-ins and services in their own processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+SERVICE_CORE, HELPER_CORE = 0, 1
+
+
+def cores() -> tuple[set[int] | None, set[int] | None]:
+    available = os.sched_getaffinity(0)
+    if {SERVICE_CORE, HELPER_CORE} <= available:
+        return {SERVICE_CORE}, {HELPER_CORE}
+    return None, None  # one core: nothing to pin, figures are then pessimistic
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL built here
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become healthy in {timeout_s} s")
+
+
+def pinned(command: list[str], core: set[int] | None) -> list[str]:
+    return ["taskset", "-c", ",".join(map(str, sorted(core))), *command] if core else command
+
+
+@contextmanager
+def process(command: list[str], env: dict[str, str], *, stdout: int | None = subprocess.DEVNULL) -> Iterator[subprocess.Popen[str]]:
+    """A child process, stopped on exit; its stderr is shown if the block fails (e.g. it never became healthy)."""
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=stdout, stderr=errors, text=True)  # noqa: S603 - fixed argv
+        try:
+            yield child
+        except Exception:
+            errors.seek(0)
+            sys.stderr.write(f"--- stderr of {' '.join(command[-6:])}:\n{errors.read()[-4000:]}\n")
+            raise
+        finally:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+@contextmanager
+def standin(kind: str, core: set[int] | None) -> Iterator[str]:
+    """A stand-in from tests/support in its own process; yields its base URL."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with process(pinned([sys.executable, "-m", "tests.support.serve", kind], core), env, stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+
+
+@contextmanager
+def uvicorn(app: str, port: int, env: dict[str, str], core: set[int] | None, *, health: str = "/health") -> Iterator[None]:
+    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--no-access-log", "--lifespan", "on"]
+    with process(pinned(command, core), {**os.environ, "PYTHONPATH": str(ROOT), **env}):
+        wait_healthy(f"http://{HOST}:{port}{health}")
+        yield
