@@ -152,7 +152,7 @@ def tools_for(settings: AgentSettings) -> list[Tool]:
         return demo_tools(settings.demo_api_url)
     if settings.provider_kind == "github":
         return github_tools(settings.github_api_url)
-    return []  # Google and Microsoft: the consent flow works; add tools for the APIs you use
+    return []  # other providers: the consent flow works; add tools for the APIs you use
 
 
-DISPLAY_NAMES = {"demo": "Demo API", "github": "GitHub", "google": "Google", "microsoft": "Microsoft"}
+DISPLAY_NAMES = {"demo": "Demo API", "github": "GitHub", "google": "Google", "microsoft": "Microsoft", "slack": "Slack", "custom-oidc": "your provider"}

@@ -115,7 +115,7 @@ class AgentSettings(ServiceSettings):
     bedrock_model_id: str = Field(description="Bedrock model or inference profile id for the Converse API")
     workload_identity_name: str = Field(description="AgentCore workload identity of the agent")
     credential_provider_name: str = Field(description="AgentCore OAuth2 credential provider for the external API")
-    provider_kind: Literal["demo", "github", "google", "microsoft"] = "demo"
+    provider_kind: Literal["demo", "github", "google", "microsoft", "slack", "custom-oidc"] = "demo"
     provider_scopes: str = Field(description="Space-separated scopes requested for every outbound token")
     session_binding_url: str = Field(description="Where AgentCore returns the browser after consent (allowed return URL)")
     demo_api_url: str | None = Field(default=None, description="Base URL of the demo resource API (demo provider)")

@@ -343,3 +343,28 @@ def test_ui_is_served_with_a_strict_policy(agent: AgentHarness) -> None:
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert browser.client.get("/static/app.js").status_code == 200
+
+
+def test_github_provider_offers_github_tools_and_normalised_scopes(make_agent: Any) -> None:
+    agent = make_agent(provider_kind="github", provider_scopes="repo read:user repo", demo_api_url=None)
+    runtime = agent.agent_app.state.runtime()
+    assert sorted(runtime.tools) == ["get_user", "list_repos"]
+    assert runtime.settings.scopes == ("read:user", "repo")
+
+
+def test_github_tool_calls_the_api_as_the_user(make_agent: Any, resource: Any) -> None:
+    agent = make_agent(provider_kind="github", provider_scopes="read:user", demo_api_url=None, github_api_url=resource.base_url)
+    agent.bedrock.auto_tool = "list_repos"
+    browser = agent.browser(ALICE)
+    agent.consent(browser, agent.chat(browser, "my repos"))
+    turn = agent.chat(browser, "my repos")
+    [result] = turn.of("tool_result")
+    assert result == {"id": "tooluse_1", "name": "list_repos", "ok": True, "summary": "2 repos"}
+    assert f"{ALICE.sub}/one" in turn.of("message")[0]["text"]
+
+
+def test_demo_provider_needs_the_demo_api_url(key_server: Any, resource: Any) -> None:
+    from tests.services.conftest import agent_settings
+
+    with pytest.raises(ValueError, match="DEMO_API_URL is required when PROVIDER_KIND is demo"):
+        agent_settings(key_server, resource, demo_api_url=None)

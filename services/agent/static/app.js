@@ -252,6 +252,16 @@
     }
   }
 
+  // A tool still "using" when the turn ends did not finish (for example, it needs permission first).
+  function stopRunningTools(state) {
+    for (const line of state.tools.values()) {
+      if (line.item.getAttribute("data-state") === "running") {
+        line.item.setAttribute("data-state", "stopped");
+        line.label.textContent = line.name + " did not finish";
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- authorization
 
   function isTrustedStartUrl(value) {
@@ -525,6 +535,7 @@
       }
     } finally {
       window.clearTimeout(idleTimer);
+      stopRunningTools(state);
       if (currentAbort === abort) {
         currentAbort = null;
         setBusy(false);
