@@ -109,6 +109,10 @@ async def run_turn(ctx: ChatContext, message: str, history: list[tuple[str, str]
     except _TurnEnds as end:
         yield end.event
         yield Event("done", {})
+    except Exception as exc:  # the stream has started: end it with an event, never mid-air
+        _log.error("turn_failed", extra={"event": "turn_failed", "error_type": type(exc).__name__})
+        yield Event("error", {"code": "internal", "message": "Something went wrong on our side. Please try again."})
+        yield Event("done", {})
 
 
 async def _converse(ctx: ChatContext, messages: list[dict[str, Any]], tool_config: dict[str, Any] | None) -> tuple[dict[str, Any], str]:

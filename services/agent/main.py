@@ -148,7 +148,7 @@ def create_app(
             keyring=rt.keyring,
             tools=rt.tools,
             http=rt.http,
-            bedrock=rt.bedrock.get(),
+            bedrock=await anyio.to_thread.run_sync(rt.bedrock.get),  # built once, off the event loop
         )
         history: list[tuple[str, str]] = (
             [(item.role, item.text) for item in body.history[-rt.settings.max_history :]] if rt.settings.max_history else []

@@ -368,3 +368,13 @@ def test_demo_provider_needs_the_demo_api_url(key_server: Any, resource: Any) ->
 
     with pytest.raises(ValueError, match="DEMO_API_URL is required when PROVIDER_KIND is demo"):
         agent_settings(key_server, resource, demo_api_url=None)
+
+
+def test_an_unexpected_failure_mid_stream_still_ends_the_turn(agent: AgentHarness) -> None:
+    agent.bedrock.script = [{"output": {"unexpected": True}, "stopReason": "end_turn"}]  # not a Converse answer
+    turn = agent.chat(agent.browser(ALICE), "hello")
+    assert turn.status == 200
+    assert turn.events[-2:] == [
+        ("error", {"code": "internal", "message": "Something went wrong on our side. Please try again."}),
+        ("done", {}),
+    ]
