@@ -9,13 +9,14 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 ARGS ?=
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
 
 # jsii prints a banner on Node 20; the CDK CLI sends no telemetry, notices or version checks.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help install synth test lint typecheck unit nag-doc deploy destroy demo bench clean
+.PHONY: help install browser synth test lint typecheck unit nag-doc deploy destroy demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +33,11 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed ## Python venv and the pinned aws-cdk CLI
 
+$(CHROMIUM):
+	bash tools/install-chromium.sh $(CHROMIUM)
+
+browser: $(CHROMIUM) ## Chromium from Debian for the browser tests
+
 synth: install ## cdk synth offline with cdk-nag (ARGS='-c key=value ...'); templates in cdk.out/
 	$(CDK) synth $(CDK_FLAGS) --quiet $(ARGS)
 	@echo "Synthesized (cdk-nag AwsSolutions + NIST 800-53 R5: no unacknowledged findings):"
@@ -44,8 +50,8 @@ lint: install ## ruff (lint and format check)
 typecheck: install ## mypy --strict
 	$(VENV)/bin/mypy .
 
-unit: install ## the pytest suite only
-	$(PY) -m pytest $(PYTEST_ARGS)
+unit: install browser ## the pytest suite only (browser tests included: they fail rather than skip here)
+	REQUIRE_CHROMIUM=1 CHROMIUM_PATH=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit ## every check: lint, types, infra assertions, cdk-nag, services
 

@@ -155,4 +155,11 @@ def tools_for(settings: AgentSettings) -> list[Tool]:
     return []  # other providers: the consent flow works; add tools for the APIs you use
 
 
-DISPLAY_NAMES = {"demo": "Demo API", "github": "GitHub", "google": "Google", "microsoft": "Microsoft", "slack": "Slack", "custom-oidc": "your provider"}
+DISPLAY_NAMES = {
+    "demo": "Demo API",
+    "github": "GitHub",
+    "google": "Google",
+    "microsoft": "Microsoft",
+    "slack": "Slack",
+    "custom-oidc": "your provider",
+}

@@ -3,6 +3,7 @@ stand-in reached by a real boto3 client, and browsers (TestClients with their ow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -327,3 +328,14 @@ def make_agent(
 @pytest.fixture
 def agent(make_agent: Callable[..., AgentHarness]) -> AgentHarness:
     return make_agent()
+
+
+@pytest.fixture
+def lambda_event_loop() -> Iterator[None]:
+    """Mangum runs each invocation on the thread's current event loop, as Lambda's runtime provides one.
+    An earlier `asyncio.run()` in the same test process leaves none, so give the test its own."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()

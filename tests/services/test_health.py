@@ -27,6 +27,7 @@ def test_no_interactive_docs_are_exposed(app) -> None:  # type: ignore[no-untype
         assert client.get(path).status_code == 404
 
 
+@pytest.mark.usefixtures("lambda_event_loop")
 def test_mangum_handler_serves_the_same_app_as_an_alb_lambda_target() -> None:
     module = importlib.import_module("services.session_binding.main")
     event = {

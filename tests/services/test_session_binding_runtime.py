@@ -89,6 +89,7 @@ def _alb_event(path: str, query: dict[str, str], headers: dict[str, str]) -> dic
     }
 
 
+@pytest.mark.usefixtures("lambda_event_loop")
 def test_mangum_answers_an_alb_lambda_target_event_the_same_way(harness: BindingHarness) -> None:
     handler = Mangum(harness.app, lifespan="off")
     session = new_session_uri()

@@ -193,4 +193,3 @@ class AgentCoreStandIn:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
-
