@@ -21,7 +21,7 @@ CDK_FLAGS := --no-notices --no-version-reporting
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt services/agent/requirements.txt services/session_binding/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt services/agent/requirements.txt services/session_binding/requirements.txt services/demo_api/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt

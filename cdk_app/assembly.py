@@ -74,7 +74,8 @@ def build_stacks(app: App, config: AppConfig) -> AppStacks:
         secrets_key=identity.secrets_key,
         agentcore_arns=agent_identity.arns,
         provider_client_secret=agent_identity.credential_provider.client_secret,
-        description="ALB, WAF, ECS cluster, agent and session binding services",
+        demo_authorization_server=identity.demo_authorization_server,
+        description="ALB, WAF, ECS cluster, agent and session binding services, demo resource API",
         **common,
     )
     services.add_stack_dependency(agent_identity, "services use the workload identity and credential provider by name")

@@ -1,4 +1,5 @@
-"""Services (stateless): ECS cluster, ALB with Cognito sign-in, the agent and session binding services."""
+"""Services (stateless): ECS cluster, ALB with Cognito sign-in, the agent and session binding services,
+and for the demo provider the demo resource API."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from cdk_app.config import AppConfig
+from cdk_app.config import AppConfig, Provider
 from stacks.constructs.agent_identity import AgentCoreArns, ClientSecretRef
-from stacks.constructs.auth import SignInUserPool, issuer_url
+from stacks.constructs.auth import DemoAuthorizationServer, SignInUserPool, issuer_url
+from stacks.constructs.demo_api import DemoApi
 from stacks.constructs.fargate_service import FargateWebService
 from stacks.constructs.ingress import Ingress
 from stacks.constructs.lifecycle import Lifecycle
@@ -52,6 +54,7 @@ class ServicesStack(Stack):
         secrets_key: kms.IKey,
         agentcore_arns: AgentCoreArns,
         provider_client_secret: ClientSecretRef,
+        demo_authorization_server: DemoAuthorizationServer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -101,13 +104,30 @@ class ServicesStack(Stack):
         signing_secret = secretsmanager.Secret.from_secret_complete_arn(self, "FlowSigningKeySecret", flow_signing_key.secret_arn)
         shared_secrets = {"FLOW_SIGNING_KEYS": ecs.Secret.from_secrets_manager(signing_secret)}
 
+        # The agent's tools call the demo API with the person's tokens from the demo authorization server.
+        self.demo_api: DemoApi | None = None
+        agent_environment = {**shared_environment, "BEDROCK_MODEL_ID": config.bedrock_model_id}
+        if config.provider.kind is Provider.DEMO:
+            assert demo_authorization_server is not None, "the demo provider needs the demo authorization server"
+            self.demo_api = DemoApi(
+                self,
+                "DemoApi",
+                issuer=issuer_url(demo_authorization_server.user_pool),
+                client_id=demo_authorization_server.client.user_pool_client_id,
+                app_profile=config.profile.value,
+                point_in_time_recovery=config.is_prod,
+                logs_key=logs_key,
+                lifecycle=lifecycle,
+            )
+            agent_environment["DEMO_API_URL"] = self.demo_api.url
+
         self.agent = FargateWebService(
             self,
             "Agent",
             service_dir_name="agent",
             cluster=cluster,
             load_balancer_security_group=ingress.security_group,
-            environment={**shared_environment, "BEDROCK_MODEL_ID": config.bedrock_model_id},
+            environment=agent_environment,
             secrets=shared_secrets,
             desired_count=config.agent_desired_count,
             logs_key=logs_key,
@@ -137,6 +157,10 @@ class ServicesStack(Stack):
         CfnOutput(self, "AgentUrl", value=config.base_url + "/", description="Open this, sign in, chat")
         CfnOutput(self, "LoadBalancerDnsName", value=ingress.load_balancer.load_balancer_dns_name)
         CfnOutput(self, "SignInUserPoolId", value=sign_in.user_pool.user_pool_id)
+        if self.demo_api is not None:
+            CfnOutput(
+                self, "DemoApiUrl", value=self.demo_api.url, description="The demo resource API the agent calls (OAuth access tokens)"
+            )
 
     # ------------------------------------------------------------------ routing
 

@@ -19,6 +19,7 @@ the same `app`, under uvicorn locally (`services.demo_api.main:app`).
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -111,7 +112,7 @@ def create_app(load: Callable[[], DemoApiSettings] = load_demo_settings, *, cloc
         nonlocal runtime
         if runtime is None:
             settings = load()
-            configure_logging(settings.log_level)
+            _configure_logging(settings.log_level)
             runtime = Runtime.build(settings, clock)
         return runtime
 
@@ -130,6 +131,17 @@ def create_app(load: Callable[[], DemoApiSettings] = load_demo_settings, *, cloc
     app.include_router(router)
     app.state.runtime = get_runtime
     return app
+
+
+def _configure_logging(level: str) -> None:
+    """The project's JSON logs on stdout, and only those.
+
+    The Lambda runtime installs its own root handler; left in place it would print every line a second
+    time, in plain text and without the redaction filter of our JSON formatter.
+    """
+    configure_logging(level)
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not type(h).__name__.startswith("LambdaLoggerHandler")]
 
 
 # ---------------------------------------------------------------------------------------- who may call

@@ -90,10 +90,10 @@ class InMemoryNotesStore:
 class DynamoDbNotesStore:
     """Notes in DynamoDB. One client per process, built on first use (keeps Lambda cold starts short)."""
 
-    def __init__(self, table_name: str, *, region: str) -> None:
+    def __init__(self, table_name: str, *, region: str, client: Any = None) -> None:
         self._table = table_name
         self._region = region
-        self._client: Any = None
+        self._client: Any = client
         self._lock = threading.Lock()
 
     def _dynamodb(self) -> Any:
@@ -103,8 +103,8 @@ class DynamoDbNotesStore:
                     config = Config(
                         region_name=self._region,
                         retries={"mode": "standard", "total_max_attempts": 3},
-                        connect_timeout=2,
-                        read_timeout=3,
+                        connect_timeout=1,
+                        read_timeout=2,
                         user_agent_appid="agentcore-ecs-demo-api",
                     )
                     self._client = boto3.session.Session().client("dynamodb", config=config)

@@ -168,7 +168,7 @@ def test_containers_are_non_root_read_only_with_secrets_not_environment(demo: Sy
 
 def test_service_log_groups_are_encrypted_with_retention(demo: Synth) -> None:
     groups = resources(demo.raw("services"), "AWS::Logs::LogGroup")
-    assert len(groups) == 4  # agent, session binding, WAF, Container Insights
+    assert len(groups) == 6  # agent, session binding, WAF, Container Insights, demo API function and access logs
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 30
         assert render(group["Properties"]["KmsKeyId"]).startswith("${Import:")
@@ -189,7 +189,7 @@ def test_cluster_has_container_insights_in_a_log_group_the_stack_owns(demo: Synt
 def test_images_are_built_for_the_task_architecture(demo: Synth) -> None:
     assets = json.loads((demo.outdir / "Services.assets.json").read_text())
     platforms = [a["source"].get("platform") for a in assets["dockerImages"].values()]
-    assert platforms == ["linux/amd64", "linux/amd64"]
+    assert platforms == ["linux/amd64"] * 3  # agent, session binding, demo API
     for task in resources(demo.raw("services"), "AWS::ECS::TaskDefinition").values():
         assert task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
 
@@ -406,3 +406,18 @@ def test_binding_container_provides_every_setting_the_service_requires(demo: Syn
         for e in t["Properties"]["ContainerDefinitions"][0]["Environment"]
     }
     assert strict_env["REQUIRE_CUSTOM_STATE"] == "true"
+
+
+def test_agent_container_provides_every_setting_the_service_requires(demo: Synth) -> None:
+    from services.common.config import AgentSettings
+
+    tasks = [t["Properties"]["ContainerDefinitions"][0] for t in resources(demo.raw("services"), "AWS::ECS::TaskDefinition").values()]
+    [agent] = [c for c in tasks if "BEDROCK_MODEL_ID" in {e["Name"] for e in c["Environment"]}]
+    provided = {e["Name"] for e in agent["Environment"]} | {s["Name"] for s in agent["Secrets"]} | {"AWS_REGION"}
+    required = {name.upper() for name, field in AgentSettings.model_fields.items() if field.is_required()}
+    assert required <= provided, f"missing in the task definition: {sorted(required - provided)}"
+    env = {e["Name"]: e["Value"] for e in agent["Environment"]}
+    assert "DEMO_API_URL" in env  # AgentSettings requires it for the demo provider
+    assert env["PROVIDER_KIND"] == "demo"
+    known = {name.upper() for name in AgentSettings.model_fields}
+    assert set(env) - known <= {"BINDING_MODE", "REQUIRE_CUSTOM_STATE"}  # shared with the binding service

@@ -1,0 +1,1 @@
+"""Tests of the demo resource API (services/demo_api)."""

@@ -1,0 +1,216 @@
+"""Access-token verification and the key cache, one rule at a time (reason codes, timing, refresh)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from services.demo_api.tokens import (
+    AccessTokenVerifier,
+    InvalidRequest,
+    InvalidToken,
+    JwksKeyStore,
+    KeysUnavailable,
+    b64url_decode,
+    bearer_token,
+)
+from tests.demo_api.conftest import ALICE, ALL_SCOPES, CLIENT_ID, ISSUER
+from tests.support.cognito_tokens import CognitoSigningKey, JwksServer, b64url, encode_segment
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def verifier_for(jwks: JwksServer, **store_options: Any) -> AccessTokenVerifier:
+    return AccessTokenVerifier(issuer=ISSUER, client_id=CLIENT_ID, keys=JwksKeyStore(jwks.url, **store_options))
+
+
+def mint(key: CognitoSigningKey, **overrides: Any) -> str:
+    return key.mint(sub=overrides.pop("sub", ALICE), issuer=ISSUER, client_id=CLIENT_ID, scopes=ALL_SCOPES, **overrides)
+
+
+def reason(verifier: AccessTokenVerifier, token: str) -> str:
+    with pytest.raises(InvalidToken) as refused:
+        verifier.verify(token)
+    return refused.value.reason
+
+
+def test_a_valid_token_gives_sub_username_and_scopes(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    token = verifier_for(jwks).verify(mint(signing_key, username="alice"))
+    assert token.sub == ALICE
+    assert token.username == "alice"
+    assert token.scopes == frozenset(ALL_SCOPES)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"header": {"alg": "RS512"}}, "wrong_alg"),
+        ({"header": {"alg": "none"}}, "wrong_alg"),
+        ({"header": {"alg": "HS256"}}, "wrong_alg"),
+        ({"header": {"kid": None}}, "bad_kid"),
+        ({"header": {"kid": "has space"}}, "bad_kid"),
+        ({"header": {"crit": ["b64"]}}, "unsupported_header"),
+        ({"issuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other"}, "wrong_issuer"),
+        ({"claims": {"token_use": "id"}}, "not_an_access_token"),
+        ({"claims": {"client_id": "other"}}, "wrong_client"),
+        ({"now": time.time() - 3611}, "expired"),
+        ({"claims": {"exp": True}}, "malformed_token"),
+        ({"claims": {"nbf": time.time() + 60}}, "not_yet_valid"),
+        ({"claims": {"sub": ""}}, "bad_sub"),
+        ({"claims": {"sub": "x" * 129}}, "bad_sub"),
+        ({"claims": {"scope": ["demo-api/notes.read"]}}, "malformed_token"),
+    ],
+)
+def test_each_rule_has_its_reason(jwks: JwksServer, signing_key: CognitoSigningKey, overrides: dict[str, Any], expected: str) -> None:
+    issuer = overrides.pop("issuer", ISSUER)
+    token = signing_key.mint(sub=ALICE, issuer=issuer, client_id=CLIENT_ID, scopes=ALL_SCOPES, **overrides)
+    assert reason(verifier_for(jwks), token) == expected
+
+
+def test_non_json_constants_in_claims_are_refused(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    head = encode_segment({"kid": signing_key.kid, "alg": "RS256"})
+    body = json.dumps({"sub": ALICE, "iss": ISSUER, "client_id": CLIENT_ID, "token_use": "access", "exp": "X"}).replace('"X"', "NaN")
+    signing_input = f"{head}.{b64url(body.encode())}"
+    token = f"{signing_input}.{b64url(signing_key.sign(signing_input.encode()))}"
+    assert reason(verifier_for(jwks), token) == "malformed_token"
+
+
+def test_oversized_and_non_ascii_tokens_are_refused_before_parsing(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    verifier = verifier_for(jwks)
+    assert reason(verifier, "a" * 9000) == "malformed_token"
+    assert reason(verifier, mint(signing_key) + "é") == "malformed_token"
+    assert jwks.fetches == 0
+
+
+def test_base64url_must_be_unpadded_and_canonical() -> None:
+    assert b64url_decode("YQ") == b"a"
+    for bad in ("YQ==", "YR", "Y", "a+b/", ""):
+        with pytest.raises(ValueError):
+            b64url_decode(bad)
+
+
+def test_bearer_header_parsing() -> None:
+    assert bearer_token(["Bearer abc"]) == "abc"
+    assert bearer_token(["BEARER  abc "]) == "abc"
+    for values, expected in (([], "missing_token"), (["Basic abc"], "not_bearer"), (["Bearer "], "missing_token")):
+        with pytest.raises(InvalidToken) as refused:
+            bearer_token(values)
+        assert refused.value.reason == expected
+    with pytest.raises(InvalidRequest):
+        bearer_token(["Bearer a", "Bearer b"])
+
+
+def test_leeway_is_capped_at_ten_seconds(jwks: JwksServer) -> None:
+    with pytest.raises(ValueError, match="leeway"):
+        AccessTokenVerifier(issuer=ISSUER, client_id=CLIENT_ID, keys=JwksKeyStore(jwks.url), leeway_s=60)
+
+
+# ------------------------------------------------------------------------------ key cache
+
+
+def test_an_unknown_kid_refreshes_at_most_once_a_minute(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    clock = FakeMonotonic()
+    verifier = verifier_for(jwks, monotonic=clock)
+    verifier.verify(mint(signing_key))
+    assert jwks.fetches == 1
+
+    rotated = CognitoSigningKey()
+    jwks.keys.append(rotated)  # the pool publishes a new key
+    clock.now += 30
+    assert reason(verifier, mint(rotated)) == "unknown_kid"
+    assert reason(verifier, mint(CognitoSigningKey())) == "unknown_kid"
+    assert jwks.fetches == 1  # within the minute: no fetch, whatever the kid
+
+    clock.now += 31
+    assert verifier.verify(mint(rotated)).sub == ALICE
+    assert jwks.fetches == 2
+
+
+def test_a_key_the_server_stops_publishing_stops_verifying(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    clock = FakeMonotonic()
+    verifier = verifier_for(jwks, monotonic=clock)
+    verifier.verify(mint(signing_key))
+    replacement = CognitoSigningKey()
+    jwks.keys[:] = [replacement]
+    clock.now += 61
+    verifier.verify(mint(replacement))  # refresh replaces the set
+    assert reason(verifier, mint(signing_key)) == "unknown_kid"
+
+
+def test_a_failed_fetch_is_not_retried_for_a_few_seconds(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    clock = FakeMonotonic()
+    verifier = verifier_for(jwks, monotonic=clock)
+    jwks.status = 502
+    for _ in range(3):
+        with pytest.raises(KeysUnavailable) as down:
+            verifier.verify(mint(signing_key))
+        assert down.value.reason == "jwks_status_502"
+    assert jwks.fetches == 1
+    jwks.status = None
+    clock.now += 5
+    assert verifier.verify(mint(signing_key)).sub == ALICE
+    assert jwks.fetches == 2
+
+
+def test_a_slow_key_set_fails_within_the_deadline(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    jwks.delay_s = 1.0
+    verifier = verifier_for(jwks, timeout_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(KeysUnavailable) as slow:
+        verifier.verify(mint(signing_key))
+    assert slow.value.reason == "jwks_fetch_timeout"
+    assert time.monotonic() - started < 0.9
+
+
+def test_an_oversized_key_set_is_refused(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    jwks.body = json.dumps({"keys": [signing_key.jwk()], "padding": "x" * 70_000}).encode()
+    with pytest.raises(KeysUnavailable) as refused:
+        verifier_for(jwks).verify(mint(signing_key))
+    assert refused.value.reason == "jwks_too_large"
+
+
+def test_unusable_jwks_entries_are_skipped(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    too_small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the point: it must be refused
+    weak = CognitoSigningKey(kid="weak", private_key=too_small)
+    jwks.body = json.dumps(
+        {
+            "keys": [
+                {"kid": "ec", "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"},
+                {**signing_key.jwk(), "kid": "enc", "use": "enc"},
+                {**signing_key.jwk(), "kid": "ps256", "alg": "PS256"},
+                weak.jwk(),
+                {"kid": "broken", "kty": "RSA", "n": "!!", "e": "AQAB"},
+                "not an object",
+                signing_key.jwk(),
+            ]
+        }
+    ).encode()
+    verifier = verifier_for(jwks)
+    assert verifier.verify(mint(signing_key)).sub == ALICE
+    for kid in ("enc", "ps256", "weak"):
+        assert verifier.keys.cached(kid) is None
+
+
+def test_concurrent_misses_share_one_fetch(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    jwks.delay_s = 0.2
+    verifier = verifier_for(jwks)
+    token = mint(signing_key)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(verifier.verify(token).sub)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [ALICE] * 8
+    assert jwks.fetches == 1
