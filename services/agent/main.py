@@ -34,7 +34,7 @@ from services.common.alb_identity import AlbIdentity, AlbIdentityVerifier, KeyUn
 from services.common.bootstrap import build_keyring, build_verifier
 from services.common.config import AgentSettings, load_settings
 from services.common.health import router as health_router
-from services.common.logs import configure_logging
+from services.common.logs import configure_logging, hashed
 from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
 from services.common.signed import Keyring
 
@@ -135,6 +135,12 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/session")
+    async def session(request: Request) -> dict[str, str | None]:
+        """Who is signed in, as an opaque digest: the UI keeps its history per person with it."""
+        identity = await _identity(get_runtime(), request)
+        return {"user": hashed(identity.user_key)}
 
     @app.post("/api/chat")
     async def chat(request: Request) -> Response:
