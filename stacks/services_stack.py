@@ -245,7 +245,7 @@ class ServicesStack(Stack):
             *self._read_client_secret(secret, secrets_key),
             iam.PolicyStatement(
                 sid="InvokeConfiguredModel",
-                actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                actions=["bedrock:InvokeModel"],  # Converse; the agent does not stream from the model
                 resources=self._model_arns(config),
             ),
         ]

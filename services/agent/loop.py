@@ -7,6 +7,7 @@ for the person, and the model never sees an authorization URL.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -59,6 +60,7 @@ class ChatContext:
     tools: dict[str, Tool]
     http: httpx.AsyncClient
     bedrock: Any  # the process's bedrock-runtime client
+    bedrock_limiter: anyio.CapacityLimiter | None = None  # Converse calls in flight per process
 
 
 class _TurnEnds(Exception):
@@ -78,6 +80,37 @@ def to_messages(history: list[tuple[str, str]], message: str) -> list[dict[str, 
         else:
             turns.append((role, text))
     return [{"role": role, "content": [{"text": text}]} for role, text in turns]
+
+
+async def with_heartbeat(events: AsyncIterator[Event], *, heartbeat_s: float, turn_timeout_s: float) -> AsyncIterator[bytes]:
+    """Server-sent events of a turn, with a comment line while nothing happens (keeps the ALB's and the
+    browser's idle timers from cutting a slow model), and a deadline for the whole turn."""
+    queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+    async def produce() -> None:
+        try:
+            async with asyncio.timeout(turn_timeout_s):
+                async for event in events:
+                    await queue.put(event)
+        except TimeoutError:
+            await queue.put(Event("error", {"code": "turn_timeout", "message": "This took too long. Please try again."}))
+            await queue.put(Event("done", {}))
+        finally:
+            await queue.put(None)
+
+    producer = asyncio.get_running_loop().create_task(produce())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), heartbeat_s)
+            except TimeoutError:
+                yield b": waiting\n\n"
+                continue
+            if item is None:
+                return
+            yield item.sse()
+    finally:
+        producer.cancel()  # the person went away: stop the turn (an abandoned model call finishes in its thread)
 
 
 async def run_turn(ctx: ChatContext, message: str, history: list[tuple[str, str]]) -> AsyncIterator[Event]:
@@ -125,7 +158,10 @@ async def _converse(ctx: ChatContext, messages: list[dict[str, Any]], tool_confi
     if tool_config:
         request["toolConfig"] = tool_config
     try:
-        response: dict[str, Any] = await anyio.to_thread.run_sync(lambda: ctx.bedrock.converse(**request))
+        # abandon_on_cancel: a turn that hits its deadline stops waiting; the thread finishes on its own.
+        response: dict[str, Any] = await anyio.to_thread.run_sync(
+            lambda: ctx.bedrock.converse(**request), limiter=ctx.bedrock_limiter, abandon_on_cancel=True
+        )
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
         _log.warning("model_error", extra={"event": "model_error", "code": code})
@@ -181,7 +217,10 @@ async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseMo
         if isinstance(grant, ConsentNeeded):
             raise _TurnEnds(_consent_event(ctx, grant))
         try:
-            return await tool.run(ctx.http, grant.value, params)
+            async with asyncio.timeout(ctx.settings.tool_timeout_s):  # the whole call: a slow drip cannot hold the turn
+                return await tool.run(ctx.http, grant.value, params)
+        except TimeoutError as exc:
+            raise ToolFailed("The service did not answer in time.") from exc
         except ReauthorizationNeeded:
             force = True  # the stored grant no longer works: ask the person again
         except httpx.TimeoutException as exc:

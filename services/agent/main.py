@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,10 +24,10 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from services.agent.loop import ChatContext, Event, run_turn
+from services.agent.loop import ChatContext, run_turn, with_heartbeat
 from services.agent.tokens import OutboundTokens, WorkloadTokenCache
 from services.agent.tools import Tool, tools_for
 from services.common.agentcore import LazyClient, agentcore_client, bedrock_runtime_client
@@ -46,16 +47,72 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 class HistoryItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["user", "assistant"]
     text: str = Field(min_length=1, max_length=4000)
+    _text = field_validator("text")(_not_blank)
 
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: str = Field(min_length=1, max_length=4000)
     history: list[HistoryItem] = Field(default_factory=list, max_length=20)
+    _message = field_validator("message")(_not_blank)
+
+
+class ChatStream(StreamingResponse):
+    """The turn's event stream; releases the person's chat slot however the response ends."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"x-accel-buffering": "no"})
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+class ChatSlots:
+    """Chats in flight, per process and per person: past the bounds, a clear 503 or 429 instead of a queue."""
+
+    def __init__(self, *, total: int, per_user: int) -> None:
+        self._total, self._per_user = total, per_user
+        self._by_user: dict[str, int] = {}
+        self.in_flight = 0
+
+    def take(self, user: str) -> Callable[[], None]:
+        if self.in_flight >= self._total:
+            raise ApiError(503, "busy", "The agent is busy right now. Please try again in a few seconds.", {"retry-after": "5"})
+        if self._by_user.get(user, 0) >= self._per_user:
+            raise ApiError(
+                429, "too_many_chats", "You already have several requests running. Wait for one to finish.", {"retry-after": "5"}
+            )
+        self.in_flight += 1
+        self._by_user[user] = self._by_user.get(user, 0) + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.in_flight -= 1
+            remaining = self._by_user[user] - 1
+            if remaining:
+                self._by_user[user] = remaining
+            else:
+                del self._by_user[user]
+
+        return release
 
 
 class ApiError(Exception):
@@ -74,6 +131,12 @@ class Runtime:
     bedrock: LazyClient
     http: httpx.AsyncClient
     limiter: list[anyio.CapacityLimiter]
+    slots: ChatSlots
+
+    def bedrock_limiter(self) -> anyio.CapacityLimiter:
+        if len(self.limiter) < 2:  # created in the event loop, on first use
+            self.limiter.append(anyio.CapacityLimiter(self.settings.bedrock_concurrency))
+        return self.limiter[1]
 
     @classmethod
     def build(cls, settings: AgentSettings, clock: Callable[[], float]) -> Runtime:
@@ -84,6 +147,11 @@ class Runtime:
                 limiter.append(anyio.CapacityLimiter(settings.agentcore_concurrency))
             return limiter[0]
 
+        http = httpx.AsyncClient(timeout=settings.tool_timeout_s, follow_redirects=False, trust_env=False)
+        # No cookies kept: one client serves every person, and a cookie an API sets for one person
+        # must never ride along on another person's request.
+        http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+
         cache = WorkloadTokenCache(max_entries=settings.workload_token_cache_size, ttl_s=settings.workload_token_ttl_s)
         agentcore = LazyClient(lambda: agentcore_client(settings, app_id="agentcore-ecs-agent"))
         return cls(
@@ -93,8 +161,9 @@ class Runtime:
             tokens=OutboundTokens(settings, agentcore, cache, limiter=agentcore_limiter),
             tools={tool.name: tool for tool in tools_for(settings)},
             bedrock=LazyClient(lambda: bedrock_runtime_client(settings)),
-            http=httpx.AsyncClient(timeout=settings.tool_timeout_s, follow_redirects=False, trust_env=False),
+            http=http,
             limiter=limiter,
+            slots=ChatSlots(total=settings.max_inflight_chats, per_user=settings.max_chats_per_user),
         )
 
 
@@ -147,6 +216,11 @@ def create_app(
         rt = get_runtime()
         identity = await _identity(rt, request)
         body = await _chat_request(request, rt.settings)
+        agentcore_limiter = rt.tokens.limiter()
+        if agentcore_limiter.available_tokens == 0 and agentcore_limiter.statistics().tasks_waiting >= rt.settings.agentcore_max_waiting:
+            raise ApiError(503, "busy", "The agent is busy right now. Please try again in a few seconds.", {"retry-after": "5"})
+        release = rt.slots.take(identity.user_key)
+        bedrock = rt.bedrock.peek() or await anyio.to_thread.run_sync(rt.bedrock.get)  # built once, off the event loop
         context = ChatContext(
             identity=identity,
             settings=rt.settings,
@@ -154,23 +228,16 @@ def create_app(
             keyring=rt.keyring,
             tools=rt.tools,
             http=rt.http,
-            bedrock=await anyio.to_thread.run_sync(rt.bedrock.get),  # built once, off the event loop
+            bedrock=bedrock,
+            bedrock_limiter=rt.bedrock_limiter(),
         )
         history: list[tuple[str, str]] = (
             [(item.role, item.text) for item in body.history[-rt.settings.max_history :]] if rt.settings.max_history else []
         )
-        return StreamingResponse(
-            _sse(run_turn(context, body.message, history)),
-            media_type="text/event-stream",
-            headers={"x-accel-buffering": "no"},
-        )
+        events = run_turn(context, body.message, history)
+        return ChatStream(with_heartbeat(events, heartbeat_s=rt.settings.heartbeat_s, turn_timeout_s=rt.settings.turn_timeout_s), release)
 
     return app
-
-
-async def _sse(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    async for event in events:
-        yield event.sse()
 
 
 async def _identity(rt: Runtime, request: Request) -> AlbIdentity:
@@ -188,7 +255,7 @@ async def _chat_request(request: Request, settings: AgentSettings) -> ChatReques
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the request as application/json.")
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY_BYTES):
         raise ApiError(413, "too_large", f"The request is larger than {MAX_BODY_BYTES // 1024} KiB.")
     body = bytearray()
     async for chunk in request.stream():

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,9 +37,9 @@ class AccessToken:
 class ConsentNeeded:
     """AgentCore has no token for this user yet: the person must consent at the provider."""
 
-    authorization_url: str
-    session_uri: str
-    flow_id: str  # digest of the customState sent to AgentCore; the browser only ever sees this
+    authorization_url: str = field(repr=False)
+    session_uri: str = field(repr=False)
+    flow_id: str = ""  # digest of the customState sent to AgentCore; the browser only ever sees this
 
 
 class AgentCoreError(Exception):
@@ -52,8 +52,8 @@ class AgentCoreError(Exception):
 
 @dataclass(slots=True)
 class _Entry:
-    token: str
-    expires_at: float
+    token: str = field(repr=False)
+    expires_at: float = 0.0
 
 
 class WorkloadTokenCache:
@@ -61,7 +61,7 @@ class WorkloadTokenCache:
 
     def __init__(self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._inflight: dict[str, asyncio.Task[str]] = {}
         self._max_entries = max_entries
         self._ttl_s = ttl_s
         self._clock = clock
@@ -77,36 +77,42 @@ class WorkloadTokenCache:
             self._entries.move_to_end(user_id)
             self.hits += 1
             return entry.token
-        pending = self._inflight.get(user_id)
-        if pending is not None:
+        task = self._inflight.get(user_id)
+        if task is None:
+            self.misses += 1
+            # The fetch is a task of its own, owned by no request: a request that goes away (a tab
+            # closed) cancels only its own wait, never the fetch others are waiting on.
+            task = asyncio.get_running_loop().create_task(self._fetch(user_id, fetch))
+            task.add_done_callback(_retrieve)  # a failure nobody waits for any more is not "never retrieved"
+            self._inflight[user_id] = task
+        else:
             self.hits += 1
-            return await asyncio.shield(pending)
-        self.misses += 1
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._inflight[user_id] = future
+        return await asyncio.shield(task)
+
+    async def _fetch(self, user_id: str, fetch: Callable[[], Awaitable[str]]) -> str:
         try:
             token = await fetch()
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()
-            raise
         finally:
             self._inflight.pop(user_id, None)
         self._entries[user_id] = _Entry(token, self._clock() + self._ttl_s)
         self._entries.move_to_end(user_id)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
-        future.set_result(token)
         return token
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     def invalidate(self, user_id: str, token: str) -> None:
         """Forget `token` if it is still the cached one (another request may have refreshed it already)."""
         entry = self._entries.get(user_id)
         if entry is not None and entry.token == token:
             del self._entries[user_id]
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class OutboundTokens:
@@ -118,7 +124,7 @@ class OutboundTokens:
         self._settings = settings
         self._client = client
         self.cache = cache
-        self._limiter = limiter
+        self.limiter = limiter
         self.calls: dict[str, int] = {"GetWorkloadAccessTokenForUserId": 0, "GetResourceOauth2Token": 0}
 
     async def get(self, identity: AlbIdentity, *, force_authentication: bool = False) -> AccessToken | ConsentNeeded:
@@ -166,7 +172,7 @@ class OutboundTokens:
             return result
 
         try:
-            return await anyio.to_thread.run_sync(call, limiter=self._limiter())
+            return await anyio.to_thread.run_sync(call, limiter=self.limiter())
         except ClientError as exc:
             raise AgentCoreError(str(exc.response.get("Error", {}).get("Code", "Unknown"))) from None
         except BotoCoreError as exc:  # timeouts, connection errors, missing credentials

@@ -8,6 +8,7 @@ again with `forceAuthentication`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,27 +89,33 @@ class Tool:
         return {"toolSpec": {"name": self.name, "description": self.description, "inputSchema": {"json": schema}}}
 
 
+MAX_RESPONSE_BYTES = 256 * 1024  # what a tool may read: it goes to the model, whose context is finite
+
+
 async def _get(http: httpx.AsyncClient, url: str, token: str) -> Any:
-    return _checked(await http.get(url, headers=_auth(token)))
+    return await _request(http, "GET", url, token)
 
 
 async def _post(http: httpx.AsyncClient, url: str, token: str, body: dict[str, Any]) -> Any:
-    return _checked(await http.post(url, headers=_auth(token), json=body))
+    return await _request(http, "POST", url, token, body)
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}", "accept": "application/json"}
-
-
-def _checked(response: httpx.Response) -> Any:
-    if response.status_code == 401:
-        raise ReauthorizationNeeded
-    if response.status_code == 403:
-        raise ToolFailed("The service refused this action: the permission given does not cover it.")
-    if response.status_code >= 400:
-        raise ToolFailed(f"The service answered with an error (HTTP {response.status_code}).")
+async def _request(http: httpx.AsyncClient, method: str, url: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    headers = {"authorization": f"Bearer {token}", "accept": "application/json"}
+    async with http.stream(method, url, headers=headers, json=body) as response:
+        if response.status_code == 401:
+            raise ReauthorizationNeeded
+        if response.status_code == 403:
+            raise ToolFailed("The service refused this action: the permission given does not cover it.")
+        if response.status_code >= 400:
+            raise ToolFailed(f"The service answered with an error (HTTP {response.status_code}).")
+        data = bytearray()
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) > MAX_RESPONSE_BYTES:
+                raise ToolFailed("The service's answer was too large to use.")
     try:
-        return response.json()
+        return json.loads(data)
     except ValueError as exc:
         raise ToolFailed("The service answered something that is not JSON.") from exc
 
@@ -146,13 +153,35 @@ def github_tools(base_url: str) -> list[Tool]:
     ]
 
 
+class Connection(BaseModel):
+    connected: bool
+    provider: str
+
+
+def connection_tools(provider: str) -> list[Tool]:
+    """For providers without API tools here: getting a token proves the connection, and asks for consent when needed."""
+
+    async def connect_account(_http: httpx.AsyncClient, _token: str, _: NoInput) -> Connection:
+        return Connection(connected=True, provider=provider)  # reached only with a token for this person
+
+    return [
+        Tool(
+            "connect_account",
+            f"Connect the signed-in person's {provider} account, or check that it is connected.",
+            NoInput,
+            connect_account,
+        )
+    ]
+
+
 def tools_for(settings: AgentSettings) -> list[Tool]:
     if settings.provider_kind == "demo":
         assert settings.demo_api_url is not None  # AgentSettings requires it for demo
         return demo_tools(settings.demo_api_url)
     if settings.provider_kind == "github":
         return github_tools(settings.github_api_url)
-    return []  # other providers: the consent flow works; add tools for the APIs you use
+    # Google, Microsoft, Slack, custom OIDC: the consent flow and a connection check; add tools for the APIs you use.
+    return connection_tools(DISPLAY_NAMES.get(settings.provider_kind, settings.provider_kind))
 
 
 DISPLAY_NAMES = {

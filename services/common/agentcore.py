@@ -43,6 +43,10 @@ class LazyClient:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    def peek(self) -> Any:
+        """The client if it is built already, else None (lets async code skip a thread hop)."""
+        return self._client
+
     def get(self) -> Any:
         if self._client is None:
             with self._lock:

@@ -127,7 +127,12 @@ class AgentSettings(ServiceSettings):
     max_output_tokens: int = Field(default=1024, ge=64, le=8192)
     workload_token_ttl_s: int = Field(default=900, ge=10, le=3600)
     workload_token_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
-    tool_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    tool_timeout_s: float = Field(default=10.0, gt=0, le=60, description="whole tool call, not per read")
+    turn_timeout_s: float = Field(default=180.0, gt=0, le=900, description="a whole chat turn, model calls included")
+    heartbeat_s: float = Field(default=15.0, gt=0, le=60, description="SSE comment while waiting: keeps idle timeouts away")
+    bedrock_concurrency: int = Field(default=16, ge=1, le=256, description="Converse calls in flight per process")
+    max_inflight_chats: int = Field(default=64, ge=1, le=10_000, description="chats per process before 503")
+    max_chats_per_user: int = Field(default=3, ge=1, le=100, description="chats per person at once before 429")
     bedrock_read_timeout_s: float = Field(default=60.0, gt=0, le=300)
     bedrock_max_attempts: int = Field(default=4, ge=1, le=10)
 
@@ -152,6 +157,13 @@ class AgentSettings(ServiceSettings):
     def _demo_needs_api(self) -> AgentSettings:
         if self.provider_kind == "demo" and not self.demo_api_url:
             raise ValueError("DEMO_API_URL is required when PROVIDER_KIND is demo")
+        if self.app_profile != "local":
+            for name in ("session_binding_url", "demo_api_url", "github_api_url"):
+                value = getattr(self, name)
+                if value is not None and not value.startswith("https://"):
+                    raise ValueError(
+                        f"{name.upper()} must be https:// outside the local profile (bearer tokens travel there), got {value!r}"
+                    )
         return self
 
     @property

@@ -8,7 +8,8 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", include_in_schema=False)
-def health(response: Response) -> dict[str, str]:
+async def health(response: Response) -> dict[str, str]:
     # Load balancer probes and smoke checks only need liveness; nothing here may block or leak.
+    # `async`: answered on the event loop, never queued behind busy worker threads (slow model calls).
     response.headers["Cache-Control"] = "no-store"
     return {"status": "ok"}

@@ -319,7 +319,6 @@ def test_agent_role_gets_workload_tokens_outbound_tokens_and_its_model_only(demo
         "secretsmanager:GetSecretValue",
         "kms:Decrypt",
         "bedrock:InvokeModel",
-        "bedrock:InvokeModelWithResponseStream",
     }
     [workload] = actions["bedrock-agentcore:GetWorkloadAccessTokenForUserId"]
     assert sorted(as_list(workload["Resource"])) == sorted([DIRECTORY, WORKLOAD])

@@ -272,7 +272,9 @@ def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
     for block in text.strip().split("\n\n"):
         if not block.strip():
             continue
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))  # ":" lines are heartbeats
+        if not lines:
+            continue
         events.append((lines["event"], json.loads(lines["data"])))
     return events
 

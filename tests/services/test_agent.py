@@ -122,11 +122,14 @@ def test_expired_workload_token_is_refetched_once(agent: AgentHarness) -> None:
     assert agent.agentcore.operation_count(WORKLOAD) == 2
 
 
-def test_alices_tokens_are_never_used_for_bob_under_concurrency(agent: AgentHarness) -> None:
+def test_alices_tokens_are_never_used_for_bob_under_concurrency(make_agent: Any) -> None:
+    agent = make_agent(max_chats_per_user=20)
     alice, bob = consented(agent, ALICE), consented(agent, BOB)
+    # Cold cache: the burst below goes through the fetch path, where a cross-user mix-up would live.
+    agent.agent_app.state.runtime().tokens.cache.clear()
     agent.resource.seen.clear()
     agent.agentcore.calls.clear()
-    cookies_and_users = [(alice, ALICE), (bob, BOB)] * 10
+    senders = [(alice, ALICE), (bob, BOB)] * 10
 
     async def all_at_once() -> list[tuple[Any, httpx.Response]]:
         transport = httpx.ASGITransport(app=agent.app)
@@ -135,19 +138,18 @@ def test_alices_tokens_are_never_used_for_bob_under_concurrency(agent: AgentHarn
             async def one(browser: Any, user: Any) -> tuple[Any, httpx.Response]:
                 return user, await client.post("/api/chat", json={"message": "Who am I?"}, headers=browser.headers())
 
-            return list(await asyncio.gather(*(one(b, u) for b, u in cookies_and_users)))
+            return list(await asyncio.gather(*(one(b, u) for b, u in senders)))
 
     for user, response in asyncio.run(all_at_once()):
         turn = ChatTurn(response.status_code, parse_sse(response.text), response.text)
+        # The API answers as the owner of the token it received: it must be the person who asked.
         assert profile_of(turn)["sub"] == user.sub
-    # Every outbound call used a workload token issued for the user the vault answered for.
-    tokens_by_user = {user.sub: {t for t, u in agent.agentcore.workload_tokens.items() if u == user.sub} for user in (ALICE, BOB)}
-    assert not tokens_by_user[ALICE.sub] & tokens_by_user[BOB.sub]
-    for path, token in agent.resource.seen:
-        assert path == "/profile"
-        owner = token[3:].rsplit("-", 1)[0]
-        assert owner in (ALICE.sub, BOB.sub)
-    assert agent.agentcore.operation_count(WORKLOAD) == 0  # both cached from the consent round
+    # One workload-token fetch per person, shared by that person's concurrent requests.
+    fetched = [c.body["userId"] for c in agent.agentcore.calls if c.operation == WORKLOAD]
+    assert sorted(fetched) == sorted([ALICE.sub, BOB.sub])
+    # Every outbound call carried a workload token issued for one of them, and each user's own.
+    owners = [agent.agentcore.workload_tokens[c.body["workloadIdentityToken"]] for c in agent.agentcore.calls if c.operation == OUTBOUND]
+    assert sorted(owners) == sorted([ALICE.sub] * 10 + [BOB.sub] * 10)
 
 
 def test_workload_token_cache_is_bounded_and_expires() -> None:
@@ -378,3 +380,141 @@ def test_an_unexpected_failure_mid_stream_still_ends_the_turn(agent: AgentHarnes
         ("error", {"code": "internal", "message": "Something went wrong on our side. Please try again."}),
         ("done", {}),
     ]
+
+
+# --- review fixes: isolation, back-pressure, deadlines ---------------------------------------------
+
+
+def test_cookies_an_api_sets_for_one_person_never_ride_along_for_another(agent: AgentHarness) -> None:
+    alice, bob = consented(agent, ALICE), consented(agent, BOB)
+    agent.resource.set_cookie = True
+    agent.chat(alice)
+    agent.chat(bob)
+    agent.chat(alice)
+    assert agent.resource.cookies_seen == []
+
+
+def test_heartbeat_while_the_model_thinks(make_agent: Any) -> None:
+    agent = make_agent(heartbeat_s=0.1)
+    agent.bedrock.auto_tool = None
+    agent.bedrock.script = [lambda body: (time.sleep(0.5), text_response("slow"))[1]]
+    turn = agent.chat(agent.browser(ALICE), "hello")
+    assert ": waiting" in turn.raw
+    assert turn.of("message") == [{"text": "slow"}]
+
+
+def test_a_turn_has_a_deadline(make_agent: Any) -> None:
+    agent = make_agent(turn_timeout_s=0.3)
+    agent.bedrock.script = [lambda body: (time.sleep(1.5), text_response("too late"))[1]]
+    turn = agent.chat(agent.browser(ALICE), "hello")
+    assert turn.events == [("error", {"code": "turn_timeout", "message": "This took too long. Please try again."}), ("done", {})]
+
+
+def test_tool_answers_are_size_capped(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.resource.huge = True
+    agent.bedrock.auto_tool = "list_notes"
+    [result] = agent.chat(browser, "notes").of("tool_result")
+    assert result == {"id": "tooluse_1", "name": "list_notes", "ok": False, "summary": "The service's answer was too large to use."}
+
+
+def test_per_person_and_per_process_chat_bounds(make_agent: Any) -> None:
+    agent = make_agent(max_chats_per_user=1, max_inflight_chats=2)
+    agent.bedrock.auto_tool = None
+    agent.bedrock.script = [lambda body: (time.sleep(0.6), text_response("ok"))[1] for _ in range(5)]
+    alice, bob, carol_user = agent.browser(ALICE), agent.browser(BOB), agent.browser(BOB)
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=agent.app)
+        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
+
+            async def send(browser: Any, delay: float) -> int:
+                await asyncio.sleep(delay)
+                response = await client.post("/api/chat", json={"message": "hi"}, headers=browser.headers())
+                return response.status_code
+
+            return list(await asyncio.gather(send(alice, 0), send(alice, 0.2), send(bob, 0.2), send(carol_user, 0.3)))
+
+    statuses = asyncio.run(burst())
+    assert statuses[0] == 200
+    assert statuses[1] == 429  # alice already has one running
+    assert statuses[2] == 200
+    assert statuses[3] in (429, 503)  # bob's second, or the process is full
+
+
+def test_a_closed_tab_does_not_break_the_other_tabs_wait_for_the_workload_token() -> None:
+    cache = WorkloadTokenCache(max_entries=10, ttl_s=60)
+
+    async def fetch() -> str:
+        await asyncio.sleep(0.1)
+        return "token"
+
+    async def scenario() -> str:
+        first = asyncio.create_task(cache.get("alice", fetch))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(cache.get("alice", fetch))
+        await asyncio.sleep(0.01)
+        first.cancel()  # the tab that started the fetch goes away
+        return await second
+
+    assert asyncio.run(scenario()) == "token"
+
+
+def test_blank_messages_are_refused(agent: AgentHarness) -> None:
+    browser = agent.browser(ALICE)
+    for body in ({"message": "   "}, {"message": "hi", "history": [{"role": "user", "text": " \n "}]}):
+        response = browser.client.post("/api/chat", json=body, headers=browser.headers())
+        assert response.status_code == 400 and "must not be blank" in response.json()["message"]
+
+
+def test_other_providers_get_a_connection_tool_that_asks_for_consent(make_agent: Any) -> None:
+    agent = make_agent(provider_kind="google", provider_scopes="openid email", demo_api_url=None)
+    agent.bedrock.auto_tool = "connect_account"
+    browser = agent.browser(ALICE)
+    first = agent.chat(browser, "connect my Google account")
+    assert first.of("authorization_required")[0]["display_name"] == "Google"
+    agent.consent(browser, first)
+    [result] = agent.chat(browser, "connect my Google account").of("tool_result")
+    assert result["ok"] is True
+
+
+def test_token_urls_must_be_https_outside_local(key_server: Any, resource: Any) -> None:
+    from tests.services.conftest import agent_settings
+
+    with pytest.raises(ValueError, match="DEMO_API_URL must be https:// outside the local profile"):
+        agent_settings(
+            key_server,
+            resource,
+            app_profile="sandbox",
+            alb_keys_base_url="https://keys.example",
+            oidc_issuer="https://issuer.example",
+            session_binding_url="https://agent.example.com/oauth2/session-binding",
+            demo_api_url="http://api.example",
+        )
+
+
+def test_no_token_in_logs_on_error_paths(agent: AgentHarness, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    browser = consented(agent)
+    agent.chat(browser)  # success
+    agent.resource.delay_s = 3
+    agent.chat(browser)  # tool failure
+    agent.resource.delay_s = 0
+    agent.bedrock.script = ["AccessDeniedException"]
+    agent.chat(browser)  # model error
+    agent.bedrock.script = [{"output": {"unexpected": True}, "stopReason": "end_turn"}]
+    agent.chat(browser)  # unexpected failure
+    agent.agent_app.state.runtime().tokens.cache.clear()
+    agent.agentcore.failures = ["ThrottlingException"] * 2
+    agent.chat(browser)  # identity service error
+    secrets = [
+        *agent.agentcore.workload_tokens,
+        *agent.agentcore.vault.values(),
+        *agent.agentcore.custom_states.values(),
+        *agent.binding.sent_tokens,
+    ]
+    emitted = capsys.readouterr().out
+    captured = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert '"event":"turn_failed"' in emitted and '"event":"model_error"' in emitted and '"event":"identity_error"' in emitted
+    for secret in secrets:
+        assert secret not in emitted and secret not in captured

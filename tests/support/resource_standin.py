@@ -20,6 +20,9 @@ class ResourceStandIn:
         self.notes: dict[str, list[dict[str, Any]]] = {}
         self.delay_s = 0.0
         self.record = True
+        self.set_cookie = False  # answer with a Set-Cookie naming the caller, like a session-minded API
+        self.huge = False  # /notes answers far more than a tool may read
+        self.cookies_seen: list[str] = []
         self._lock = threading.Lock()
         standin = self
 
@@ -30,6 +33,8 @@ class ResourceStandIn:
             def _user(self) -> str | None:
                 auth = self.headers.get("authorization", "")
                 token = auth.removeprefix("Bearer ")
+                if self.headers.get("cookie"):
+                    standin.cookies_seen.append(str(self.headers.get("cookie")))
                 if standin.record:
                     with standin._lock:
                         standin.seen.append((self.path, token))
@@ -48,6 +53,8 @@ class ResourceStandIn:
                     time.sleep(standin.delay_s)
                 if self.path == "/profile":
                     self._send(200, {"sub": user, "username": user})
+                elif self.path == "/notes" and standin.huge:
+                    self._send(200, {"notes": [{"id": str(i), "text": "x" * 1000} for i in range(400)]})
                 elif self.path == "/notes":
                     self._send(200, {"notes": standin.notes.get(user, [])})
                 elif self.path == "/user":
@@ -72,6 +79,9 @@ class ResourceStandIn:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
+                if standin.set_cookie:
+                    auth = self.headers.get("authorization", "").removeprefix("Bearer ")
+                    self.send_header("set-cookie", f"session={auth}; Path=/")
                 self.end_headers()
                 self.wfile.write(data)
 
