@@ -385,6 +385,14 @@ def test_an_unexpected_failure_mid_stream_still_ends_the_turn(agent: AgentHarnes
 # --- review fixes: isolation, back-pressure, deadlines ---------------------------------------------
 
 
+def slow_text(text: str, seconds: float) -> Any:
+    def answer(_body: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(seconds)  # the stand-in's handler thread: a model that takes its time
+        return text_response(text)
+
+    return answer
+
+
 def test_cookies_an_api_sets_for_one_person_never_ride_along_for_another(agent: AgentHarness) -> None:
     alice, bob = consented(agent, ALICE), consented(agent, BOB)
     agent.resource.set_cookie = True
@@ -397,7 +405,7 @@ def test_cookies_an_api_sets_for_one_person_never_ride_along_for_another(agent: 
 def test_heartbeat_while_the_model_thinks(make_agent: Any) -> None:
     agent = make_agent(heartbeat_s=0.1)
     agent.bedrock.auto_tool = None
-    agent.bedrock.script = [lambda body: (time.sleep(0.5), text_response("slow"))[1]]
+    agent.bedrock.script = [slow_text("slow", 0.5)]
     turn = agent.chat(agent.browser(ALICE), "hello")
     assert ": waiting" in turn.raw
     assert turn.of("message") == [{"text": "slow"}]
@@ -405,7 +413,7 @@ def test_heartbeat_while_the_model_thinks(make_agent: Any) -> None:
 
 def test_a_turn_has_a_deadline(make_agent: Any) -> None:
     agent = make_agent(turn_timeout_s=0.3)
-    agent.bedrock.script = [lambda body: (time.sleep(1.5), text_response("too late"))[1]]
+    agent.bedrock.script = [slow_text("too late", 1.5)]
     turn = agent.chat(agent.browser(ALICE), "hello")
     assert turn.events == [("error", {"code": "turn_timeout", "message": "This took too long. Please try again."}), ("done", {})]
 
@@ -421,7 +429,7 @@ def test_tool_answers_are_size_capped(agent: AgentHarness) -> None:
 def test_per_person_and_per_process_chat_bounds(make_agent: Any) -> None:
     agent = make_agent(max_chats_per_user=1, max_inflight_chats=2)
     agent.bedrock.auto_tool = None
-    agent.bedrock.script = [lambda body: (time.sleep(0.6), text_response("ok"))[1] for _ in range(5)]
+    agent.bedrock.script = [slow_text("ok", 0.6) for _ in range(5)]
     alice, bob, carol_user = agent.browser(ALICE), agent.browser(BOB), agent.browser(BOB)
 
     async def burst() -> list[int]:
