@@ -4,13 +4,14 @@
 * `GET /notes` (scope `demo-api/notes.read`): `{"notes": [{"id", "text", "created_at"}]}`, the caller's only.
 * `POST /notes` (scope `demo-api/notes.write`): `{"text"}` (1-1000 characters, nothing else) → 201 with
   the note; at most 100 notes per user (409 beyond).
-* `GET /health`: constant, no token.
+* `GET /health`: constant, no token. Served locally and in tests only: API Gateway has no route to it.
 
 The user is always the verified token's `sub`; no request field names a user. Every error is JSON
 `{"error": <code>, "message": <text>}`: 400 malformed request, 401 (with `WWW-Authenticate: Bearer
 error="invalid_token"`) no usable token, 403 (`error="insufficient_scope", scope="…"`) token without the
 route's scope, 409 note limit, 503 with `Retry-After` when the signing keys or the table cannot be
-reached. See docs/demo-api.md.
+reached (`temporarily_unavailable`) or the token's key is not loaded yet and the key set may not be
+fetched again for a few seconds (`keys_refreshing`). See docs/demo-api.md.
 
 Runs on Lambda behind an API Gateway HTTP API through Mangum (`services.demo_api.main.handler`) and,
 the same `app`, under uvicorn locally (`services.demo_api.main:app`).
@@ -45,6 +46,7 @@ from services.demo_api.tokens import (
     InvalidRequest,
     InvalidToken,
     JwksKeyStore,
+    KeysRefreshing,
     KeysUnavailable,
     bearer_token,
 )
@@ -161,6 +163,16 @@ def requires(scope: str) -> Any:
                 "invalid_request",
                 "Send exactly one Authorization header.",
                 headers={"www-authenticate": f'Bearer realm="{REALM}", error="invalid_request"'},
+            ) from None
+        except KeysRefreshing as exc:
+            # Not a 401: a client treats that as a revoked grant, and the key may simply be new.
+            security_event("token_unchecked", reason=exc.reason, status=503)
+            raise ApiError(
+                503,
+                "keys_refreshing",
+                "The access token is signed with a key this API has not loaded yet. "
+                f"Try again in {exc.retry_after_s} second{'' if exc.retry_after_s == 1 else 's'}.",
+                headers={"retry-after": str(exc.retry_after_s)},
             ) from None
         except KeysUnavailable as exc:
             security_event("token_unchecked", reason=exc.reason, status=503)

@@ -6,7 +6,7 @@ signature alone proves little; each of these must hold before a request is serve
 
 * `alg` is RS256 (nothing else, `none` and HMAC included) and there is no `crit` header;
 * `kid` names a key of the JWKS at `<issuer>/.well-known/jwks.json`, which is cached in a bounded
-  cache and re-fetched for an unknown kid at most once a minute, with a 2-second deadline;
+  cache and re-fetched for an unknown kid at most once every 10 seconds, with a 2-second deadline;
 * the RSA signature verifies over the first two segments exactly as sent;
 * `iss` is the configured issuer (another pool's tokens are refused);
 * `token_use` is `access` (an ID token of the same pool is refused);
@@ -14,8 +14,10 @@ signature alone proves little; each of these must hold before a request is serve
 * `exp` has not passed (10 seconds of leeway at most), `nbf`, if present, has;
 * the route's scope is one of the space-separated `scope` claim.
 
-When the key set cannot be fetched the token is neither accepted nor called invalid: the caller gets
-503 and tries again, instead of throwing away a token that may be good (see docs/demo-api.md).
+When the key set cannot be fetched, or an unknown kid arrives while the next refresh is not allowed
+yet, the token is neither accepted nor called invalid: the caller gets 503 and tries again, instead
+of throwing away a token that may be good (a rotated key, say). Only a kid missing from a key set
+fetched after the request arrived is `unknown_kid` (see docs/demo-api.md).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 MAX_TOKEN_CHARS = 8192  # a Cognito access token is about 1,000 characters
 MAX_LEEWAY_S = 10
 MAX_SUB_CHARS = 128
-JWKS_REFRESH_INTERVAL_S = 60.0
+JWKS_REFRESH_INTERVAL_S = 10.0
 JWKS_FETCH_TIMEOUT_S = 2.0
 _MAX_JWKS_BYTES = 64 * 1024
 _MIN_RSA_BITS = 2048
@@ -66,6 +68,18 @@ class InvalidRequest(TokenRejected):
 
 class KeysUnavailable(TokenRejected):
     """The signing keys could not be fetched: the token was not checked, so 503 and try again."""
+
+
+class KeysRefreshing(KeysUnavailable):
+    """The kid is not in the cached keys and the next refresh is not allowed yet: 503, retry after `retry_after_s`.
+
+    Not a verdict on the token: a key the authorization server has just started signing with is
+    published before it is used, so the refresh `retry_after_s` from now will likely have it.
+    """
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("keys_refreshing")
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +142,17 @@ class JwksKeyStore:
     """The authorization server's signing keys by kid.
 
     Thread-safe. `cached()` never blocks; `get()` may fetch and is meant for a worker thread. One
-    fetch at a time; a kid the last fetch did not have is refused until `refresh_interval_s` passed,
-    so random kids cost at most one fetch a minute. After a failed fetch, callers get `KeysUnavailable`
-    for `retry_after_s` without another attempt, so a down endpoint is not hammered.
+    fetch at a time (concurrent misses wait for it, then look again), and after a successful fetch no
+    other for `refresh_interval_s`, whatever the kids: random kids cost at most one fetch every 10
+    seconds. A kid missing from the keys is:
+
+    * refreshed for, when the last fetch began `refresh_interval_s` or more ago; still missing after
+      that fetch: `InvalidToken("unknown_kid")` (401);
+    * answered with `KeysRefreshing` (503, retry after the seconds until the next fetch is allowed)
+      inside that window, since the key may have been published after the last fetch.
+
+    After a failed fetch, callers get `KeysUnavailable` for `retry_after_s` without another attempt,
+    so a down endpoint is not hammered.
     """
 
     def __init__(
@@ -168,10 +190,11 @@ class JwksKeyStore:
                 return key
             now = self._monotonic()
             if self._last_attempt is not None:
-                if self._last_error is not None and now - self._last_attempt < self._retry_after_s:
+                elapsed = now - self._last_attempt
+                if self._last_error is not None and elapsed < self._retry_after_s:
                     raise KeysUnavailable(self._last_error.reason)
-                if self._last_error is None and now - self._last_attempt < self._refresh_interval_s:
-                    raise InvalidToken("unknown_kid")
+                if self._last_error is None and elapsed < self._refresh_interval_s:
+                    raise KeysRefreshing(max(1, math.ceil(self._refresh_interval_s - elapsed)))
             self._last_attempt = now
             try:
                 keys = self._fetch()
@@ -183,7 +206,7 @@ class JwksKeyStore:
             self._keys = keys
             key = self._keys.get(kid)
         if key is None:
-            raise InvalidToken("unknown_kid")
+            raise InvalidToken("unknown_kid")  # the keys were fetched just now, after the request arrived
         return key
 
     def _fetch(self) -> OrderedDict[str, rsa.RSAPublicKey]:

@@ -5,6 +5,10 @@ times per chat turn, so it costs nothing while idle, and its access tokens are n
 sign-in, so it would need its own listener rules anyway. The HTTP API's JWT authorizer turns away
 requests without a valid token of the demo authorization server before the function runs (and before
 they count against its reserved concurrency); the function verifies every token again itself.
+
+Every route has the authorizer; there is deliberately no unauthenticated route (not even the app's
+`/health`): anonymous requests would share the stage throttle and the function's reserved concurrency
+with the agent's tool calls and could starve them.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from stacks.constructs.fargate_service import ASSET_EXCLUDES, SERVICES_DIR
 from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.nag import acknowledge
 
-# (method, path, scope): every route but /health needs a token carrying its scope.
+# (method, path, scope): the API's only routes, each needing a token carrying its scope. The app's GET /health
+# is left out on purpose (see the module docstring); any other path is answered 404 by API Gateway.
 ROUTES = (
     (apigwv2.HttpMethod.GET, "/profile", f"{DEMO_RESOURCE_SERVER_ID}/profile.read"),
     (apigwv2.HttpMethod.GET, "/notes", f"{DEMO_RESOURCE_SERVER_ID}/notes.read"),
@@ -252,15 +257,6 @@ class DemoApi(Construct):
         )
         for method, path, scope in ROUTES:
             api.add_routes(path=path, methods=[method], integration=integration, authorizer=authorizer, authorization_scopes=[scope])
-        [health] = api.add_routes(
-            path="/health", methods=[apigwv2.HttpMethod.GET], integration=integration, authorizer=apigwv2.HttpNoneAuthorizer()
-        )
-        acknowledge(
-            health,
-            "AwsSolutions-APIG4",
-            "GET /health answers a constant and reads nothing, so smoke checks can tell a down API from a token problem; "
-            "every other route requires a token of the demo authorization server with the route's scope.",
-        )
 
         self.access_logs = lifecycle.log_group(self, "AccessLogs", key=logs_key)
         self.stage = apigwv2.HttpStage(

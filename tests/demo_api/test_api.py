@@ -324,7 +324,29 @@ def test_keys_are_fetched_once_and_unknown_kids_do_not_cause_fetches(api: DemoAp
     for _ in range(3):
         assert api.client.get("/profile", headers=api.as_user()).status_code == 200
     for _ in range(5):
-        assert_invalid_token(api.client.get("/profile", headers=api.as_user(key=other_key)))
+        assert api.client.get("/profile", headers=api.as_user(key=other_key)).status_code == 503  # inside the 10 s window
+    assert api.jwks.fetches == 1
+
+
+def test_a_kid_seen_before_a_refresh_is_allowed_is_503_keys_refreshing(
+    api: DemoApiHarness, other_key: CognitoSigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rotated key is not a revoked grant: no 401 (which sends the person through consent) before a refresh could see it."""
+    assert api.client.get("/profile", headers=api.as_user()).status_code == 200
+    api.jwks.keys.append(other_key)  # published after the last fetch
+    with caplog.at_level(logging.INFO):
+        response = api.client.get("/profile", headers=api.as_user(key=other_key))
+    events = [(r.__dict__.get("event"), r.__dict__.get("reason")) for r in caplog.records if r.name == "security"]
+    assert ("token_unchecked", "keys_refreshing") in events
+    assert response.status_code == 503, response.text
+    assert 1 <= int(response.headers["retry-after"]) <= 10
+    assert response.json()["error"] == "keys_refreshing"
+    assert "www-authenticate" not in response.headers  # not a verdict on the token
+    assert api.jwks.fetches == 1
+
+
+def test_a_kid_missing_from_a_fresh_key_set_is_401(api: DemoApiHarness, other_key: CognitoSigningKey) -> None:
+    assert_invalid_token(api.client.get("/profile", headers=api.as_user(key=other_key)))  # fetched for this request
     assert api.jwks.fetches == 1
 
 

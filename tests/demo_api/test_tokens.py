@@ -15,6 +15,7 @@ from services.demo_api.tokens import (
     InvalidRequest,
     InvalidToken,
     JwksKeyStore,
+    KeysRefreshing,
     KeysUnavailable,
     b64url_decode,
     bearer_token,
@@ -43,6 +44,19 @@ def reason(verifier: AccessTokenVerifier, token: str) -> str:
     with pytest.raises(InvalidToken) as refused:
         verifier.verify(token)
     return refused.value.reason
+
+
+def retry_after(verifier: AccessTokenVerifier, token: str) -> int:
+    """The seconds a `KeysRefreshing` answer asks the caller to wait (fails if the answer is anything else)."""
+    with pytest.raises(KeysRefreshing) as refreshing:
+        verifier.verify(token)
+    assert refreshing.value.reason == "keys_refreshing"
+    return refreshing.value.retry_after_s
+
+
+def unknown_kid_token(signing_key: CognitoSigningKey, kid: str) -> str:
+    """Signed by a real key, but naming a kid that no key set publishes (refused before the signature)."""
+    return mint(signing_key, header={"kid": kid})
 
 
 def test_a_valid_token_gives_sub_username_and_scopes(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
@@ -119,22 +133,110 @@ def test_leeway_is_capped_at_ten_seconds(jwks: JwksServer) -> None:
 # ------------------------------------------------------------------------------ key cache
 
 
-def test_an_unknown_kid_refreshes_at_most_once_a_minute(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+def test_a_new_kid_is_accepted_after_a_refresh(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
     clock = FakeMonotonic()
     verifier = verifier_for(jwks, monotonic=clock)
     verifier.verify(mint(signing_key))
     assert jwks.fetches == 1
 
     rotated = CognitoSigningKey()
-    jwks.keys.append(rotated)  # the pool publishes a new key
-    clock.now += 30
-    assert reason(verifier, mint(rotated)) == "unknown_kid"
-    assert reason(verifier, mint(CognitoSigningKey())) == "unknown_kid"
-    assert jwks.fetches == 1  # within the minute: no fetch, whatever the kid
-
-    clock.now += 31
+    jwks.keys.append(rotated)  # the pool publishes a new key, then signs with it
+    clock.now += 10
     assert verifier.verify(mint(rotated)).sub == ALICE
     assert jwks.fetches == 2
+    assert verifier.verify(mint(signing_key)).sub == ALICE  # the old key is still published: no fetch
+    assert jwks.fetches == 2
+
+
+def test_a_new_kid_inside_the_window_is_503_then_accepted(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    """The review case: a rotated key seen before the window allows a refresh is not a 401 (a revoked grant to the agent)."""
+    clock = FakeMonotonic()
+    verifier = verifier_for(jwks, monotonic=clock)
+    verifier.verify(mint(signing_key))
+
+    rotated = CognitoSigningKey()
+    jwks.keys.append(rotated)
+    clock.now += 4
+    wait = retry_after(verifier, mint(rotated))
+    assert wait == 6  # seconds until the next refresh is allowed
+    assert jwks.fetches == 1
+
+    clock.now += wait
+    assert verifier.verify(mint(rotated)).sub == ALICE
+    assert jwks.fetches == 2
+
+
+def test_an_unknown_kid_twice_within_the_window_is_401_then_503(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    clock = FakeMonotonic()
+    verifier = verifier_for(jwks, monotonic=clock)
+    verifier.verify(mint(signing_key))
+    clock.now += 10
+
+    token = unknown_kid_token(signing_key, "not-published")
+    assert reason(verifier, token) == "unknown_kid"  # refreshed just now, and the kid is not there
+    assert jwks.fetches == 2
+
+    clock.now += 2.5
+    assert retry_after(verifier, token) == 8  # 7.5 s to go, rounded up
+    clock.now += 7.4
+    assert retry_after(verifier, token) == 1  # 0.1 s to go: at least 1
+    assert jwks.fetches == 2
+
+    clock.now += 0.1
+    assert reason(verifier, token) == "unknown_kid"  # the window passed: refreshed again, still unknown
+    assert jwks.fetches == 3
+
+
+def test_a_kid_still_unknown_after_a_refresh_is_401(jwks: JwksServer, signing_key: CognitoSigningKey, other_key: CognitoSigningKey) -> None:
+    verifier = verifier_for(jwks, monotonic=FakeMonotonic())
+    assert reason(verifier, mint(other_key)) == "unknown_kid"  # the first fetch happens for this very token
+    assert jwks.fetches == 1
+    assert verifier.verify(mint(signing_key)).sub == ALICE  # the keys it fetched are used
+    assert jwks.fetches == 1
+
+
+def test_a_burst_of_different_unknown_kids_costs_one_fetch_per_window(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    clock = FakeMonotonic()
+    verifier = verifier_for(jwks, monotonic=clock)
+    verifier.verify(mint(signing_key))
+    assert jwks.fetches == 1
+
+    clock.now += 10
+    assert reason(verifier, unknown_kid_token(signing_key, "burst-0")) == "unknown_kid"
+    for i in range(1, 50):
+        clock.now += 0.1
+        assert retry_after(verifier, unknown_kid_token(signing_key, f"burst-{i}")) >= 1
+    assert jwks.fetches == 2  # 50 different kids in 5 s: one fetch
+
+    for window in range(3):
+        clock.now += 10
+        for i in range(20):
+            with pytest.raises((InvalidToken, KeysRefreshing)):
+                verifier.verify(unknown_kid_token(signing_key, f"window-{window}-{i}"))
+        assert jwks.fetches == 3 + window  # one more fetch per 10 s, however many kids
+    assert verifier.verify(mint(signing_key)).sub == ALICE
+
+
+def test_a_concurrent_burst_of_unknown_kids_shares_one_fetch(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    """Single flight: one fetch runs, the others wait for it and are then inside the window (503, not 401)."""
+    jwks.delay_s = 0.2
+    verifier = verifier_for(jwks)
+    tokens = [unknown_kid_token(signing_key, f"concurrent-{i}") for i in range(8)]
+    outcomes: list[str] = []
+
+    def call(token: str) -> None:
+        try:
+            verifier.verify(token)
+        except (InvalidToken, KeysRefreshing) as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=call, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert jwks.fetches == 1
+    assert sorted(outcomes) == ["keys_refreshing"] * 7 + ["unknown_kid"]
 
 
 def test_a_key_the_server_stops_publishing_stops_verifying(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
@@ -143,8 +245,10 @@ def test_a_key_the_server_stops_publishing_stops_verifying(jwks: JwksServer, sig
     verifier.verify(mint(signing_key))
     replacement = CognitoSigningKey()
     jwks.keys[:] = [replacement]
-    clock.now += 61
+    clock.now += 10
     verifier.verify(mint(replacement))  # refresh replaces the set
+    assert retry_after(verifier, mint(signing_key)) == 10  # dropped from the cache; the next refresh decides
+    clock.now += 10
     assert reason(verifier, mint(signing_key)) == "unknown_kid"
 
 

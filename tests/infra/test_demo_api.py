@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import aws_cdk as cdk
 from aws_cdk.assertions import Match
 
 from stacks.constructs.fargate_service import SERVICES_DIR
@@ -64,13 +65,12 @@ def test_function_environment_provides_every_required_setting(demo: Synth) -> No
 def test_http_api_routes_need_a_jwt_with_the_routes_scope(demo: Synth) -> None:
     template = demo.raw("services")
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
-    assert set(routes) == {"GET /profile", "GET /notes", "POST /notes", "GET /health"}
     scopes = {"GET /profile": "demo-api/profile.read", "GET /notes": "demo-api/notes.read", "POST /notes": "demo-api/notes.write"}
+    assert set(routes) == set(scopes)  # no /health, no $default: nothing anonymous reaches the function
     for key, scope in scopes.items():
         assert routes[key]["AuthorizationType"] == "JWT"
         assert routes[key]["AuthorizationScopes"] == [scope]
         assert render(routes[key]["AuthorizerId"]).startswith("${DemoApiDemoAuthorizationServer")
-    assert routes["GET /health"]["AuthorizationType"] == "NONE"
 
     authorizer = one(template, "AWS::ApiGatewayV2::Authorizer")["Properties"]
     assert authorizer["AuthorizerType"] == "JWT"
@@ -82,6 +82,20 @@ def test_http_api_routes_need_a_jwt_with_the_routes_scope(demo: Synth) -> None:
     integration = one(template, "AWS::ApiGatewayV2::Integration")["Properties"]
     assert integration["IntegrationType"] == "AWS_PROXY"
     assert integration["PayloadFormatVersion"] == "2.0"
+
+
+def test_no_unauthenticated_route_is_acknowledged(demo: Synth) -> None:
+    """Anonymous requests would share the stage throttle and reserved concurrency with the agent's calls."""
+    demo_api = demo.stacks.services.node.find_child("DemoApi")
+    acknowledged = {
+        rule
+        for construct in demo_api.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule in entry.data
+    }
+    assert acknowledged, "expected the table's and function's acknowledgements"
+    assert not [rule for rule in acknowledged if "APIG4" in rule]  # route without authorization
 
 
 def test_stage_is_throttled_and_logs_access_to_an_encrypted_group(demo: Synth) -> None:
