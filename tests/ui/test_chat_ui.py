@@ -1,17 +1,15 @@
 """The agent's chat UI (services/agent/static): static checks of the files, and the real page driven in
 headless Chromium against a scripted chat API served with the production Content-Security-Policy.
 
-The browser tests need a Chromium binary (``apt-get install chromium``; path overridable with
-``CHROMIUM_PATH``) and are skipped with a reason when it is missing. They never download a browser.
+The browser tests need a Chromium binary (see tests/ui/browsing.py); they never download a browser.
+The same page against the real agent and session binding services: test_chat_e2e.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -22,27 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
+
+from tests.ui.browsing import WAIT_MS, LiveServer, PageWatch
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "services" / "agent" / "static"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 5_000  # every wait in these tests is bounded by this
+ALICE_DIGEST = "3f6c0a1e9b2d4c5f"  # what GET /api/session answers: an opaque digest of the signed-in person
+BOB_DIGEST = "8d1e7b2a4c6f0e3d"
 
 
 # --------------------------------------------------------------------------- static checks
@@ -149,12 +140,23 @@ class Reply:
 class Script:
     replies: deque[Reply] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    raw_requests: list[bytes] = field(default_factory=list)
     start_hits: list[str] = field(default_factory=list)
+    user: str | None = ALICE_DIGEST  # who GET /api/session says is signed in; None: 401, not signed in
+    session_checks: int = 0
 
     def reset(self) -> None:
         self.replies.clear()
         self.requests.clear()
+        self.raw_requests.clear()
         self.start_hits.clear()
+        self.user = ALICE_DIGEST
+        self.session_checks = 0
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    # Python's json module accepts "\ud83d" on its own; the agent's parser refuses the whole request.
+    return any(0xD800 <= ord(char) <= 0xDFFF for char in text)
 
 
 def _contract_problem(body: Any) -> str | None:
@@ -162,16 +164,23 @@ def _contract_problem(body: Any) -> str | None:
     if not isinstance(body, dict) or set(body) != {"message", "history"}:
         return f"fields must be exactly message and history, got {sorted(body) if isinstance(body, dict) else body!r}"
     message, history = body["message"], body["history"]
-    if not isinstance(message, str) or not 1 <= len(message) <= 4000:
+    if not isinstance(message, str) or not 1 <= len(message) <= 4000 or _has_lone_surrogate(message):
         return "message must be 1..4000 characters"
     if not isinstance(history, list) or len(history) > 20:
         return "history must be a list of at most 20 turns"
-    for turn in history:
-        if not isinstance(turn, dict) or set(turn) != {"role", "text"}:
-            return f"bad turn {turn!r}"
-        if turn["role"] not in ("user", "assistant") or not isinstance(turn["text"], str) or len(turn["text"]) > 4000:
-            return f"bad turn {turn!r}"
-    return None
+    bad = [turn for turn in history if not _valid_turn(turn)]
+    return f"bad turn {bad[0]!r:.200}" if bad else None
+
+
+def _valid_turn(turn: Any) -> bool:
+    return (
+        isinstance(turn, dict)
+        and set(turn) == {"role", "text"}
+        and turn["role"] in ("user", "assistant")
+        and isinstance(turn["text"], str)
+        and 1 <= len(turn["text"]) <= 4000
+        and not _has_lone_surrogate(turn["text"])
+    )
 
 
 async def _event_stream(events: list[tuple[str, Any]]) -> AsyncIterator[bytes]:
@@ -205,9 +214,20 @@ def build_app(script: Script) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
+    @app.get("/api/session")
+    def session() -> JSONResponse:
+        script.session_checks += 1
+        if script.user is None:
+            return JSONResponse(
+                {"error": "not_signed_in", "message": "You are not signed in. Reload the page to sign in."}, status_code=401
+            )
+        return JSONResponse({"user": script.user})
+
     @app.post("/api/chat")
     async def chat(request: Request) -> Response:
-        body = await request.json()
+        raw = await request.body()
+        script.raw_requests.append(raw)
+        body = json.loads(raw)
         script.requests.append(body)
         problem = _contract_problem(body)
         if problem is not None or request.headers.get("content-type") != "application/json":
@@ -233,30 +253,6 @@ def build_app(script: Script) -> FastAPI:
     return app
 
 
-class _Server:
-    def __init__(self, app: FastAPI) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
-
-    def __enter__(self) -> _Server:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
-        self._sock.close()
-
-
 @dataclass
 class ChatServer:
     base_url: str
@@ -266,22 +262,8 @@ class ChatServer:
 @pytest.fixture(scope="module")
 def chat_server() -> Iterator[ChatServer]:
     script = Script()
-    with _Server(build_app(script)) as server:
-        yield ChatServer(base_url=f"http://127.0.0.1:{server.port}", script=script)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file() and os.environ.get("REQUIRE_CHROMIUM"):
-        pytest.fail(f"no Chromium at {CHROMIUM}, and this run requires the browser tests (make installs it: make browser)")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install it (apt-get install -y --no-install-recommends chromium) or set CHROMIUM_PATH")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, timeout=15_000)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with LiveServer(build_app(script)) as server:
+        yield ChatServer(base_url=server.base_url, script=script)
 
 
 @dataclass
@@ -289,9 +271,7 @@ class Ui:
     page: Page
     base_url: str
     script: Script
-    console: list[str] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
-    foreign_requests: list[str] = field(default_factory=list)
+    watch: PageWatch
 
     def open(self) -> None:
         self.page.goto(self.base_url + "/", wait_until="load")
@@ -314,43 +294,16 @@ class Ui:
         expect(self.page.get_by_role("button", name="Send")).to_be_enabled()
 
     def assert_clean(self, allowed_console: str | None = None) -> None:
-        unexpected = [line for line in self.console if allowed_console is None or not re.fullmatch(allowed_console, line)]
-        assert unexpected == [], "console errors or warnings"
-        assert self.violations == [], "CSP violations"
-        assert self.foreign_requests == [], "requests to other origins"
+        self.watch.assert_clean(allowed_console)
 
 
 @pytest.fixture
 def ui(browser: Browser, chat_server: ChatServer) -> Iterator[Ui]:
     chat_server.script.reset()
     context = browser.new_context()
-    context.set_default_timeout(WAIT_MS)
-    context.set_default_navigation_timeout(WAIT_MS)
-    page = context.new_page()
-    state = Ui(page=page, base_url=chat_server.base_url, script=chat_server.script)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            state.console.append(f"{message.type}: {message.text} @ {message.location.get('url', '')}")
-
-    def guard(route: Route) -> None:
-        url = route.request.url
-        if url == chat_server.base_url or url.startswith(chat_server.base_url + "/"):
-            route.continue_()
-        else:
-            state.foreign_requests.append(url)
-            route.abort()
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: state.console.append(f"pageerror: {error}"))
-    # A DOM-level listener as well as the console: Chromium reports violations both ways.
-    context.expose_function("__reportCspViolation", lambda text: state.violations.append(str(text)))
-    context.add_init_script(
-        "document.addEventListener('securitypolicyviolation', e => window.__reportCspViolation(e.violatedDirective + ' ' + e.blockedURI));"
-    )
-    context.route("**/*", guard)
+    watch = PageWatch.attach(context, chat_server.base_url)
     try:
-        yield state
+        yield Ui(page=context.new_page(), base_url=chat_server.base_url, script=chat_server.script, watch=watch)
     finally:
         context.close()
 
@@ -361,10 +314,10 @@ def ui(browser: Browser, chat_server: ChatServer) -> Iterator[Ui]:
 def test_harness_detects_csp_violations(ui: Ui) -> None:
     ui.page.goto(ui.base_url + "/csp-canary")
     deadline = time.monotonic() + WAIT_MS / 1000
-    while len(ui.violations) < 3 and time.monotonic() < deadline:
+    while len(ui.watch.violations) < 3 and time.monotonic() < deadline:
         ui.page.wait_for_timeout(20)
-    assert len(ui.violations) >= 3, ui.violations
-    assert any("Content Security Policy" in line for line in ui.console), ui.console
+    assert len(ui.watch.violations) >= 3, ui.watch.violations
+    assert any("Content Security Policy" in line for line in ui.watch.console), ui.watch.console
 
 
 def test_reply_is_shown_and_history_is_sent_and_kept(ui: Ui) -> None:
@@ -535,8 +488,9 @@ def test_authorization_round_trip_resumes_the_request(ui: Ui) -> None:
 def test_stale_pending_request_is_dropped(ui: Ui) -> None:
     ui.open()
     ui.page.evaluate(
-        """() => sessionStorage.setItem("agent.pending", JSON.stringify(
-             {message: "old", history: [], saved_at: Date.now() - 11 * 60 * 1000}))"""
+        """user => sessionStorage.setItem("agent.pending", JSON.stringify(
+             {user, message: "old", history: [], saved_at: Date.now() - 11 * 60 * 1000}))""",
+        ALICE_DIGEST,
     )
     ui.page.reload()
     ui.expect_idle()
@@ -608,4 +562,199 @@ def test_history_sent_is_bounded_to_what_the_server_accepts(ui: Ui) -> None:
     assert len(sent) == 20
     assert sent[0] == {"role": "user", "text": "turn 10"}
     assert sent[-1] == {"role": "assistant", "text": "x" * 4000}
+    ui.assert_clean()
+
+
+# --------------------------------------------------------------------------- one tab, several people
+
+_BUBBLE_RECORDER = """
+new MutationObserver(records => {
+  for (const record of records) {
+    for (const node of record.addedNodes) {
+      if (node.nodeType === 1) {
+        for (const bubble of node.matches(".bubble") ? [node] : node.querySelectorAll(".bubble")) {
+          window.__sawBubble(bubble.textContent);
+        }
+      }
+    }
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+def wait_for_user(ui: Ui, digest: str) -> None:
+    """Until the page has checked GET /api/session and made the stored conversation this person's."""
+    ui.page.wait_for_function("user => sessionStorage.getItem('agent.user') === JSON.stringify(user)", arg=digest)
+    ui.expect_idle()
+
+
+def test_another_person_in_the_same_tab_never_sees_or_replays_the_previous_conversation(ui: Ui) -> None:
+    ui.script.replies.extend(
+        [
+            Reply(events=[("message", {"text": "Hi Alice, your notes are private."}), ("done", {})]),
+            Reply(
+                events=[
+                    (
+                        "authorization_required",
+                        {"provider": "demo", "display_name": "Demo API", "scopes": [], "start_url": "/oauth2/start?flow=v1.alice"},
+                    ),
+                    ("done", {}),
+                ]
+            ),
+            Reply(events=[("message", {"text": "Hello Bob."}), ("done", {})]),
+        ]
+    )
+    seen: list[str] = []
+    ui.page.context.expose_function("__sawBubble", lambda text: seen.append(str(text)))
+    ui.page.context.add_init_script(_BUBBLE_RECORDER)
+    ui.open()
+    wait_for_user(ui, ALICE_DIGEST)
+    ui.send("hello")
+    expect(ui.page.locator("#messages .bubble-assistant")).to_have_text(["Hi Alice, your notes are private."])
+    ui.send("show my notes")
+    authorize = ui.page.get_by_role("button", name="Authorize Demo API")
+    expect(authorize).to_be_focused()
+    assert [turn["text"] for turn in ui.storage("agent.history")] == ["hello", "Hi Alice, your notes are private.", "show my notes"]
+
+    # Alice's sign-in ends and Bob signs in in the same tab (here: while the consent round trip is under way).
+    ui.script.user = BOB_DIGEST
+    seen.clear()
+    authorize.click()
+    wait_for_user(ui, BOB_DIGEST)
+
+    assert ui.script.start_hits == ["v1.alice"]
+    assert seen == [], "Bob's page showed something of Alice's"
+    expect(ui.page.locator("#messages .bubble")).to_have_count(0)
+    expect(ui.page.locator("#empty-state")).to_be_visible()
+    assert ui.page.get_by_text("Continuing where you left off…").count() == 0
+    assert len(ui.script.requests) == 2, "Alice's waiting request was replayed for Bob"
+    assert ui.storage("agent.history") is None
+    assert ui.storage("agent.pending") is None
+
+    # Bob's first message carries none of Alice's conversation.
+    ui.send("hi")
+    expect(ui.page.locator("#messages .bubble-assistant")).to_have_text(["Hello Bob."])
+    assert ui.script.requests[-1] == {"message": "hi", "history": []}
+    assert ui.storage("agent.history") == [{"role": "user", "text": "hi"}, {"role": "assistant", "text": "Hello Bob."}]
+
+    # Alice signing in again later does not get Bob's conversation either (nor her own back: it is gone).
+    ui.script.user = ALICE_DIGEST
+    seen.clear()
+    ui.page.reload()
+    wait_for_user(ui, ALICE_DIGEST)
+    expect(ui.page.locator("#messages .bubble")).to_have_count(0)
+    assert seen == []
+    assert ui.storage("agent.history") is None
+    ui.assert_clean()
+
+
+def test_a_pending_request_saved_for_another_person_is_not_replayed(ui: Ui) -> None:
+    ui.open()
+    wait_for_user(ui, ALICE_DIGEST)
+    ui.page.evaluate(
+        """user => sessionStorage.setItem("agent.pending", JSON.stringify(
+             {user, message: "delete my notes", history: [], saved_at: Date.now()}))""",
+        BOB_DIGEST,
+    )
+    ui.page.reload()
+    wait_for_user(ui, ALICE_DIGEST)
+    assert ui.storage("agent.pending") is None
+    assert ui.script.requests == []
+    assert ui.page.get_by_text("Continuing where you left off…").count() == 0
+    ui.assert_clean()
+
+
+def test_signed_out_at_start_shows_nothing_stored_until_signed_in_again(ui: Ui) -> None:
+    ui.script.replies.append(Reply(events=[("message", {"text": "ok"}), ("done", {})]))
+    ui.open()
+    wait_for_user(ui, ALICE_DIGEST)
+    ui.page.evaluate(
+        """user => {
+             sessionStorage.setItem("agent.history", JSON.stringify([{role: "user", text: "my secret question"}]));
+             sessionStorage.setItem("agent.pending", JSON.stringify(
+               {user, message: "my secret question", history: [], saved_at: Date.now()}));
+           }""",
+        ALICE_DIGEST,
+    )
+    ui.script.user = None  # the sign-in has ended
+    ui.page.reload()
+    expect(ui.page.locator("#messages .bubble-error")).to_have_text(["Your session has ended — reload the page to sign in again."])
+    ui.expect_idle()
+    assert ui.bubbles("user") == []
+    assert ui.script.requests == []
+
+    # Sending checks again first, and sends nothing while signed out.
+    ui.send("hello")
+    expect(ui.page.locator("#messages .bubble-error")).to_have_count(2)
+    ui.expect_idle()
+    assert ui.script.requests == []
+    expect(ui.page.get_by_label("Message", exact=True)).to_have_value("hello")
+
+    # Signed in again as the same person: their conversation is back, and the message goes out with it.
+    ui.script.user = ALICE_DIGEST
+    ui.page.get_by_role("button", name="Send").click()
+    expect(ui.page.locator("#messages .bubble-assistant")).to_have_text(["ok"])
+    assert ui.bubbles("user") == ["my secret question", "hello"]
+    assert ui.script.requests == [{"message": "hello", "history": [{"role": "user", "text": "my secret question"}]}]
+    # The request that waited for consent is not replayed over a new message, nor later.
+    assert ui.storage("agent.pending") is None
+    ui.assert_clean(
+        allowed_console=rf"error: Failed to load resource: the server responded with a status of 401 \(.*\) @ {re.escape(ui.base_url)}/api/session"
+    )
+
+
+# --------------------------------------------------------------------------- lengths in code points
+
+
+def test_history_is_cut_at_code_points_and_blank_texts_are_skipped(ui: Ui) -> None:
+    ui.script.replies.append(Reply(events=[("message", {"text": "ok"}), ("done", {})]))
+    ui.open()
+    wait_for_user(ui, ALICE_DIGEST)
+    # The emoji takes UTF-16 code units 3999 and 4000: cutting at 4000 code units would keep half of it.
+    at_boundary = "x" * 3999 + "\N{GRINNING FACE}" + "tail"
+    emoji_only = "\N{THUMBS UP SIGN}" * 4001
+    turns = [
+        {"role": "user", "text": at_boundary},
+        {"role": "assistant", "text": "   \n\t "},
+        {"role": "user", "text": ""},
+        {"role": "assistant", "text": emoji_only},
+        {"role": "user", "text": "fine \N{GRINNING FACE}"},
+    ]
+    ui.page.evaluate("turns => sessionStorage.setItem('agent.history', JSON.stringify(turns))", turns)
+    ui.page.reload()
+    wait_for_user(ui, ALICE_DIGEST)
+    ui.send("next \N{GRINNING FACE}")
+    expect(ui.page.locator("#messages .bubble-assistant").last).to_have_text("ok")
+
+    [raw] = ui.script.raw_requests
+    text = raw.decode("utf-8")  # strict: a lone surrogate cannot be encoded as UTF-8 ...
+    assert not re.search(r"\\u[dD][89a-fA-F]", text), "... so JSON.stringify escapes it as \\udXXX"
+    assert ui.script.requests == [
+        {
+            "message": "next \N{GRINNING FACE}",
+            "history": [
+                {"role": "user", "text": "x" * 3999 + "\N{GRINNING FACE}"},
+                {"role": "assistant", "text": "\N{THUMBS UP SIGN}" * 4000},
+                {"role": "user", "text": "fine \N{GRINNING FACE}"},
+            ],
+        }
+    ]
+    ui.assert_clean()
+
+
+def test_message_length_is_counted_in_code_points(ui: Ui) -> None:
+    ui.script.replies.append(Reply(events=[("message", {"text": "ok"}), ("done", {})]))
+    ui.open()
+    wait_for_user(ui, ALICE_DIGEST)
+    box = ui.page.get_by_label("Message", exact=True)
+    # 4001 code points (8002 code units) is too long for the server: refused before sending.
+    box.evaluate("(node, text) => { node.value = text; }", "\N{GRINNING FACE}" * 4001)
+    box.press("Enter")
+    expect(ui.page.get_by_role("status")).to_have_text("Messages can be at most 4000 characters.")
+    assert ui.script.requests == []
+    # 4000 code points is within the limit even though it is 8000 code units.
+    box.evaluate("(node, text) => { node.value = text; }", "\N{GRINNING FACE}" * 4000)
+    box.press("Enter")
+    expect(ui.page.locator("#messages .bubble-assistant")).to_have_text(["ok"])
+    assert ui.script.requests == [{"message": "\N{GRINNING FACE}" * 4000, "history": []}]
     ui.assert_clean()

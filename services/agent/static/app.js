@@ -4,11 +4,17 @@
 // connect-src 'self'): no inline code or styles, no eval, and every piece of text coming
 // from the server or the person is inserted with textContent, never as HTML.
 //
-// Protocol: POST /api/chat {message, history} answers with server-sent events over the
-// response body (message, tool_call, tool_result, authorization_required, error, done).
+// Protocol: GET /api/session answers {"user": "<opaque digest>"} for the signed-in person;
+// POST /api/chat {message, history} answers with server-sent events over the response body
+// (message, tool_call, tool_result, authorization_required, error, done).
+//
+// sessionStorage belongs to the tab, not to the person: someone else may sign in in the same tab.
+// So the stored conversation and pending request are kept for one person ("agent.user"), and are
+// neither shown nor replayed before GET /api/session has said who is signed in now.
 "use strict";
 
 (function () {
+  const USER_KEY = "agent.user";
   const HISTORY_KEY = "agent.history";
   const PENDING_KEY = "agent.pending";
   const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
@@ -59,6 +65,27 @@
     }
   }
 
+  // Lengths as the server counts them: Unicode code points, not UTF-16 code units.
+  function codePointLength(text) {
+    let count = 0;
+    for (const _ch of text) {
+      count += 1;
+    }
+    return count;
+  }
+
+  // At most `max` code points, never ending in half of a surrogate pair.
+  function clip(text, max) {
+    if (text.length <= max) {
+      return text; // fewer code units than the limit: fewer code points too
+    }
+    return Array.from(text).slice(0, max).join("");
+  }
+
+  function isBlank(text) {
+    return text.trim().length === 0;
+  }
+
   function isTurn(value) {
     return (
       value !== null &&
@@ -80,18 +107,33 @@
     if (history.length > MAX_HISTORY_KEPT) {
       history.splice(0, history.length - MAX_HISTORY_KEPT);
     }
-    writeJson(HISTORY_KEY, history);
+    if (storageOwner !== null) {
+      writeJson(HISTORY_KEY, history); // only once claimed for the person signed in
+    }
   }
 
-  // What the server accepts: the last 20 turns, each text 1..4000 characters, only role and text.
+  // What the server accepts: the last 20 turns, each text 1..4000 code points (and not blank),
+  // only role and text.
   function historyForRequest(turns) {
     return turns
-      .filter((t) => t.text.length > 0)
+      .filter((t) => !isBlank(t.text))
       .slice(-MAX_HISTORY_SENT)
-      .map((t) => ({ role: t.role, text: t.text.slice(0, MAX_MESSAGE_CHARS) }));
+      .map((t) => ({ role: t.role, text: clip(t.text, MAX_MESSAGE_CHARS) }));
   }
 
-  function takePendingRequest() {
+  // Makes the stored conversation this person's: another person's is dropped, never shown or sent.
+  // Returns whether storage now belongs to them (it may be disabled or full).
+  function claimStorage(user) {
+    if (readJson(USER_KEY) === user) {
+      return true;
+    }
+    removeKey(HISTORY_KEY);
+    removeKey(PENDING_KEY);
+    removeKey(USER_KEY);
+    return writeJson(USER_KEY, user);
+  }
+
+  function takePendingRequest(user) {
     const pending = readJson(PENDING_KEY);
     removeKey(PENDING_KEY);
     if (pending === null || typeof pending !== "object") {
@@ -99,9 +141,10 @@
     }
     const age = Date.now() - pending.saved_at;
     if (
+      pending.user !== user ||
       typeof pending.message !== "string" ||
-      pending.message.length < 1 ||
-      pending.message.length > MAX_MESSAGE_CHARS ||
+      isBlank(pending.message) ||
+      codePointLength(pending.message) > MAX_MESSAGE_CHARS ||
       !Array.isArray(pending.history) ||
       !pending.history.every(isTurn) ||
       typeof pending.saved_at !== "number" ||
@@ -138,7 +181,10 @@
     newConversation: document.getElementById("new-conversation"),
   };
 
-  let history = loadHistory();
+  // Nothing stored is used before GET /api/session has answered: until then, who is signed in is unknown.
+  let currentUser = null;
+  let storageOwner = null; // the person the stored conversation belongs to, once claimed
+  let history = [];
   let busy = false;
   let currentAbort = null;
   let authCounter = 0;
@@ -192,11 +238,11 @@
     els.emptyState.hidden = history.length > 0;
   }
 
-  function setBusy(value) {
+  function setBusy(value, statusText) {
     busy = value;
     els.input.disabled = value;
     els.send.disabled = value;
-    els.status.textContent = value ? TEXT.working : "";
+    els.status.textContent = value ? (statusText === undefined ? TEXT.working : statusText) : "";
     els.form.classList.toggle("is-busy", value);
   }
 
@@ -314,12 +360,17 @@
     const button = el("button", "button button-primary auth-button", "Authorize " + displayName);
     button.type = "button";
     const request = state.request;
+    const user = currentUser;
     button.addEventListener("click", () => {
-      const saved = writeJson(PENDING_KEY, {
-        message: request.message,
-        history: request.history,
-        saved_at: Date.now(),
-      });
+      const saved =
+        user !== null &&
+        storageOwner === user &&
+        writeJson(PENDING_KEY, {
+          user,
+          message: request.message,
+          history: request.history,
+          saved_at: Date.now(),
+        });
       if (!saved) {
         showNotice("This browser did not let the page remember your request; send it again after you come back.");
       }
@@ -548,7 +599,57 @@
     }
   }
 
-  function submitMessage() {
+  // ---------------------------------------------------------------- who is signed in
+
+  // {user} for the signed-in person, or {error} with the text to show.
+  async function fetchSessionUser() {
+    let response;
+    try {
+      response = await fetch("/api/session", {
+        method: "GET",
+        credentials: "same-origin",
+        headers: { accept: "application/json" },
+        cache: "no-store",
+        redirect: "manual", // an expired sign-in is a redirect to the identity provider
+      });
+    } catch (_err) {
+      return { error: TEXT.network };
+    }
+    if (response.type === "opaqueredirect") {
+      return { error: TEXT.sessionEnded };
+    }
+    if (!response.ok) {
+      return { error: await readErrorMessage(response) };
+    }
+    try {
+      const body = await response.json();
+      if (body && typeof body.user === "string" && body.user) {
+        return { user: body.user };
+      }
+    } catch (_err) {
+      // not JSON
+    }
+    return { error: TEXT.unexpected };
+  }
+
+  // Learns who is signed in and shows their stored conversation (only theirs). Returns the
+  // pending request to resume, null when there is none, or false when the check failed.
+  async function identify() {
+    const result = await fetchSessionUser();
+    if (result.user === undefined) {
+      showError(result.error);
+      return false;
+    }
+    currentUser = result.user;
+    storageOwner = claimStorage(result.user) ? result.user : null;
+    history = storageOwner === null ? [] : loadHistory();
+    renderHistory();
+    return storageOwner === null ? null : takePendingRequest(result.user);
+  }
+
+  // ---------------------------------------------------------------- composing
+
+  async function submitMessage() {
     if (busy) {
       return;
     }
@@ -557,9 +658,20 @@
       els.input.focus();
       return;
     }
-    if (message.length > MAX_MESSAGE_CHARS) {
+    if (codePointLength(message) > MAX_MESSAGE_CHARS) {
       els.status.textContent = TEXT.tooLong;
       return;
+    }
+    if (currentUser === null) {
+      // The check at start-up failed (signed out, or the service was unreachable): try again first.
+      setBusy(true, "");
+      const identified = await identify();
+      setBusy(false);
+      if (identified === false) {
+        els.input.focus();
+        return;
+      }
+      // A request that waited for consent is not replayed over a new message.
     }
     const request = { message, history: historyForRequest(history) };
     els.input.value = "";
@@ -601,18 +713,22 @@
 
   els.newConversation.addEventListener("click", newConversation);
 
-  renderHistory();
-
-  const pending = takePendingRequest();
-  if (pending) {
-    // Back from the consent round trip: the conversation as it was when the request was sent,
-    // then the same request again. The server now finds the token in the vault.
-    history = conversationAt(pending);
-    saveHistory();
-    renderHistory();
-    showNotice(TEXT.resuming);
-    sendRequest(pending);
-  } else {
-    els.input.focus();
+  async function start() {
+    setBusy(true, "");
+    const pending = await identify();
+    setBusy(false);
+    if (pending) {
+      // Back from the consent round trip: the conversation as it was when the request was sent,
+      // then the same request again. The server now finds the token in the vault.
+      history = conversationAt(pending);
+      saveHistory();
+      renderHistory();
+      showNotice(TEXT.resuming);
+      sendRequest(pending);
+    } else {
+      els.input.focus();
+    }
   }
+
+  start();
 })();
