@@ -16,7 +16,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help install browser synth test lint typecheck unit nag-doc deploy destroy demo bench clean
+.PHONY: help install browser bench-check synth test lint typecheck unit nag-doc deploy destroy demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,8 +69,11 @@ demo: ## the whole flow on this machine (not built yet: see README, "Status")
 	@echo "Today: 'make synth' and 'make test'. See README.md, Status." >&2
 	@exit 1
 
-bench: install ## benchmarks on this machine; writes bench/results.json (session binding today)
-	$(PY) -m bench.run
+bench: install ## benchmarks (~10 min): bench/results.json, bench/report.md, bench/latency.png (ARGS=--quick)
+	$(PY) -m bench.run $(ARGS)
+
+bench-check: install ## compare bench/results.json with the targets (informational; ARGS=--strict to fail)
+	$(PY) -m bench.check $(ARGS)
 
 clean: ## remove generated output (keeps the venv and node_modules)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import time
 import urllib.request
 import uuid
@@ -25,7 +24,7 @@ import boto3
 from botocore.config import Config
 
 from bench.loadgen import LoadResult, run_load
-from bench.procs import HOST, cores, free_port, standin, uvicorn
+from bench.procs import HOST, cores, free_port, spread as procs_spread, standin, uvicorn
 from local.alb.keys import AlbSigningKey, KeyServer
 from services.common.flow import read_flow_token
 from services.common.signed import Keyring
@@ -43,6 +42,31 @@ LOCAL_AWS = {
 }
 
 
+def service_env(keys_url: str, agentcore: str, bedrock: str, resource: str) -> dict[str, str]:
+    """The agent's settings for the local stand-ins."""
+    return {
+        **LOCAL_AWS,
+        "APP_PROFILE": "local",
+        "AWS_REGION": "eu-west-1",
+        "PUBLIC_BASE_URL": f"http://{HOST}",
+        "ALB_ARN": ALB_ARN,
+        "OIDC_ISSUER": ISSUER,
+        "OIDC_CLIENT_ID": CLIENT_ID,
+        "ALB_KEYS_BASE_URL": keys_url,
+        "FLOW_SIGNING_KEYS": SIGNING_KEYS,
+        "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": agentcore,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock,
+        "BEDROCK_MODEL_ID": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "WORKLOAD_IDENTITY_NAME": "bench-agent",
+        "CREDENTIAL_PROVIDER_NAME": "bench-demo",
+        "PROVIDER_KIND": "demo",
+        "PROVIDER_SCOPES": "demo-api/profile.read demo-api/notes.read",
+        "SESSION_BINDING_URL": f"http://{HOST}/oauth2/session-binding",
+        "DEMO_API_URL": resource,
+        "LOG_LEVEL": "INFO",
+    }
+
+
 def chat_request(port: int, token: str, sub: str) -> bytes:
     body = json.dumps({"message": "Who am I?", "history": []}).encode()
     head = (
@@ -58,7 +82,7 @@ def _stats(endpoint: str) -> dict[str, int]:
         return counts
 
 
-def _consent(port: int, token: str, sub: str, keyring: Keyring, agentcore_endpoint: str) -> None:
+def consent(port: int, token: str, sub: str, keyring: Keyring, agentcore_endpoint: str) -> None:
     """First request prompts; complete that session at the stand-in, as the binding service would."""
     request = urllib.request.Request(
         f"http://{HOST}:{port}/api/chat",
@@ -92,30 +116,10 @@ def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
         standin("bedrock", helper_core) as bedrock,
         standin("resource", helper_core) as resource,
     ):
-        env = {
-            **LOCAL_AWS,
-            "APP_PROFILE": "local",
-            "AWS_REGION": "eu-west-1",
-            "PUBLIC_BASE_URL": f"http://{HOST}",
-            "ALB_ARN": ALB_ARN,
-            "OIDC_ISSUER": ISSUER,
-            "OIDC_CLIENT_ID": CLIENT_ID,
-            "ALB_KEYS_BASE_URL": keys.base_url,
-            "FLOW_SIGNING_KEYS": SIGNING_KEYS,
-            "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": agentcore,
-            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock,
-            "BEDROCK_MODEL_ID": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-            "WORKLOAD_IDENTITY_NAME": "bench-agent",
-            "CREDENTIAL_PROVIDER_NAME": "bench-demo",
-            "PROVIDER_KIND": "demo",
-            "PROVIDER_SCOPES": "demo-api/profile.read demo-api/notes.read",
-            "SESSION_BINDING_URL": f"http://{HOST}/oauth2/session-binding",
-            "DEMO_API_URL": resource,
-            "LOG_LEVEL": "INFO",
-        }
+        env = service_env(keys.base_url, agentcore, bedrock, resource)
         port = free_port()
         with uvicorn("services.agent.main:app", port, env, service_core):
-            _consent(port, token, sub, keyring, agentcore)
+            consent(port, token, sub, keyring, agentcore)
             warm = [chat_request(port, token, sub)] * 50
             asyncio.run(run_load(HOST, port, warm, concurrency=concurrency))
             for _ in range(runs):
@@ -124,6 +128,7 @@ def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
                 result = asyncio.run(run_load(HOST, port, batch, concurrency=concurrency))
                 after = _stats(agentcore)
                 results.append(result)
+                latencies = [x * 1000 for x in result.latencies_s]
                 workload = after.get("GetWorkloadAccessTokenForUserId", 0) - before.get("GetWorkloadAccessTokenForUserId", 0)
                 outbound = after.get("token", 0) - before.get("token", 0)
                 per_100.append(workload * 100 / requests)
@@ -132,7 +137,7 @@ def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
             total_workload = _stats(agentcore).get("GetWorkloadAccessTokenForUserId", 0)
 
     def spread(values: list[float]) -> dict[str, float]:
-        return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+        return procs_spread(values, 3)
 
     return {
         "pinned": service_core is not None,
@@ -146,6 +151,7 @@ def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
         "workload_token_calls_per_100": spread(per_100),
         "outbound_token_calls_per_100": spread(outbound_per_100),
         "workload_token_calls_total": total_workload,
+        "latencies": {f"agent chat, {concurrency} client{'s' if concurrency > 1 else ''}": latencies},
         "total_requests": 1 + 50 + requests * runs,
     }
 

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.loadgen import LoadResult, get_request, run_load
-from bench.procs import HOST, cores, free_port, standin, uvicorn
+from bench.procs import HOST, cores, free_port, spread as procs_spread, standin, uvicorn
 from local.alb.keys import AlbSigningKey, KeyServer
 from services.common.alb_identity import AlbIdentity
 from services.common.flow import binding_cookie_name, issue_binding_cookie, issue_flow_token, read_flow_token
@@ -32,6 +31,27 @@ ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/
 ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Bench"
 CLIENT_ID = "benchclient"
 SIGNING_KEYS = json.dumps({"kid": "k1", "key": "b" * 64})
+
+
+def service_env(keys_url: str, agentcore_endpoint: str) -> dict[str, str]:
+    """The binding service's settings for the local stand-ins."""
+    return {
+        "APP_PROFILE": "local",
+        "AWS_REGION": "eu-west-1",
+        "PUBLIC_BASE_URL": f"http://{HOST}",
+        "ALB_ARN": ALB_ARN,
+        "OIDC_ISSUER": ISSUER,
+        "OIDC_CLIENT_ID": CLIENT_ID,
+        "ALB_KEYS_BASE_URL": keys_url,
+        "FLOW_SIGNING_KEYS": SIGNING_KEYS,
+        "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": agentcore_endpoint,
+        "AWS_ACCESS_KEY_ID": "AKIDBENCH",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "LOG_LEVEL": "INFO",
+    }
 
 
 def binding_requests(count: int, alb_key: AlbSigningKey, keyring: Keyring, port: int) -> list[bytes]:
@@ -64,7 +84,7 @@ def binding_requests(count: int, alb_key: AlbSigningKey, keyring: Keyring, port:
 
 def summarize(results: list[LoadResult]) -> dict[str, Any]:
     def spread(values: list[float]) -> dict[str, float]:
-        return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+        return procs_spread(values, 2)
 
     return {
         "per_s": spread([r.per_s() for r in results]),
@@ -80,25 +100,9 @@ def measure(concurrencies: list[int], runs: int, count: int) -> dict[str, Any]:
         os.sched_setaffinity(0, helper_core)
     alb_key = AlbSigningKey()
     keyring = Keyring.from_json(SIGNING_KEYS)
-    figures: dict[str, Any] = {"pinned": service_core is not None, "requests_per_run": count, "runs": runs}
+    figures: dict[str, Any] = {"pinned": service_core is not None, "requests_per_run": count, "runs": runs, "latencies": {}}
     with KeyServer([alb_key]) as keys, standin("agentcore", helper_core) as endpoint:
-        env = {
-            "APP_PROFILE": "local",
-            "AWS_REGION": "eu-west-1",
-            "PUBLIC_BASE_URL": f"http://{HOST}",
-            "ALB_ARN": ALB_ARN,
-            "OIDC_ISSUER": ISSUER,
-            "OIDC_CLIENT_ID": CLIENT_ID,
-            "ALB_KEYS_BASE_URL": keys.base_url,
-            "FLOW_SIGNING_KEYS": SIGNING_KEYS,
-            "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": endpoint,
-            "AWS_ACCESS_KEY_ID": "AKIDBENCH",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_CONFIG_FILE": "/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "LOG_LEVEL": "INFO",
-        }
+        env = service_env(keys.base_url, endpoint)
         binding_port, bare_port = free_port(), free_port()
         with (
             uvicorn("services.session_binding.main:app", binding_port, env, service_core),
@@ -116,6 +120,8 @@ def measure(concurrencies: list[int], runs: int, count: int) -> dict[str, Any]:
                     binding_runs.append(asyncio.run(run_load(HOST, binding_port, requests, concurrency=concurrency)))
                     bare_runs.append(asyncio.run(run_load(HOST, bare_port, [bare_request] * count, concurrency=concurrency)))
                 binding, bare = summarize(binding_runs), summarize(bare_runs)
+                figures["latencies"][f"session-binding, {concurrency} clients"] = [x * 1000 for x in binding_runs[-1].latencies_s]
+                figures["latencies"][f"bare FastAPI, {concurrency} clients"] = [x * 1000 for x in bare_runs[-1].latencies_s]
                 figures[f"c{concurrency}"] = {
                     "binding": binding,
                     "bare": bare,

@@ -76,9 +76,30 @@ def standin(kind: str, core: set[int] | None) -> Iterator[str]:
         yield proc.stdout.readline().strip()
 
 
+def uvicorn_command(app: str, port: int) -> list[str]:
+    """The service as its Dockerfile starts it (one worker), on loopback."""
+    return [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--no-access-log", "--lifespan", "on"]
+
+
 @contextmanager
-def uvicorn(app: str, port: int, env: dict[str, str], core: set[int] | None, *, health: str = "/health") -> Iterator[None]:
-    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--no-access-log", "--lifespan", "on"]
-    with process(pinned(command, core), {**os.environ, "PYTHONPATH": str(ROOT), **env}):
+def uvicorn(app: str, port: int, env: dict[str, str], core: set[int] | None, *, health: str = "/health") -> Iterator[subprocess.Popen[str]]:
+    with process(pinned(uvicorn_command(app, port), core), {**os.environ, "PYTHONPATH": str(ROOT), **env}) as child:
         wait_healthy(f"http://{HOST}:{port}{health}")
-        yield
+        yield child
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set size of a process, from /proc, in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def spread(values: list[float], digits: int = 2) -> dict[str, float]:
+    """Median with min and max: how every figure is reported (these machines are noisy)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return {"median": round(median, digits), "min": round(ordered[0], digits), "max": round(ordered[-1], digits), "runs": len(values)}

@@ -1,92 +1,138 @@
-"""`make bench`: run the benchmarks and write bench/results.json and a table on stdout.
+"""`make bench`: every benchmark, then bench/results.json, bench/report.md and bench/latency.png.
 
-Today: the session binding benchmark (bench/binding.py). Keys in results.json are medians of
-several runs; each figure also keeps its min and max.
+Each figure is the median of several runs, kept with its min and max (`spread`). The flat keys of
+results.json hold the medians. Nothing here asserts: `make bench-check` compares with the targets.
+
+    python -m bench.run [--quick] [--only binding,agent,identity,startup,memory,build]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import agent, binding
+from bench import agent, binding, build, identity, memory, report, startup
 
-RESULTS = Path(__file__).resolve().parent / "results.json"
-TARGETS = {
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results.json"
+LATENCIES = BENCH_DIR / "tmp" / "latencies.json"
+SECTIONS = ("binding", "agent", "identity", "startup", "memory", "build")
+
+# Targets from the issues; memory growth is this project's own bound for "no growth after warm-up".
+TARGETS: dict[str, tuple[str, float]] = {
     "binding.completions_per_s": (">=", 1000.0),
     "binding.p99_ms": ("<=", 25.0),
     "agent.workload_token_calls_per_100": ("<=", 2.0),
+    "startup.handler_import_ms": ("<=", 300.0),
+    "startup.agent_healthy_ms": ("<=", 1000.0),
+    "startup.binding_healthy_ms": ("<=", 1000.0),
+    "memory.binding_growth_mb": ("<=", 10.0),
+    "memory.agent_growth_mb": ("<=", 10.0),
 }
 
 
-def run(runs: int, requests: int) -> dict[str, Any]:
-    figures = binding.measure([16, 64], runs, requests)
-    agent_figures = agent.measure(100, runs, 1)
-    c16 = figures["c16"]
-    results: dict[str, Any] = {
-        "binding.completions_per_s": c16["binding"]["per_s"]["median"],
-        "binding.p50_ms": c16["binding"]["p50_ms"]["median"],
-        "binding.p99_ms": c16["binding"]["p99_ms"]["median"],
-        "binding.bare_per_s": c16["bare"]["per_s"]["median"],
-        "binding.ratio_to_bare": c16["ratio_to_bare"],
-        "agent.overhead_p50_ms": agent_figures["overhead_p50_ms"]["median"],
-        "agent.overhead_p99_ms": agent_figures["overhead_p99_ms"]["median"],
-        "agent.workload_token_calls_per_100": agent_figures["workload_token_calls_per_100"]["median"],
-        "agent.outbound_token_calls_per_100": agent_figures["outbound_token_calls_per_100"]["median"],
-        "details": {"binding": figures, "agent": agent_figures},
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": len(__import__("os").sched_getaffinity(0)),
-            "date": time.strftime("%Y-%m-%d"),
-        },
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run(sections: tuple[str, ...], quick: bool) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    runs = 1 if quick else 3
+    spread: dict[str, dict[str, float]] = {}
+    details: dict[str, Any] = {}
+    latencies: dict[str, list[float]] = {}
+
+    if "binding" in sections:
+        figures = binding.measure([16, 64], runs, 2000 if quick else 6000)
+        latencies.update(figures.pop("latencies"))
+        details["binding"] = figures
+        c16 = figures["c16"]
+        spread["binding.completions_per_s"] = c16["binding"]["per_s"]
+        spread["binding.p50_ms"] = c16["binding"]["p50_ms"]
+        spread["binding.p99_ms"] = c16["binding"]["p99_ms"]
+        spread["binding.bare_per_s"] = c16["bare"]["per_s"]
+        spread["binding.c64_per_s"] = figures["c64"]["binding"]["per_s"]
+        spread["binding.c64_p99_ms"] = figures["c64"]["binding"]["p99_ms"]
+    if "identity" in sections:
+        figures = identity.measure(runs=2 if quick else 5)
+        details["identity"] = figures
+        spread["identity.verify_warm_us"] = figures["verify_warm_us"]
+        spread["identity.verify_cold_us"] = figures["verify_cold_us"]
+    if "agent" in sections:
+        figures = agent.measure(100, runs, 1)
+        latencies.update(figures.pop("latencies"))
+        details["agent"] = figures
+        spread["agent.overhead_p50_ms"] = figures["overhead_p50_ms"]
+        spread["agent.overhead_p99_ms"] = figures["overhead_p99_ms"]
+        spread["agent.workload_token_calls_per_100"] = figures["workload_token_calls_per_100"]
+        spread["agent.outbound_token_calls_per_100"] = figures["outbound_token_calls_per_100"]
+    if "startup" in sections:
+        figures = startup.measure(runs=2 if quick else 5)
+        details["startup"] = figures
+        for key, value in figures.items():
+            spread[f"startup.{key}"] = value
+    if "memory" in sections:
+        figures = memory.measure(runs=1 if quick else 3, total=3000 if quick else 10_000)
+        details["memory"] = figures
+        for key in ("binding_peak_rss_mb", "binding_growth_mb", "agent_peak_rss_mb", "agent_growth_mb"):
+            spread[f"memory.{key}"] = figures[key]
+    if "build" in sections:
+        figures = build.measure(synth_runs=1 if quick else 3, test_runs=1 if quick else 3)
+        details["build"] = figures
+        spread["build.synth_s"] = figures["synth_s"]
+        spread["build.test_s"] = figures["test_s"]
+
+    results: dict[str, Any] = {key: value["median"] for key, value in spread.items()}
+    if "binding.completions_per_s" in results:
+        results["binding.ratio_to_bare"] = details["binding"]["c16"]["ratio_to_bare"]
+    results["spread"] = spread
+    results["targets"] = targets(results)
+    results["machine"] = {
+        "python": platform.python_version(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "date": time.strftime("%Y-%m-%d"),
+        "quick": quick,
     }
-    return results
+    results["details"] = details
+    return results, latencies
 
 
-def table(results: dict[str, Any]) -> str:
-    figures = results["details"]["binding"]
-    lines = [
-        "| endpoint | clients | per s (median, min-max) | p50 ms | p99 ms (median, min-max) | bare FastAPI per s | ratio |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for key in sorted(k for k in figures if k.startswith("c")):
-        b, bare = figures[key]["binding"], figures[key]["bare"]
-        lines.append(
-            f"| /oauth2/session-binding | {key[1:]} | {b['per_s']['median']:.0f} ({b['per_s']['min']:.0f}-{b['per_s']['max']:.0f}) "
-            f"| {b['p50_ms']['median']:.1f} | {b['p99_ms']['median']:.1f} ({b['p99_ms']['min']:.1f}-{b['p99_ms']['max']:.1f}) "
-            f"| {bare['per_s']['median']:.0f} | {figures[key]['ratio_to_bare']:.3f} |"
-        )
-    a = results["details"]["agent"]
-    lines += [
-        "",
-        "| agent, one consented user, 100 sequential chats | median | min-max |",
-        "|---|---|---|",
-        f"| overhead p50 ms (2 Converse calls, 1 tool call, SSE) | {a['overhead_p50_ms']['median']} | {a['overhead_p50_ms']['min']}-{a['overhead_p50_ms']['max']} |",
-        f"| overhead p99 ms | {a['overhead_p99_ms']['median']} | {a['overhead_p99_ms']['min']}-{a['overhead_p99_ms']['max']} |",
-        f"| GetWorkloadAccessTokenForUserId per 100 chats | {a['workload_token_calls_per_100']['median']} | {a['workload_token_calls_per_100']['min']}-{a['workload_token_calls_per_100']['max']} |",
-        f"| GetResourceOauth2Token per 100 chats | {a['outbound_token_calls_per_100']['median']} | {a['outbound_token_calls_per_100']['min']}-{a['outbound_token_calls_per_100']['max']} |",
-        f"| workload-token calls for all {a['total_requests']} chats of the user, consent included | {a['workload_token_calls_total']} | |",
-    ]
-    for key, (op, target) in TARGETS.items():
-        value = results[key]
-        met = value >= target if op == ">=" else value <= target
-        lines.append(f"\n{key} = {value} (target {op} {target}: {'met' if met else 'NOT met'})")
-    return "\n".join(lines)
+def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    checked: dict[str, dict[str, Any]] = {}
+    for key, (op, value) in TARGETS.items():
+        if key in results:
+            measured = results[key]
+            checked[key] = {"op": op, "value": value, "met": measured >= value if op == ">=" else measured <= value}
+    return checked
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=6000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one run each, fewer requests: for trying things, not for quoting")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     args = parser.parse_args()
-    results = run(args.runs, args.requests)
+    sections = tuple(s for s in args.only.split(",") if s)
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    results, latencies = run(sections, args.quick)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
-    print(f"\nwrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    LATENCIES.parent.mkdir(exist_ok=True)
+    LATENCIES.write_text(json.dumps(latencies) + "\n")
+    report.write_report(results, latencies, BENCH_DIR)
+    print((BENCH_DIR / "report.md").read_text())
+    print(f"wrote {RESULTS}, {BENCH_DIR / 'report.md'}, {BENCH_DIR / 'latency.png'}")
 
 
 if __name__ == "__main__":

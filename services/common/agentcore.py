@@ -12,9 +12,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from services.common.config import AgentSettings, ServiceSettings
 
 # Error codes that mean "try again later", as opposed to "this request is wrong".
@@ -23,6 +20,9 @@ TRANSIENT_ERROR_CODES = frozenset({"ThrottlingException", "InternalServerExcepti
 
 def agentcore_client(settings: ServiceSettings, *, max_pool_connections: int = 50, app_id: str = "agentcore-ecs-session-binding") -> Any:
     """A `bedrock-agentcore` client: standard retry mode, explicit timeouts, pooled connections."""
+    import boto3  # noqa: PLC0415 - here, not at import: boto3 (s3transfer) adds ~60 ms to a Lambda cold start
+    from botocore.config import Config  # noqa: PLC0415
+
     config = Config(
         region_name=settings.aws_region,
         retries={"mode": "standard", "total_max_attempts": settings.agentcore_max_attempts},
@@ -57,6 +57,9 @@ class LazyClient:
 
 def bedrock_runtime_client(settings: AgentSettings, *, max_pool_connections: int = 50) -> Any:
     """A `bedrock-runtime` client for Converse: standard retries (throttling is common), long read timeout."""
+    import boto3  # noqa: PLC0415 - see agentcore_client
+    from botocore.config import Config  # noqa: PLC0415
+
     config = Config(
         region_name=settings.aws_region,
         retries={"mode": "standard", "total_max_attempts": settings.bedrock_max_attempts},

@@ -1,0 +1,377 @@
+"""The `make bench` report: bench/report.md and bench/latency.png from the benchmark results.
+
+`write_report` renders both from a results dict (the bench/results.json format: flat median keys,
+"spread", "targets", "machine", "details") and per-request latencies in milliseconds keyed by an
+endpoint label. Any figure may be missing (its benchmark skipped); the report then says
+"not measured" for it. Output is deterministic: the same input gives the same bytes.
+
+    python -m bench.report [--results bench/results.json] [--latencies bench/tmp/latencies.json] [--out-dir bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.style
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results.json"
+LATENCIES = BENCH / "tmp" / "latencies.json"
+
+NOT_MEASURED = "not measured"
+# The image: 12 x 7 inches at 100 dpi is 1200 x 700 pixels.
+FIG_SIZE_IN = (12.0, 7.0)
+FIG_DPI = 100
+# No Software/date entries in the PNG, so re-rendering gives the same bytes.
+PNG_METADATA: dict[str, str | None] = {"Software": None}
+# Keys of results.json that are not figures.
+RESERVED = frozenset({"spread", "targets", "machine", "details"})
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    how: str
+    rows: tuple[tuple[str, str], ...]  # (results key, label with unit)
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "Session binding",
+        "The session binding service (uvicorn, one worker) is pinned to one CPU core and driven by 16 concurrent "
+        "clients; each request is a distinct, valid completion (its own sessionUri, signed binding cookie, ALB-format "
+        "ES256 token and one `CompleteResourceTokenAuth` call to a local AgentCore stand-in). A bare FastAPI app with "
+        "one route is measured the same way, on the same core, in the same run, as the reference; the ratio is "
+        "binding completions per second over bare requests per second. Latencies are per request, seen by the client.",
+        (
+            ("binding.completions_per_s", "completions per s"),
+            ("binding.p50_ms", "latency p50 (ms)"),
+            ("binding.p99_ms", "latency p99 (ms)"),
+            ("binding.bare_per_s", "bare FastAPI requests per s"),
+            ("binding.ratio_to_bare", "ratio to bare FastAPI"),
+        ),
+    ),
+    Section(
+        "ALB identity verification",
+        "Verifying an ALB-signed `x-amzn-oidc-data` ES256 token in process. Warm: the signing key is already cached, "
+        "so the cost is parsing and one signature check. Cold: the first token for a key id, including fetching the "
+        "public key from the local key server.",
+        (
+            ("identity.verify_warm_us", "verify, key cached (µs)"),
+            ("identity.verify_cold_us", "verify, key fetched (µs)"),
+        ),
+    ),
+    Section(
+        "Agent",
+        "The agent (uvicorn, one worker) runs alone on one core; the AgentCore, Bedrock and API stand-ins run in "
+        "their own processes and answer at once (zero latency), so the figures are the agent's own cost per chat "
+        "request: two Converse calls, one tool call with its outbound token, and the SSE stream (the stand-ins' own "
+        "processing is included, so this is an upper bound). One user who already consented sends sequential chats; "
+        "AgentCore Identity calls are counted per 100 chats.",
+        (
+            ("agent.overhead_p50_ms", "overhead p50 (ms)"),
+            ("agent.overhead_p99_ms", "overhead p99 (ms)"),
+            ("agent.workload_token_calls_per_100", "GetWorkloadAccessTokenForUserId per 100 chats"),
+            ("agent.outbound_token_calls_per_100", "GetResourceOauth2Token per 100 chats"),
+        ),
+    ),
+    Section(
+        "Start-up",
+        "Wall-clock time to import the request handler module in a fresh interpreter, and from process start until "
+        "each service first answers its health check.",
+        (
+            ("startup.handler_import_ms", "handler import (ms)"),
+            ("startup.agent_healthy_ms", "agent healthy (ms)"),
+            ("startup.binding_healthy_ms", "session binding healthy (ms)"),
+        ),
+    ),
+    Section(
+        "Memory",
+        "Resident set size of each service process after 10,000 requests: the peak, and the growth between the "
+        "first and the last part of the run (a steady service grows little).",
+        (
+            ("memory.agent_peak_rss_mb", "agent peak RSS (MB)"),
+            ("memory.binding_peak_rss_mb", "session binding peak RSS (MB)"),
+            ("memory.agent_growth_mb", "agent RSS growth (MB)"),
+            ("memory.binding_growth_mb", "session binding RSS growth (MB)"),
+        ),
+    ),
+    Section(
+        "Build",
+        "Wall-clock time of `cdk synth` and of the test suite on this machine.",
+        (
+            ("build.synth_s", "cdk synth (s)"),
+            ("build.test_s", "tests (s)"),
+        ),
+    ),
+)
+
+KNOWN_LABELS: dict[str, str] = {key: label for section in SECTIONS for key, label in section.rows}
+
+
+def fmt(value: object) -> str:
+    """A figure rounded for reading: about three significant digits, thousands separated."""
+    if value is None:
+        return NOT_MEASURED
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        number = float(value)
+        if not math.isfinite(number):
+            return str(number)
+        if abs(number) >= 100:
+            return f"{number:,.0f}"
+        return f"{number:.3g}"
+    return str(value)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _cell(text: object) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def value_of(results: Mapping[str, Any], key: str) -> object:
+    """The median for a key: the flat value, else the spread's median, else None (not measured)."""
+    if key in results and key not in RESERVED:
+        return results[key]
+    spread = _mapping(_mapping(results.get("spread")).get(key))
+    return spread.get("median")
+
+
+def _figure_row(results: Mapping[str, Any], key: str, label: str) -> list[str]:
+    value = value_of(results, key)
+    if value is None:
+        return [label, NOT_MEASURED, "", "", f"`{key}`"]
+    spread = _mapping(_mapping(results.get("spread")).get(key))
+    low, high = spread.get("min"), spread.get("max")
+    span = f"{fmt(low)}–{fmt(high)}" if low is not None and high is not None else "–"
+    runs = spread.get("runs")
+    return [label, fmt(value), span, fmt(runs) if runs is not None else "–", f"`{key}`"]
+
+
+FIGURE_HEADER = ("figure", "median", "min–max", "runs", "key")
+
+
+def _machine_line(results: Mapping[str, Any]) -> str:
+    machine = _mapping(results.get("machine"))
+
+    def get(name: str) -> str:
+        value = machine.get(name)
+        return "unknown" if value in (None, "") else str(value)
+
+    cpus = machine.get("cpus")
+    cpus_text = "unknown number of" if cpus is None else str(cpus)
+    cpu_model = machine.get("cpu_model")
+    cpu_text = "an unrecorded CPU model" if cpu_model in (None, "") else str(cpu_model)
+    return f"Measured {get('date')} on {cpu_text}, {cpus_text} CPU(s) available, Python {get('python')}."
+
+
+def _met(target: Mapping[str, Any], value: float | None) -> bool | None:
+    met = target.get("met")
+    if isinstance(met, bool):
+        return met
+    limit = _number(target.get("value"))
+    if value is None or limit is None:
+        return None
+    op = target.get("op")
+    if op == ">=":
+        return value >= limit
+    if op == "<=":
+        return value <= limit
+    return None
+
+
+def _targets(results: Mapping[str, Any]) -> list[str]:
+    targets = _mapping(results.get("targets"))
+    if not targets:
+        return ["No targets were recorded."]
+    rows = []
+    for key, raw in targets.items():
+        target = _mapping(raw)
+        value = value_of(results, key)
+        goal = f"{target.get('op', '?')} {fmt(target.get('value'))}"
+        if value is None:
+            verdict = NOT_MEASURED
+        else:
+            met = _met(target, _number(value))
+            verdict = "unknown" if met is None else ("met" if met else "**NOT met**")
+        rows.append([KNOWN_LABELS.get(key, key), f"`{key}`", goal, fmt(value), verdict])
+    return _table(("figure", "key", "target", "median", "result"), rows)
+
+
+def _binding_by_clients(results: Mapping[str, Any]) -> list[str]:
+    """Binding and bare FastAPI at each client count, when the details hold them (else nothing)."""
+    details = _mapping(_mapping(results.get("details")).get("binding"))
+    rows = []
+    for name in sorted((k for k in details if k.startswith("c") and k[1:].isdigit()), key=lambda k: int(k[1:])):
+        level = _mapping(details[name])
+        for endpoint, label in (("binding", "session binding"), ("bare", "bare FastAPI")):
+            stats = _mapping(level.get(endpoint))
+            cells = [label, name[1:]]
+            for metric in ("per_s", "p50_ms", "p99_ms"):
+                m = _mapping(stats.get(metric))
+                if m.get("median") is None:
+                    cells.append(NOT_MEASURED)
+                elif m.get("min") is not None and m.get("max") is not None:
+                    cells.append(f"{fmt(m['median'])} ({fmt(m['min'])}–{fmt(m['max'])})")
+                else:
+                    cells.append(fmt(m["median"]))
+            rows.append(cells)
+    if not rows:
+        return []
+    header = ("endpoint", "clients", "per s (min–max)", "p50 ms (min–max)", "p99 ms (min–max)")
+    return ["", "By number of clients:", "", *_table(header, rows)]
+
+
+def render_markdown(results: Mapping[str, Any], image_name: str = "latency.png") -> str:
+    lines = ["# Benchmark report", "", _machine_line(results), ""]
+    lines.append("Each figure is the median of several runs, with the lowest and highest run beside it.")
+    for section in SECTIONS:
+        lines += ["", f"## {section.title}", "", section.how, ""]
+        lines += _table(FIGURE_HEADER, [_figure_row(results, key, label) for key, label in section.rows])
+        if section.title == "Session binding":
+            lines += _binding_by_clients(results)
+    known = set(KNOWN_LABELS)
+    spread_keys = [k for k in _mapping(results.get("spread")) if k not in results]
+    other = [k for k in [*results, *spread_keys] if k not in RESERVED and k not in known]
+    if other:
+        lines += ["", "## Other figures", ""]
+        lines += _table(FIGURE_HEADER, [_figure_row(results, key, key) for key in other])
+    lines += ["", "## Targets", "", *_targets(results)]
+    lines += [
+        "",
+        "## Latency",
+        "",
+        "Empirical distribution of per-request latency for each endpoint (log scale), with p50 and p99 marked.",
+        "",
+        f"![latency]({image_name})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _clean(samples: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Finite, positive latencies, sorted (a log axis cannot show zero)."""
+    values = np.asarray([float(s) for s in samples if isinstance(s, int | float) and not isinstance(s, bool)], dtype=np.float64)
+    return np.sort(values[np.isfinite(values) & (values > 0)])
+
+
+def render_latency(latencies: Mapping[str, Sequence[float]], path: Path) -> None:
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=FIG_SIZE_IN, dpi=FIG_DPI)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        plotted = 0
+        for index, (label, samples) in enumerate(latencies.items()):
+            values = _clean(samples)
+            if values.size == 0:
+                continue
+            color = f"C{index % 10}"
+            style = "--" if "bare" in label.lower() else "-"
+            fraction = np.arange(1, values.size + 1, dtype=np.float64) / values.size
+            p50, p99 = (float(p) for p in np.percentile(values, [50, 99]))
+            ax.step(
+                values,
+                fraction,
+                where="post",
+                color=color,
+                linestyle=style,
+                linewidth=1.8,
+                label=f"{label}: p50 {fmt(p50)} ms, p99 {fmt(p99)} ms (n={values.size:,})",
+            )
+            ax.plot([p50], [0.5], marker="o", color=color, markersize=8, markeredgecolor="black", linestyle="none")
+            ax.plot([p99], [0.99], marker="D", color=color, markersize=8, markeredgecolor="black", linestyle="none")
+            plotted += 1
+        if plotted:
+            ax.set_xscale("log")
+            ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
+            ax.axhline(0.99, color="grey", linewidth=0.8, linestyle=":")
+            # Marker legend entries, drawn without data so they do not move the axes.
+            ax.plot([], [], marker="o", color="grey", markeredgecolor="black", linestyle="none", label="p50")
+            ax.plot([], [], marker="D", color="grey", markeredgecolor="black", linestyle="none", label="p99")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            # Below the axes, so it never hides a curve.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=10, frameon=False)
+            ax.grid(True, which="both", axis="x", alpha=0.3)
+            ax.grid(True, which="major", axis="y", alpha=0.3)
+        else:
+            ax.text(0.5, 0.5, "no latency samples", ha="center", va="center", fontsize=16, transform=ax.transAxes)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("latency per request (ms, log scale)", fontsize=12)
+        ax.set_ylabel("fraction of requests at or below", fontsize=12)
+        ax.set_title("Per-request latency by endpoint (empirical CDF)", fontsize=14)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=FIG_DPI, metadata=PNG_METADATA)
+
+
+def write_report(results: dict[str, Any], latencies: dict[str, list[float]], out_dir: Path) -> None:
+    """Write out_dir/report.md and out_dir/latency.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image = out_dir / "latency.png"
+    render_latency(latencies, image)
+    (out_dir / "report.md").write_text(render_markdown(results, image.name), encoding="utf-8")
+
+
+def load_latencies(path: Path) -> dict[str, list[float]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of label -> list of latencies in ms")
+    return {str(label): list(values) for label, values in data.items() if isinstance(values, list)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Re-render the benchmark report (report.md, latency.png).")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--latencies", type=Path, default=LATENCIES)
+    parser.add_argument("--out-dir", type=Path, default=None, help="default: the directory of the results file")
+    args = parser.parse_args(argv)
+    if not args.results.is_file():
+        print(f"{args.results}: not found; run `make bench` first", file=sys.stderr)
+        return 1
+    results = json.loads(args.results.read_text(encoding="utf-8"))
+    if not isinstance(results, dict):
+        print(f"{args.results}: expected a JSON object", file=sys.stderr)
+        return 1
+    latencies: dict[str, list[float]] = {}
+    if args.latencies.is_file():
+        latencies = load_latencies(args.latencies)
+    else:
+        print(f"{args.latencies}: not found; the latency figure will be empty", file=sys.stderr)
+    out_dir = args.out_dir if args.out_dir is not None else args.results.resolve().parent
+    write_report(results, latencies, out_dir)
+    print(f"wrote {out_dir / 'report.md'} and {out_dir / 'latency.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
