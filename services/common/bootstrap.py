@@ -26,8 +26,21 @@ def build_verifier(settings: ServiceSettings, clock: Callable[[], float] = time.
 def build_keyring(settings: ServiceSettings) -> Keyring:
     """The flow signing keyring; also keys the digests in logs. A bad secret stops the process at start."""
     try:
-        keyring = Keyring.from_json(settings.flow_signing_keys.get_secret_value())
+        keyring = Keyring.from_json(_signing_keys(settings))
     except ValueError as exc:
         raise SystemExit(f"config error: FLOW_SIGNING_KEYS: {exc}") from None
     set_digest_key(keyring.derive("log-digests"))
     return keyring
+
+
+def _signing_keys(settings: ServiceSettings) -> str:
+    if settings.flow_signing_keys is not None:
+        return settings.flow_signing_keys.get_secret_value()
+    import boto3  # noqa: PLC0415 - only on Lambda, once per cold start
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    try:
+        client = boto3.session.Session().client("secretsmanager", region_name=settings.aws_region)
+        return str(client.get_secret_value(SecretId=settings.flow_signing_keys_secret_arn)["SecretString"])
+    except (BotoCoreError, ClientError) as exc:
+        raise SystemExit(f"config error: FLOW_SIGNING_KEYS_SECRET_ARN: could not read the secret ({type(exc).__name__})") from None

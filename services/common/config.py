@@ -35,7 +35,9 @@ class ServiceSettings(BaseSettings):
     alb_token_leeway_s: int = Field(default=10, ge=0, le=60)
 
     # Proofs 2 and 3: flow tokens and binding cookies.
-    flow_signing_keys: SecretStr = Field(description='JSON {"kid","key"} or a list of them; the first one signs')
+    flow_signing_keys: SecretStr | None = Field(default=None, description='JSON {"kid","key"} or a list of them; the first one signs')
+    # On Lambda there is no ECS secret injection: the function reads the secret itself, once, at start.
+    flow_signing_keys_secret_arn: str | None = Field(default=None, description="Secrets Manager ARN holding FLOW_SIGNING_KEYS")
 
     # AgentCore client.
     agentcore_connect_timeout_s: float = Field(default=2.0, gt=0, le=30)
@@ -70,6 +72,12 @@ class ServiceSettings(BaseSettings):
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
             raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_source_of_signing_keys(self) -> ServiceSettings:
+        if (self.flow_signing_keys is None) == (self.flow_signing_keys_secret_arn is None):
+            raise ValueError("set exactly one of FLOW_SIGNING_KEYS (the value) and FLOW_SIGNING_KEYS_SECRET_ARN (where to read it)")
+        return self
 
     @model_validator(mode="after")
     def _https_outside_local(self) -> ServiceSettings:

@@ -138,7 +138,12 @@ def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> N
     message = str(caught.value)
     assert message.startswith("config error: ")
     assert "ALB_ARN: Value error, expected an Application Load Balancer ARN" in message
-    assert "OIDC_ISSUER: Field required" in message and "FLOW_SIGNING_KEYS: Field required" in message
+    assert "OIDC_ISSUER: Field required" in message
+    # Once every field is well-formed, the signing keys' source is checked: exactly one of value or ARN.
+    monkeypatch.setenv("ALB_ARN", "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/a/0123456789abcdef")
+    monkeypatch.setenv("OIDC_ISSUER", "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X")
+    with pytest.raises(SystemExit, match=r"set exactly one of FLOW_SIGNING_KEYS \(the value\) and FLOW_SIGNING_KEYS_SECRET_ARN"):
+        load_settings(BindingSettings)
 
 
 def test_plain_http_endpoints_are_refused_outside_the_local_profile(key_server: Any) -> None:
@@ -176,3 +181,74 @@ def test_uvicorn_refuses_to_start_with_bad_settings() -> None:
     assert result.returncode != 0
     assert "config error: " in result.stderr + result.stdout
     assert "ALB_ARN: Field required" in result.stderr + result.stdout
+
+
+class _SecretsManagerStandIn:
+    """GetSecretValue over the awsJson1.1 wire protocol, on loopback: enough for a Lambda cold start."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, Any]] = []
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+                standin.requests.append({"target": self.headers.get("x-amz-target"), **body})
+                secret = secrets.get(body.get("SecretId", ""))
+                status, payload = (
+                    (200, {"ARN": body["SecretId"], "Name": "n", "SecretString": secret})
+                    if secret
+                    else (400, {"__type": "ResourceNotFoundException", "message": "no"})
+                )
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/x-amz-json-1.1")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:agentcore-ecs-signing-AbCdEf"
+
+
+def test_on_lambda_the_signing_keys_are_read_from_secrets_manager_at_start(make_harness: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.services.conftest import SIGNING_KEYS
+
+    standin = _SecretsManagerStandIn({SECRET_ARN: json.dumps(SIGNING_KEYS)})
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", standin.endpoint)
+    try:
+        harness = make_harness(flow_signing_keys=None, flow_signing_keys_secret_arn=SECRET_ARN)
+        alice = harness.browser(ALICE)
+        session = new_session_uri()
+        assert alice.start(harness.flow(ALICE, session)).status_code == 302
+        assert alice.bind(session).status_code == 200
+        assert [r["target"] for r in standin.requests] == ["secretsmanager.GetSecretValue"]  # once, at start
+    finally:
+        standin.stop()
+
+
+def test_an_unreadable_signing_secret_stops_the_start(key_server: Any, monkeypatch: pytest.MonkeyPatch, agentcore: Any) -> None:
+    standin = _SecretsManagerStandIn({})
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", standin.endpoint)
+    try:
+        settings = binding_settings(key_server, flow_signing_keys=None, flow_signing_keys_secret_arn=SECRET_ARN)
+        with pytest.raises(SystemExit, match=r"FLOW_SIGNING_KEYS_SECRET_ARN: could not read the secret \(ResourceNotFoundException\)"):
+            create_app(lambda: settings).state.runtime()
+    finally:
+        standin.stop()
