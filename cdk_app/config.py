@@ -42,6 +42,13 @@ class Profile(StrEnum):
     PROD = "prod"
 
 
+class BindingCompute(StrEnum):
+    """Where the session binding service runs: a Fargate service, or a Lambda function behind the same ALB."""
+
+    FARGATE = "fargate"
+    LAMBDA = "lambda"
+
+
 class Provider(StrEnum):
     """The external authorization server the agent calls APIs at, on the user's behalf."""
 
@@ -122,6 +129,7 @@ class AppConfig:
     waf_enabled: bool
     provider: ProviderConfig
     binding_mode: BindingMode
+    binding_compute: BindingCompute
     binding_require_state: bool
     bedrock_model_id: str
     log_retention_days: int
@@ -283,6 +291,7 @@ CONTEXT_KEYS = frozenset(
         "provider_discovery_url",
         "microsoft_tenant_id",
         "binding_mode",
+        "binding_compute",
         "binding_require_state",
         "bedrock_model_id",
         "log_retention_days",
@@ -333,6 +342,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
 
     provider = _load_provider(ctx)
     binding_mode = ctx.choice("binding_mode", BindingMode, BindingMode.SAME_BROWSER)
+    binding_compute = ctx.choice("binding_compute", BindingCompute, BindingCompute.FARGATE)
     require_state = ctx.boolean("binding_require_state", False)
     model_id = ctx.text(
         "bedrock_model_id", _MODEL_ID, "a Bedrock model or inference profile id such as us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -358,6 +368,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         waf_enabled=waf_enabled,
         provider=provider,
         binding_mode=binding_mode,
+        binding_compute=binding_compute,
         binding_require_state=require_state,
         bedrock_model_id=model_id,
         log_retention_days=retention,

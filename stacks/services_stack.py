@@ -21,12 +21,13 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from cdk_app.config import AppConfig, Provider
+from cdk_app.config import AppConfig, BindingCompute, Provider
 from stacks.constructs.agent_identity import AgentCoreArns, ClientSecretRef
 from stacks.constructs.auth import DemoAuthorizationServer, SignInUserPool, issuer_url
 from stacks.constructs.demo_api import DemoApi
 from stacks.constructs.fargate_service import FargateWebService
 from stacks.constructs.ingress import Ingress
+from stacks.constructs.lambda_service import LambdaWebService
 from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.nag import acknowledge
 
@@ -133,25 +134,46 @@ class ServicesStack(Stack):
             logs_key=logs_key,
             lifecycle=lifecycle,
         )
-        self.session_binding = FargateWebService(
-            self,
-            "SessionBinding",
-            service_dir_name="session_binding",
-            cluster=cluster,
-            load_balancer_security_group=ingress.security_group,
-            environment=shared_environment,
-            secrets=shared_secrets,
-            desired_count=config.binding_desired_count,
-            logs_key=logs_key,
-            lifecycle=lifecycle,
-            cpu=256,
-            memory_limit_mib=512,
-        )
+        self.session_binding: FargateWebService | LambdaWebService
+        binding_reads_signing_key: list[iam.PolicyStatement] = []
+        if config.binding_compute is BindingCompute.LAMBDA:
+            # No ECS secret injection on Lambda: the function reads the signing key itself, once per cold start.
+            self.session_binding = LambdaWebService(
+                self,
+                "SessionBinding",
+                service_dir_name="session_binding",
+                description="Session binding service (Mangum): completes consent for the same user in the same browser",
+                environment={**shared_environment, "FLOW_SIGNING_KEYS_SECRET_ARN": signing_secret.secret_arn},
+                logs_key=logs_key,
+                lifecycle=lifecycle,
+            )
+            binding_reads_signing_key = [
+                iam.PolicyStatement(
+                    sid="ReadFlowSigningKey", actions=["secretsmanager:GetSecretValue"], resources=[signing_secret.secret_arn]
+                ),
+                self._decrypt_via_secrets_manager(secrets_key),
+            ]
+        else:
+            self.session_binding = FargateWebService(
+                self,
+                "SessionBinding",
+                service_dir_name="session_binding",
+                cluster=cluster,
+                load_balancer_security_group=ingress.security_group,
+                environment=shared_environment,
+                secrets=shared_secrets,
+                desired_count=config.binding_desired_count,
+                logs_key=logs_key,
+                lifecycle=lifecycle,
+                cpu=256,
+                memory_limit_mib=512,
+            )
 
         for service in (self.agent, self.session_binding):
-            service.task_definition.obtain_execution_role().add_to_principal_policy(self._decrypt_via_secrets_manager(secrets_key))
+            if isinstance(service, FargateWebService):
+                service.task_definition.obtain_execution_role().add_to_principal_policy(self._decrypt_via_secrets_manager(secrets_key))
         self._grant_agent(config, agentcore_arns, provider_client_secret, secrets_key)
-        self._grant_session_binding(agentcore_arns, provider_client_secret, secrets_key)
+        self._grant_session_binding(agentcore_arns, provider_client_secret, secrets_key, extra=binding_reads_signing_key)
         self._route(ingress, sign_in)
 
         CfnOutput(self, "AgentUrl", value=config.base_url + "/", description="Open this, sign in, chat")
@@ -258,7 +280,9 @@ class ServicesStack(Stack):
                 "A cross-region inference profile routes to the named model in any of its regions; the grant names that one model only.",
             )
 
-    def _grant_session_binding(self, arns: AgentCoreArns, secret: ClientSecretRef, secrets_key: kms.IKey) -> None:
+    def _grant_session_binding(
+        self, arns: AgentCoreArns, secret: ClientSecretRef, secrets_key: kms.IKey, *, extra: list[iam.PolicyStatement]
+    ) -> None:
         self.session_binding.allow(
             [
                 iam.PolicyStatement(
@@ -268,11 +292,12 @@ class ServicesStack(Stack):
                 ),
                 # Completion is when AgentCore exchanges the authorization code at the provider.
                 *self._read_client_secret(secret, secrets_key),
+                *extra,
             ]
         )
         self._acknowledge_secret_suffix(self.session_binding, secret)
 
-    def _acknowledge_secret_suffix(self, service: FargateWebService, secret: ClientSecretRef) -> None:
+    def _acknowledge_secret_suffix(self, service: FargateWebService | LambdaWebService, secret: ClientSecretRef) -> None:
         if secret.iam_arn.endswith("-??????"):
             acknowledge(
                 service.task_policy,
