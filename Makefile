@@ -58,11 +58,15 @@ test: lint typecheck unit ## every check: lint, types, infra assertions, cdk-nag
 nag-doc: install ## regenerate docs/security/nag-acknowledgements.md
 	$(PY) -m cdk_app.nag_report
 
-deploy: install ## cdk deploy --all to the account in your AWS credentials (ARGS='-c key=value ...')
+deploy: install ## preflight, cdk deploy --all, then what to do next (ARGS='-c key=value ...')
+	$(PY) -m cdk_app.preflight $(ARGS)
 	$(CDK) deploy --all $(CDK_FLAGS) --require-approval broadening $(ARGS)
+	$(PY) -m cdk_app.outputs $(ARGS)
 
-destroy: install ## cdk destroy --all (ARGS='-c key=value ...', same keys as deploy)
-	$(CDK) destroy --all $(CDK_FLAGS) $(ARGS)
+destroy: install ## cdk destroy --all, then list what is still tagged (same ARGS as deploy; prod: CONFIRM_DESTROY_PROD=<app>-prod)
+	$(PY) -m cdk_app.teardown guard $(ARGS)
+	$(CDK) destroy --all --force $(CDK_FLAGS) $(ARGS)
+	$(PY) -m cdk_app.teardown leftovers $(ARGS)
 
 demo: ## the whole flow on this machine (not built yet: see README, "Status")
 	@echo "make demo arrives with the local stand-ins (AgentCore emulator, ALB emulator, OIDC providers)." >&2

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from aws_cdk import App, Environment, Tags
+from aws_cdk import App, Environment, Stack, Tags
 
 from cdk_app.config import AppConfig
+from cdk_app.naming import stack_name
 from stacks.agent_identity_stack import AgentIdentityStack
 from stacks.constructs.lifecycle import Lifecycle
+from stacks.github_deploy_stack import BOOTSTRAP_QUALIFIER_CONTEXT, DEFAULT_BOOTSTRAP_QUALIFIER, GitHubDeployStack
 from stacks.identity_stack import IdentityStack
 from stacks.network_stack import NetworkStack
 from stacks.services_stack import ServicesStack
@@ -20,17 +23,14 @@ class AppStacks:
     identity: IdentityStack
     agent_identity: AgentIdentityStack
     services: ServicesStack
-
-
-def stack_name(config: AppConfig, role: str) -> str:
-    return f"{config.app_name}-{config.profile.value}-{role}"
+    github_deploy: GitHubDeployStack | None = None
 
 
 def build_stacks(app: App, config: AppConfig) -> AppStacks:
     # Environment-agnostic unless both account and region are configured: synth makes no lookups.
     env = Environment(account=config.account, region=config.region) if config.account else None
     lifecycle = Lifecycle(retain=config.is_prod, log_retention_days=config.log_retention_days)
-    common = {"env": env, "termination_protection": config.is_prod}
+    common: dict[str, Any] = {"env": env, "termination_protection": config.is_prod}
 
     network = NetworkStack(
         app,
@@ -80,6 +80,25 @@ def build_stacks(app: App, config: AppConfig) -> AppStacks:
     )
     services.add_stack_dependency(agent_identity, "services use the workload identity and credential provider by name")
 
+    github_deploy = _github_deploy(app, config, [network, identity, agent_identity, services], common) if config.github_repository else None
+
     Tags.of(app).add("app", config.app_name)
     Tags.of(app).add("profile", config.profile.value)
-    return AppStacks(network=network, identity=identity, agent_identity=agent_identity, services=services)
+    return AppStacks(network=network, identity=identity, agent_identity=agent_identity, services=services, github_deploy=github_deploy)
+
+
+def _github_deploy(app: App, config: AppConfig, app_stacks: list[Stack], common: dict[str, Any]) -> GitHubDeployStack:
+    """The optional OIDC deploy role (only with `github_repository`); deployed once with admin credentials."""
+    assert config.github_repository is not None
+    return GitHubDeployStack(
+        app,
+        "GitHubDeploy",
+        stack_name=stack_name(config, "github-deploy"),
+        repository=config.github_repository,
+        branch=config.github_deploy_branch,
+        profile=config.profile.value,
+        app_stack_names=[stack.stack_name for stack in app_stacks],
+        bootstrap_qualifier=str(app.node.try_get_context(BOOTSTRAP_QUALIFIER_CONTEXT) or DEFAULT_BOOTSTRAP_QUALIFIER),
+        description="GitHub OIDC provider and the deploy role GitHub Actions assume (optional)",
+        **common,
+    )

@@ -91,6 +91,10 @@ _JSON_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
 _MODEL_ID = re.compile(r"^((us|eu|apac|jp|au|ca|us-gov|global)\.)?[a-z0-9-]+\.[A-Za-z0-9.:_-]{1,200}$")
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,128}$")
+# GitHub: an owner is 1-39 letters, digits and single inner hyphens; a repository name 1-100 of [A-Za-z0-9._-].
+_GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$")
+# A branch name as it appears in the OIDC subject `ref:refs/heads/<branch>`; no IAM wildcards (* ?).
+_GIT_BRANCH = re.compile(r"^(?!/)(?!.*(?://|\.\.|@\{))[A-Za-z0-9._/-]{1,200}(?<![/.])$")
 # Cognito allows 63 characters; "-signin" / "-demo-as" are appended to the prefix.
 _DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,53}[a-z0-9])?$")
 _RESERVED_IN_DOMAIN_PREFIX = re.compile(r"aws|amazon|cognito")
@@ -133,6 +137,8 @@ class AppConfig:
     binding_require_state: bool
     bedrock_model_id: str
     log_retention_days: int
+    github_repository: str | None  # owner/repo: adds the GitHub OIDC deploy-role stack when set
+    github_deploy_branch: str
 
     @property
     def is_prod(self) -> bool:
@@ -295,6 +301,8 @@ CONTEXT_KEYS = frozenset(
         "binding_require_state",
         "bedrock_model_id",
         "log_retention_days",
+        "github_repository",
+        "github_deploy_branch",
     }
 )
 
@@ -350,6 +358,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
     retention = ctx.integer("log_retention_days", 1, 3653, 30 if profile is Profile.SANDBOX else 365)
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError("log_retention_days", "one of CloudWatch's periods: " + ", ".join(map(str, LOG_RETENTION_DAYS)), retention)
+    github_repository, github_branch = _load_github(ctx)
 
     return AppConfig(
         app_name=app_name,
@@ -372,6 +381,8 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         binding_require_state=require_state,
         bedrock_model_id=model_id,
         log_retention_days=retention,
+        github_repository=github_repository,
+        github_deploy_branch=github_branch,
     )
 
 
@@ -398,6 +409,15 @@ def _load_domain(ctx: _Context, region: str | None) -> tuple[str, str | None, st
         raise ConfigError("certificate_arn", f"a certificate in the deployment region {region}", cert_arn)
 
     return domain_name, zone_id, zone_name, cert_arn
+
+
+def _load_github(ctx: _Context) -> tuple[str | None, str]:
+    """The repository (and branch) whose GitHub Actions may deploy; unset means no deploy-role stack."""
+    repository = ctx.optional_text("github_repository", _GITHUB_REPOSITORY, "a GitHub repository as owner/repo, such as octo-org/agent")
+    branch = ctx.text("github_deploy_branch", _GIT_BRANCH, "a git branch name such as main (no wildcards)", "main")
+    if repository is None and ctx.raw("github_deploy_branch") is not None:
+        raise ConfigError("github_deploy_branch", "unset unless github_repository is set", branch)
+    return repository, branch
 
 
 def _load_provider(ctx: _Context) -> ProviderConfig:

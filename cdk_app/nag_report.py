@@ -27,6 +27,7 @@ VARIANTS: Mapping[str, Mapping[str, Any]] = {
     "prod": {"profile": "prod"},
     "vendor provider": {"provider": "github", "provider_client_id": "Iv1.example", "provider_client_secret_name": "agent/github-oauth"},
     "waf_enabled=false": {"waf_enabled": "false"},
+    "github_repository set": {"github_repository": "octo/agent"},
 }
 
 HEADER = """# cdk-nag acknowledgements
@@ -34,9 +35,9 @@ HEADER = """# cdk-nag acknowledgements
 cdk-nag 3 runs the AwsSolutions and NIST 800-53 R5 packs as CDK validation plugins (`cdk_app/nag.py`).
 Synth fails on any finding that is not acknowledged, warnings included. Each acknowledgement names one
 rule id on the narrowest construct that needs it, beside the code that builds that construct
-(`stacks/constructs/nag.py`). `tests/infra/test_nag.py` checks that both packs report nothing for six
-shapes of the app, that no acknowledgement sits on a stack or on the app, and that this file is current
-(regenerate with `make nag-doc`).
+(`stacks/constructs/nag.py`). `tests/infra/test_nag.py` checks that both packs report nothing for each
+shape of the app in its `VARIANTS`, that no acknowledgement sits on a stack or on the app, and that this
+file is current (regenerate with `make nag-doc`).
 
 Fixed instead of acknowledged: public subnets do not map public IPs on launch; task-role permissions are
 customer-managed policies naming exact ARNs; every log group is encrypted with a customer-managed key;

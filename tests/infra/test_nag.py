@@ -21,6 +21,7 @@ VARIANTS = {
     "github": GITHUB,
     "certificate-no-waf": (*CERT, ("waf_enabled", "false")),
     "pinned-environment": (("account", "111122223333"), ("region", "eu-west-1")),
+    "github-deploy-role": (("github_repository", "octo/agent"), ("github_deploy_branch", "release/v1")),
     "binding-on-lambda": (("binding_compute", "lambda"),),
     "binding-on-lambda-prod": (*PROD, ("binding_compute", "lambda")),
     "custom-oidc-plain-model": (
