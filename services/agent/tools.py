@@ -8,6 +8,7 @@ again with `forceAuthentication`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -101,8 +102,31 @@ async def _post(http: httpx.AsyncClient, url: str, token: str, body: dict[str, A
 
 
 async def _request(http: httpx.AsyncClient, method: str, url: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    try:
+        return await _request_once(http, method, url, token, body)
+    except _ShortlyAvailable as busy:
+        # e.g. the demo API fetching a rotated signing key: a short wait beats a failed tool call.
+        await asyncio.sleep(busy.retry_after_s)
+        return await _request_once(http, method, url, token, body)
+
+
+class _ShortlyAvailable(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(retry_after_s)
+        self.retry_after_s = retry_after_s
+
+
+MAX_RETRY_AFTER_S = 2.0
+
+
+async def _request_once(http: httpx.AsyncClient, method: str, url: str, token: str, body: dict[str, Any] | None) -> Any:
     headers = {"authorization": f"Bearer {token}", "accept": "application/json"}
     async with http.stream(method, url, headers=headers, json=body) as response:
+        if response.status_code == 503:
+            retry_after = response.headers.get("retry-after", "")
+            if retry_after.isascii() and retry_after.isdigit() and int(retry_after) <= MAX_RETRY_AFTER_S:
+                raise _ShortlyAvailable(float(retry_after))
+            raise ToolFailed("The service is temporarily unavailable. Try again in a few seconds.")
         if response.status_code == 401:
             raise ReauthorizationNeeded
         if response.status_code == 403:

@@ -526,3 +526,20 @@ def test_no_token_in_logs_on_error_paths(agent: AgentHarness, capsys: pytest.Cap
     assert '"event":"turn_failed"' in emitted and '"event":"model_error"' in emitted and '"event":"identity_error"' in emitted
     for secret in secrets:
         assert secret not in emitted and secret not in captured
+
+
+def test_a_brief_503_with_retry_after_is_waited_out_once(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.resource.unavailable = ["1"]  # e.g. the demo API fetching a rotated signing key
+    started = time.perf_counter()
+    assert profile_of(agent.chat(browser))["sub"] == ALICE.sub
+    assert time.perf_counter() - started >= 1
+
+
+def test_a_long_503_is_a_readable_tool_failure_not_a_new_consent(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.resource.unavailable = ["30"]
+    turn = agent.chat(browser)
+    [result] = turn.of("tool_result")
+    assert result["summary"] == "The service is temporarily unavailable. Try again in a few seconds."
+    assert not turn.of("authorization_required")

@@ -22,6 +22,7 @@ class ResourceStandIn:
         self.record = True
         self.set_cookie = False  # answer with a Set-Cookie naming the caller, like a session-minded API
         self.huge = False  # /notes answers far more than a tool may read
+        self.unavailable: list[str] = []  # Retry-After values: answer 503 with each, in order, before answering normally
         self.cookies_seen: list[str] = []
         self._lock = threading.Lock()
         standin = self
@@ -51,6 +52,9 @@ class ResourceStandIn:
                     import time
 
                     time.sleep(standin.delay_s)
+                if standin.unavailable:
+                    self._send(503, {"error": "keys_refreshing"}, retry_after=standin.unavailable.pop(0))
+                    return
                 if self.path == "/profile":
                     self._send(200, {"sub": user, "username": user})
                 elif self.path == "/notes" and standin.huge:
@@ -74,9 +78,11 @@ class ResourceStandIn:
                 standin.notes.setdefault(user, []).append(note)
                 self._send(201, note)
 
-            def _send(self, status: int, payload: Any) -> None:
+            def _send(self, status: int, payload: Any, retry_after: str | None = None) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("retry-after", retry_after)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 if standin.set_cookie:
