@@ -1,0 +1,39 @@
+"""AgentCore Identity emulator: a LOCAL STAND-IN for Amazon Bedrock AgentCore Identity, not AWS.
+
+It lets the unchanged production code run offline. boto3 reaches it through the standard endpoint
+settings (`AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`, `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL`), so
+request serialisation, retries and error parsing are botocore's own. It speaks botocore's
+rest-json models for:
+
+- control plane (`bedrock-agentcore-control`): CreateWorkloadIdentity, UpdateWorkloadIdentity,
+  GetWorkloadIdentity, CreateOauth2CredentialProvider (CustomOauth2, by discovery URL or explicit
+  metadata, client id and secret by value), GetOauth2CredentialProvider;
+- data plane (`bedrock-agentcore`): GetWorkloadAccessToken, GetWorkloadAccessTokenForUserId,
+  GetWorkloadAccessTokenForJWT, GetResourceOauth2Token (USER_FEDERATION), CompleteResourceTokenAuth;
+- the browser-facing callback `GET /identities/oauth2/callback/<id>?code=&state=`.
+
+Rules enforced like the real service: the return URL must be in the workload identity's allowed
+list; workload tokens are opaque and bound server-side to workload and user; a vault miss starts a
+code flow with PKCE (S256) at the provider and returns `authorizationUrl` and a `sessionUri`
+(`urn:ietf:params:oauth:request_uri:...`) valid 10 minutes (configurable); the callback exchanges
+the code (client_secret_post, with the code verifier) and redirects the browser to the return URL
+with `session_id=<sessionUri>` and, when the caller gave a `customState`, `state=<customState>`
+(an assumption about the real service's echo); `CompleteResourceTokenAuth` succeeds only for the
+initiating user, once, before expiry, after the callback; the vault is keyed by workload, user,
+provider and sorted scopes and refreshes expired tokens with refresh tokens; `forceAuthentication`
+always starts a new session. Errors use the AWS rest-json shape (status, `x-amzn-errortype`,
+JSON `message`).
+
+Differences from AWS, on purpose: no SigV4 verification, no IAM, state in memory only, JWTs given to
+GetWorkloadAccessTokenForJWT / `userToken` are decoded without verification, `customParameters` is
+not part of the vault key, and only the CustomOauth2 vendor and USER_FEDERATION flow exist.
+
+Run alone: `python -m local.agentcore_identity --host 127.0.0.1 --port 8090` (until SIGTERM/SIGINT).
+In tests: `with Emulator() as emulator: ...` or `Emulator().start()` / `.stop()`.
+"""
+
+from local.agentcore_identity.faults import Fault, Faults
+from local.agentcore_identity.server import Emulator
+from local.agentcore_identity.service import ApiError, IdentityService, jwt_subject
+
+__all__ = ["ApiError", "Emulator", "Fault", "Faults", "IdentityService", "jwt_subject"]

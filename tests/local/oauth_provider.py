@@ -1,0 +1,146 @@
+"""A tiny loopback OAuth 2.0 authorization server for the AgentCore Identity emulator's tests.
+
+Discovery document, an authorization endpoint that consents at once (302 back with a code), and a
+token endpoint that checks the client secret (client_secret_post), the redirect URI and PKCE (S256),
+and issues access and refresh tokens with a short lifetime.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CLIENT_ID = "emulator-test-client"
+CLIENT_SECRET = "emulator-test-secret"  # a test fixture
+
+
+@dataclass
+class ProviderState:
+    expires_in: int = 60
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    refresh_tokens: set[str] = field(default_factory=set)
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    issued: int = 0
+
+
+class OAuthProvider:
+    def __init__(self) -> None:
+        self.state = ProviderState()
+        self._lock = threading.Lock()
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any] | None = None, location: str | None = None) -> None:
+                data = json.dumps(payload or {}).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                if location:
+                    self.send_header("location", location)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                parts = urllib.parse.urlsplit(self.path)
+                if parts.path == "/.well-known/openid-configuration":
+                    base = provider.issuer
+                    self._send(
+                        200,
+                        {
+                            "issuer": base,
+                            "authorization_endpoint": f"{base}/authorize",
+                            "token_endpoint": f"{base}/token",
+                            "response_types_supported": ["code"],
+                            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+                            "code_challenge_methods_supported": ["S256"],
+                        },
+                    )
+                elif parts.path == "/authorize":
+                    query = dict(urllib.parse.parse_qsl(parts.query))
+                    with provider._lock:
+                        provider.state.authorize_requests.append(query)
+                    if (
+                        query.get("client_id") != CLIENT_ID
+                        or query.get("response_type") != "code"
+                        or query.get("code_challenge_method") != "S256"
+                    ):
+                        self._send(400, {"error": "invalid_request"})
+                        return
+                    code = secrets.token_urlsafe(16)
+                    with provider._lock:
+                        provider.state.codes[code] = query
+                    target = query["redirect_uri"] + "?" + urllib.parse.urlencode({"code": code, "state": query["state"]})
+                    self._send(302, location=target)
+                else:
+                    self._send(404)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                with provider._lock:
+                    provider.state.token_requests.append(form)
+                    status, answer = provider._token(form)
+                self._send(status, answer)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def issuer(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+    def _issue(self) -> dict[str, Any]:
+        self.state.issued += 1
+        refresh = f"rt-{secrets.token_hex(8)}"
+        self.state.refresh_tokens.add(refresh)
+        access = f"at-{self.state.issued}-{secrets.token_hex(4)}"
+        return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": self.state.expires_in}
+
+    def _token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:  # noqa: PLR0911 - one return per OAuth error
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return 401, {"error": "invalid_client"}
+        if form.get("grant_type") == "authorization_code":
+            request = self.state.codes.pop(form.get("code", ""), None)
+            if request is None or form.get("redirect_uri") != request["redirect_uri"]:
+                return 400, {"error": "invalid_grant"}
+            digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != request["code_challenge"]:
+                return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
+            return 200, self._issue()
+        if form.get("grant_type") == "refresh_token":
+            if form.get("refresh_token") not in self.state.refresh_tokens:
+                return 400, {"error": "invalid_grant"}
+            self.state.refresh_tokens.discard(form["refresh_token"])  # rotate
+            return 200, self._issue()
+        return 400, {"error": "unsupported_grant_type"}
+
+    def grants(self, grant_type: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.state.token_requests if r.get("grant_type") == grant_type)
+
+    def start(self) -> OAuthProvider:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
