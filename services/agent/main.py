@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
@@ -37,6 +36,7 @@ from services.common.config import AgentSettings, load_settings
 from services.common.health import router as health_router
 from services.common.logs import configure_logging, hashed
 from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
+from services.common.runtime import LazyRuntime
 from services.common.signed import Keyring
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -167,26 +167,21 @@ class Runtime:
         )
 
 
+async def _close_http(rt: Runtime) -> None:
+    await rt.http.aclose()
+
+
 def create_app(
     load: Callable[[], AgentSettings] = lambda: load_settings(AgentSettings), *, clock: Callable[[], float] = time.time
 ) -> FastAPI:
-    runtime: Runtime | None = None
+    def build() -> Runtime:
+        settings = load()
+        configure_logging(settings.log_level)
+        return Runtime.build(settings, clock)
 
-    def get_runtime() -> Runtime:
-        nonlocal runtime
-        if runtime is None:
-            settings = load()
-            configure_logging(settings.log_level)
-            runtime = Runtime.build(settings, clock)
-        return runtime
+    get_runtime = LazyRuntime(build, on_shutdown=_close_http)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        rt = get_runtime()
-        yield
-        await rt.http.aclose()
-
-    app = FastAPI(title="agent", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(title="agent", docs_url=None, redoc_url=None, openapi_url=None, lifespan=get_runtime.lifespan)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, content_security_policy=CONTENT_SECURITY_POLICY)
     app.include_router(health_router)

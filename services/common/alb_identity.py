@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from starlette.datastructures import Headers
 
+from services.common.http_fetch import FetchFailed, fetch_capped
+
 DATA_HEADER = "x-amzn-oidc-data"
 IDENTITY_HEADER = "x-amzn-oidc-identity"
 MAX_TOKEN_CHARS = 16_384
@@ -44,6 +46,7 @@ MAX_SUB_CHARS = 128  # AgentCore's userId limit: the sub is the user id everywhe
 _KID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _MAX_KEY_BYTES = 4096
+_FETCH_REASONS = {"too_large": "key_too_large", "timeout": "key_fetch_timeout", "failed": "key_fetch_failed"}
 
 
 class NotAuthenticated(Exception):
@@ -192,22 +195,10 @@ class AlbKeyStore:
         return key
 
     def _download(self, url: str) -> tuple[int, bytes]:
-        """GET with a deadline for the whole exchange (httpx's timeouts are per read) and a size cap."""
-        deadline = time.monotonic() + self._timeout_s
         try:
-            with self._client.stream("GET", url) as response:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > _MAX_KEY_BYTES:
-                        raise KeyUnavailable("key_too_large")
-                    if time.monotonic() > deadline:
-                        raise KeyUnavailable("key_fetch_timeout")
-                return response.status_code, bytes(body)
-        except httpx.TimeoutException as exc:
-            raise KeyUnavailable("key_fetch_timeout") from exc
-        except httpx.HTTPError as exc:
-            raise KeyUnavailable("key_fetch_failed") from exc
+            return fetch_capped(self._client, url, deadline_s=self._timeout_s, max_bytes=_MAX_KEY_BYTES)
+        except FetchFailed as exc:
+            raise KeyUnavailable(_FETCH_REASONS[exc.reason]) from exc
 
     def close(self) -> None:
         self._client.close()

@@ -15,6 +15,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ALB_ARN = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+
+
+def check_region(value: str) -> str:
+    """Field check shared by every service's settings."""
+    if not _REGION.fullmatch(value):
+        raise ValueError(f"expected an AWS region such as eu-west-1, got {value!r}")
+    return value
+
+
+def check_http_url(value: str | None) -> str | None:
+    """An absolute http(s) URL without query or fragment; the trailing slash dropped."""
+    if value is None:
+        return None
+    if not _HTTP_URL.fullmatch(value):
+        raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
+    return value.rstrip("/")
+
+
+def require_https_outside_local(profile: str, urls: dict[str, str | None], why: str = "") -> None:
+    """Outside the local profile, every URL a service trusts or sends credentials to must be https."""
+    if profile == "local":
+        return
+    for name, value in urls.items():
+        if value is not None and not value.startswith("https://"):
+            raise ValueError(f"{name.upper()} must be https:// outside the local profile{why}, got {value!r}")
 
 
 class ServiceSettings(BaseSettings):
@@ -48,12 +74,7 @@ class ServiceSettings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("aws_region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not _REGION.fullmatch(value):
-            raise ValueError(f"expected an AWS region such as eu-west-1, got {value!r}")
-        return value
+    _region = field_validator("aws_region")(check_region)
 
     @field_validator("alb_arn")
     @classmethod
@@ -64,14 +85,7 @@ class ServiceSettings(BaseSettings):
             )
         return value
 
-    @field_validator("public_base_url", "oidc_issuer", "alb_keys_base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
-            raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
-        return value.rstrip("/")
+    _http_url = field_validator("public_base_url", "oidc_issuer", "alb_keys_base_url")(check_http_url)
 
     @model_validator(mode="after")
     def _one_source_of_signing_keys(self) -> ServiceSettings:
@@ -81,11 +95,8 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _https_outside_local(self) -> ServiceSettings:
-        if self.app_profile != "local":
-            for name in ("oidc_issuer", "alb_keys_base_url", "public_base_url"):
-                value = getattr(self, name)
-                if value is not None and not value.startswith("https://"):
-                    raise ValueError(f"{name.upper()} must be https:// outside the local profile, got {value!r}")
+        urls = {"oidc_issuer": self.oidc_issuer, "alb_keys_base_url": self.alb_keys_base_url, "public_base_url": self.public_base_url}
+        require_https_outside_local(self.app_profile, urls)
         return self
 
     @property
@@ -102,13 +113,13 @@ class BindingSettings(ServiceSettings):
     agent_ui_path: Literal["/"] = "/"  # where success and error pages send people: fixed, never caller-supplied
 
 
-S = TypeVar("S", bound=ServiceSettings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load_settings(cls: type[S]) -> S:
     """Read settings from the environment; on a bad value exit with one line per variable."""
     try:
-        return cls()  # type: ignore[call-arg]  # values come from the environment
+        return cls()  # values come from the environment
     except ValidationError as exc:
         problems = "; ".join(
             f"{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" if error["loc"] else error["msg"]
@@ -144,14 +155,7 @@ class AgentSettings(ServiceSettings):
     bedrock_read_timeout_s: float = Field(default=60.0, gt=0, le=300)
     bedrock_max_attempts: int = Field(default=4, ge=1, le=10)
 
-    @field_validator("session_binding_url", "demo_api_url", "github_api_url")
-    @classmethod
-    def _service_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
-            raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
-        return value.rstrip("/")
+    _service_url = field_validator("session_binding_url", "demo_api_url", "github_api_url")(check_http_url)
 
     @field_validator("provider_scopes")
     @classmethod
@@ -165,13 +169,8 @@ class AgentSettings(ServiceSettings):
     def _demo_needs_api(self) -> AgentSettings:
         if self.provider_kind == "demo" and not self.demo_api_url:
             raise ValueError("DEMO_API_URL is required when PROVIDER_KIND is demo")
-        if self.app_profile != "local":
-            for name in ("session_binding_url", "demo_api_url", "github_api_url"):
-                value = getattr(self, name)
-                if value is not None and not value.startswith("https://"):
-                    raise ValueError(
-                        f"{name.upper()} must be https:// outside the local profile (bearer tokens travel there), got {value!r}"
-                    )
+        urls = {"session_binding_url": self.session_binding_url, "demo_api_url": self.demo_api_url, "github_api_url": self.github_api_url}
+        require_https_outside_local(self.app_profile, urls, " (bearer tokens travel there)")
         return self
 
     @property

@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+from services.common.config import check_http_url, check_region, load_settings, require_https_outside_local
+
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,128}")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
@@ -37,21 +37,8 @@ class DemoApiSettings(BaseSettings):
     notes_table: str | None = Field(default=None, description="DynamoDB table of notes; unset keeps notes in memory (local, tests)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("aws_region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not _REGION.fullmatch(value):
-            raise ValueError(f"expected an AWS region such as eu-west-1, got {value!r}")
-        return value
-
-    @field_validator("demo_issuer", "demo_jwks_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not _URL.fullmatch(value):
-            raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
-        return value.rstrip("/")
+    _region = field_validator("aws_region")(check_region)
+    _http_url = field_validator("demo_issuer", "demo_jwks_url")(check_http_url)
 
     @field_validator("demo_client_id")
     @classmethod
@@ -69,11 +56,7 @@ class DemoApiSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _https_outside_local(self) -> DemoApiSettings:
-        if self.app_profile != "local":
-            for name in ("demo_issuer", "demo_jwks_url"):
-                value = getattr(self, name)
-                if value is not None and not value.startswith("https://"):
-                    raise ValueError(f"{name.upper()} must be https:// outside the local profile, got {value!r}")
+        require_https_outside_local(self.app_profile, {"demo_issuer": self.demo_issuer, "demo_jwks_url": self.demo_jwks_url})
         return self
 
     @property
@@ -83,11 +66,4 @@ class DemoApiSettings(BaseSettings):
 
 def load_demo_settings() -> DemoApiSettings:
     """Read settings from the environment; on a bad value exit with one line per variable."""
-    try:
-        return DemoApiSettings()  # type: ignore[call-arg]  # values come from the environment
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" if error["loc"] else error["msg"]
-            for error in exc.errors()
-        )
-        raise SystemExit(f"config error: {problems}") from None
+    return load_settings(DemoApiSettings)

@@ -22,8 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -38,6 +37,7 @@ from starlette.responses import JSONResponse
 from services.common.health import router as health_router
 from services.common.logs import configure_logging, security_event
 from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
+from services.common.runtime import LazyRuntime
 from services.demo_api.config import DemoApiSettings, load_demo_settings
 from services.demo_api.notes import DynamoDbNotesStore, InMemoryNotesStore, NoteLimitReached, NotesStore, StoreUnavailable
 from services.demo_api.tokens import (
@@ -108,22 +108,15 @@ class Runtime:
 
 def create_app(load: Callable[[], DemoApiSettings] = load_demo_settings, *, clock: Callable[[], float] = time.time) -> FastAPI:
     """The API as an ASGI app. Settings load at start-up under uvicorn, at the first request under Mangum."""
-    runtime: Runtime | None = None
 
-    def get_runtime() -> Runtime:
-        nonlocal runtime
-        if runtime is None:
-            settings = load()
-            _configure_logging(settings.log_level)
-            runtime = Runtime.build(settings, clock)
-        return runtime
+    def build() -> Runtime:
+        settings = load()
+        _configure_logging(settings.log_level)
+        return Runtime.build(settings, clock)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        get_runtime()  # fail at start, naming the variable, rather than on the first request
-        yield
+    get_runtime = LazyRuntime(build)
 
-    app = FastAPI(title="demo-api", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(title="demo-api", docs_url=None, redoc_url=None, openapi_url=None, lifespan=get_runtime.lifespan)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, content_security_policy=CONTENT_SECURITY_POLICY)
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]  # Starlette types handlers loosely

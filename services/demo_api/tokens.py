@@ -39,6 +39,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from services.common.http_fetch import FetchFailed, fetch_capped
+
 MAX_TOKEN_CHARS = 8192  # a Cognito access token is about 1,000 characters
 MAX_LEEWAY_S = 10
 MAX_SUB_CHARS = 128
@@ -231,22 +233,17 @@ class JwksKeyStore:
         return keys
 
     def _download(self) -> tuple[int, bytes]:
-        """GET with one deadline for the whole exchange (httpx's timeouts are per read) and a size cap."""
-        deadline = self._monotonic() + self._timeout_s
         try:
-            with self._client.stream("GET", self._url, headers={"accept": "application/json"}) as response:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > _MAX_JWKS_BYTES:
-                        raise KeysUnavailable("jwks_too_large")
-                    if self._monotonic() > deadline:
-                        raise KeysUnavailable("jwks_fetch_timeout")
-                return response.status_code, bytes(body)
-        except httpx.TimeoutException as exc:
-            raise KeysUnavailable("jwks_fetch_timeout") from exc
-        except httpx.HTTPError as exc:
-            raise KeysUnavailable("jwks_fetch_failed") from exc
+            return fetch_capped(
+                self._client,
+                self._url,
+                deadline_s=self._timeout_s,
+                max_bytes=_MAX_JWKS_BYTES,
+                headers={"accept": "application/json"},
+                clock=self._monotonic,
+            )
+        except FetchFailed as exc:
+            raise KeysUnavailable(f"jwks_{'too_large' if exc.reason == 'too_large' else 'fetch_' + exc.reason}") from exc
 
     def close(self) -> None:
         self._client.close()

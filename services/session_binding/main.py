@@ -17,8 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -55,6 +54,7 @@ from services.common.flow import (
 from services.common.health import router as health_router
 from services.common.logs import configure_logging, hashed, security_event
 from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
+from services.common.runtime import LazyRuntime
 from services.common.signed import Keyring
 from services.session_binding import pages
 from services.session_binding.ledger import Completion, CompletionInterrupted, CompletionLedger, OtherUsersSession
@@ -118,22 +118,15 @@ def create_app(
     load: Callable[[], BindingSettings] = lambda: load_settings(BindingSettings), *, clock: Callable[[], float] = time.time
 ) -> FastAPI:
     """The service as an ASGI app. Settings load at start-up under uvicorn, at first request under Mangum."""
-    runtime: Runtime | None = None
 
-    def get_runtime() -> Runtime:
-        nonlocal runtime
-        if runtime is None:
-            settings = load()
-            configure_logging(settings.log_level)
-            runtime = Runtime.build(settings, clock)
-        return runtime
+    def build() -> Runtime:
+        settings = load()
+        configure_logging(settings.log_level)
+        return Runtime.build(settings, clock)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        get_runtime()  # fail at start, naming the variable, rather than on the first person's request
-        yield
+    get_runtime = LazyRuntime(build)
 
-    app = FastAPI(title="session-binding", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(title="session-binding", docs_url=None, redoc_url=None, openapi_url=None, lifespan=get_runtime.lifespan)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, content_security_policy=pages.CONTENT_SECURITY_POLICY)
     app.include_router(health_router)

@@ -12,8 +12,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.loopback import JsonHandler, LoopbackServer
 
 ERROR_STATUS = {
     "ThrottlingException": 429,
@@ -24,11 +25,6 @@ ERROR_STATUS = {
     "UnauthorizedException": 401,
 }
 RAW_MESSAGE = "AGENTCORE-RAW-MESSAGE-MUST-NOT-REACH-A-PAGE"
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # scripted faults (dropped connections) are expected here
 
 
 @dataclass(frozen=True)
@@ -61,10 +57,7 @@ class AgentCoreStandIn:
         self._lock = threading.Lock()
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body leave together, no delayed-ACK stall
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -82,7 +75,7 @@ class AgentCoreStandIn:
                     self.connection.shutdown(2)
                     return
                 if failure == "HTML503":
-                    self._send_raw(503, b"<html><body>Service Unavailable</body></html>", "text/html")
+                    self.send_body(503, b"<html><body>Service Unavailable</body></html>", "text/html")
                     return
                 if failure == "SLOW_SUCCESS":
                     failure = standin._complete(body) if operation == "CompleteResourceTokenAuth" else None
@@ -108,31 +101,10 @@ class AgentCoreStandIn:
                 else:
                     self._send(404, {"message": "not found"})
 
-            def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
             def _send(self, status: int, payload: dict[str, Any], error: str | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                if error:
-                    self.send_header("x-amzn-errortype", error)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, payload, [("x-amzn-errortype", error)] if error else [])
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = _QuietServer(("127.0.0.1", port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="agentcore-standin", daemon=True
-        )
+        self._server = LoopbackServer(Handler, port=port, name="agentcore-standin")
 
     def _workload_token(self, body: dict[str, Any]) -> dict[str, Any]:
         token = f"wat-{uuid.uuid4().hex}"
@@ -180,16 +152,14 @@ class AgentCoreStandIn:
 
     @property
     def endpoint(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.base_url
 
     def completions(self) -> list[Call]:
         return [call for call in self.calls if call.operation == "CompleteResourceTokenAuth"]
 
     def start(self) -> AgentCoreStandIn:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.loopback import JsonHandler, LoopbackServer
 
 ERRORS = {"ThrottlingException": 429, "AccessDeniedException": 403, "ValidationException": 400, "ModelTimeoutException": 408}
 
@@ -49,12 +50,9 @@ class BedrockStandIn:
         self._lock = threading.Lock()
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))) or b"{}")
+                body = self.read_json()
                 with standin._lock:
                     standin.count += 1
                     if standin.record:
@@ -67,23 +65,9 @@ class BedrockStandIn:
                 self._send(200, answer)
 
             def _send(self, status: int, payload: dict[str, Any], error: str | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                if error:
-                    self.send_header("x-amzn-errortype", error)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, payload, [("x-amzn-errortype", error)] if error else [])
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="bedrock-standin", daemon=True
-        )
+        self._server = LoopbackServer(Handler, port=0, name="bedrock-standin")
 
     def _default(self, body: dict[str, Any]) -> dict[str, Any]:
         last = body["messages"][-1]["content"]
@@ -96,13 +80,11 @@ class BedrockStandIn:
 
     @property
     def endpoint(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.base_url
 
     def start(self) -> BedrockStandIn:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()

@@ -7,10 +7,10 @@ that a user's token is only ever used for that user.
 
 from __future__ import annotations
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.loopback import JsonHandler, LoopbackServer
 
 
 class ResourceStandIn:
@@ -27,10 +27,7 @@ class ResourceStandIn:
         self._lock = threading.Lock()
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
+        class Handler(JsonHandler):
             def _user(self) -> str | None:
                 auth = self.headers.get("authorization", "")
                 token = auth.removeprefix("Bearer ")
@@ -70,7 +67,7 @@ class ResourceStandIn:
 
             def do_POST(self) -> None:
                 user = self._user()
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))) or b"{}")
+                body = self.read_json()
                 if user is None:
                     self._send(401, {"error": "invalid_token"})
                     return
@@ -79,36 +76,21 @@ class ResourceStandIn:
                 self._send(201, note)
 
             def _send(self, status: int, payload: Any, retry_after: str | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                if retry_after is not None:
-                    self.send_header("retry-after", retry_after)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
+                headers = [("retry-after", retry_after)] if retry_after is not None else []
                 if standin.set_cookie:
                     auth = self.headers.get("authorization", "").removeprefix("Bearer ")
-                    self.send_header("set-cookie", f"session={auth}; Path=/")
-                self.end_headers()
-                self.wfile.write(data)
+                    headers.append(("set-cookie", f"session={auth}; Path=/"))
+                self.send_json(status, payload, headers)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="resource-standin", daemon=True
-        )
+        self._server = LoopbackServer(Handler, port=0, name="resource-standin")
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.base_url
 
     def start(self) -> ResourceStandIn:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
