@@ -89,6 +89,9 @@ _SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 scope-toke
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,63}$")
+# CloudWatch namespaces: letters, digits and . - _ / # : (space excluded here); not the AWS/ prefix.
+_NAMESPACE = re.compile(r"^(?!AWS/)[A-Za-z0-9._/#:-]{1,255}$")
 _MODEL_ID = re.compile(r"^((us|eu|apac|jp|au|ca|us-gov|global)\.)?[a-z0-9-]+\.[A-Za-z0-9.:_-]{1,200}$")
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,128}$")
 # GitHub: an owner is 1-39 letters, digits and single inner hyphens; a repository name 1-100 of [A-Za-z0-9._-].
@@ -116,6 +119,21 @@ class ProviderConfig:
 
 
 @dataclass(frozen=True)
+class TaskBounds:
+    """How many Fargate tasks target tracking may run: never fewer than `min_tasks`, never more than `max_tasks`."""
+
+    min_tasks: int
+    max_tasks: int
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    metrics_namespace: str  # where the services' embedded-format metrics land
+    email: str | None  # subscribed to the alarm topic when set
+    refusals_per_5min: int  # BindingsRefused in five minutes that count as a spike
+
+
+@dataclass(frozen=True)
 class AppConfig:
     app_name: str
     profile: Profile
@@ -128,8 +146,8 @@ class AppConfig:
     auth_domain_prefix: str | None
     allowed_ingress_cidrs: tuple[str, ...]
     nat_gateways: int
-    agent_desired_count: int
-    binding_desired_count: int
+    agent_scaling: TaskBounds
+    binding_scaling: TaskBounds  # unused when the binding service runs on Lambda
     waf_enabled: bool
     provider: ProviderConfig
     binding_mode: BindingMode
@@ -139,6 +157,7 @@ class AppConfig:
     log_retention_days: int
     github_repository: str | None  # owner/repo: adds the GitHub OIDC deploy-role stack when set
     github_deploy_branch: str
+    alarms: AlarmConfig
 
     @property
     def is_prod(self) -> bool:
@@ -286,8 +305,13 @@ CONTEXT_KEYS = frozenset(
         "auth_domain_prefix",
         "allowed_ingress_cidrs",
         "nat_gateways",
-        "agent_desired_count",
-        "binding_desired_count",
+        "agent_min_tasks",
+        "agent_max_tasks",
+        "binding_min_tasks",
+        "binding_max_tasks",
+        "metrics_namespace",
+        "alarm_email",
+        "alarm_refusals_per_5min",
         "waf_enabled",
         "provider",
         "provider_scopes",
@@ -344,13 +368,17 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
     if len(cidrs) > MAX_INGRESS_CIDRS:
         raise ConfigError("allowed_ingress_cidrs", f"at most {MAX_INGRESS_CIDRS} CIDRs (use a wider range or a WAF IP set)", len(cidrs))
     nat_gateways = ctx.integer("nat_gateways", 1, 2, 1 if profile is Profile.SANDBOX else 2)
-    agent_count = ctx.integer("agent_desired_count", 1, 20, 1 if profile is Profile.SANDBOX else 2)
-    binding_count = ctx.integer("binding_desired_count", 1, 20, 1 if profile is Profile.SANDBOX else 2)
     waf_enabled = ctx.boolean("waf_enabled", True)
 
     provider = _load_provider(ctx)
     binding_mode = ctx.choice("binding_mode", BindingMode, BindingMode.SAME_BROWSER)
     binding_compute = ctx.choice("binding_compute", BindingCompute, BindingCompute.FARGATE)
+    agent_scaling = _task_bounds(ctx, "agent", profile)
+    if binding_compute is BindingCompute.LAMBDA:
+        for key in ("binding_min_tasks", "binding_max_tasks"):
+            if ctx.raw(key) is not None:
+                raise ConfigError(key, "unset when binding_compute is 'lambda' (Lambda scales by itself)", ctx.raw(key))
+    binding_scaling = _task_bounds(ctx, "binding", profile)
     require_state = ctx.boolean("binding_require_state", False)
     model_id = ctx.text(
         "bedrock_model_id", _MODEL_ID, "a Bedrock model or inference profile id such as us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -372,8 +400,8 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         auth_domain_prefix=auth_domain_prefix,
         allowed_ingress_cidrs=cidrs,
         nat_gateways=nat_gateways,
-        agent_desired_count=agent_count,
-        binding_desired_count=binding_count,
+        agent_scaling=agent_scaling,
+        binding_scaling=binding_scaling,
         waf_enabled=waf_enabled,
         provider=provider,
         binding_mode=binding_mode,
@@ -383,7 +411,30 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         log_retention_days=retention,
         github_repository=github_repository,
         github_deploy_branch=github_branch,
+        alarms=_load_alarms(ctx, app_name, profile),
     )
+
+
+def _task_bounds(ctx: _Context, service: str, profile: Profile) -> TaskBounds:
+    """Autoscaling bounds of one Fargate service: at least one task, and a maximum not below the minimum."""
+    sandbox = profile is Profile.SANDBOX
+    min_tasks = ctx.integer(f"{service}_min_tasks", 1, 20, 1 if sandbox else 2)
+    max_tasks = ctx.integer(f"{service}_max_tasks", 1, 50, max(min_tasks, 2 if sandbox else 6))
+    if max_tasks < min_tasks:
+        raise ConfigError(f"{service}_max_tasks", f"at least {service}_min_tasks ({min_tasks})", max_tasks)
+    return TaskBounds(min_tasks=min_tasks, max_tasks=max_tasks)
+
+
+def _load_alarms(ctx: _Context, app_name: str, profile: Profile) -> AlarmConfig:
+    namespace = ctx.text(
+        "metrics_namespace",
+        _NAMESPACE,
+        "a CloudWatch namespace: 1-255 letters, digits or . - _ / # : and not starting with AWS/",
+        f"{app_name}/{profile.value}",
+    )
+    email = ctx.optional_text("alarm_email", _EMAIL, "an email address to send alarms to, such as ops@example.com")
+    refusals = ctx.integer("alarm_refusals_per_5min", 1, 100_000, 50)
+    return AlarmConfig(metrics_namespace=namespace, email=email, refusals_per_5min=refusals)
 
 
 def _load_domain(ctx: _Context, region: str | None) -> tuple[str, str | None, str | None, str | None]:

@@ -22,6 +22,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from cdk_app.config import AppConfig, BindingCompute, Provider
+from cdk_app.routes import ROUTES, SIGN_IN_SCOPE, SIGN_IN_SESSION_TIMEOUT_S, SignIn, Target
 from stacks.constructs.agent_identity import AgentCoreArns, ClientSecretRef
 from stacks.constructs.auth import DemoAuthorizationServer, SignInUserPool, issuer_url
 from stacks.constructs.demo_api import DemoApi
@@ -29,15 +30,17 @@ from stacks.constructs.fargate_service import FargateWebService
 from stacks.constructs.ingress import Ingress
 from stacks.constructs.lambda_service import LambdaWebService
 from stacks.constructs.lifecycle import Lifecycle
+from stacks.constructs.monitoring import AlarmTopic, Monitoring
 from stacks.constructs.nag import acknowledge
 
-# Paths served by the session binding service; everything else goes to the agent.
-BINDING_PATHS = ["/oauth2/start", "/oauth2/session-binding"]
-# Listener rule priorities: the first match wins, so the narrow rules come first.
-PRIORITY_HEALTH = 5
-PRIORITY_BINDING = 10
-PRIORITY_AGENT_API = 20
-PRIORITY_AGENT_UI = 30
+# Draining (deregistration delay) per service: a request in flight when a task leaves may finish.
+# The agent's chat turn is bounded by TURN_TIMEOUT_S (180 s by default); a binding by AgentCore's
+# timeouts and retries (about 20 s at worst). docs/operations.md, "Shutdown timings".
+AGENT_DRAIN_S = 180
+BINDING_DRAIN_S = 30
+# Target tracking on load balancer requests per task and minute, next to CPU (whichever asks for more tasks wins).
+AGENT_REQUESTS_PER_TASK = 120  # chat turns hold a task for seconds (model calls), so few per minute
+BINDING_REQUESTS_PER_TASK = 600  # one short AgentCore call each
 
 
 class ServicesStack(Stack):
@@ -99,6 +102,7 @@ class ServicesStack(Stack):
             "SESSION_BINDING_URL": config.session_binding_url,
             "BINDING_MODE": config.binding_mode.value,
             "REQUIRE_CUSTOM_STATE": "true" if config.binding_require_state else "false",
+            "METRICS_NAMESPACE": config.alarms.metrics_namespace,
         }
         # Imported by ARN so that granting the execution roles touches only this stack's policies
         # (a grant on the owning stack's key or secret would make the stateful stack depend on this one).
@@ -130,9 +134,10 @@ class ServicesStack(Stack):
             load_balancer_security_group=ingress.security_group,
             environment=agent_environment,
             secrets=shared_secrets,
-            desired_count=config.agent_desired_count,
+            desired_count=config.agent_scaling.min_tasks,
             logs_key=logs_key,
             lifecycle=lifecycle,
+            deregistration_delay_s=AGENT_DRAIN_S,
         )
         self.session_binding: FargateWebService | LambdaWebService
         binding_reads_signing_key: list[iam.PolicyStatement] = []
@@ -162,11 +167,12 @@ class ServicesStack(Stack):
                 load_balancer_security_group=ingress.security_group,
                 environment=shared_environment,
                 secrets=shared_secrets,
-                desired_count=config.binding_desired_count,
+                desired_count=config.binding_scaling.min_tasks,
                 logs_key=logs_key,
                 lifecycle=lifecycle,
                 cpu=256,
                 memory_limit_mib=512,
+                deregistration_delay_s=BINDING_DRAIN_S,
             )
 
         for service in (self.agent, self.session_binding):
@@ -175,6 +181,7 @@ class ServicesStack(Stack):
         self._grant_agent(config, agentcore_arns, provider_client_secret, secrets_key)
         self._grant_session_binding(agentcore_arns, provider_client_secret, secrets_key, extra=binding_reads_signing_key)
         self._route(ingress, sign_in)
+        self._operate(config, ingress, lifecycle)
 
         CfnOutput(self, "AgentUrl", value=config.base_url + "/", description="Open this, sign in, chat")
         CfnOutput(self, "LoadBalancerDnsName", value=ingress.load_balancer.load_balancer_dns_name)
@@ -183,6 +190,41 @@ class ServicesStack(Stack):
             CfnOutput(
                 self, "DemoApiUrl", value=self.demo_api.url, description="The demo resource API the agent calls (OAuth access tokens)"
             )
+
+    # ------------------------------------------------------------------ operations
+
+    def _operate(self, config: AppConfig, ingress: Ingress, lifecycle: Lifecycle) -> None:
+        """Alarms to one topic, a dashboard, autoscaling, and rollback of a deployment that trips an alarm."""
+        self.alarm_topic = AlarmTopic(self, "AlarmTopic", email=config.alarms.email, lifecycle=lifecycle)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            namespace=config.alarms.metrics_namespace,
+            topic=self.alarm_topic.topic,
+            load_balancer=ingress.load_balancer,
+            agent=self.agent,
+            session_binding=self.session_binding,
+            refusals_per_5min=config.alarms.refusals_per_5min,
+        )
+        # Scaling needs the target groups attached to the listener (request count is per target group).
+        self.agent.scale(
+            min_tasks=config.agent_scaling.min_tasks, max_tasks=config.agent_scaling.max_tasks, requests_per_target=AGENT_REQUESTS_PER_TASK
+        )
+        self.agent.roll_back_on(self.monitoring.agent.deployment)
+        if isinstance(self.session_binding, FargateWebService):
+            self.session_binding.scale(
+                min_tasks=config.binding_scaling.min_tasks,
+                max_tasks=config.binding_scaling.max_tasks,
+                requests_per_target=BINDING_REQUESTS_PER_TASK,
+            )
+            self.session_binding.roll_back_on(self.monitoring.session_binding.deployment)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic.topic_arn, description="Subscribe here to receive the alarms")
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}#dashboards:name={self.monitoring.dashboard.dashboard_name}",
+            description="CloudWatch dashboard of the services",
+        )
 
     # ------------------------------------------------------------------ routing
 
@@ -196,38 +238,25 @@ class ServicesStack(Stack):
                 user_pool_client=sign_in.alb_client,
                 user_pool_domain=sign_in.domain,
                 on_unauthenticated_request=on_unauthenticated,
-                session_timeout=Duration.hours(8),
-                scope="openid email",
+                session_timeout=Duration.seconds(SIGN_IN_SESSION_TIMEOUT_S),
+                scope=SIGN_IN_SCOPE,
                 next=elbv2.ListenerAction.forward([target]),
             )
 
-        # The load balancer health probe does not pass listener rules; this is for smoke checks,
-        # answered by a route that returns a constant and calls nothing.
-        listener.add_action(
-            "Health",
-            priority=PRIORITY_HEALTH,
-            conditions=[elbv2.ListenerCondition.path_patterns(["/health"]), elbv2.ListenerCondition.http_request_methods(["GET"])],
-            action=elbv2.ListenerAction.forward([self.agent.target_group]),
-        )
-        listener.add_action(
-            "SessionBinding",
-            priority=PRIORITY_BINDING,
-            conditions=[elbv2.ListenerCondition.path_patterns(BINDING_PATHS)],
-            action=signed_in(self.session_binding.target_group, elbv2.UnauthenticatedAction.AUTHENTICATE),
-        )
-        # API calls from the page get a 401 instead of a redirect the browser's fetch cannot follow.
-        listener.add_action(
-            "AgentApi",
-            priority=PRIORITY_AGENT_API,
-            conditions=[elbv2.ListenerCondition.path_patterns(["/api/*"])],
-            action=signed_in(self.agent.target_group, elbv2.UnauthenticatedAction.DENY),
-        )
-        listener.add_action(
-            "AgentUi",
-            priority=PRIORITY_AGENT_UI,
-            conditions=[elbv2.ListenerCondition.path_patterns(["/*"])],
-            action=signed_in(self.agent.target_group, elbv2.UnauthenticatedAction.AUTHENTICATE),
-        )
+        # One definition for this listener and the local ALB (cdk_app/routes.py): first match by priority wins.
+        targets = {Target.AGENT: self.agent.target_group, Target.SESSION_BINDING: self.session_binding.target_group}
+        unauthenticated = {SignIn.AUTHENTICATE: elbv2.UnauthenticatedAction.AUTHENTICATE, SignIn.DENY: elbv2.UnauthenticatedAction.DENY}
+        for route in ROUTES:
+            conditions = [elbv2.ListenerCondition.path_patterns(list(route.paths))]
+            if route.methods:
+                conditions.append(elbv2.ListenerCondition.http_request_methods(list(route.methods)))
+            target = targets[route.target]
+            action = (
+                elbv2.ListenerAction.forward([target])
+                if route.sign_in is SignIn.NONE
+                else signed_in(target, unauthenticated[route.sign_in])
+            )
+            listener.add_action(route.name, priority=route.priority, conditions=conditions, action=action)
 
     # ------------------------------------------------------------------ least privilege
 

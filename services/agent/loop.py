@@ -8,6 +8,7 @@ for the person, and the model never sees an authorization URL.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from services.common.agentcore import TRANSIENT_ERROR_CODES
 from services.common.alb_identity import AlbIdentity
 from services.common.config import AgentSettings
 from services.common.flow import issue_flow_token
+from services.common.metrics import AUTHORIZATION_PROMPTS, Metrics, no_metrics
 from services.common.signed import Keyring
 
 _log = logging.getLogger("agent")
@@ -61,6 +63,7 @@ class ChatContext:
     http: httpx.AsyncClient
     bedrock: Any  # the process's bedrock-runtime client
     bedrock_limiter: anyio.CapacityLimiter | None = None  # Converse calls in flight per process
+    metrics: Metrics = dataclasses.field(default_factory=no_metrics)
 
 
 class _TurnEnds(Exception):
@@ -256,6 +259,7 @@ def _consent_event(ctx: ChatContext, grant: ConsentNeeded) -> Event:
         now=int(time.time()),
     )
     _log.info("authorization_prompted", extra={"event": "authorization_prompted", "provider": ctx.settings.provider_kind})
+    ctx.metrics.count(AUTHORIZATION_PROMPTS)
     return Event(
         "authorization_required",
         {

@@ -35,11 +35,13 @@ from services.common.bootstrap import build_keyring, build_verifier
 from services.common.config import AgentSettings, load_settings
 from services.common.health import router as health_router
 from services.common.logs import configure_logging, hashed
-from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
+from services.common.metrics import Metrics
+from services.common.middleware import AccessLogMiddleware, CorrelationIdMiddleware, SecurityHeadersMiddleware
 from services.common.runtime import LazyRuntime
 from services.common.signed import Keyring
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+SERVICE_NAME = "agent"  # the metrics' Service dimension
 MAX_BODY_BYTES = 256 * 1024
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -132,6 +134,7 @@ class Runtime:
     http: httpx.AsyncClient
     limiter: list[anyio.CapacityLimiter]
     slots: ChatSlots
+    metrics: Metrics
 
     def bedrock_limiter(self) -> anyio.CapacityLimiter:
         if len(self.limiter) < 2:  # created in the event loop, on first use
@@ -152,18 +155,20 @@ class Runtime:
         # must never ride along on another person's request.
         http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
-        cache = WorkloadTokenCache(max_entries=settings.workload_token_cache_size, ttl_s=settings.workload_token_ttl_s)
+        metrics = Metrics(namespace=settings.metrics_namespace, service=SERVICE_NAME)
+        cache = WorkloadTokenCache(max_entries=settings.workload_token_cache_size, ttl_s=settings.workload_token_ttl_s, metrics=metrics)
         agentcore = LazyClient(lambda: agentcore_client(settings, app_id="agentcore-ecs-agent"))
         return cls(
             settings=settings,
             keyring=build_keyring(settings),
             verifier=build_verifier(settings, clock),
-            tokens=OutboundTokens(settings, agentcore, cache, limiter=agentcore_limiter),
+            tokens=OutboundTokens(settings, agentcore, cache, limiter=agentcore_limiter, metrics=metrics),
             tools={tool.name: tool for tool in tools_for(settings)},
             bedrock=LazyClient(lambda: bedrock_runtime_client(settings)),
             http=http,
             limiter=limiter,
             slots=ChatSlots(total=settings.max_inflight_chats, per_user=settings.max_chats_per_user),
+            metrics=metrics,
         )
 
 
@@ -181,9 +186,11 @@ def create_app(
 
     get_runtime = LazyRuntime(build, on_shutdown=_close_http)
 
-    app = FastAPI(title="agent", docs_url=None, redoc_url=None, openapi_url=None, lifespan=get_runtime.lifespan)
+    # redirect_slashes off: Starlette's slash redirect builds an absolute Location from the Host header.
+    app = FastAPI(title="agent", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False, lifespan=get_runtime.lifespan)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, content_security_policy=CONTENT_SECURITY_POLICY)
+    app.add_middleware(CorrelationIdMiddleware)  # outermost: every line of the request carries its id
     app.include_router(health_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.runtime = get_runtime
@@ -225,6 +232,7 @@ def create_app(
             http=rt.http,
             bedrock=bedrock,
             bedrock_limiter=rt.bedrock_limiter(),
+            metrics=rt.metrics,
         )
         history: list[tuple[str, str]] = (
             [(item.role, item.text) for item in body.history[-rt.settings.max_history :]] if rt.settings.max_history else []

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
-from services.common.agentcore import LazyClient
+from services.common.agentcore import LazyClient, error_code
 from services.common.alb_identity import AlbIdentity
 from services.common.config import AgentSettings
 from services.common.flow import new_custom_state
+from services.common.metrics import AGENTCORE_ERRORS, WORKLOAD_TOKEN_CACHE_HITS, WORKLOAD_TOKEN_CACHE_MISSES, Metrics, no_metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,10 @@ class _Entry:
 class WorkloadTokenCache:
     """Workload access tokens by user id: bounded, expiring, one fetch in flight per user."""
 
-    def __init__(self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None
+    ) -> None:
+        self._metrics = metrics or no_metrics()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[str]] = {}
         self._max_entries = max_entries
@@ -76,17 +80,20 @@ class WorkloadTokenCache:
         if entry is not None and entry.expires_at > self._clock():
             self._entries.move_to_end(user_id)
             self.hits += 1
+            self._metrics.count(WORKLOAD_TOKEN_CACHE_HITS)
             return entry.token
         task = self._inflight.get(user_id)
         if task is None:
             self.misses += 1
+            self._metrics.count(WORKLOAD_TOKEN_CACHE_MISSES)
             # The fetch is a task of its own, owned by no request: a request that goes away (a tab
             # closed) cancels only its own wait, never the fetch others are waiting on.
             task = asyncio.get_running_loop().create_task(self._fetch(user_id, fetch))
             task.add_done_callback(_retrieve)  # a failure nobody waits for any more is not "never retrieved"
             self._inflight[user_id] = task
         else:
-            self.hits += 1
+            self.hits += 1  # shares the fetch already in flight: no call of its own
+            self._metrics.count(WORKLOAD_TOKEN_CACHE_HITS)
         return await asyncio.shield(task)
 
     async def _fetch(self, user_id: str, fetch: Callable[[], Awaitable[str]]) -> str:
@@ -119,9 +126,16 @@ class OutboundTokens:
     """The agent's side of AgentCore Identity: workload token, then the user's token from the vault."""
 
     def __init__(
-        self, settings: AgentSettings, client: LazyClient, cache: WorkloadTokenCache, *, limiter: Callable[[], anyio.CapacityLimiter]
+        self,
+        settings: AgentSettings,
+        client: LazyClient,
+        cache: WorkloadTokenCache,
+        *,
+        limiter: Callable[[], anyio.CapacityLimiter],
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or no_metrics()
         self._client = client
         self.cache = cache
         self.limiter = limiter
@@ -174,6 +188,8 @@ class OutboundTokens:
         try:
             return await anyio.to_thread.run_sync(call, limiter=self.limiter())
         except ClientError as exc:
+            self._metrics.count(AGENTCORE_ERRORS, ErrorCode=error_code(exc))
             raise AgentCoreError(str(exc.response.get("Error", {}).get("Code", "Unknown"))) from None
         except BotoCoreError as exc:  # timeouts, connection errors, missing credentials
+            self._metrics.count(AGENTCORE_ERRORS, ErrorCode=error_code(exc))
             raise AgentCoreError(type(exc).__name__) from None

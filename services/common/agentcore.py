@@ -16,6 +16,44 @@ from services.common.config import AgentSettings, ServiceSettings
 
 # Error codes that mean "try again later", as opposed to "this request is wrong".
 TRANSIENT_ERROR_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException", "RequestTimeout"})
+# AgentCore Identity's modelled errors, plus the generic ones any AWS API may answer. Anything else
+# is counted as "Other": a metric dimension must not take whatever string a response carries.
+KNOWN_ERROR_CODES = TRANSIENT_ERROR_CODES | {
+    "UnauthorizedException",
+    "ValidationException",
+    "AccessDeniedException",
+    "ResourceNotFoundException",
+    "ConflictException",
+    "ServiceQuotaExceededException",
+    "UnrecognizedClientException",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+}
+
+
+def error_code(exc: BaseException) -> str:
+    """A bounded error code for the AgentCoreErrors metric: AgentCore's code, or what failed on our side."""
+    from botocore.exceptions import (  # noqa: PLC0415 - see agentcore_client
+        ClientError,
+        ConnectionError as BotoConnectionError,
+        ConnectTimeoutError,
+        HTTPClientError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return code if code in KNOWN_ERROR_CODES else "Other"
+    if isinstance(exc, ReadTimeoutError):
+        return "ReadTimeout"
+    if isinstance(exc, ConnectTimeoutError):
+        return "ConnectTimeout"
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return "ConnectionError"
+    if isinstance(exc, NoCredentialsError):
+        return "NoCredentials"
+    return "ClientSideError"
 
 
 def agentcore_client(settings: ServiceSettings, *, max_pool_connections: int = 50, app_id: str = "agentcore-ecs-session-binding") -> Any:

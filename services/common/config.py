@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _ALB_ARN = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+_NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")
 
 
 def check_region(value: str) -> str:
@@ -73,6 +74,8 @@ class ServiceSettings(BaseSettings):
     agentcore_max_waiting: int = Field(default=256, ge=0, le=10_000, description="calls allowed to queue before 503")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # CloudWatch namespace of the embedded-format metrics (the CDK app sets `<app>/<profile>` by default).
+    metrics_namespace: str = "agentcore-ecs/local"
 
     _region = field_validator("aws_region")(check_region)
 
@@ -86,6 +89,13 @@ class ServiceSettings(BaseSettings):
         return value
 
     _http_url = field_validator("public_base_url", "oidc_issuer", "alb_keys_base_url")(check_http_url)
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not _NAMESPACE.fullmatch(value) or value.startswith("AWS/"):
+            raise ValueError("expected 1-255 of letters, digits and . _ / # : - (not starting with AWS/)")
+        return value
 
     @model_validator(mode="after")
     def _one_source_of_signing_keys(self) -> ServiceSettings:

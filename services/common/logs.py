@@ -5,6 +5,9 @@
   prints request bodies (sessionUri, user ids, tokens).
 * A last-line filter redacts anything shaped like a session URI, a JWT or one of our signed values.
 * uvicorn's access log is replaced by ours, which never includes the query string.
+* Every line written while a request is handled carries that request's `correlation_id` (see
+  `CorrelationIdMiddleware`): a context variable, so it follows the request into tasks it starts and
+  into worker threads (anyio copies the context), the AgentCore and Bedrock calls included.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import re
 import sys
 import time
+from contextvars import ContextVar
 from typing import IO, Any
 
 from services.common.signed import b64url, digest
@@ -29,6 +33,9 @@ _REDACTIONS = (
     (re.compile(r"v1\.[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{20,}"), "[redacted-signed]"),
 )
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+# The id of the request being handled; set only by `CorrelationIdMiddleware`.
+correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 
 def redact(text: str) -> str:
@@ -45,6 +52,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        current = correlation_id.get()
+        if current is not None:
+            entry["correlation_id"] = current
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import time
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.logs import correlation_id
 
 # Sent on every response. Pages after the AgentCore redirect must not leak the URL (Referer), be
 # cached, framed or sniffed; the CSP is per app because the agent UI loads its own script.
@@ -102,3 +106,59 @@ class AccessLogMiddleware:
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
+
+
+# The X-Ray trace id format the ALB writes into X-Amzn-Trace-Id (`Root=1-<8 hex time>-<24 hex random>`).
+_TRACE_ROOT = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+MAX_TRACE_HEADER_CHARS = 512  # the ALB allows 7 KB of trace header; ours needs far less
+CORRELATION_HEADER = "x-correlation-id"
+
+
+def correlation_id_from(trace_header: str | None) -> str | None:
+    """The `Root=` of an X-Amzn-Trace-Id header, only when the header is short and the id well formed.
+
+    A client may send its own header (the ALB keeps its Root and adds `Self=`): the value is an
+    opaque label for finding log lines, never trusted for anything else, so only its shape is checked.
+    """
+    if not trace_header or len(trace_header) > MAX_TRACE_HEADER_CHARS or not trace_header.isascii():
+        return None
+    for field in trace_header.split(";"):
+        name, _, value = field.strip().partition("=")
+        if name == "Root":
+            return value if _TRACE_ROOT.fullmatch(value) else None
+    return None
+
+
+def new_correlation_id() -> str:
+    """An id in the trace id format, so that ours and the ALB's look alike in searches."""
+    return f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+
+
+class CorrelationIdMiddleware:
+    """Sets the request's correlation id for every log line and metric, and returns it as `X-Correlation-Id`.
+
+    The id is the ALB's trace root when the request carries a valid one, else a new one. Outermost, so
+    that even the line about an unhandled error carries it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace = [value for name, value in scope.get("headers", []) if name == b"x-amzn-trace-id"]
+        current = (correlation_id_from(trace[0].decode("latin-1")) if len(trace) == 1 else None) or new_correlation_id()
+        header = (CORRELATION_HEADER.encode("latin-1"), current.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*[(k, v) for k, v in message.get("headers", []) if k.lower() != header[0]], header]
+            await send(message)
+
+        token = correlation_id.set(current)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            correlation_id.reset(token)

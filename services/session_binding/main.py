@@ -28,7 +28,7 @@ from fastapi import APIRouter, FastAPI, Request
 from mangum import Mangum
 from starlette.responses import Response
 
-from services.common.agentcore import TRANSIENT_ERROR_CODES, LazyClient, agentcore_client
+from services.common.agentcore import TRANSIENT_ERROR_CODES, LazyClient, agentcore_client, error_code
 from services.common.alb_identity import (
     AlbIdentity,
     AlbIdentityVerifier,
@@ -53,13 +53,15 @@ from services.common.flow import (
 )
 from services.common.health import router as health_router
 from services.common.logs import configure_logging, hashed, security_event
-from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
+from services.common.metrics import AGENTCORE_ERRORS, BINDINGS_COMPLETED, BINDINGS_REFUSED, Metrics
+from services.common.middleware import AccessLogMiddleware, CorrelationIdMiddleware, SecurityHeadersMiddleware
 from services.common.runtime import LazyRuntime
 from services.common.signed import Keyring
 from services.session_binding import pages
 from services.session_binding.ledger import Completion, CompletionInterrupted, CompletionLedger, OtherUsersSession
 
 RETRY_AFTER_S = 5
+SERVICE_NAME = "session-binding"  # the metrics' Service dimension
 _log = logging.getLogger("session_binding")
 
 
@@ -99,6 +101,7 @@ class Runtime:
     agentcore: LazyClient
     ledger: CompletionLedger
     clock: Callable[[], float]
+    metrics: Metrics
     limiter: list[anyio.CapacityLimiter] = field(default_factory=list)  # created in the event loop, on first use
 
     def agentcore_limiter(self) -> anyio.CapacityLimiter:
@@ -111,7 +114,8 @@ class Runtime:
     @classmethod
     def build(cls, settings: BindingSettings, clock: Callable[[], float]) -> Runtime:
         agentcore = LazyClient(lambda: agentcore_client(settings))
-        return cls(settings, build_keyring(settings), build_verifier(settings, clock), agentcore, CompletionLedger(), clock)
+        metrics = Metrics(namespace=settings.metrics_namespace, service=SERVICE_NAME)
+        return cls(settings, build_keyring(settings), build_verifier(settings, clock), agentcore, CompletionLedger(), clock, metrics)
 
 
 def create_app(
@@ -126,9 +130,13 @@ def create_app(
 
     get_runtime = LazyRuntime(build)
 
-    app = FastAPI(title="session-binding", docs_url=None, redoc_url=None, openapi_url=None, lifespan=get_runtime.lifespan)
+    # redirect_slashes off: Starlette's slash redirect builds an absolute Location from the Host header.
+    app = FastAPI(
+        title="session-binding", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False, lifespan=get_runtime.lifespan
+    )
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, content_security_policy=pages.CONTENT_SECURITY_POLICY)
+    app.add_middleware(CorrelationIdMiddleware)  # outermost: every line of the request carries its id
     app.include_router(health_router)
     app.include_router(_binding_router(get_runtime))
     app.state.runtime = get_runtime
@@ -256,6 +264,7 @@ async def _bind(rt: Runtime, request: Request) -> Response:
                 "mode": rt.settings.binding_mode,
             },
         )
+        rt.metrics.count(BINDINGS_COMPLETED)
     return _success(rt, session_uri, identity, provider=provider, expires_at=expires_at, now=now)
 
 
@@ -301,7 +310,11 @@ async def _complete_at_agentcore(rt: Runtime, session_uri: str, identity: AlbIde
         raise Refusal(503, "agentcore_queue_full", pages.BUSY, retry_after=RETRY_AFTER_S, **context)
 
     def call() -> None:
-        rt.agentcore.get().complete_resource_token_auth(sessionUri=session_uri, userIdentifier={"userId": identity.sub})
+        try:
+            rt.agentcore.get().complete_resource_token_auth(sessionUri=session_uri, userIdentifier={"userId": identity.sub})
+        except (BotoCoreError, ClientError) as exc:  # after botocore's own retries
+            rt.metrics.count(AGENTCORE_ERRORS, ErrorCode=error_code(exc))
+            raise
 
     try:
         await anyio.to_thread.run_sync(call, limiter=limiter)
@@ -358,6 +371,7 @@ def _refuse(rt: Runtime, event: str, refusal: Refusal) -> Response:
         session_uri=refusal.session_uri,
         **({"reference": refusal.reference} if refusal.reference else {}),
     )
+    rt.metrics.count(BINDINGS_REFUSED, Reason=refusal.reason)
     response = pages.render(refusal.page, refusal.status, agent_path=rt.settings.agent_ui_path, reference=refusal.reference)
     if refusal.retry_after is not None:
         response.headers["retry-after"] = str(refusal.retry_after)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aws_cdk import (
     Duration,
+    aws_cloudwatch as cloudwatch,
     aws_ec2 as ec2,
     aws_ecr_assets as ecr_assets,
     aws_ecs as ecs,
@@ -21,6 +22,8 @@ from stacks.constructs.nag import acknowledge
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 CONTAINER_PORT = 8080
+STOP_TIMEOUT_S = 30  # keep above uvicorn's --timeout-graceful-shutdown in services/*/Dockerfile
+CPU_TARGET_PERCENT = 60  # leaves headroom for a burst while new tasks start (about a minute on Fargate)
 # Never part of an image: caches and test leftovers would also change the asset hash between synths.
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache", "**/tests", "**/*.egg-info"]
 
@@ -43,6 +46,7 @@ class FargateWebService(Construct):
         lifecycle: Lifecycle,
         cpu: int = 512,
         memory_limit_mib: int = 1024,
+        deregistration_delay_s: int = 30,
     ) -> None:
         super().__init__(scope, construct_id)
         dockerfile = SERVICES_DIR / service_dir_name / "Dockerfile"
@@ -76,7 +80,9 @@ class FargateWebService(Construct):
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT, protocol=ecs.Protocol.TCP)],
             readonly_root_filesystem=True,
             user="10001",
-            stop_timeout=Duration.seconds(30),
+            # SIGKILL this long after SIGTERM; uvicorn's --timeout-graceful-shutdown (Dockerfile) is shorter, so the
+            # process finishes its requests and exits on its own. docs/operations.md, "Shutdown timings".
+            stop_timeout=Duration.seconds(STOP_TIMEOUT_S),
         )
         # The root filesystem is read-only; /tmp is a task-local scratch volume.
         container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))  # noqa: S108
@@ -100,7 +106,7 @@ class FargateWebService(Construct):
             "Service",
             cluster=cluster,
             task_definition=self.task_definition,
-            desired_count=desired_count,
+            desired_count=desired_count,  # the scaling minimum: where a new service starts
             assign_public_ip=False,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.security_group],
@@ -119,7 +125,8 @@ class FargateWebService(Construct):
             protocol=elbv2.ApplicationProtocol.HTTP,
             target_type=elbv2.TargetType.IP,
             targets=[self.service],
-            deregistration_delay=Duration.seconds(30),
+            # Draining: in-flight requests may finish this long before ECS sends SIGTERM.
+            deregistration_delay=Duration.seconds(deregistration_delay_s),
             health_check=elbv2.HealthCheck(
                 path="/health",
                 healthy_http_codes="200",
@@ -141,6 +148,28 @@ class FargateWebService(Construct):
             "NIST.800.53.R5-IAMNoInlinePolicy",
             "CDK-generated execution role policy (image pull, own log group, the signing-key secret); bound to this one role.",
         )
+
+    def scale(self, *, min_tasks: int, max_tasks: int, requests_per_target: int) -> ecs.ScalableTaskCount:
+        """Target tracking on CPU and on load balancer requests per task (call once the target group has a listener)."""
+        scaling = self.service.auto_scale_task_count(min_capacity=min_tasks, max_capacity=max_tasks)
+        scaling.scale_on_cpu_utilization(
+            "Cpu",
+            target_utilization_percent=CPU_TARGET_PERCENT,
+            scale_out_cooldown=Duration.seconds(60),
+            scale_in_cooldown=Duration.seconds(300),
+        )
+        scaling.scale_on_request_count(
+            "Requests",
+            requests_per_target=requests_per_target,
+            target_group=self.target_group,
+            scale_out_cooldown=Duration.seconds(60),
+            scale_in_cooldown=Duration.seconds(300),
+        )
+        return scaling
+
+    def roll_back_on(self, alarms: Sequence[cloudwatch.IAlarm]) -> None:
+        """ECS watches these alarms during a deployment and rolls back to the previous task definition when one fires."""
+        self.service.enable_deployment_alarms([alarm.alarm_name for alarm in alarms], behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM)
 
     def allow(self, statements: Sequence[iam.PolicyStatement]) -> None:
         """The task's permissions, as one customer-managed policy (exact ARNs, reviewed as a unit)."""

@@ -35,7 +35,10 @@ def test_command_line_strings_are_parsed() -> None:
                 ("waf_enabled", "false"),
                 ("allowed_ingress_cidrs", "203.0.113.0/24, 198.51.100.0/24"),
                 ("provider_scopes", '["demo-api/notes.read"]'),
-                ("agent_desired_count", "3"),
+                ("agent_min_tasks", "3"),
+                ("agent_max_tasks", "8"),
+                ("alarm_email", "ops@example.com"),
+                ("alarm_refusals_per_5min", "200"),
             )
         )
     )
@@ -43,14 +46,17 @@ def test_command_line_strings_are_parsed() -> None:
     assert config.waf_enabled is False
     assert config.allowed_ingress_cidrs == ("203.0.113.0/24", "198.51.100.0/24")
     assert config.provider.scopes == ("demo-api/notes.read",)
-    assert config.agent_desired_count == 3
+    assert (config.agent_scaling.min_tasks, config.agent_scaling.max_tasks) == (3, 8)
+    assert config.alarms.email == "ops@example.com" and config.alarms.refusals_per_5min == 200
 
 
 def test_prod_profile_defaults() -> None:
     config = load_config(context_with((("profile", "prod"),)))
     assert config.is_prod
     assert config.nat_gateways == 2
-    assert config.agent_desired_count == 2 and config.binding_desired_count == 2
+    assert (config.agent_scaling.min_tasks, config.agent_scaling.max_tasks) == (2, 6)
+    assert (config.binding_scaling.min_tasks, config.binding_scaling.max_tasks) == (2, 6)
+    assert config.alarms.metrics_namespace == "agentcore-ecs/prod"
     assert config.log_retention_days == 365
 
 
@@ -95,8 +101,18 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("allowed_ingress_cidrs", (("allowed_ingress_cidrs", []),), "IPv4 CIDRs"),
     ("nat_gateways", (("nat_gateways", 0),), "from 1 to 2"),
     ("nat_gateways", (("nat_gateways", "two"),), "from 1 to 2"),
-    ("agent_desired_count", (("agent_desired_count", 0),), "from 1 to 20"),
-    ("binding_desired_count", (("binding_desired_count", True),), "from 1 to 20"),
+    ("agent_min_tasks", (("agent_min_tasks", 0),), "from 1 to 20"),
+    ("binding_min_tasks", (("binding_min_tasks", True),), "from 1 to 20"),
+    ("agent_max_tasks", (("agent_max_tasks", 51),), "from 1 to 50"),
+    ("agent_max_tasks", (("agent_min_tasks", 4), ("agent_max_tasks", 3)), "at least agent_min_tasks (4)"),
+    ("binding_max_tasks", (("binding_min_tasks", "5"), ("binding_max_tasks", "2")), "at least binding_min_tasks (5)"),
+    ("binding_min_tasks", (("binding_compute", "lambda"), ("binding_min_tasks", 2)), "unset when binding_compute is 'lambda'"),
+    ("agent_desired_count", (("agent_desired_count", 2),), "did you mean agent_max_tasks, agent_min_tasks"),
+    ("alarm_email", (("alarm_email", "ops at example.com"),), "email address"),
+    ("alarm_email", (("alarm_email", "ops@example"),), "email address"),
+    ("alarm_refusals_per_5min", (("alarm_refusals_per_5min", 0),), "from 1 to 100000"),
+    ("metrics_namespace", (("metrics_namespace", "AWS/ECS"),), "not starting with AWS/"),
+    ("metrics_namespace", (("metrics_namespace", 'agent"core'),), "CloudWatch namespace"),
     ("waf_enabled", (("waf_enabled", "yes"),), "true or false"),
     ("provider", (("provider", "gitlab"),), "one of demo, github"),
     ("provider_client_id", (("provider", "github"), ("provider_client_secret_name", "x")), "client id"),

@@ -145,12 +145,13 @@ def test_tasks_run_private_without_public_ip_with_rollback(demo: Synth) -> None:
 def test_target_groups_check_health_on_health(demo: Synth) -> None:
     groups = resources(demo.raw("services"), "AWS::ElasticLoadBalancingV2::TargetGroup")
     assert len(groups) == 2
-    for group in groups.values():
+    for name, group in groups.items():
         props = group["Properties"]
         assert props["HealthCheckPath"] == "/health"
         assert props["TargetType"] == "ip" and props["Port"] == 8080
         attributes = {a["Key"]: a["Value"] for a in props["TargetGroupAttributes"]}
-        assert attributes["deregistration_delay.timeout_seconds"] == "30"
+        # Draining outlasts the longest request of each service (tests/infra/test_operations.py has the reasoning).
+        assert attributes["deregistration_delay.timeout_seconds"] == ("180" if name.startswith("Agent") else "30")
 
 
 def test_containers_are_non_root_read_only_with_secrets_not_environment(demo: Synth) -> None:
