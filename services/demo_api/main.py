@@ -116,7 +116,8 @@ def create_app(load: Callable[[], DemoApiSettings] = load_demo_settings, *, cloc
 
     get_runtime = LazyRuntime(build)
 
-    app = FastAPI(title="demo-api", docs_url=None, redoc_url=None, openapi_url=None, lifespan=get_runtime.lifespan)
+    # redirect_slashes off: Starlette's slash redirect builds an absolute Location from the Host header.
+    app = FastAPI(title="demo-api", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False, lifespan=get_runtime.lifespan)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, content_security_policy=CONTENT_SECURITY_POLICY)
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]  # Starlette types handlers loosely

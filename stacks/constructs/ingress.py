@@ -164,7 +164,7 @@ class WebFirewall(Construct):
         wafv2.CfnWebACLAssociation(self, "Association", resource_arn=load_balancer.load_balancer_arn, web_acl_arn=self.web_acl.attr_arn)
         # WAF only logs to log groups whose name starts with `aws-waf-logs-`: the one physical name here.
         self.log_group = lifecycle.log_group(self, "Logs", key=logs_key, name=f"aws-waf-logs-{Stack.of(self).stack_name}")
-        logging = wafv2.CfnLoggingConfiguration(
+        wafv2.CfnLoggingConfiguration(
             self,
             "Logging",
             resource_arn=self.web_acl.attr_arn,
@@ -175,7 +175,6 @@ class WebFirewall(Construct):
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "authorization"}),
             ],
         )
-        logging.node.add_dependency(self.log_group)
 
 
 # Chat messages are free text posted as JSON: the common rule set's 8 KB body limit and HTML-in-body

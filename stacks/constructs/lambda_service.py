@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from aws_cdk import (
     Duration,
+    Stack,
     aws_ecr_assets as ecr_assets,
     aws_elasticloadbalancingv2 as elbv2,
     aws_elasticloadbalancingv2_targets as elbv2_targets,
@@ -62,6 +63,7 @@ class LambdaWebService(Construct):
             environment=dict(environment),
         )
         self.target_group = elbv2.ApplicationTargetGroup(self, "TargetGroup", targets=[elbv2_targets.LambdaTarget(self.function)])
+        self._only_this_accounts_target_groups()
         # Repeated query parameters and cookies arrive as lists, as uvicorn sees them (the app refuses duplicates).
         self.target_group.set_attribute("lambda.multi_value_headers.enabled", "true")
         acknowledge(
@@ -75,6 +77,15 @@ class LambdaWebService(Construct):
             "Reaches only regional AWS endpoints over TLS (AgentCore, Secrets Manager, the ALB key endpoint) and is invoked only by the load balancer; "
             "a VPC would add NAT traffic and an ec2 network-interface grant on '*' without isolating anything.",
         )
+
+    def _only_this_accounts_target_groups(self) -> None:
+        """LambdaTarget lets `elasticloadbalancing.amazonaws.com` invoke the function with no condition, so a target
+        group in any account could register it. Lambda matches SourceArn with ArnLike: this account's and region's
+        target groups only. (The target group's own ARN would be a cycle: it depends on this permission.)"""
+        stack = Stack.of(self)
+        for child in self.function.node.children:
+            if isinstance(child, lambda_.CfnPermission) and child.principal == "elasticloadbalancing.amazonaws.com":
+                child.source_arn = stack.format_arn(service="elasticloadbalancing", resource="targetgroup", resource_name="*")
 
     def allow(self, statements: Sequence[iam.PolicyStatement]) -> None:
         """The function's permissions: its own log group, plus `statements`, in one customer-managed policy."""

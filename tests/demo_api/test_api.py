@@ -384,3 +384,11 @@ def test_refusals_are_logged_without_the_token(api: DemoApiHarness, caplog: pyte
     assert ("token_refused", "wrong_client") in events
     assert token not in caplog.text
     assert ALICE not in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/health/", "/notes/", "/profile/"])
+def test_a_trailing_slash_is_not_redirected_to_the_host_header(api: DemoApiHarness, path: str) -> None:
+    """Starlette's slash redirect would build `Location` from `Host`: an open redirect if left on."""
+    response = api.client.get(path, headers={**api.as_user(), "host": "evil.example"}, follow_redirects=False)
+    assert response.status_code == 404
+    assert "location" not in response.headers
