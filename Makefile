@@ -10,13 +10,14 @@ CDK := node_modules/.bin/cdk
 ARGS ?=
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
+CHECKOV_VENV := .venv-checkov
 
 # jsii prints a banner on Node 20; the CDK CLI sends no telemetry, notices or version checks.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help install browser bench-check synth test lint typecheck unit nag-doc deploy destroy demo bench clean
+.PHONY: help install browser static-tools bench-check synth test lint typecheck unit nag-doc deploy destroy demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +39,14 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM) ## Chromium from Debian for the browser tests
 
+# checkov pins boto3 and networkx versions that conflict with the project's: it gets a venv of its own.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+static-tools: $(CHECKOV_VENV)/.installed ## checkov in its own venv (cfn-lint is in the main one)
+
 synth: install ## cdk synth offline with cdk-nag (ARGS='-c key=value ...'); templates in cdk.out/
 	$(CDK) synth $(CDK_FLAGS) --quiet $(ARGS)
 	@echo "Synthesized (cdk-nag AwsSolutions + NIST 800-53 R5: no unacknowledged findings):"
@@ -50,8 +59,8 @@ lint: install ## ruff (lint and format check)
 typecheck: install ## mypy --strict
 	$(VENV)/bin/mypy .
 
-unit: install browser ## the pytest suite only (browser tests included: they fail rather than skip here)
-	REQUIRE_CHROMIUM=1 CHROMIUM_PATH=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
+unit: install browser static-tools ## the pytest suite only (browser and static-analysis tests fail rather than skip here)
+	REQUIRE_CHROMIUM=1 REQUIRE_NODE_IDP=1 CHROMIUM_PATH=$(CHROMIUM) REQUIRE_STATIC_TOOLS=1 CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit ## every check: lint, types, infra assertions, cdk-nag, services
 
@@ -68,10 +77,8 @@ destroy: install ## cdk destroy --all, then list what is still tagged (same ARGS
 	$(CDK) destroy --all --force $(CDK_FLAGS) $(ARGS)
 	$(PY) -m cdk_app.teardown leftovers $(ARGS)
 
-demo: ## the whole flow on this machine (not built yet: see README, "Status")
-	@echo "make demo arrives with the local stand-ins (AgentCore emulator, ALB emulator, OIDC providers)." >&2
-	@echo "Today: 'make synth' and 'make test'. See README.md, Status." >&2
-	@exit 1
+demo: install ## the whole 3-legged flow on this machine: open http://127.0.0.1:8000 (DEMO_PORT=8000), Ctrl-C stops it
+	$(PY) -m local.demo
 
 bench: install ## benchmarks (~10 min): bench/results.json, bench/report.md, bench/latency.png (ARGS=--quick)
 	$(PY) -m bench.run $(ARGS)

@@ -26,7 +26,9 @@ JSON `message`).
 
 Differences from AWS, on purpose: no SigV4 verification, no IAM, state in memory only, JWTs given to
 GetWorkloadAccessTokenForJWT / `userToken` are decoded without verification, `customParameters` is
-not part of the vault key, and only the CustomOauth2 vendor and USER_FEDERATION flow exist.
+not part of the vault key, only the CustomOauth2 vendor and USER_FEDERATION flow exist, and a
+provider's callback id is derived from account, region and name (`callback_id()`) rather than random,
+so a local stack can register the callback URL at its provider first.
 
 Run alone: `python -m local.agentcore_identity --host 127.0.0.1 --port 8090` (until SIGTERM/SIGINT).
 In tests: `with Emulator() as emulator: ...` or `Emulator().start()` / `.stop()`.
@@ -34,6 +36,6 @@ In tests: `with Emulator() as emulator: ...` or `Emulator().start()` / `.stop()`
 
 from local.agentcore_identity.faults import Fault, Faults
 from local.agentcore_identity.server import Emulator
-from local.agentcore_identity.service import ApiError, IdentityService, jwt_subject
+from local.agentcore_identity.service import CALLBACK_PATH, ApiError, IdentityService, callback_id, jwt_subject
 
-__all__ = ["ApiError", "Emulator", "Fault", "Faults", "IdentityService", "jwt_subject"]
+__all__ = ["CALLBACK_PATH", "ApiError", "Emulator", "Fault", "Faults", "IdentityService", "callback_id", "jwt_subject"]

@@ -1,8 +1,9 @@
-"""A tiny loopback OAuth 2.0 authorization server for the AgentCore Identity emulator's tests.
+"""A tiny loopback OAuth 2.0 authorization server that consents at once: for the emulator's tests and tour.
 
-Discovery document, an authorization endpoint that consents at once (302 back with a code), and a
-token endpoint that checks the client secret (client_secret_post), the redirect URI and PKCE (S256),
-and issues access and refresh tokens with a short lifetime.
+Discovery document, an authorization endpoint that needs no person (302 back with a code at once),
+and a token endpoint that checks the client secret (client_secret_post), the redirect URI and PKCE
+(S256), and issues opaque access and refresh tokens (refresh tokens rotate). The person-facing
+providers of the local stack are in local/idp (oidc-provider); this one is for scripts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 CLIENT_ID = "emulator-test-client"
-CLIENT_SECRET = "emulator-test-secret"  # a test fixture
+CLIENT_SECRET = "emulator-test-secret"  # noqa: S105 - a fixed loopback value, not a credential
 
 
 @dataclass

@@ -98,6 +98,15 @@ class WorkloadToken:
     expires_at: float
 
 
+_CALLBACK_NAMESPACE = uuid.UUID("6f1c3f5e-6d0b-4c1e-9d2a-3b7e8a0c5d41")
+
+
+def callback_id(account: str, region: str, provider_name: str) -> str:
+    """The provider's callback id. Derived from account, region and name (AWS assigns one at random)
+    so a local stack can register the callback URL at its provider before the provider exists."""
+    return str(uuid.uuid5(_CALLBACK_NAMESPACE, f"{account}/{region}/{provider_name}"))
+
+
 VaultKey = tuple[str, str, str, tuple[str, ...]]  # workload, user, provider, sorted scopes
 
 
@@ -306,7 +315,7 @@ class IdentityService:
                 token_endpoint=token,
                 response_types=response_types,
                 auth_methods=auth_methods,
-                callback_id=str(uuid.uuid4()),
+                callback_id=callback_id(self.settings.account, self.settings.region, name),
                 secret_arn=f"arn:aws:secretsmanager:{self.settings.region}:{self.settings.account}:secret:bedrock-agentcore-identity!default/oauth2/{name}-{suffix}",
                 created=now,
                 updated=now,

@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local.agentcore_identity import Emulator, jwt_subject
-from tests.local.oauth_provider import CLIENT_ID, CLIENT_SECRET, OAuthProvider
+from local.agentcore_identity.auto_provider import CLIENT_ID, CLIENT_SECRET, OAuthProvider
 
 RETURN_URL = "http://127.0.0.1:8000/oauth2/session-binding"
 SCOPES = ["notes.read", "openid"]

@@ -60,13 +60,13 @@ def chromium(extra_args: tuple[str, ...] = ()) -> Iterator[Browser]:
 class LiveServer:
     """An ASGI app served by uvicorn on 127.0.0.1, on a free port, in a background thread."""
 
-    def __init__(self, app: Any, *, lifespan: Literal["on", "off"] = "off") -> None:
+    def __init__(self, app: Any, *, lifespan: Literal["on", "off"] = "off", port: int = 0, proxy_headers: bool = True) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1", port))
         self.port: int = self._sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         # log_config=None: uvicorn leaves the process's logging configuration alone.
-        config = uvicorn.Config(app, log_level="warning", log_config=None, lifespan=lifespan, access_log=False)
+        config = uvicorn.Config(app, log_level="warning", log_config=None, lifespan=lifespan, access_log=False, proxy_headers=proxy_headers)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, name="ui-test-server", daemon=True)
 

@@ -1,0 +1,343 @@
+"""The local ALB: a reverse proxy that behaves like the HTTPS listener with `authenticate-oidc`.
+
+A LOCAL STAND-IN, not Elastic Load Balancing. What it does, in the order a request meets it:
+
+1. Every client-supplied `x-amzn-oidc-*` header is removed, on every route (a browser or script
+   cannot speak for the load balancer).
+2. `/oauth2/idpresponse` is the load balancer's own callback: the state must name a pending sign-in
+   started in this browser (a nonce cookie), the code is exchanged at the sign-in issuer's token
+   endpoint (client_secret_basic) and the user's claims are read from its userinfo endpoint. A sign-in
+   session starts (an opaque `AWSELBAuthSessionCookie-0`, state kept here) and the browser goes back to
+   the path it first asked for, on this origin.
+3. The first listener rule that matches (`cdk_app/routes.py`, the same definition the CDK listener is
+   built from) decides the target and what happens without a session: `authenticate` redirects to
+   the sign-in issuer, `deny` answers 401, `none` forwards as is. No match: 404.
+4. Signed-in requests are forwarded with `x-amzn-oidc-data` (ES256, the ALB's header fields and
+   padded base64url, see `local/alb/keys.py`), `x-amzn-oidc-accesstoken` and
+   `x-amzn-oidc-identity`, plus `X-Forwarded-For/-Proto/-Port` and `X-Amzn-Trace-Id`. Responses
+   stream back (server-sent events included).
+
+The public keys are served by a `KeyServer` on a port of its own, the way the regional key endpoint
+is separate from the load balancer; the services find it through `ALB_KEYS_BASE_URL`.
+
+Differences from AWS, on purpose: the session lives in this process (the ALB encrypts it into the
+cookie), the ID token is read without a signature check (it comes straight from the token endpoint,
+which OpenID Connect Core 3.1.3.7 allows), there is no TLS, and the trace header is generated
+rather than appended to.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import re
+import secrets
+import time
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route as StarletteRoute
+
+from cdk_app.routes import SIGN_IN_SCOPE, SIGN_IN_SESSION_TIMEOUT_S, SignIn, Target, route_for
+from local.alb.keys import AlbSigningKey
+
+SESSION_COOKIE = "AWSELBAuthSessionCookie-0"
+NONCE_COOKIE = "AWSELBAuthNonce"
+CALLBACK_PATH = "/oauth2/idpresponse"
+PENDING_TTL_S = 600  # a sign-in has ten minutes from redirect to callback
+MAX_PENDING = 10_000
+MAX_SESSIONS = 100_000
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
+)
+_TRACE = re.compile(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}(;[A-Za-z]+=[A-Za-z0-9-]{1,64}){0,4}")
+
+_log = logging.getLogger("local.alb")
+
+
+@dataclass(frozen=True)
+class AlbConfig:
+    public_url: str  # the origin browsers use, e.g. http://127.0.0.1:8000
+    upstreams: dict[Target, str]  # base URL of each target
+    issuer: str  # the sign-in issuer (discovery at <issuer>/.well-known/openid-configuration)
+    client_id: str
+    client_secret: str
+    signer_arn: str  # this load balancer's ARN: the `signer` of every token
+    scope: str = SIGN_IN_SCOPE
+    session_timeout_s: int = SIGN_IN_SESSION_TIMEOUT_S
+    token_lifetime_s: int = 120  # of each x-amzn-oidc-data header; a new one is signed per request
+    upstream_timeout_s: float = 60.0  # the ALB's default idle timeout, between bytes
+
+
+@dataclass
+class _Pending:
+    nonce: str
+    return_path: str
+    expires_at: float
+
+
+@dataclass
+class _Session:
+    claims: dict[str, Any]
+    access_token: str
+    expires_at: float
+
+
+@dataclass
+class _Endpoints:
+    authorization: str
+    token: str
+    userinfo: str
+
+
+@dataclass
+class AlbState:
+    """What the load balancer keeps: pending sign-ins and sessions, both bounded (oldest dropped first)."""
+
+    pending: OrderedDict[str, _Pending] = field(default_factory=OrderedDict)
+    sessions: OrderedDict[str, _Session] = field(default_factory=OrderedDict)
+    forwarded: int = 0
+    sign_ins: int = 0
+
+
+class _SignInFailed(Exception):
+    def __init__(self, status: int, title: str, text: str) -> None:
+        super().__init__(text)
+        self.status, self.title, self.text = status, title, text
+
+
+def _bounded_put(store: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+    store[key] = value
+    while len(store) > limit:
+        store.popitem(last=False)
+
+
+def _page(status: int, title: str, text: str) -> HTMLResponse:
+    body = f"<!doctype html><html><head><title>{status} {title}</title></head><body><h1>{status} {title}</h1><p>{text}</p></body></html>"
+    return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
+
+
+def _decode_jwt_payload(token: str) -> dict[str, Any]:
+    try:
+        segment = token.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (IndexError, ValueError) as exc:
+        raise ValueError("the ID token is not a JWT") from exc
+    if not isinstance(data, dict):
+        raise ValueError("the ID token payload is not an object")
+    return data
+
+
+def create_alb_app(
+    config: AlbConfig, key: AlbSigningKey, *, state: AlbState | None = None, clock: Callable[[], float] = time.time
+) -> Starlette:
+    """The listener as an ASGI app. `state` is exposed for tests (sessions, counters)."""
+    alb = state or AlbState()
+    endpoints: list[_Endpoints] = []  # discovered on first use: the issuer may start after this
+    public = urllib.parse.urlsplit(config.public_url)
+    public_port = str(public.port or (443 if public.scheme == "https" else 80))
+    callback_url = config.public_url.rstrip("/") + CALLBACK_PATH
+    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False, trust_env=False)
+    upstream = httpx.AsyncClient(
+        timeout=httpx.Timeout(config.upstream_timeout_s, connect=5.0),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+    )
+
+    async def discover() -> _Endpoints:
+        if not endpoints:
+            response = await client.get(config.issuer.rstrip("/") + "/.well-known/openid-configuration")
+            response.raise_for_status()
+            doc = response.json()
+            endpoints.append(_Endpoints(doc["authorization_endpoint"], doc["token_endpoint"], doc["userinfo_endpoint"]))
+        return endpoints[0]
+
+    def session_of(request: Request) -> _Session | None:
+        sid = request.cookies.get(SESSION_COOKIE)
+        found = alb.sessions.get(sid) if sid else None
+        if found is None or found.expires_at <= clock():
+            return None
+        return found
+
+    async def start_sign_in(request: Request) -> Response:
+        try:
+            ends = await discover()
+        except (httpx.HTTPError, KeyError, ValueError):
+            return _page(503, "Service Unavailable", "The sign-in provider cannot be reached.")
+        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        _bounded_put(alb.pending, state, _Pending(nonce, path, clock() + PENDING_TTL_S), MAX_PENDING)
+        query = urllib.parse.urlencode(
+            {"response_type": "code", "client_id": config.client_id, "redirect_uri": callback_url, "scope": config.scope, "state": state}
+        )
+        response = RedirectResponse(f"{ends.authorization}?{query}", status_code=302)
+        response.set_cookie(NONCE_COOKIE, nonce, max_age=PENDING_TTL_S, path="/", secure=True, httponly=True, samesite="none")
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    async def exchange(code: str) -> tuple[dict[str, Any], str]:
+        """The user's claims and access token for an authorization code, or _SignInFailed."""
+        try:
+            ends = await discover()
+            tokens = await client.post(
+                ends.token,
+                data={"grant_type": "authorization_code", "code": code, "redirect_uri": callback_url},
+                auth=(config.client_id, config.client_secret),
+            )
+            tokens.raise_for_status()
+            grant = tokens.json()
+            id_claims = _decode_jwt_payload(str(grant["id_token"]))
+            info = await client.get(ends.userinfo, headers={"authorization": f"Bearer {grant['access_token']}"})
+            info.raise_for_status()
+            claims = dict(info.json())
+        except (httpx.HTTPError, KeyError, ValueError):
+            _log.warning("sign-in code exchange failed")
+            raise _SignInFailed(502, "Bad Gateway", "The sign-in provider did not complete the sign-in.") from None
+        audience = id_claims.get("aud")
+        if (
+            id_claims.get("iss") != config.issuer
+            or not claims.get("sub")
+            or id_claims.get("sub") != claims.get("sub")
+            or config.client_id not in (audience if isinstance(audience, list) else [audience])
+        ):
+            raise _SignInFailed(401, "Authorization Required", "The sign-in provider's answer did not check out.")
+        return claims, str(grant["access_token"])
+
+    async def idp_response(request: Request) -> Response:
+        pending = alb.pending.pop(request.query_params.get("state", ""), None)
+        if pending is None or pending.expires_at <= clock():
+            return _page(401, "Authorization Required", "This sign-in is unknown or expired. Open the page again to sign in.")
+        if not secrets.compare_digest(request.cookies.get(NONCE_COOKIE, ""), pending.nonce):
+            return _page(401, "Authorization Required", "This sign-in was started in another browser.")
+        try:
+            claims, access_token = await exchange(request.query_params.get("code") or "")
+        except _SignInFailed as failed:
+            return _page(failed.status, failed.title, failed.text)
+        sid = secrets.token_urlsafe(32)
+        _bounded_put(alb.sessions, sid, _Session(claims, access_token, clock() + config.session_timeout_s), MAX_SESSIONS)
+        alb.sign_ins += 1
+        target = pending.return_path if pending.return_path.startswith("/") and not pending.return_path.startswith("//") else "/"
+        response = RedirectResponse(target, status_code=302)
+        response.set_cookie(SESSION_COOKIE, sid, max_age=config.session_timeout_s, path="/", secure=True, httponly=True, samesite="none")
+        response.delete_cookie(NONCE_COOKIE, path="/", secure=True, httponly=True, samesite="none")
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    def forwarded_headers(request: Request, session: _Session | None) -> list[tuple[bytes, bytes]]:
+        headers: list[tuple[bytes, bytes]] = []
+        for name, value in request.headers.raw:
+            lower = name.decode("latin-1").lower()
+            if (
+                lower in HOP_BY_HOP
+                or lower.startswith("x-amzn-oidc-")
+                or lower in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")
+            ):
+                continue
+            if lower == "cookie":
+                kept = "; ".join(
+                    part.strip()
+                    for part in value.decode("latin-1").split(";")
+                    if part.strip() and part.split("=", 1)[0].strip() not in (SESSION_COOKIE, NONCE_COOKIE)
+                )
+                if kept:
+                    headers.append((b"cookie", kept.encode("latin-1")))
+                continue
+            if lower == "x-amzn-trace-id":
+                if _TRACE.fullmatch(value.decode("latin-1")):
+                    headers.append((name, value))
+                continue
+            headers.append((name, value))
+        if not any(n.lower() == b"x-amzn-trace-id" for n, _ in headers):
+            trace = f"Root=1-{int(clock()):08x}-{secrets.token_hex(12)}"
+            headers.append((b"x-amzn-trace-id", trace.encode()))
+        # The connection's peer (the server must not rewrite it from headers: proxy_headers off), appended
+        # to what the client sent, as the ALB's default `append` mode does.
+        client_ip = request.client.host if request.client else "127.0.0.1"
+        sent = ", ".join(v.strip() for v in request.headers.getlist("x-forwarded-for") if v.strip())
+        headers += [
+            (b"x-forwarded-for", (f"{sent}, {client_ip}" if sent else client_ip).encode("latin-1")),
+            (b"x-forwarded-proto", public.scheme.encode()),
+            (b"x-forwarded-port", public_port.encode()),
+        ]
+        if session is not None:
+            claims = session.claims
+            token = key.mint(
+                sub=str(claims["sub"]),
+                signer=config.signer_arn,
+                issuer=config.issuer,
+                client_id=config.client_id,
+                lifetime_s=config.token_lifetime_s,
+                now=clock(),
+                claims={k: v for k, v in claims.items() if k != "exp"},
+            )
+            headers += [
+                (b"x-amzn-oidc-data", token.encode()),
+                (b"x-amzn-oidc-accesstoken", session.access_token.encode()),
+                (b"x-amzn-oidc-identity", str(claims["sub"]).encode()),
+            ]
+        return headers
+
+    async def forward(request: Request, target: Target, session: _Session | None) -> Response:
+        url = config.upstreams[target].rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        outgoing = upstream.build_request(
+            request.method,
+            url,
+            headers=forwarded_headers(request, session),
+            content=request.stream() if request.method not in ("GET", "HEAD") else None,
+        )
+        try:
+            answer = await upstream.send(outgoing, stream=True)
+        except httpx.TimeoutException:
+            return _page(504, "Gateway Time-out", "The target did not answer in time.")
+        except httpx.HTTPError:
+            return _page(502, "Bad Gateway", "The target could not be reached.")
+        alb.forwarded += 1
+        headers = [(k, v) for k, v in answer.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in answer.aiter_raw():
+                    yield chunk
+            except httpx.HTTPError:
+                return  # the target went away mid-body: end the response (the client sees it truncated)
+
+        response = StreamingResponse(body(), status_code=answer.status_code, background=BackgroundTask(answer.aclose))
+        response.raw_headers = headers
+        return response
+
+    async def listener(request: Request) -> Response:
+        if request.url.path == CALLBACK_PATH:
+            return await idp_response(request)
+        route = route_for(request.url.path, request.method)
+        if route is None:
+            return _page(404, "Not Found", "No listener rule matches this request.")
+        session = None
+        if route.sign_in is not SignIn.NONE:
+            session = session_of(request)
+            if session is None and route.sign_in is SignIn.DENY:
+                return _page(401, "Authorization Required", "Sign in first.")
+            if session is None:
+                return await start_sign_in(request)
+        return await forward(request, route.target, session)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+        await upstream.aclose()
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    app = Starlette(routes=[StarletteRoute("/{path:path}", listener, methods=methods)], lifespan=lifespan)
+    app.state.alb = alb
+    return app

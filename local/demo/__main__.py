@@ -1,0 +1,75 @@
+"""`python -m local.demo` (what `make demo` runs): the whole 3-legged flow on this machine until Ctrl-C.
+
+Environment:
+  DEMO_PORT         first of nine consecutive ports; the agent is at http://127.0.0.1:$DEMO_PORT (default 8000)
+  DEMO_LOG_DIR      where the service logs go (default .demo/logs)
+  BEDROCK_MODEL_ID  a real Bedrock model or inference profile; AWS credentials come from the usual places.
+                    Unset: the local model stand-in (local/bedrock), which understands a few plain requests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from local.demo.stack import ROOT, DemoError, DemoStack, Ports
+from local.idp import DEMO_USERS
+
+HOST = "127.0.0.1"
+
+
+def main() -> int:
+    try:
+        base = int(os.environ.get("DEMO_PORT") or "8000")
+    except ValueError:
+        print(f"DEMO_PORT must be a port number, got {os.environ['DEMO_PORT']!r}", file=sys.stderr)
+        return 2
+    log_dir = Path(os.environ.get("DEMO_LOG_DIR") or ROOT / ".demo" / "logs")
+    model_id = os.environ.get("BEDROCK_MODEL_ID") or None
+    stop = threading.Event()
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # during start-up: DemoStack.start() stops what it started
+
+    # Handlers, not a blocked signal mask: child processes inherit a mask and would ignore SIGTERM.
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        ports = Ports.from_base(base)
+        print(f"Starting the local stack on {HOST}:{ports.alb}-{ports.agent} (logs in {log_dir}) ...", flush=True)
+        stack = DemoStack(ports=ports, host=HOST, log_dir=log_dir, model_id=model_id).start()
+    except DemoError as exc:
+        print(f"make demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Stopped while starting.", file=sys.stderr)
+        return 130
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stop.set())
+    alice = DEMO_USERS[0]
+    others = ", ".join(f"{user.username} / {user.password}" for user in DEMO_USERS[1:])
+    model = f"Bedrock model {model_id} in {stack.region}" if model_id else "the local model stand-in (try: show my notes)"
+    print(
+        f"\nOpen {stack.public_url} and sign in as {alice.username} / {alice.password}\n"
+        f"  (also: {others}; the agent uses {model})\n"
+        f"  sign-in issuer     {stack.sign_in_issuer}   (stands in for Amazon Cognito)\n"
+        f"  notes API issuer   {stack.consent_issuer}   (the external authorization server)\n"
+        f"  AgentCore Identity {stack.emulator.base_url}   (emulator; vault at /_emulator/vault)\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        print("\nStopping ...", flush=True)
+        stack.stop()
+    print("Stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

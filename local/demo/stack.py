@@ -1,0 +1,425 @@
+"""The whole local stack in one object: what `make demo` runs and what the end-to-end tests drive.
+
+Started in dependency order, all on loopback:
+
+1. the AgentCore Identity emulator (in this process);
+2. the OIDC providers (one Node process, two issuers): sign-in, standing in for Cognito, and the demo
+   notes API's authorization server, whose client's redirect URI is the emulator's callback URL;
+3. the workload identity and the credential provider, registered in the emulator through boto3,
+   as `cdk deploy` registers them in AgentCore;
+4. the model stand-in (unless a real Bedrock model is configured) and the ALB's key endpoint;
+5. the demo API, the session binding service and the agent, each in its own uvicorn process with
+   the same settings names as in ECS and Lambda (`APP_PROFILE=local`, loopback endpoints);
+6. the local ALB on the public port, routing by `cdk_app/routes.py`.
+
+Secrets (client secrets, the flow signing key) are generated for each run and never written to disk.
+Logs of the service processes go to files in `log_dir`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import boto3
+import uvicorn
+from botocore.config import Config
+
+from cdk_app.routes import Target
+from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_id
+from local.alb.keys import AlbSigningKey, KeyServer
+from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
+from local.bedrock import DemoModel
+from local.idp import ClientSpec, IdpProcess, demo_config
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ALB_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/local-demo/0123456789abcdef"
+ALB_CLIENT_ID = "local-alb"
+AGENTCORE_CLIENT_ID = "local-agentcore"
+WORKLOAD_NAME = "local-demo-agent"
+PROVIDER_NAME = "local-demo-notes"
+SCOPES = "demo-api/notes.read demo-api/notes.write demo-api/profile.read"
+STAND_IN_MODEL_ID = "local.demo-model-stand-in"
+SERVICE_APPS = {
+    "demo_api": "services.demo_api.main:app",
+    "session_binding": "services.session_binding.main:app",
+    "agent": "services.agent.main:app",
+}
+
+
+class DemoError(Exception):
+    """The stack could not start; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    alb: int
+    sign_in: int
+    consent: int
+    agentcore: int
+    model: int
+    alb_keys: int
+    demo_api: int
+    session_binding: int
+    agent: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        """The public port, then one port after another for the rest (DEMO_PORT=8000: 8000-8008)."""
+        if not 1024 <= base <= 65535 - len(fields(cls)):
+            raise DemoError(f"DEMO_PORT must be a port number from 1024 to {65535 - len(fields(cls))}, got {base}")
+        return cls(*range(base, base + len(fields(cls))))
+
+    @classmethod
+    def ephemeral(cls, host: str = "127.0.0.1") -> Ports:
+        """Free ports chosen by the kernel (tests run several stacks side by side)."""
+        with contextlib.ExitStack() as stack:
+            sockets = [stack.enter_context(socket.socket()) for _ in fields(cls)]
+            for sock in sockets:
+                sock.bind((host, 0))
+            return cls(*(int(sock.getsockname()[1]) for sock in sockets))
+
+    def check_free(self, host: str) -> None:
+        for item in fields(self):
+            port = getattr(self, item.name)
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    raise DemoError(
+                        f"port {port} ({item.name.replace('_', ' ')}) on {host} is in use: stop what uses it, "
+                        "or choose other ports with DEMO_PORT=<first port>"
+                    ) from None
+
+
+@dataclass
+class _Service:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+class DemoStack:
+    def __init__(
+        self,
+        *,
+        ports: Ports,
+        host: str = "127.0.0.1",
+        log_dir: Path,
+        model_id: str | None = None,
+        session_ttl_s: float = 600.0,
+        faults: Faults | None = None,
+        service_env: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        """`model_id`: a real Bedrock model (AWS credentials from the environment); None: the stand-in."""
+        self.host, self.ports, self.log_dir = host, ports, log_dir
+        ports.check_free(host)  # before anything here binds one of them
+        self.model_id = model_id
+        self.public_url = f"http://{host}:{ports.alb}"
+        self.binding_url = f"{self.public_url}/oauth2/session-binding"
+        self.region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION) if model_id else REGION
+        self.emulator = Emulator(host, ports.agentcore, session_ttl_s=session_ttl_s, region=self.region, account=ACCOUNT, faults=faults)
+        self.model: DemoModel | None = None
+        self.alb_key = AlbSigningKey()
+        self.key_server = KeyServer([self.alb_key], host=host, port=ports.alb_keys)
+        self.alb_state = AlbState()
+        self.idp: IdpProcess | None = None
+        self.services: dict[str, _Service] = {}
+        self._service_env = service_env or {}
+        self._alb_server: uvicorn.Server | None = None
+        self._alb_thread: threading.Thread | None = None
+        self._secrets = {
+            "alb_client": secrets.token_urlsafe(32),
+            "agentcore_client": secrets.token_urlsafe(32),
+            "flow_key": secrets.token_urlsafe(48),
+        }
+        self._started: list[str] = []
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def sign_in_issuer(self) -> str:
+        return f"http://{self.host}:{self.ports.sign_in}"
+
+    @property
+    def consent_issuer(self) -> str:
+        return f"http://{self.host}:{self.ports.consent}"
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.emulator.base_url}{CALLBACK_PATH}{callback_id(ACCOUNT, self.region, PROVIDER_NAME)}"
+
+    def service_url(self, name: str) -> str:
+        return f"http://{self.host}:{getattr(self.ports, name)}"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout_s: float = 60.0) -> DemoStack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.emulator.start()
+            self._started.append("emulator")
+            self.idp = IdpProcess(self._idp_config()).start(timeout_s=timeout_s / 2)
+            self._register()
+            if self.model_id is None:
+                self.model = DemoModel(self.host, self.ports.model).start()
+            self.key_server.start()
+            self._started.append("keys")
+            jwks = self._discover(self.consent_issuer)["jwks_uri"]
+            for name in SERVICE_APPS:
+                self._spawn(name, self._env(name, jwks))
+            deadline = time.monotonic() + timeout_s
+            for service in self.services.values():
+                self._wait_healthy(service, deadline)
+            self._start_alb()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._alb_server is not None:
+            self._alb_server.should_exit = True
+            if self._alb_thread is not None:
+                self._alb_thread.join(timeout=10)
+            self._alb_server = None
+        for service in reversed(list(self.services.values())):
+            stop_process(service.process)
+        self.services.clear()
+        if "keys" in self._started:
+            self.key_server.stop()
+        if self.model is not None:
+            self.model.stop()
+            self.model = None
+        if self.idp is not None:
+            self.idp.stop()
+            self.idp = None
+        if "emulator" in self._started:
+            self.emulator.stop()
+        self._started.clear()
+
+    def __enter__(self) -> DemoStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ steps
+
+    def _idp_config(self) -> dict[str, Any]:
+        return demo_config(
+            host=self.host,
+            sign_in_port=self.ports.sign_in,
+            consent_port=self.ports.consent,
+            sign_in_client=ClientSpec(
+                client_id=ALB_CLIENT_ID,
+                client_secret=self._secrets["alb_client"],
+                redirect_uris=(f"{self.public_url}{ALB_CALLBACK_PATH}",),
+                client_name="Example Agent",
+            ),
+            consent_client=ClientSpec(
+                client_id=AGENTCORE_CLIENT_ID,
+                client_secret=self._secrets["agentcore_client"],
+                redirect_uris=(self.callback_url,),
+                client_name="Example Agent",
+            ),
+        )
+
+    def agentcore_control(self) -> Any:
+        return boto3.client(
+            "bedrock-agentcore-control",
+            region_name=self.region,
+            endpoint_url=self.emulator.base_url,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - the emulator checks no signature
+            config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=10),
+        )
+
+    def _register(self) -> None:
+        """What the AgentIdentity stack does in AWS: the workload identity with its one allowed return
+        URL, and the credential provider for the notes API's authorization server (by discovery URL)."""
+        control = self.agentcore_control()
+        control.create_workload_identity(name=WORKLOAD_NAME, allowedResourceOauth2ReturnUrls=[self.binding_url])
+        provider = control.create_oauth2_credential_provider(
+            name=PROVIDER_NAME,
+            credentialProviderVendor="CustomOauth2",
+            oauth2ProviderConfigInput={
+                "customOauth2ProviderConfig": {
+                    "oauthDiscovery": {"discoveryUrl": f"{self.consent_issuer}/.well-known/openid-configuration"},
+                    "clientId": AGENTCORE_CLIENT_ID,
+                    "clientSecret": self._secrets["agentcore_client"],
+                }
+            },
+        )
+        if provider["callbackUrl"] != self.callback_url:
+            raise DemoError(f"the emulator's callback URL {provider['callbackUrl']} is not the one registered at the provider")
+
+    def _discover(self, issuer: str) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=5) as response:  # noqa: S310 - loopback
+            doc: dict[str, Any] = json.loads(response.read())
+        return doc
+
+    def _env(self, name: str, jwks_url: str) -> dict[str, str]:
+        aws = (
+            {}
+            if self.model_id
+            else {
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_EC2_METADATA_DISABLED": "true",
+            }
+        )
+        common = {
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "APP_PROFILE": "local",
+            "AWS_REGION": self.region,
+            "LOG_LEVEL": "INFO",
+            **aws,
+        }
+        if name == "demo_api":
+            env = {
+                **common,
+                "DEMO_ISSUER": self.consent_issuer,
+                "DEMO_CLIENT_ID": AGENTCORE_CLIENT_ID,
+                "DEMO_JWKS_URL": jwks_url,
+            }
+        else:
+            env = {
+                **common,
+                "PUBLIC_BASE_URL": self.public_url,
+                "ALB_ARN": ALB_ARN,
+                "OIDC_ISSUER": self.sign_in_issuer,
+                "OIDC_CLIENT_ID": ALB_CLIENT_ID,
+                "ALB_KEYS_BASE_URL": self.key_server.base_url,
+                "FLOW_SIGNING_KEYS": json.dumps({"kid": "local-1", "key": self._secrets["flow_key"]}),
+                "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": self.emulator.base_url,
+            }
+        if name == "agent":
+            env |= {
+                "BEDROCK_MODEL_ID": self.model_id or STAND_IN_MODEL_ID,
+                "WORKLOAD_IDENTITY_NAME": WORKLOAD_NAME,
+                "CREDENTIAL_PROVIDER_NAME": PROVIDER_NAME,
+                "PROVIDER_KIND": "demo",
+                "PROVIDER_SCOPES": SCOPES,
+                "SESSION_BINDING_URL": self.binding_url,
+                "DEMO_API_URL": self.service_url("demo_api"),
+            }
+            if self.model is not None:
+                env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.model.endpoint
+        return env | self._service_env.get(name, {})
+
+    def _spawn(self, name: str, env: dict[str, str]) -> None:
+        port = getattr(self.ports, name)
+        log = self.log_dir / f"{name}.log"
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "APP_", "FLOW_SIGNING"))}
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            SERVICE_APPS[name],
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--lifespan",
+            "on",
+            "--timeout-graceful-shutdown",
+            "20",
+        ]
+        with log.open("ab") as out:
+            process = subprocess.Popen(command, env=base | env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
+        self.services[name] = _Service(name, port, process, log)
+
+    def _wait_healthy(self, service: _Service, deadline: float) -> None:
+        url = f"http://{self.host}:{service.port}/health"
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise DemoError(f"the {service.name} service exited ({service.process.returncode}):\n{tail(service.log)}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise DemoError(f"the {service.name} service did not become healthy at {url}:\n{tail(service.log)}")
+
+    def _start_alb(self) -> None:
+        config = AlbConfig(
+            public_url=self.public_url,
+            upstreams={Target.AGENT: self.service_url("agent"), Target.SESSION_BINDING: self.service_url("session_binding")},
+            issuer=self.sign_in_issuer,
+            client_id=ALB_CLIENT_ID,
+            client_secret=self._secrets["alb_client"],
+            signer_arn=ALB_ARN,
+        )
+        app = create_alb_app(config, self.alb_key, state=self.alb_state)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=self.host,
+                port=self.ports.alb,
+                log_level="warning",
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                proxy_headers=False,  # the edge: the peer address is the client, never a header's claim
+            )
+        )
+        self._alb_server = server
+        self._alb_thread = threading.Thread(target=server.run, name="local-alb", daemon=True)
+        self._alb_thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not self._alb_thread.is_alive():
+                raise DemoError(f"the local ALB did not start on {self.public_url}")
+            time.sleep(0.01)
+
+    # ------------------------------------------------------------------ for tests and the console
+
+    def logs(self) -> dict[str, str]:
+        """Every log line the service processes wrote so far, by service."""
+        return {name: service.log.read_text(errors="replace") for name, service in self.services.items()}
+
+    def log_lines(self, name: str) -> Iterator[dict[str, Any]]:
+        for line in self.services[name].log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    yield record
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,157 @@
+"""End-to-end fixtures: the whole local stack (`local/demo/stack.py`, what `make demo` runs) and
+headless Chromium driving it as people do.
+
+Every test gets a fresh stack on free loopback ports (about 1.5 s to start), so one test's consent
+cannot satisfy another's prompt, and the emulator's vault and call counts start empty. Screenshots
+go to tests/e2e/artifacts/<test name>/.
+
+The browser reaches four origins, all on 127.0.0.1: the local ALB (the agent), the sign-in issuer,
+the notes API's authorization server and AgentCore's callback (the emulator). Any request elsewhere
+fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+
+from local.demo.stack import DemoStack, Ports
+from local.idp import CONSENT_TITLE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, DemoUser
+from tests.ui.browsing import PageWatch, chromium
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+SESSION_TTL_S = 600
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[DemoStack]:
+    if not OIDC_PROVIDER_DIR.is_dir():
+        message = "node_modules/oidc-provider is missing (make install runs npm ci)"
+        if os.environ.get("REQUIRE_CHROMIUM") or os.environ.get("REQUIRE_NODE_IDP"):
+            pytest.fail(message)
+        pytest.skip(message)
+    demo = DemoStack(ports=Ports.ephemeral(), log_dir=tmp_path / "logs", session_ttl_s=SESSION_TTL_S).start()
+    try:
+        yield demo
+    finally:
+        demo.stop()
+
+
+@dataclass
+class Person:
+    user: DemoUser
+    context: BrowserContext
+    page: Page
+    watch: PageWatch
+    shots: Path
+    taken: list[Path] = field(default_factory=list)
+
+    def shot(self, name: str) -> None:
+        """A screenshot of the page as it is now, numbered in the order taken."""
+        path = self.shots / f"{len(self.taken) + 1:02d}-{self.user.username}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.taken.append(path)
+
+
+@dataclass
+class Site:
+    stack: DemoStack
+    browser: Browser
+    shots: Path
+    people: list[Person] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.stack.public_url
+
+    def origins(self) -> tuple[str, ...]:
+        return (self.stack.public_url, self.stack.sign_in_issuer, self.stack.consent_issuer, self.stack.emulator.base_url)
+
+    def person(self, user: DemoUser) -> Person:
+        """A new browser (context) for `user`, not signed in anywhere yet."""
+        context = self.browser.new_context()
+        person = Person(user, context, context.new_page(), PageWatch.attach(context, *self.origins()), self.shots)
+        self.people.append(person)
+        return person
+
+    def completions(self) -> int:
+        return self.stack.emulator.count("CompleteResourceTokenAuth")
+
+    def vault(self) -> dict[str, str]:
+        return self.stack.emulator.vault_snapshot()
+
+
+@pytest.fixture
+def site(stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Site]:
+    shots = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    site = Site(stack, browser, shots)
+    try:
+        yield site
+    finally:
+        for person in site.people:
+            person.context.close()
+
+
+# ---------------------------------------------------------------------- what people do
+
+
+def fill_login(page: Page, user: DemoUser, title: str) -> None:
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def sign_in(site: Site, person: Person, *, shot: bool = False) -> None:
+    """Open the agent: the local ALB sends the browser to the sign-in issuer, then back."""
+    page = person.page
+    page.goto(site.url + "/", wait_until="load")
+    if shot:
+        person.shot("sign-in")
+    fill_login(page, person.user, SIGN_IN_TITLE)
+    page.wait_for_url(site.url + "/")
+    page.wait_for_function("() => sessionStorage.getItem('agent.user') !== null")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+
+def ask(person: Person, text: str) -> None:
+    box = person.page.get_by_label("Message", exact=True)
+    box.fill(text)
+    box.press("Enter")
+
+
+def authorize_button(person: Person) -> Locator:
+    card = person.page.get_by_role("region", name="Demo API needs your permission").last
+    expect(card).to_be_visible()
+    button = card.get_by_role("button", name="Authorize Demo API")
+    expect(button).to_be_visible()
+    return button
+
+
+def consent(person: Person, *, shot: bool = False, allow: bool = True) -> None:
+    """At the notes API's authorization server: sign in there, then Allow (or Deny)."""
+    page = person.page
+    fill_login(page, person.user, CONSENT_TITLE)
+    expect(page.get_by_role("button", name="Allow")).to_be_visible()
+    if shot:
+        person.shot("consent")
+    page.get_by_role("button", name="Allow" if allow else "Deny").click()
+
+
+def assistant_says(person: Person, text: str) -> None:
+    expect(person.page.locator("#messages .bubble-assistant").last).to_contain_text(text)

@@ -1,0 +1,94 @@
+"""The 3-legged flow in a real browser, through every local stand-in and the unchanged services."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from playwright.sync_api import expect
+
+from local.demo.stack import PROVIDER_NAME, SCOPES, WORKLOAD_NAME
+from local.idp import ALICE, BOB
+from tests.e2e.conftest import Site, ask, assistant_says, authorize_button, consent, sign_in
+
+VAULT_KEY = f"{WORKLOAD_NAME}|{{sub}}|{PROVIDER_NAME}|{' '.join(sorted(SCOPES.split()))}"
+
+
+def test_alice_signs_in_consents_and_sees_her_notes(site: Site) -> None:
+    alice = site.person(ALICE)
+    page = alice.page
+    sign_in(site, alice, shot=True)
+    alice.shot("agent")
+
+    ask(alice, "show my notes")
+    authorize = authorize_button(alice)
+    alice.shot("authorize-button")
+    assert site.vault() == {}
+
+    # The start link, then the notes API's sign-in and consent pages, then AgentCore's callback,
+    # then the session binding service: all followed by the browser itself.
+    with page.expect_request(lambda r: r.url.startswith(site.stack.consent_issuer + "/oauth2/authorize?")) as authorization:
+        authorize.click()
+    query = parse_qs(urlsplit(authorization.value.url).query)
+    assert query["code_challenge_method"] == ["S256"] and query["redirect_uri"] == [site.stack.callback_url]
+    consent(alice, shot=True)
+    expect(page.get_by_role("heading", name="Authorization complete")).to_be_visible()
+    assert urlsplit(page.url).path == "/oauth2/session-binding"
+    alice.shot("binding-success")
+    assert site.completions() == 1
+    assert list(site.vault()) == [VAULT_KEY.format(sub=ALICE.sign_in_sub)], "one grant, for Alice (her sign-in sub)"
+
+    # Back at the agent, the waiting request runs on its own: the vault now has her token.
+    page.get_by_role("link", name="Return to the agent").click()
+    expect(page.get_by_text("Continuing where you left off…")).to_be_visible()
+    assistant_says(alice, "You have no notes yet")
+    ask(alice, "add a note: water the plants")
+    assistant_says(alice, "Added your note: water the plants")
+    ask(alice, "show my notes")
+    assistant_says(alice, "- water the plants")
+    alice.shot("notes")
+    assert page.get_by_role("button", name="Authorize Demo API").count() == 0
+    assert site.completions() == 1, "no second consent"
+    alice.watch.assert_clean()
+
+
+def test_each_person_consents_for_themselves_and_sees_only_their_notes(site: Site) -> None:
+    alice, bob = site.person(ALICE), site.person(BOB)
+    for person, note in ((alice, "alice's secret plan"), (bob, "bob's shopping list")):
+        sign_in(site, person)
+        ask(person, f"add a note: {note}")
+        authorize_button(person).click()
+        consent(person)
+        expect(person.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
+        person.page.get_by_role("link", name="Return to the agent").click()
+        assistant_says(person, f"Added your note: {note}")
+
+    ask(bob, "show my notes")
+    assistant_says(bob, "- bob's shopping list")
+    expect(bob.page.locator("#messages")).not_to_contain_text("alice's secret plan")
+    bob.shot("own-notes-only")
+    assert sorted(site.vault()) == sorted(VAULT_KEY.format(sub=p.sign_in_sub) for p in (ALICE, BOB))
+    assert site.completions() == 2
+    for person in (alice, bob):
+        person.watch.assert_clean()
+
+
+def test_deny_at_the_provider_stores_nothing_and_the_agent_can_ask_again(site: Site) -> None:
+    alice = site.person(ALICE)
+    sign_in(site, alice)
+    ask(alice, "who am I")
+    authorize_button(alice).click()
+    consent(alice, allow=False)
+    # AgentCore's callback gets error=access_denied and shows its own page; nothing reaches the binding service.
+    expect(alice.page.get_by_text("access_denied")).to_be_visible()
+    alice.shot("denied")
+    assert site.vault() == {}
+    assert site.completions() == 0
+
+    # Back at the agent, the waiting request runs again and asks again: a fresh authorization session.
+    alice.page.goto(site.url + "/")
+    expect(alice.page.get_by_text("Continuing where you left off…")).to_be_visible()
+    authorize_button(alice).click()
+    # Signed in at the provider already: straight to its consent page.
+    alice.page.get_by_role("button", name="Allow").click()
+    expect(alice.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
+    assert site.completions() == 1
