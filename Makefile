@@ -17,7 +17,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help install browser static-tools bench-check synth test lint typecheck unit nag-doc deploy destroy demo bench clean
+.PHONY: help install browser static-tools bench-check synth test lint typecheck unit nag-doc deploy destroy demo load bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ destroy: install ## cdk destroy --all, then list what is still tagged (same ARGS
 
 demo: install ## the whole 3-legged flow on this machine: open http://127.0.0.1:8000 (DEMO_PORT=8000), Ctrl-C stops it
 	$(PY) -m local.demo
+
+load: install ## the load test alone, with its figures: 200 people consent while 50 attackers replay and swap (LOAD_USERS, LOAD_ATTACKERS)
+	$(PY) -m pytest tests/load -q -s
 
 bench: install ## benchmarks (~10 min): bench/results.json, bench/report.md, bench/latency.png (ARGS=--quick)
 	$(PY) -m bench.run $(ARGS)

@@ -42,7 +42,7 @@ from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_i
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
 from local.bedrock import DemoModel
-from local.idp import ClientSpec, IdpProcess, demo_config
+from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, demo_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -126,6 +126,7 @@ class DemoStack:
         session_ttl_s: float = 600.0,
         faults: Faults | None = None,
         service_env: dict[str, dict[str, str]] | None = None,
+        users: tuple[DemoUser, ...] = DEMO_USERS,
     ) -> None:
         """`model_id`: a real Bedrock model (AWS credentials from the environment); None: the stand-in."""
         self.host, self.ports, self.log_dir = host, ports, log_dir
@@ -142,6 +143,7 @@ class DemoStack:
         self.idp: IdpProcess | None = None
         self.services: dict[str, _Service] = {}
         self._service_env = service_env or {}
+        self.users = users
         self._alb_server: uvicorn.Server | None = None
         self._alb_thread: threading.Thread | None = None
         self._secrets = {
@@ -239,6 +241,7 @@ class DemoStack:
                 redirect_uris=(self.callback_url,),
                 client_name="Example Agent",
             ),
+            users=self.users,
         )
 
     def agentcore_control(self) -> Any:

@@ -209,10 +209,13 @@ def demo_config(
     sign_in_client: ClientSpec,
     consent_client: ClientSpec,
     access_token_ttl_s: int = 3600,
+    users: tuple[DemoUser, ...] = DEMO_USERS,
 ) -> dict[str, Any]:
-    """The standard two issuers, `sign-in` and `consent`, with the demo users at both."""
+    """The standard two issuers, `sign-in` and `consent`, with the same users at both (the demo users by default)."""
     return idp_config(
-        IssuerSpec(name="sign-in", kind="sign-in", host=host, port=sign_in_port, clients=(sign_in_client,), title=SIGN_IN_TITLE),
+        IssuerSpec(
+            name="sign-in", kind="sign-in", host=host, port=sign_in_port, clients=(sign_in_client,), title=SIGN_IN_TITLE, users=users
+        ),
         IssuerSpec(
             name="consent",
             kind="consent",
@@ -221,6 +224,7 @@ def demo_config(
             clients=(consent_client,),
             title=CONSENT_TITLE,
             access_token_ttl_s=access_token_ttl_s,
+            users=users,
         ),
     )
 

@@ -282,5 +282,5 @@ def _summary(output: BaseModel) -> str:
     for field in ("notes", "repos"):
         items = getattr(output, field, None)
         if isinstance(items, list):
-            return f"{len(items)} {field}"
+            return f"{len(items)} {field if len(items) != 1 else field[:-1]}"
     return "done"

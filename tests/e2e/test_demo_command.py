@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local.demo.stack import ROOT, Ports
+from local.demo.stack import ROOT, DemoStack, Ports
 from local.idp import OIDC_PROVIDER_DIR
 
 PORTS = len(Ports.__dataclass_fields__)
@@ -97,3 +97,19 @@ def test_a_bad_demo_port_is_explained(tmp_path: Path, value: str) -> None:
     _, err = demo.communicate(timeout=30)
     assert demo.returncode in (1, 2)
     assert "DEMO_PORT must be a port number" in err
+
+
+def test_a_real_model_id_sends_only_the_model_calls_to_bedrock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With BEDROCK_MODEL_ID the agent gets that model and no Bedrock endpoint override; AgentCore stays local."""
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    stack = DemoStack(ports=Ports.ephemeral(), log_dir=tmp_path / "logs", model_id="eu.anthropic.example-model-v1:0").start()
+    try:
+        environ = Path(f"/proc/{stack.services['agent'].process.pid}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+    finally:
+        stack.stop()
+    assert stack.model is None
+    assert env["BEDROCK_MODEL_ID"] == "eu.anthropic.example-model-v1:0" and env["AWS_REGION"] == "eu-west-1"
+    assert "AWS_ENDPOINT_URL_BEDROCK_RUNTIME" not in env
+    assert env["AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"] == stack.emulator.base_url
+    assert "AWS_ACCESS_KEY_ID" not in env or env["AWS_ACCESS_KEY_ID"] != "local", "the person's own credentials, not the dummy ones"
