@@ -26,8 +26,8 @@ T = TypeVar("T")
 class ConfigError(ValueError):
     """A context value is missing or invalid. The message is one line."""
 
-    def __init__(self, key: str, expected: str, got: object = None, *, missing: bool = False) -> None:
-        detail = "it is missing" if missing else f"got {_short(got)}"
+    def __init__(self, key: str, expected: str, got: object = None, *, missing: bool = False, echo: bool = True) -> None:
+        detail = "it is missing" if missing else f"got {_short(got)}" if echo else "its value is not shown"
         super().__init__(f"context key '{key}': expected {expected}; {detail}")
         self.key = key
 
@@ -342,7 +342,8 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         if not _is_cdk_internal(key) and key not in CONTEXT_KEYS:
             close = [k for k in sorted(CONTEXT_KEYS) if k.split("_")[0] == key.split("_")[0]]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(key, "a known configuration key" + hint, context[key])
+            # The value of a key we do not know is never repeated: it may be a secret typed in the wrong place.
+            raise ConfigError(key, "a known configuration key" + hint, echo=False)
     ctx = _Context(context)
 
     app_name = ctx.text("app_name", _APP_NAME, "3-20 lowercase letters, digits or '-', starting with a letter", "agentcore-ecs")

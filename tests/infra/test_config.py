@@ -182,3 +182,12 @@ def test_synth_fails_with_one_line_naming_the_key() -> None:
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["config error: context key 'binding_mode': expected one of same-browser, same-user; got 'whatever'"]
+
+
+def test_an_unknown_key_does_not_repeat_its_value() -> None:
+    """A secret typed as `-c provider_client_secret=...` must not end up in a terminal or CI log."""
+    with pytest.raises(ConfigError) as failure:
+        load_config(context_with((("provider_client_secret", "s3cr3t-Value-from-the-provider"),)))
+    message = str(failure.value)
+    assert "provider_client_secret" in message and "provider_client_secret_name" in message
+    assert "s3cr3t" not in message and "its value is not shown" in message
