@@ -19,9 +19,11 @@ Logs of the service processes go to files in `log_dir`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +56,7 @@ WORKLOAD_NAME = "local-demo-agent"
 PROVIDER_NAME = "local-demo-notes"
 SCOPES = "demo-api/notes.read demo-api/notes.write demo-api/profile.read"
 STAND_IN_MODEL_ID = "local.demo-model-stand-in"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SERVICE_APPS = {
     "demo_api": "services.demo_api.main:app",
     "session_binding": "services.session_binding.main:app",
@@ -350,7 +353,15 @@ class DemoStack:
             "20",
         ]
         with log.open("ab") as out:
-            process = subprocess.Popen(command, env=base | env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
+            # The hook makes one C call (prctl, resolved before the fork): no locks, no imports.
+            process = subprocess.Popen(  # noqa: S603 - fixed argv
+                command,
+                env=base | env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
+            )
         self.services[name] = _Service(name, port, process, log)
 
     def _wait_healthy(self, service: _Service, deadline: float) -> None:
@@ -409,6 +420,25 @@ class DemoStack:
                 record = json.loads(line)
                 if isinstance(record, dict):
                     yield record
+
+
+def _load_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()  # looked up here, in the parent: the child only calls it
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, SIGTERM when the process that started it dies (even by
+    SIGKILL), so a killed `make demo` or test run leaves no service running. Elsewhere: nothing."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:

@@ -113,3 +113,26 @@ def test_a_real_model_id_sends_only_the_model_calls_to_bedrock(tmp_path: Path, m
     assert "AWS_ENDPOINT_URL_BEDROCK_RUNTIME" not in env
     assert env["AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"] == stack.emulator.base_url
     assert "AWS_ACCESS_KEY_ID" not in env or env["AWS_ACCESS_KEY_ID"] != "local", "the person's own credentials, not the dummy ones"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_a_killed_demo_leaves_nothing_running(tmp_path: Path) -> None:
+    """SIGKILL gives the runner no chance to clean up: the services and the IdP go by themselves."""
+    base = _free_block()
+    demo = _run({"DEMO_PORT": str(base)}, tmp_path)
+    assert demo.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not demo.stdout.readline().startswith("Open "):
+        assert demo.poll() is None, "the demo exited early"
+    demo.kill()
+    demo.wait(timeout=10)
+    ports = Ports.from_base(base)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            ports.check_free("127.0.0.1")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
