@@ -199,10 +199,15 @@ def test_ci_runs_what_ci_run_runs_and_keeps_the_reports() -> None:
     assert 'make test CHROMIUM="$CHROME"' in scripts
     assert ci["jobs"]["test"]["env"]["CHROME"] == "/usr/bin/google-chrome"
     for line in (ROOT / ".ci" / "run").read_text().splitlines():
-        if line.startswith("make ") and line != "make test":
+        if line.startswith(("make ", "bash ")) and line != "make test":
             assert line in scripts, f".ci/run runs {line!r}; ci.yml does not"
     upload = _step("ci.yml", "Upload cdk.out and the cdk-nag acknowledgements")
-    assert upload["with"]["path"].split() == ["cdk.out", "docs/security/nag-acknowledgements.md"]
+    assert upload["with"]["path"].split() == [
+        "cdk.out",
+        "docs/security/nag-acknowledgements.md",
+        "tests/e2e/artifacts",
+        "tests/load/artifacts",
+    ]
     assert (ROOT / "docs" / "security" / "nag-acknowledgements.md").is_file()
 
 
