@@ -144,8 +144,17 @@ class WebFirewall(Construct):
         ]
         rules.append(
             wafv2.CfnWebACL.RuleProperty(
-                name="RateLimitPerIp",
+                name="QueryStringSize",
                 priority=len(managed),
+                statement=_query_string_too_long(),
+                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                visibility_config=_visibility("QueryStringSize"),
+            )
+        )
+        rules.append(
+            wafv2.CfnWebACL.RuleProperty(
+                name="RateLimitPerIp",
+                priority=len(managed) + 1,
                 statement=wafv2.CfnWebACL.StatementProperty(
                     rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(limit=2000, aggregate_key_type="IP")
                 ),
@@ -170,7 +179,9 @@ class WebFirewall(Construct):
             resource_arn=self.web_acl.attr_arn,
             log_destination_configs=[self.log_group.log_group_arn],
             # Session cookies and the ALB's identity headers never reach the WAF log.
+            # The query string too: `flow=` tokens and `session_id=` values stay out of the WAF log.
             redacted_fields=[
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(query_string={}),
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "cookie"}),
                 wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "authorization"}),
             ],
@@ -180,12 +191,54 @@ class WebFirewall(Construct):
 # Chat messages are free text posted as JSON: the common rule set's 8 KB body limit and HTML-in-body
 # match would block ordinary conversations. They only count (visible in metrics and logs); the services
 # bound their own request sizes and never render messages as HTML.
+#
+# The common rule set also blocks query strings over 2,048 bytes. The start link carries a signed flow
+# token that holds AgentCore's authorization URL, its session URI and the scopes, and can pass that
+# for providers with long scope names (Google's are URLs). That rule only counts too; QueryStringSize
+# blocks the same 2,048 bytes everywhere else, and on /oauth2/start allows what the session binding
+# service accepts (a token of at most MAX_FLOW_TOKEN_CHARS, 8,192 characters, after `flow=`).
 _COUNT_ONLY = {
     "AWSManagedRulesCommonRuleSet": [
         wafv2.CfnWebACL.RuleActionOverrideProperty(name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}))
-        for rule in ("SizeRestrictions_BODY", "CrossSiteScripting_BODY")
+        for rule in ("SizeRestrictions_BODY", "CrossSiteScripting_BODY", "SizeRestrictions_QUERYSTRING")
     ]
 }
+QUERY_STRING_MAX_BYTES = 2048  # the common rule set's own limit
+START_PATH = "/oauth2/start"
+START_QUERY_MAX_BYTES = 8192 + 64  # services/common/flow.py MAX_FLOW_TOKEN_CHARS, `flow=`, and room to spare
+
+
+def _query_string_larger_than(size: int) -> wafv2.CfnWebACL.StatementProperty:
+    return wafv2.CfnWebACL.StatementProperty(
+        size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
+            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(query_string={}),
+            comparison_operator="GT",
+            size=size,
+            text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
+        )
+    )
+
+
+def _query_string_too_long() -> wafv2.CfnWebACL.StatementProperty:
+    is_start = wafv2.CfnWebACL.StatementProperty(
+        byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+            positional_constraint="EXACTLY",
+            search_string=START_PATH,
+            text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
+        )
+    )
+    elsewhere = wafv2.CfnWebACL.StatementProperty(
+        and_statement=wafv2.CfnWebACL.AndStatementProperty(
+            statements=[
+                _query_string_larger_than(QUERY_STRING_MAX_BYTES),
+                wafv2.CfnWebACL.StatementProperty(not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=is_start)),
+            ]
+        )
+    )
+    return wafv2.CfnWebACL.StatementProperty(
+        or_statement=wafv2.CfnWebACL.OrStatementProperty(statements=[elsewhere, _query_string_larger_than(START_QUERY_MAX_BYTES)])
+    )
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

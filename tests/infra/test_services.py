@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from services.common.flow import MAX_FLOW_TOKEN_CHARS
 from tests.infra.conftest import CERT, Synth, as_list, one, render, resources, statements, synth
 
 AGENTCORE = "arn:${AWS::Partition}:bedrock-agentcore:${AWS::Region}:${AWS::AccountId}"
@@ -252,11 +253,13 @@ def test_waf_with_managed_rules_and_rate_limit_is_attached(demo: Synth) -> None:
     assert sorted((o["Name"], o["ActionToUse"]) for o in overrides) == [
         ("CrossSiteScripting_BODY", {"Count": {}}),
         ("SizeRestrictions_BODY", {"Count": {}}),
+        ("SizeRestrictions_QUERYSTRING", {"Count": {}}),
     ]
     assert names == [
         "AWSManagedRulesAmazonIpReputationList",
         "AWSManagedRulesCommonRuleSet",
         "AWSManagedRulesKnownBadInputsRuleSet",
+        "QueryStringSize",
         "RateLimitPerIp",
     ]
     assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
@@ -264,6 +267,19 @@ def test_waf_with_managed_rules_and_rate_limit_is_attached(demo: Synth) -> None:
     assert association["ResourceArn"]["Ref"].startswith("IngressLoadBalancer")
     logging = one(template, "AWS::WAFv2::LoggingConfiguration")["Properties"]
     assert {"SingleHeader": {"Name": "cookie"}} in logging["RedactedFields"]
+    assert {"QueryString": {}} in logging["RedactedFields"], "flow tokens and session ids stay out of the WAF log"
+
+
+def test_waf_lets_every_start_link_the_binding_service_accepts_through(demo: Synth) -> None:
+    """The common rule set blocks query strings over 2,048 bytes; a start link may be longer."""
+    rule = next(r for r in one(demo.raw("services"), "AWS::WAFv2::WebACL")["Properties"]["Rules"] if r["Name"] == "QueryStringSize")
+    assert rule["Action"] == {"Block": {}}
+    elsewhere, anywhere = rule["Statement"]["OrStatement"]["Statements"]
+    size, not_start = elsewhere["AndStatement"]["Statements"]
+    assert size["SizeConstraintStatement"]["Size"] == 2048 and size["SizeConstraintStatement"]["FieldToMatch"] == {"QueryString": {}}
+    start = not_start["NotStatement"]["Statement"]["ByteMatchStatement"]
+    assert start["SearchString"] == "/oauth2/start" and start["PositionalConstraint"] == "EXACTLY"
+    assert anywhere["SizeConstraintStatement"]["Size"] >= len("flow=") + MAX_FLOW_TOKEN_CHARS
 
 
 def test_waf_off_removes_it() -> None:

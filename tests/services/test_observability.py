@@ -199,7 +199,8 @@ def test_binding_lines_carry_the_albs_trace_root(binding: BindingHarness, capsys
     binding.agentcore.failures = ["ThrottlingException"] * 3  # the metric is written in the AgentCore worker thread
     alice = binding.browser(ALICE)
     session = new_session_uri()
-    alice.start(binding.flow(ALICE, session))
+    started = alice.start(binding.flow(ALICE, session))
+    assert started.status_code == 302, (started.status_code, capsys.readouterr().out[-600:])
     capsys.readouterr()
     trace = f"Self=1-67891234-000000000000000000000001;Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1"
     response = alice.client.get(
