@@ -40,6 +40,17 @@ class Route:
     sign_in: SignIn
     methods: tuple[str, ...] = ()  # empty: any method
 
+    def __post_init__(self) -> None:
+        if not self.paths or len(self.paths) + len(self.methods) > MAX_VALUES_PER_RULE:
+            raise ValueError(f"route {self.name}: at least one path pattern, and at most {MAX_VALUES_PER_RULE} condition values")
+        if sum(p.count("*") + p.count("?") for p in self.paths) > MAX_WILDCARDS_PER_RULE:
+            raise ValueError(f"route {self.name}: at most {MAX_WILDCARDS_PER_RULE} wildcards")
+        for path in self.paths:
+            if len(path) > MAX_PATTERN_CHARS or not _PATTERN_CHARS.fullmatch(path):
+                raise ValueError(f"route {self.name}: {path!r} is not an ALB path pattern (<= {MAX_PATTERN_CHARS} allowed characters)")
+        if not 1 <= self.priority <= 50_000:
+            raise ValueError(f"route {self.name}: priority must be 1-50000")
+
     @cached_property
     def _pattern(self) -> re.Pattern[str]:
         alternatives = ("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in path) for path in self.paths)
@@ -54,6 +65,18 @@ class Route:
 # The `authenticate-oidc` action of every signed-in rule.
 SIGN_IN_SCOPE = "openid email"
 SIGN_IN_SESSION_TIMEOUT_S = 8 * 3600
+# The load balancer's idle timeout: longer than the agent's SSE heartbeat, so a quiet stream stays open.
+IDLE_TIMEOUT_S = 120
+# The listener's default action, for a request no rule matches.
+NOT_FOUND_BODY = "Not found"
+
+# Limits the ALB enforces at deploy time ("Quotas for your Application Load Balancers": condition
+# values and wildcards per rule; PathPatternConfig: 128 characters a pattern). Checked here, at
+# import, so a rule that cannot deploy fails synth and every local test instead.
+MAX_VALUES_PER_RULE = 5
+MAX_WILDCARDS_PER_RULE = 5
+MAX_PATTERN_CHARS = 128
+_PATTERN_CHARS = re.compile(r"[A-Za-z0-9_\-.$/~\"'@:+&()!,;=*?]+")
 
 # Paths served by the session binding service; everything else goes to the agent.
 BINDING_PATHS = ("/oauth2/start", "/oauth2/session-binding")
@@ -66,6 +89,10 @@ ROUTES: tuple[Route, ...] = (
     Route("AgentApi", 20, ("/api/*",), Target.AGENT, SignIn.DENY),
     Route("AgentUi", 30, ("/*",), Target.AGENT, SignIn.AUTHENTICATE),
 )
+
+
+if len({r.priority for r in ROUTES}) != len(ROUTES):
+    raise ValueError("two listener rules share a priority")
 
 
 def route_for(path: str, method: str) -> Route | None:

@@ -107,10 +107,12 @@ class Emulator:
         self._httpd.serve_forever(poll_interval=0.1)
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        """Stop serving and release the port; safe before start() (shutdown() would wait forever then)."""
         if self._thread is not None:
+            self._httpd.shutdown()
             self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -47,6 +47,16 @@ def _location(url: str) -> str:
     raise RuntimeError(f"{url} did not redirect")
 
 
+class TourFailed(Exception):
+    """A step did not behave as the real service documents it."""
+
+
+def check(condition: bool, what: str = "an expectation") -> None:
+    """Like assert, but kept under `python -O`: the tour's verdict must not depend on how it is run."""
+    if not condition:
+        raise TourFailed(what)
+
+
 def _short(value: str) -> str:
     return value if len(value) <= 24 else f"{value[:12]}…{value[-6:]}"
 
@@ -83,7 +93,7 @@ def tour(endpoint: str, provider: OAuthProvider) -> None:
     step("CreateWorkloadIdentity", created["workloadIdentityArn"])
     control.update_workload_identity(name=workload, allowedResourceOauth2ReturnUrls=[RETURN_URL])
     got = control.get_workload_identity(name=workload)
-    assert got["allowedResourceOauth2ReturnUrls"] == [RETURN_URL]
+    check(got["allowedResourceOauth2ReturnUrls"] == [RETURN_URL], "UpdateWorkloadIdentity did not replace the return URLs")
     step("UpdateWorkloadIdentity / Get…", f"allowed return URLs {got['allowedResourceOauth2ReturnUrls']}")
 
     made = control.create_oauth2_credential_provider(
@@ -99,7 +109,8 @@ def tour(endpoint: str, provider: OAuthProvider) -> None:
     )
     step("CreateOauth2CredentialProvider", f"callback {made['callbackUrl']}")
     described = control.get_oauth2_credential_provider(name=provider_name)
-    assert described["callbackUrl"] == made["callbackUrl"] and CLIENT_SECRET not in json.dumps(described, default=str)
+    check(described["callbackUrl"] == made["callbackUrl"], "the callback URL changed")
+    check(CLIENT_SECRET not in json.dumps(described, default=str), "GetOauth2CredentialProvider returned the client secret")
     step("GetOauth2CredentialProvider", f"vendor {described['credentialProviderVendor']}, no secret in the answer")
 
     plain = data.get_workload_access_token(workloadName=workload)["workloadAccessToken"]
@@ -119,7 +130,7 @@ def tour(endpoint: str, provider: OAuthProvider) -> None:
     }
     try:
         data.get_resource_oauth2_token(**(request | {"resourceOauth2ReturnUrl": "https://evil.example/"}))
-        raise AssertionError("a return URL outside the allowed list was accepted")
+        raise TourFailed("a return URL outside the allowed list was accepted")
     except ClientError as exc:
         step("GetResourceOauth2Token (bad return)", exc.response["Error"]["Code"])
     started = data.get_resource_oauth2_token(**request)
@@ -127,27 +138,27 @@ def tour(endpoint: str, provider: OAuthProvider) -> None:
 
     callback = _location(started["authorizationUrl"])  # the provider consents at once and redirects
     landed = _location(callback)  # AgentCore's callback exchanges the code, then sends the browser on
-    assert landed.startswith(RETURN_URL + "?") and "session_id=" in landed
+    check(landed.startswith(RETURN_URL + "?") and "session_id=" in landed, "the callback did not return to the return URL with session_id")
     step("(browser) provider -> callback -> return URL", _short(landed))
 
     try:
         data.complete_resource_token_auth(sessionUri=started["sessionUri"], userIdentifier={"userId": "bob"})
-        raise AssertionError("another user completed alice's session")
+        raise TourFailed("another user completed alice's session")
     except ClientError as exc:
         step("CompleteResourceTokenAuth (bob)", exc.response["Error"]["Code"])
     data.complete_resource_token_auth(sessionUri=started["sessionUri"], userIdentifier={"userId": "alice"})
     step("CompleteResourceTokenAuth (alice)", "completed")
     try:
         data.complete_resource_token_auth(sessionUri=started["sessionUri"], userIdentifier={"userId": "alice"})
-        raise AssertionError("a session completed twice")
+        raise TourFailed("a session completed twice")
     except ClientError as exc:
         step("CompleteResourceTokenAuth (again)", exc.response["Error"]["Code"])
 
     token = data.get_resource_oauth2_token(**request)
-    assert "accessToken" in token
+    check("accessToken" in token, "no token from the vault after completion")
     step("GetResourceOauth2Token (vault hit)", f"accessToken {_short(token['accessToken'])}")
     forced = data.get_resource_oauth2_token(**(request | {"forceAuthentication": True}))
-    assert "authorizationUrl" in forced
+    check("authorizationUrl" in forced, "forceAuthentication returned the stored token")
     step("GetResourceOauth2Token (forced)", "a new session, the stored token not returned")
 
 
@@ -161,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"AgentCore Identity emulator at {endpoint} (local stand-in); provider at {provider.issuer}")
     try:
         tour(endpoint, provider)
-    except (AssertionError, ClientError, OSError, RuntimeError) as exc:
+    except (TourFailed, ClientError, OSError, RuntimeError) as exc:
         print(f"tour failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -144,7 +144,10 @@ class KeyServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        """Stop serving and release the port; safe before start()."""
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
         self._httpd.server_close()
 
     def __enter__(self) -> KeyServer:

@@ -3,7 +3,8 @@
 A LOCAL STAND-IN, not Elastic Load Balancing. What it does, in the order a request meets it:
 
 1. Every client-supplied `x-amzn-oidc-*` header is removed, on every route (a browser or script
-   cannot speak for the load balancer).
+   cannot speak for the load balancer). A request for another host name is redirected to the public
+   origin first.
 2. `/oauth2/idpresponse` is the load balancer's own callback: the state must name a pending sign-in
    started in this browser (a nonce cookie), the code is exchanged at the sign-in issuer's token
    endpoint (client_secret_basic) and the user's claims are read from its userinfo endpoint. A sign-in
@@ -11,7 +12,8 @@ A LOCAL STAND-IN, not Elastic Load Balancing. What it does, in the order a reque
    the path it first asked for, on this origin.
 3. The first listener rule that matches (`cdk_app/routes.py`, the same definition the CDK listener is
    built from) decides the target and what happens without a session: `authenticate` redirects to
-   the sign-in issuer, `deny` answers 401, `none` forwards as is. No match: 404.
+   the sign-in issuer, `deny` answers 401, `none` forwards as is. No match: 404. Rules match, and
+   targets receive, the path as sent (percent-encoding kept).
 4. Signed-in requests are forwarded with `x-amzn-oidc-data` (ES256, the ALB's header fields and
    padded base64url, see `local/alb/keys.py`), `x-amzn-oidc-accesstoken` and
    `x-amzn-oidc-identity`, plus `X-Forwarded-For/-Proto/-Port` and `X-Amzn-Trace-Id`. Responses
@@ -21,9 +23,10 @@ The public keys are served by a `KeyServer` on a port of its own, the way the re
 is separate from the load balancer; the services find it through `ALB_KEYS_BASE_URL`.
 
 Differences from AWS, on purpose: the session lives in this process (the ALB encrypts it into the
-cookie), the ID token is read without a signature check (it comes straight from the token endpoint,
-which OpenID Connect Core 3.1.3.7 allows), there is no TLS, and the trace header is generated
-rather than appended to.
+cookie, in shards of about 4 KB), the claims are not refreshed during the session (the ALB refreshes
+them with the refresh token when the access token expires), the ID token is read without a signature
+check (it comes straight from the token endpoint, which OpenID Connect Core 3.1.3.7 allows), there is
+no TLS and no WAF, and the trace header is generated rather than appended to.
 """
 
 from __future__ import annotations
@@ -45,10 +48,10 @@ import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
-from cdk_app.routes import SIGN_IN_SCOPE, SIGN_IN_SESSION_TIMEOUT_S, SignIn, Target, route_for
+from cdk_app.routes import IDLE_TIMEOUT_S, NOT_FOUND_BODY, SIGN_IN_SCOPE, SIGN_IN_SESSION_TIMEOUT_S, SignIn, Target, route_for
 from local.alb.keys import AlbSigningKey
 
 SESSION_COOKIE = "AWSELBAuthSessionCookie-0"
@@ -76,7 +79,7 @@ class AlbConfig:
     scope: str = SIGN_IN_SCOPE
     session_timeout_s: int = SIGN_IN_SESSION_TIMEOUT_S
     token_lifetime_s: int = 120  # of each x-amzn-oidc-data header; a new one is signed per request
-    upstream_timeout_s: float = 60.0  # the ALB's default idle timeout, between bytes
+    upstream_timeout_s: float = IDLE_TIMEOUT_S  # the deployed listener's idle timeout, between bytes
 
 
 @dataclass
@@ -102,11 +105,11 @@ class _Endpoints:
 
 @dataclass
 class AlbState:
-    """What the load balancer keeps: pending sign-ins and sessions, both bounded (oldest dropped first)."""
+    """What the load balancer keeps: pending sign-ins and sessions, both bounded (oldest dropped first),
+    and how many sign-ins completed."""
 
     pending: OrderedDict[str, _Pending] = field(default_factory=OrderedDict)
     sessions: OrderedDict[str, _Session] = field(default_factory=OrderedDict)
-    forwarded: int = 0
     sign_ins: int = 0
 
 
@@ -125,6 +128,17 @@ def _bounded_put(store: OrderedDict[str, Any], key: str, value: Any, limit: int)
 def _page(status: int, title: str, text: str) -> HTMLResponse:
     body = f"<!doctype html><html><head><title>{status} {title}</title></head><body><h1>{status} {title}</h1><p>{text}</p></body></html>"
     return HTMLResponse(body, status_code=status, headers={"cache-control": "no-store"})
+
+
+def _raw_path(request: Request) -> str:
+    """The path as the client sent it (still percent-encoded): what the ALB matches and forwards."""
+    raw = request.scope.get("raw_path")
+    return raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+
+
+def _target(request: Request) -> str:
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return _raw_path(request) + (f"?{query}" if query else "")
 
 
 def _decode_jwt_payload(token: str) -> dict[str, Any]:
@@ -176,7 +190,7 @@ def create_alb_app(
         except (httpx.HTTPError, KeyError, ValueError):
             return _page(503, "Service Unavailable", "The sign-in provider cannot be reached.")
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        path = _target(request)
         _bounded_put(alb.pending, state, _Pending(nonce, path, clock() + PENDING_TTL_S), MAX_PENDING)
         query = urllib.parse.urlencode(
             {"response_type": "code", "client_id": config.client_id, "redirect_uri": callback_url, "scope": config.scope, "state": state}
@@ -220,8 +234,10 @@ def create_alb_app(
             return _page(401, "Authorization Required", "This sign-in is unknown or expired. Open the page again to sign in.")
         if not secrets.compare_digest(request.cookies.get(NONCE_COOKIE, ""), pending.nonce):
             return _page(401, "Authorization Required", "This sign-in was started in another browser.")
+        if "error" in request.query_params or not request.query_params.get("code"):
+            return _page(401, "Authorization Required", "The sign-in provider did not sign you in.")
         try:
-            claims, access_token = await exchange(request.query_params.get("code") or "")
+            claims, access_token = await exchange(request.query_params["code"])
         except _SignInFailed as failed:
             return _page(failed.status, failed.title, failed.text)
         sid = secrets.token_urlsafe(32)
@@ -243,15 +259,6 @@ def create_alb_app(
                 or lower.startswith("x-amzn-oidc-")
                 or lower in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")
             ):
-                continue
-            if lower == "cookie":
-                kept = "; ".join(
-                    part.strip()
-                    for part in value.decode("latin-1").split(";")
-                    if part.strip() and part.split("=", 1)[0].strip() not in (SESSION_COOKIE, NONCE_COOKIE)
-                )
-                if kept:
-                    headers.append((b"cookie", kept.encode("latin-1")))
                 continue
             if lower == "x-amzn-trace-id":
                 if _TRACE.fullmatch(value.decode("latin-1")):
@@ -289,7 +296,7 @@ def create_alb_app(
         return headers
 
     async def forward(request: Request, target: Target, session: _Session | None) -> Response:
-        url = config.upstreams[target].rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        url = config.upstreams[target].rstrip("/") + _target(request)
         outgoing = upstream.build_request(
             request.method,
             url,
@@ -302,7 +309,6 @@ def create_alb_app(
             return _page(504, "Gateway Time-out", "The target did not answer in time.")
         except httpx.HTTPError:
             return _page(502, "Bad Gateway", "The target could not be reached.")
-        alb.forwarded += 1
         headers = [(k, v) for k, v in answer.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
 
         async def body() -> AsyncIterator[bytes]:
@@ -317,11 +323,16 @@ def create_alb_app(
         return response
 
     async def listener(request: Request) -> Response:
-        if request.url.path == CALLBACK_PATH:
+        if request.headers.get("host", "").lower() != public.netloc.lower():
+            # One origin, as with the deployed domain: cookies set under another host name (say
+            # localhost) would not come back to the callback, which is registered on this one.
+            return RedirectResponse(config.public_url.rstrip("/") + _target(request), status_code=302)
+        path = _raw_path(request)
+        if path == CALLBACK_PATH:
             return await idp_response(request)
-        route = route_for(request.url.path, request.method)
+        route = route_for(path, request.method)
         if route is None:
-            return _page(404, "Not Found", "No listener rule matches this request.")
+            return PlainTextResponse(NOT_FOUND_BODY, status_code=404)
         session = None
         if route.sign_in is not SignIn.NONE:
             session = session_of(request)

@@ -116,12 +116,14 @@ class DemoModel:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 if not re.fullmatch(r"/model/[^/]+/converse", self.path.split("?")[0]) or length > MAX_BODY:
+                    self.close_connection = True  # the body was not read: the connection cannot carry another request
                     self._send(400, {"message": "this stand-in serves POST /model/<modelId>/converse only"}, "ValidationException")
                     return
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")
-                except ValueError:
-                    self._send(400, {"message": "the body is not JSON"}, "ValidationException")
+                    reply = answer(body)
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    self._send(400, {"message": "the body is not a Converse request"}, "ValidationException")
                     return
                 with model._lock:
                     model.calls += 1
@@ -129,7 +131,7 @@ class DemoModel:
                 if error:
                     self._send(ERROR_STATUS.get(error, 500), {"message": f"{error} (scripted by the local model stand-in)"}, error)
                     return
-                self._send(200, answer(body))
+                self._send(200, reply)
 
             def _send(self, status: int, payload: dict[str, Any], error: str | None = None) -> None:
                 data = json.dumps(payload).encode()
@@ -162,5 +164,8 @@ class DemoModel:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        """Stop serving and release the port; safe before start()."""
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
         self._httpd.server_close()

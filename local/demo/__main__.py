@@ -61,14 +61,22 @@ def main() -> int:
         "Press Ctrl-C to stop.",
         flush=True,
     )
+    code = 0
     try:
         while not stop.wait(0.5):
-            pass
+            if crashed := stack.exited():
+                print(f"\nmake demo: the {', '.join(crashed)} service stopped by itself; its log is in {log_dir}", file=sys.stderr)
+                code = 1
+                break
     finally:
         print("\nStopping ...", flush=True)
-        stack.stop()
+        try:
+            stack.stop()
+        except DemoError as exc:
+            print(f"make demo: {exc}", file=sys.stderr)
+            code = 1
     print("Stopped.", flush=True)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -38,13 +38,14 @@ from typing import Any
 import boto3
 import uvicorn
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cdk_app.routes import Target
 from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_id
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
 from local.bedrock import DemoModel
-from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, demo_config
+from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, IdpStartError, demo_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -57,6 +58,7 @@ PROVIDER_NAME = "local-demo-notes"
 SCOPES = "demo-api/notes.read demo-api/notes.write demo-api/profile.read"
 STAND_IN_MODEL_ID = "local.demo-model-stand-in"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+GRACEFUL_SHUTDOWN_S = 20  # as in the Dockerfiles
 SERVICE_APPS = {
     "demo_api": "services.demo_api.main:app",
     "session_binding": "services.session_binding.main:app",
@@ -154,7 +156,6 @@ class DemoStack:
             "agentcore_client": secrets.token_urlsafe(32),
             "flow_key": secrets.token_urlsafe(48),
         }
-        self._started: list[str] = []
 
     # ------------------------------------------------------------------ addresses
 
@@ -176,16 +177,16 @@ class DemoStack:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, timeout_s: float = 60.0) -> DemoStack:
+        """Start everything in order; on any failure stop what started and raise DemoError saying what to do."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        _bypass_proxies_for_loopback()
         try:
             self.emulator.start()
-            self._started.append("emulator")
             self.idp = IdpProcess(self._idp_config()).start(timeout_s=timeout_s / 2)
             self._register()
             if self.model_id is None:
                 self.model = DemoModel(self.host, self.ports.model).start()
             self.key_server.start()
-            self._started.append("keys")
             jwks = self._discover(self.consent_issuer)["jwks_uri"]
             for name in SERVICE_APPS:
                 self._spawn(name, self._env(name, jwks))
@@ -193,31 +194,55 @@ class DemoStack:
             for service in self.services.values():
                 self._wait_healthy(service, deadline)
             self._start_alb()
-        except BaseException:
+        except BaseException as exc:
             self.stop()
+            if isinstance(exc, IdpStartError | OSError | ClientError | BotoCoreError):
+                raise DemoError(f"{exc} (logs in {self.log_dir})") from exc
             raise
         return self
 
     def stop(self) -> None:
+        """Stop everything that runs, the ALB first (no new requests), then the services, then the
+        stand-ins. Safe to call twice, and after a failed start."""
+        steps: list[Callable[[], None]] = [self._stop_alb, self._stop_services, self.key_server.stop, self.emulator.stop]
+        if self.model is not None:
+            steps.insert(2, self.model.stop)
+        if self.idp is not None:
+            steps.insert(2, self.idp.stop)
+        errors = []
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        self.model, self.idp = None, None
+        if errors:
+            raise DemoError("could not stop cleanly: " + "; ".join(errors))
+
+    def _stop_alb(self) -> None:
         if self._alb_server is not None:
             self._alb_server.should_exit = True
             if self._alb_thread is not None:
                 self._alb_thread.join(timeout=10)
             self._alb_server = None
-        for service in reversed(list(self.services.values())):
-            stop_process(service.process)
+
+    def _stop_services(self) -> None:
+        """SIGTERM to all at once, then wait: each gets its whole graceful-shutdown time (20 s) and more."""
+        for service in self.services.values():
+            if service.process.poll() is None:
+                service.process.terminate()
+        deadline = time.monotonic() + GRACEFUL_SHUTDOWN_S + 5
+        for service in self.services.values():
+            try:
+                service.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()
         self.services.clear()
-        if "keys" in self._started:
-            self.key_server.stop()
-        if self.model is not None:
-            self.model.stop()
-            self.model = None
-        if self.idp is not None:
-            self.idp.stop()
-            self.idp = None
-        if "emulator" in self._started:
-            self.emulator.stop()
-        self._started.clear()
+
+    def exited(self) -> list[str]:
+        """Services whose process has ended (for the console: a crash shows as 502s otherwise)."""
+        return [f"{s.name} (exit {s.process.returncode})" for s in self.services.values() if s.process.poll() is not None]
 
     def __enter__(self) -> DemoStack:
         return self.start()
@@ -336,7 +361,10 @@ class DemoStack:
     def _spawn(self, name: str, env: dict[str, str]) -> None:
         port = getattr(self.ports, name)
         log = self.log_dir / f"{name}.log"
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "APP_", "FLOW_SIGNING"))}
+        # An allow-list, not the whole environment: a BINDING_MODE or NOTES_TABLE in the shell must not
+        # change what the demo or the tests run. AWS credentials pass only for a real model.
+        allowed = _BASE_ENV | (_AWS_CREDENTIAL_ENV if self.model_id else frozenset())
+        base = {k: v for k, v in os.environ.items() if k in allowed or k.startswith("LC_")}
         command = [
             sys.executable,
             "-m",
@@ -350,7 +378,7 @@ class DemoStack:
             "--lifespan",
             "on",
             "--timeout-graceful-shutdown",
-            "20",
+            str(GRACEFUL_SHUTDOWN_S),
         ]
         with log.open("ab") as out:
             # The hook makes one C call (prctl, resolved before the fork): no locks, no imports.
@@ -410,16 +438,44 @@ class DemoStack:
 
     # ------------------------------------------------------------------ for tests and the console
 
-    def logs(self) -> dict[str, str]:
-        """Every log line the service processes wrote so far, by service."""
-        return {name: service.log.read_text(errors="replace") for name, service in self.services.items()}
-
     def log_lines(self, name: str) -> Iterator[dict[str, Any]]:
         for line in self.services[name].log.read_text(errors="replace").splitlines():
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
                 if isinstance(record, dict):
                     yield record
+
+
+_BASE_ENV = frozenset(
+    {"PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"}
+)
+_AWS_CREDENTIAL_ENV = frozenset(
+    {
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_CA_BUNDLE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_STS_REGIONAL_ENDPOINTS",
+    }
+)
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _bypass_proxies_for_loopback() -> None:
+    """Nothing on loopback goes through a proxy: NO_PROXY for this process (urllib, botocore) and,
+    through the allow-list, for the services. A proxy set for the real Bedrock still applies there."""
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [h for h in os.environ.get(name, "").split(",") if h.strip()]
+        os.environ[name] = ",".join(present + [h for h in _LOOPBACK_NAMES if h not in present])
 
 
 def _load_prctl() -> Any:
@@ -435,13 +491,15 @@ _PRCTL = _load_prctl()  # looked up here, in the parent: the child only calls it
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, SIGTERM when the process that started it dies (even by
-    SIGKILL), so a killed `make demo` or test run leaves no service running. Elsewhere: nothing."""
+    """In the child, before exec: on Linux, SIGTERM when the thread that started it ends (the main
+    thread, for `make demo` and the tests: when the process dies, even by SIGKILL), so a killed run
+    leaves no service running. Elsewhere: nothing."""
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = GRACEFUL_SHUTDOWN_S + 5) -> None:
+    """SIGTERM, wait for the graceful shutdown, then SIGKILL."""
     if process.poll() is None:
         process.terminate()
         try:

@@ -271,16 +271,23 @@ class IdpProcess:
         self._config_path = Path(name)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             json.dump(self._config, file)
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [self._node, str(SERVER_SCRIPT), "--config", str(self._config_path), "--exit-with-stdin"],
-            cwd=REPO_ROOT,
-            stdin=subprocess.PIPE,  # held open: node exits when it closes, even if this process is killed
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                [self._node, str(SERVER_SCRIPT), "--config", str(self._config_path), "--exit-with-stdin"],
+                cwd=REPO_ROOT,
+                stdin=subprocess.PIPE,  # held open: node exits when it closes, even if this process is killed
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except OSError as exc:
+            self._config_path.unlink(missing_ok=True)
+            self._config_path = None
+            raise IdpStartError(
+                f"local IdP did not start: cannot run {self._node!r} ({exc.strerror}); install Node.js 20.19 or later"
+            ) from None
         self._threads = [
             threading.Thread(target=self._read_stdout, args=(self._process.stdout,), daemon=True),
             threading.Thread(target=self._read_stderr, args=(self._process.stderr,), daemon=True),
@@ -292,6 +299,8 @@ class IdpProcess:
         except BaseException:
             self.stop()
             raise
+        # Every issuer is up, so node has read its configuration: the secrets leave the disk now.
+        self._config_path.unlink(missing_ok=True)
         return self
 
     def _read_stdout(self, stream: IO[str]) -> None:

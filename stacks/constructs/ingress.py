@@ -27,6 +27,7 @@ from aws_cdk import (
 from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
+from cdk_app.routes import IDLE_TIMEOUT_S, NOT_FOUND_BODY
 from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.nag import acknowledge
 
@@ -286,7 +287,7 @@ class Ingress(Construct):
             drop_invalid_header_fields=True,
             desync_mitigation_mode=elbv2.DesyncMitigationMode.STRICTEST,
             deletion_protection=lifecycle.retain,
-            idle_timeout=Duration.seconds(120),
+            idle_timeout=Duration.seconds(IDLE_TIMEOUT_S),
         )
         self.access_logs = AccessLogBucket(self, "AccessLogs", lifecycle=lifecycle)
         self.access_logs.allow_delivery_from(self.load_balancer, prefix=ACCESS_LOG_PREFIX)
@@ -313,7 +314,7 @@ class Ingress(Construct):
             certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)],
             ssl_policy=elbv2.SslPolicy.TLS13_RES,
             open=False,
-            default_action=elbv2.ListenerAction.fixed_response(404, content_type="text/plain", message_body="Not found"),
+            default_action=elbv2.ListenerAction.fixed_response(404, content_type="text/plain", message_body=NOT_FOUND_BODY),
         )
         http = self.load_balancer.add_listener(
             "HttpRedirect",

@@ -6,16 +6,18 @@ cannot satisfy another's prompt, and the emulator's vault and call counts start 
 go to tests/e2e/artifacts/<test name>/.
 
 The browser reaches four origins, all on 127.0.0.1: the local ALB (the agent), the sign-in issuer,
-the notes API's authorization server and AgentCore's callback (the emulator). Any request elsewhere
-fails the test.
+the notes API's authorization server and AgentCore's callback (the emulator). Requests elsewhere
+are aborted and recorded (`PageWatch`); the tests that end on a page of their own also check the
+console. When a test fails, every person's page is photographed as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +96,18 @@ class Site:
         return self.stack.emulator.vault_snapshot()
 
 
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember whether the test itself failed, so the `site` fixture can photograph every page."""
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
 @pytest.fixture
 def site(stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Site]:
     shots = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
@@ -103,7 +117,11 @@ def site(stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> 
     try:
         yield site
     finally:
+        failed = request.node.stash.get(FAILED, False)
         for person in site.people:
+            if failed:
+                with contextlib.suppress(Exception):  # a page that cannot be photographed must not hide the failure
+                    person.shot("at-failure")
             person.context.close()
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
 import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -32,15 +35,62 @@ def _free_block() -> int:
     raise RuntimeError("no block of free ports")
 
 
-def _run(env: dict[str, str], tmp_path: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "local.demo"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "DEMO_LOG_DIR": str(tmp_path / "logs"), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class Demo:
+    """`python -m local.demo` in a child process; its output read by threads, so no wait can hang."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local.demo"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "DEMO_LOG_DIR": str(tmp_path / "logs"), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.out: list[str] = []
+        self.err: list[str] = []
+        for stream, sink in ((self.process.stdout, self.out), (self.process.stderr, self.err)):
+            threading.Thread(target=self._read, args=(stream, sink), daemon=True).start()
+
+    def _read(self, stream: IO[str] | None, sink: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            sink.append(line)
+            if sink is self.out:
+                self.lines.put(line)
+        if sink is self.out:
+            self.lines.put(None)
+
+    def wait_for(self, prefix: str, timeout_s: float = 60) -> str:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line starting {prefix!r} within {timeout_s} s: {''.join(self.out)}") from None
+            if line is None:
+                raise AssertionError(f"the demo ended first ({self.process.wait()}): {''.join(self.err)[-2000:]}")
+            if line.startswith(prefix):
+                return line.rstrip("\n")
+
+    def finish(self, timeout_s: float = 30) -> int:
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        args = (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return ""
+    # Up to the port: the flags after it are not part of the match.
+    text = " ".join(a.decode(errors="replace") for a in args)
+    return text.split(" --no-access-log")[0]
 
 
 @pytest.fixture(autouse=True)
@@ -53,31 +103,40 @@ def _needs_node_idp() -> None:
 
 def test_demo_prints_where_to_go_serves_the_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     base = _free_block()
-    demo = _run({"DEMO_PORT": str(base)}, tmp_path)
+    demo = Demo({"DEMO_PORT": str(base)}, tmp_path)
     try:
-        assert demo.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = demo.stdout.readline()
-            assert line, f"the demo exited early: {demo.wait()} {demo.stderr.read() if demo.stderr else ''}"
-            lines.append(line)
-            if line.startswith("Open "):
-                break
-        assert lines[-1].strip() == f"Open http://127.0.0.1:{base} and sign in as alice / alice-demo-pass"
+        assert demo.wait_for("Open ") == f"Open http://127.0.0.1:{base} and sign in as alice / alice-demo-pass"
         page = httpx.get(f"http://127.0.0.1:{base}/")
         assert page.status_code == 302 and page.headers["location"].startswith(f"http://127.0.0.1:{base + 1}/oauth2/authorize?")
         assert httpx.get(f"http://127.0.0.1:{base}/health").json() == {"status": "ok"}
     finally:
-        demo.send_signal(signal.SIGINT)
-        try:
-            code = demo.wait(timeout=30)
-        finally:
-            if demo.poll() is None:
-                demo.kill()
-    assert code == 0
+        demo.process.send_signal(signal.SIGINT)
+        code = demo.finish()
+    assert code == 0 and "Stopped.\n" in demo.out
     Ports.from_base(base).check_free("127.0.0.1")  # every port released: nothing left running
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["agent.log", "demo_api.log", "session_binding.log"]
+
+
+def test_a_service_that_dies_stops_the_demo_with_a_message(tmp_path: Path) -> None:
+    base = _free_block()
+    demo = Demo({"DEMO_PORT": str(base)}, tmp_path)
+    try:
+        demo.wait_for("Open ")
+        agent_port = Ports.from_base(base).agent
+        [pid] = [
+            int(proc.name)
+            for proc in Path("/proc").iterdir()
+            if proc.name.isdigit() and _cmdline(proc).endswith(f"services.agent.main:app --host 127.0.0.1 --port {agent_port}")
+        ]
+        os.kill(pid, signal.SIGKILL)
+        code = demo.finish(timeout_s=30)
+    finally:
+        if demo.process.poll() is None:
+            demo.process.send_signal(signal.SIGINT)
+            demo.finish()
+    assert code == 1
+    assert "the agent (exit -9) service stopped by itself" in "".join(demo.err)
+    Ports.from_base(base).check_free("127.0.0.1")
 
 
 def test_a_port_in_use_is_named(tmp_path: Path) -> None:
@@ -85,18 +144,18 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 3))
         taken.listen()
-        demo = _run({"DEMO_PORT": str(base)}, tmp_path)
-        _, err = demo.communicate(timeout=30)
-    assert demo.returncode == 1
+        demo = Demo({"DEMO_PORT": str(base)}, tmp_path)
+        code = demo.finish()
+    assert code == 1
+    err = "".join(demo.err)
     assert f"port {base + 3} (agentcore) on 127.0.0.1 is in use" in err and "DEMO_PORT" in err
 
 
 @pytest.mark.parametrize("value", ["eighty", "80", "70000"])
 def test_a_bad_demo_port_is_explained(tmp_path: Path, value: str) -> None:
-    demo = _run({"DEMO_PORT": value}, tmp_path)
-    _, err = demo.communicate(timeout=30)
-    assert demo.returncode in (1, 2)
-    assert "DEMO_PORT must be a port number" in err
+    demo = Demo({"DEMO_PORT": value}, tmp_path)
+    assert demo.finish() in (1, 2)
+    assert "DEMO_PORT must be a port number" in "".join(demo.err)
 
 
 def test_a_real_model_id_sends_only_the_model_calls_to_bedrock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,13 +178,10 @@ def test_a_real_model_id_sends_only_the_model_calls_to_bedrock(tmp_path: Path, m
 def test_a_killed_demo_leaves_nothing_running(tmp_path: Path) -> None:
     """SIGKILL gives the runner no chance to clean up: the services and the IdP go by themselves."""
     base = _free_block()
-    demo = _run({"DEMO_PORT": str(base)}, tmp_path)
-    assert demo.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not demo.stdout.readline().startswith("Open "):
-        assert demo.poll() is None, "the demo exited early"
-    demo.kill()
-    demo.wait(timeout=10)
+    demo = Demo({"DEMO_PORT": str(base)}, tmp_path)
+    demo.wait_for("Open ")
+    demo.process.kill()
+    demo.finish(timeout_s=10)
     ports = Ports.from_base(base)
     deadline = time.monotonic() + 15
     while True:

@@ -24,11 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local.demo.stack import ROOT, DemoStack, stop_process
+from local.demo.stack import GRACEFUL_SHUTDOWN_S, ROOT, DemoStack, stop_process
 from local.idp import ALICE
 from tests.faults.conftest import COMPLETE, DONE, FaultSite, OpenStack
 
-GRACEFUL_SHUTDOWN_S = 20  # local/demo/stack.py and services/*/Dockerfile: uvicorn --timeout-graceful-shutdown
 LATENCY_S = 2.0
 FINISHED = "Finished server process"
 

@@ -75,3 +75,19 @@ def test_question_mark_is_one_character() -> None:
     assert route.matches("/abc", "GET")
     assert not route.matches("/ac", "GET")
     assert not route.matches("/abbc", "GET")
+
+
+@pytest.mark.parametrize(
+    ("paths", "methods", "problem"),
+    [
+        ((), (), "at least one path pattern"),
+        (("/a", "/b", "/c", "/d"), ("GET", "POST"), "condition values"),
+        (("/*/*/*", "/*/*/*"), (), "wildcards"),
+        (("/" + "a" * 128,), (), "not an ALB path pattern"),
+        (("/a b",), (), "not an ALB path pattern"),
+        (("/ü",), (), "not an ALB path pattern"),
+    ],
+)
+def test_a_rule_the_alb_would_refuse_fails_at_definition(paths: tuple[str, ...], methods: tuple[str, ...], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Route("Bad", 40, paths, Target.AGENT, SignIn.NONE, methods=methods)

@@ -1,5 +1,5 @@
 """Load: LOAD_USERS people (200) complete a consent each through the local stack while LOAD_ATTACKERS
-(50) replay and swap their links. Run by `make load` (and CI); `make test` leaves it out.
+(50) replay and swap their links. Part of `make test` (about 20 s); `make load` runs it alone.
 
 Pass criteria: no error for any legitimate person; every legitimate completion recorded exactly
 once by the emulator (one CompleteResourceTokenAuth per person, one vault entry per person); no
@@ -72,4 +72,9 @@ def test_many_people_consent_while_attackers_replay_and_swap(stack: DemoStack, p
     assert stack.emulator.count("CompleteResourceTokenAuth") == len(users), "exactly once per person; attackers caused none"
     assert len(completed) == len(users)
     assert result.attack_errors == [], result.attack_errors[:10]
-    assert sum(result.attacks.values()) >= 2 * len(users), "every start link and landing URL was tried by an attacker"
+    assert sum(result.attacks.values()) == 3 * len(users), "every start link and landing URL tried, every landing URL replayed"
+    # Swaps must really come before the owner's own use (attackers get a head start) and replays after.
+    assert result.attacks["landing before-owner: 403"] + result.attacks["landing after-owner: 403"] == len(users)
+    assert result.attacks["landing before-owner: 403"] >= 0.9 * len(users), dict(result.attacks)
+    assert result.attacks["start before-owner: 403"] >= 0.9 * len(users), dict(result.attacks)
+    assert result.attacks["replay after-owner: 403"] == len(users)

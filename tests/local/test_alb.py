@@ -12,6 +12,8 @@ import base64
 import json
 import os
 import socket
+import time
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,7 @@ from starlette.routing import Route
 
 from cdk_app.routes import Target
 from local.alb.keys import AlbSigningKey, KeyServer
-from local.alb.proxy import NONCE_COOKIE, SESSION_COOKIE, AlbConfig, AlbState, create_alb_app
+from local.alb.proxy import SESSION_COOKIE, AlbConfig, AlbState, create_alb_app
 from local.idp import ALICE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, ClientSpec, IdpProcess, IssuerSpec, idp_config
 from services.common.alb_identity import AlbIdentityVerifier, AlbKeyStore, verify_alb_identity
 from tests.support.person import ScriptedPerson
@@ -113,6 +115,7 @@ def alb() -> Iterator[Alb]:
 
 def test_a_new_browser_is_sent_to_sign_in_and_back_to_the_page_it_asked_for(alb: Alb) -> None:
     person = alb.person()
+    sign_ins = alb.state.sign_ins
     first = person.send("GET", alb.url + "/some/page?x=1")
     assert first.status_code == 302 and first.headers["location"].startswith(alb.issuer + "/oauth2/authorize?")
     assert first.headers["cache-control"] == "no-store"
@@ -120,6 +123,7 @@ def test_a_new_browser_is_sent_to_sign_in_and_back_to_the_page_it_asked_for(alb:
     assert page.status_code == 200
     assert page.json()["path"] == "/some/page" and page.json()["query"] == "x=1"
     assert [c.name for c in person.cookies.jar if c.name == SESSION_COOKIE] == [SESSION_COOKIE]
+    assert alb.state.sign_ins == sign_ins + 1
 
 
 def test_forwarded_identity_is_the_albs_and_verifies_with_the_production_verifier(alb: Alb) -> None:
@@ -128,14 +132,15 @@ def test_forwarded_identity_is_the_albs_and_verifies_with_the_production_verifie
     seen: dict[str, Any] = person.send("GET", alb.url + "/", headers=forged).json()["headers"]
     assert seen["x-amzn-oidc-identity"] == ALICE.sign_in_sub
     assert seen["x-amzn-oidc-accesstoken"] != "stolen" and seen["x-amzn-oidc-data"] != "forged"
-    assert SESSION_COOKIE not in seen.get("cookie", "") and NONCE_COOKIE not in seen.get("cookie", "")
+    assert SESSION_COOKIE in seen["cookie"], "the ALB passes its session cookie on, as the real one does"
 
     verifier = AlbIdentityVerifier(alb_arn=SIGNER, issuer=alb.issuer, client_id=CLIENT_ID, keys=AlbKeyStore(alb.keys.base_url, timeout_s=2))
     identity = asyncio.run(verify_alb_identity(Headers(seen), verifier))
     assert identity.sub == ALICE.sign_in_sub
     header = json.loads(_b64(seen["x-amzn-oidc-data"].split(".")[0]))
     assert header["alg"] == "ES256" and header["signer"] == SIGNER and header["client"] == CLIENT_ID and header["iss"] == alb.issuer
-    assert seen["x-amzn-oidc-data"].split(".")[0].endswith("=") or len(seen["x-amzn-oidc-data"].split(".")[0]) % 4 == 0
+    segments = seen["x-amzn-oidc-data"].split(".")
+    assert all(len(segment) % 4 == 0 for segment in segments) and segments[2].endswith("="), "padded base64url"
 
 
 def _b64(segment: str) -> bytes:
@@ -199,19 +204,54 @@ def test_responses_stream_through_and_hop_by_hop_headers_are_dropped(alb: Alb) -
     person = alb.signed_in()
     with_headers = person.send("GET", alb.url + "/")
     assert with_headers.headers["x-upstream"] == "yes"
-    streamed = person.send("GET", alb.url + "/api/stream")
-    assert streamed.status_code == 200 and streamed.text == "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    assert "keep-alive" not in with_headers.headers.get("connection", ""), "the target's Connection header stays behind"
+    # The first event arrives before the target has finished (it pauses 50 ms between events).
+    streamed = person.send("GET", alb.url + "/api/stream", stream=True)
+    try:
+        started = time.monotonic()
+        chunks = streamed.iter_raw()
+        first = next(chunks)
+        first_after = time.monotonic() - started
+        rest = b"".join(chunks)
+    finally:
+        streamed.close()
+    assert streamed.status_code == 200 and (first + rest) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    assert first.startswith(b"data: 0") and first_after < 0.1
+
+
+def test_another_host_name_is_sent_to_the_public_origin(alb: Alb) -> None:
+    port = alb.url.rsplit(":", 1)[1]
+    response = httpx.get(f"http://localhost:{port}/some/page?x=1")
+    assert response.status_code == 302 and response.headers["location"] == alb.url + "/some/page?x=1"
+
+
+def test_rules_match_and_targets_get_the_path_as_sent(alb: Alb) -> None:
+    person = alb.signed_in()
+    encoded = person.send("GET", alb.url + "/oauth2%2Fstart?flow=f").json()
+    assert encoded["path"] == "/oauth2/start", "an encoded slash is not the binding path: the agent's rule took it"
+    assert person.send("GET", alb.url + "/oauth2/start?flow=f").json()["path"] == "/binding/oauth2/start"
+    assert person.send("GET", alb.url + "/a%20b").json()["path"] == "/a b"
+
+
+def test_a_provider_error_at_the_callback_signs_no_one_in(alb: Alb) -> None:
+    person = alb.person()
+    first = person.send("GET", alb.url + "/")
+    state = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(first.headers["location"]).query))["state"]
+    refused = person.send("GET", f"{alb.url}/oauth2/idpresponse?error=access_denied&state={state}")
+    assert refused.status_code == 401 and "did not sign you in" in refused.text
+    assert person.send("GET", alb.url + "/").status_code == 302
 
 
 def test_a_target_that_is_down_gets_502(alb: Alb) -> None:
+    port = _free_port()
     config = AlbConfig(
-        public_url="http://127.0.0.1:9",
+        public_url=f"http://127.0.0.1:{port}",
         upstreams={Target.AGENT: f"http://127.0.0.1:{_free_port()}", Target.SESSION_BINDING: "http://127.0.0.1:9"},
         issuer=alb.issuer,
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
         signer_arn=SIGNER,
     )
-    with LiveServer(create_alb_app(config, alb.key), lifespan="on") as down:
+    with LiveServer(create_alb_app(config, alb.key), lifespan="on", port=port) as down:
         response = httpx.get(down.base_url + "/health")
     assert response.status_code == 502 and "Bad Gateway" in response.text

@@ -110,9 +110,6 @@ class ScriptedPerson:
         self.hops.append(Hop(method, url, response.status_code, response.headers.get("location")))
         return response
 
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self.send(method, url, **kwargs)
-
     def follow(
         self, url: str, *, method: str = "GET", data: dict[str, str] | None = None, stop_before: str | None = None
     ) -> httpx.Response:
@@ -120,7 +117,7 @@ class ScriptedPerson:
 
         With `stop_before`, the redirect whose target starts with it is returned instead of followed:
         the browser is held at that hop, as a test may need."""
-        response = self.request(method, url, data=data)
+        response = self.send(method, url, data=data)
         for _ in range(MAX_HOPS):
             location = response.headers.get("location")
             if response.status_code not in (301, 302, 303, 307, 308) or not location:
@@ -129,10 +126,10 @@ class ScriptedPerson:
             if stop_before is not None and target.startswith(stop_before):
                 return response
             if response.status_code in (307, 308):
-                response = self.request(method, target, data=data)
+                response = self.send(method, target, data=data)
             else:
                 method, data = "GET", None
-                response = self.request("GET", target)
+                response = self.send("GET", target)
         raise AssertionError(f"more than {MAX_HOPS} redirects from {url}")
 
     def submit(
@@ -165,7 +162,8 @@ class ScriptedPerson:
         if forms_of(page.text) and "password" in page.text:
             page = self.sign_in_through(page)
         if page.status_code != 200 or str(page.url).rstrip("/") != base_url:
-            raise AssertionError(f"{self.username} did not reach the agent: {page.status_code} {page.url}")
+            trail = " -> ".join(f"{h.method} {h.url.split('?')[0]} {h.status}" for h in self.hops[-8:])
+            raise AssertionError(f"{self.username} did not reach the agent: {page.status_code} {page.url} (last hops: {trail})")
         return page
 
     def chat(self, base_url: str, message: str) -> list[tuple[str, dict[str, Any]]]:
