@@ -88,7 +88,7 @@ def run(sections: tuple[str, ...], quick: bool) -> tuple[dict[str, Any], dict[st
         for key in ("binding_peak_rss_mb", "binding_growth_mb", "agent_peak_rss_mb", "agent_growth_mb"):
             spread[f"memory.{key}"] = figures[key]
     if "build" in sections:
-        figures = build.measure(synth_runs=1 if quick else 3, test_runs=1 if quick else 3)
+        figures = build.measure(synth_runs=1 if quick else 3, test_runs=1)
         details["build"] = figures
         spread["build.synth_s"] = figures["synth_s"]
         spread["build.test_s"] = figures["test_s"]
