@@ -157,6 +157,19 @@ class DemoStack:
             "flow_key": secrets.token_urlsafe(48),
         }
 
+    @classmethod
+    def on_free_ports(cls, *, host: str = "127.0.0.1", attempts: int = 3, **kwargs: Any) -> DemoStack:
+        """A started stack on ports the kernel picked. Another process can take a picked port before a
+        part of the stack binds it (ports are chosen first, bound later), so a start that fails on a
+        port in use is tried again on fresh ports; any other failure is raised at once."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return cls(ports=Ports.ephemeral(host), host=host, **kwargs).start()
+            except DemoError as exc:
+                if attempt == attempts or not any(sign in str(exc) for sign in _PORT_TAKEN):
+                    raise
+        raise AssertionError("unreachable")
+
     # ------------------------------------------------------------------ addresses
 
     @property
@@ -446,6 +459,8 @@ class DemoStack:
                     yield record
 
 
+# How a port taken by someone else shows: our own check, uvicorn's bind error, the IdP's.
+_PORT_TAKEN = ("is in use", "Errno 98", "EADDRINUSE", "address already in use")
 _BASE_ENV = frozenset(
     {"PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"}
 )

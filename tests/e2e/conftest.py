@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from local.demo.stack import DemoStack, Ports
+from local.demo.stack import DemoStack
 from local.idp import CONSENT_TITLE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, DemoUser
 from tests.ui.browsing import PageWatch, chromium
 
@@ -45,7 +45,7 @@ def stack(tmp_path: Path) -> Iterator[DemoStack]:
         if os.environ.get("REQUIRE_CHROMIUM") or os.environ.get("REQUIRE_NODE_IDP"):
             pytest.fail(message)
         pytest.skip(message)
-    demo = DemoStack(ports=Ports.ephemeral(), log_dir=tmp_path / "logs", session_ttl_s=SESSION_TTL_S).start()
+    demo = DemoStack.on_free_ports(log_dir=tmp_path / "logs", session_ttl_s=SESSION_TTL_S)
     try:
         yield demo
     finally:

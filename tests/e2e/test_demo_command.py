@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import random
@@ -161,7 +162,7 @@ def test_a_bad_demo_port_is_explained(tmp_path: Path, value: str) -> None:
 def test_a_real_model_id_sends_only_the_model_calls_to_bedrock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With BEDROCK_MODEL_ID the agent gets that model and no Bedrock endpoint override; AgentCore stays local."""
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    stack = DemoStack(ports=Ports.ephemeral(), log_dir=tmp_path / "logs", model_id="eu.anthropic.example-model-v1:0").start()
+    stack = DemoStack.on_free_ports(log_dir=tmp_path / "logs", model_id="eu.anthropic.example-model-v1:0")
     try:
         environ = Path(f"/proc/{stack.services['agent'].process.pid}/environ").read_bytes().split(b"\0")
         env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
@@ -192,3 +193,32 @@ def test_a_killed_demo_leaves_nothing_running(tmp_path: Path) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_a_start_that_meets_a_taken_port_is_tried_again_on_fresh_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first set of ports includes one another process holds; the stack starts on the next set."""
+    picked: list[Ports] = []
+    real = Ports.ephemeral
+
+    def first_one_taken(host: str = "127.0.0.1") -> Ports:
+        ports = real(host)
+        picked.append(ports)
+        return ports
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        blocked = int(taken.getsockname()[1])
+        calls = iter([True])
+
+        def ephemeral(host: str = "127.0.0.1") -> Ports:
+            ports = first_one_taken(host)
+            return dataclasses.replace(ports, agentcore=blocked) if next(calls, False) else ports
+
+        monkeypatch.setattr(Ports, "ephemeral", staticmethod(ephemeral))
+        stack = DemoStack.on_free_ports(log_dir=tmp_path / "logs")
+        try:
+            assert len(picked) == 2 and stack.ports == picked[1]
+            assert httpx.get(stack.public_url + "/health").status_code == 200
+        finally:
+            stack.stop()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from local.demo.stack import DemoStack, Ports
+from local.demo.stack import DemoStack
 from local.idp import OIDC_PROVIDER_DIR, DemoUser
 from tests.support.person import ScriptedPerson, event
 
@@ -131,7 +131,7 @@ def open_stack(tmp_path: Path) -> Iterator[OpenStack]:
 
     def open_one(**kwargs: Any) -> FaultSite:
         log_dir = tmp_path / f"logs-{len(sites)}"
-        site = FaultSite(DemoStack(ports=Ports.ephemeral(), log_dir=log_dir, **kwargs).start())
+        site = FaultSite(DemoStack.on_free_ports(log_dir=log_dir, **kwargs))
         sites.append(site)
         return site
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from local.demo.stack import PROVIDER_NAME, SCOPES, WORKLOAD_NAME, DemoStack, Ports
+from local.demo.stack import PROVIDER_NAME, SCOPES, WORKLOAD_NAME, DemoStack
 from local.idp import OIDC_PROVIDER_DIR, DemoUser
 from tests.load.driver import LoadRun, make_users
 
@@ -41,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, people: People) -> Iterator[
             pytest.fail("node_modules/oidc-provider is missing (make install runs npm ci)")
         pytest.skip("node_modules/oidc-provider is missing (npm ci)")
     users, attackers = people
-    demo = DemoStack(ports=Ports.ephemeral(), log_dir=tmp_path_factory.mktemp("load-logs"), users=users + attackers).start()
+    demo = DemoStack.on_free_ports(log_dir=tmp_path_factory.mktemp("load-logs"), users=users + attackers)
     try:
         yield demo
     finally:
