@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local.serving import JsonHandler, LoopbackServer
 
 CLIENT_ID = "emulator-test-client"
 CLIENT_SECRET = "emulator-test-secret"  # noqa: S105 - a fixed loopback value, not a credential
@@ -38,21 +38,9 @@ class OAuthProvider:
         self._lock = threading.Lock()
         provider = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def _send(self, status: int, payload: dict[str, Any] | None = None, location: str | None = None) -> None:
-                data = json.dumps(payload or {}).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                if location:
-                    self.send_header("location", location)
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, payload or {}, [("location", location)] if location else [])
 
             def do_GET(self) -> None:
                 parts = urllib.parse.urlsplit(self.path)
@@ -96,14 +84,11 @@ class OAuthProvider:
                     status, answer = provider._token(form)
                 self._send(status, answer)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._server = LoopbackServer(Handler, name="auto-provider")
 
     @property
     def issuer(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.base_url
 
     @property
     def discovery_url(self) -> str:
@@ -139,9 +124,8 @@ class OAuthProvider:
             return sum(1 for r in self.state.token_requests if r.get("grant_type") == grant_type)
 
     def start(self) -> OAuthProvider:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()

@@ -16,12 +16,13 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from local.serving import JsonHandler, LoopbackServer
 
 
 def padded_b64url(data: bytes) -> str:
@@ -92,10 +93,7 @@ class KeyServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body leave together, no delayed-ACK stall
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 with server._lock:
                     server.requests[self.path] = server.requests.get(self.path, 0) + 1
@@ -119,16 +117,11 @@ class KeyServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="alb-key-server", daemon=True
-        )
+        self._server = LoopbackServer(Handler, host=host, port=port, name="alb-key-server")
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.base_url
 
     def add(self, key: AlbSigningKey) -> None:
         self.keys[key.kid] = key.public_pem()
@@ -140,15 +133,11 @@ class KeyServer:
         return sum(self.requests.values())
 
     def start(self) -> KeyServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port; safe before start()."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
+        self._server.stop()
 
     def __enter__(self) -> KeyServer:
         return self.start()

@@ -22,8 +22,9 @@ import json
 import re
 import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local.serving import JsonHandler, LoopbackServer
 
 ERROR_STATUS = {"ThrottlingException": 429, "ServiceUnavailableException": 503, "ModelTimeoutException": 408, "ValidationException": 400}
 MAX_BODY = 1 << 20
@@ -110,9 +111,7 @@ class DemoModel:
         self._lock = threading.Lock()
         model = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 if not re.fullmatch(r"/model/[^/]+/converse", self.path.split("?")[0]) or length > MAX_BODY:
@@ -134,38 +133,21 @@ class DemoModel:
                 self._send(200, reply)
 
             def _send(self, status: int, payload: dict[str, Any], error: str | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                if error:
-                    self.send_header("x-amzn-errortype", error)
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, payload, [("x-amzn-errortype", error)] if error else [])
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="demo-model", daemon=True)
+        self._server = LoopbackServer(Handler, host=host, port=port, name="demo-model")
 
     @property
     def endpoint(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.base_url
 
     def script(self, error: str, count: int = 1) -> None:
         with self._lock:
             self.errors.extend([error] * count)
 
     def start(self) -> DemoModel:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port; safe before start()."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
+        self._server.stop()

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.loopback import JsonHandler, LoopbackServer
+from local.serving import JsonHandler, LoopbackServer
 
 ERROR_STATUS = {
     "ThrottlingException": 429,

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.loopback import JsonHandler, LoopbackServer
+from local.serving import JsonHandler, LoopbackServer
 
 ERRORS = {"ThrottlingException": 429, "AccessDeniedException": 403, "ValidationException": 400, "ModelTimeoutException": 408}
 

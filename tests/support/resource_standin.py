@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tests.support.loopback import JsonHandler, LoopbackServer
+from local.serving import JsonHandler, LoopbackServer
 
 
 class ResourceStandIn:

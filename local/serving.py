@@ -1,4 +1,4 @@
-"""What every loopback stand-in in tests/support shares: a quiet HTTP/1.1 JSON handler and its server thread."""
+"""What every loopback stand-in shares (local/ and tests/support): a quiet HTTP/1.1 JSON handler and its server thread."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    """A threaded server on 127.0.0.1 for one handler class."""
+    """A threaded server for one handler class, on loopback by default, served from a daemon thread."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], *, port: int = 0, name: str = "stand-in") -> None:
-        self.httpd = _QuietServer(("127.0.0.1", port), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], *, host: str = "127.0.0.1", port: int = 0, name: str = "stand-in") -> None:
+        self.httpd = _QuietServer((host, port), handler)
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
 
     @property
@@ -55,5 +55,8 @@ class LoopbackServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        """Stop serving and release the port; safe before start() (shutdown() would wait forever then)."""
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
         self.httpd.server_close()
