@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, Fn, Stack, aws_kms as kms
+from aws_cdk import Aws, Fn, Stack
 from constructs import Construct
 
 from cdk_app.config import AppConfig, Provider
@@ -17,14 +17,7 @@ class IdentityStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, lifecycle: Lifecycle, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
-        self.secrets_key = kms.Key(
-            self,
-            "SecretsKey",
-            description="Encrypts the project's Secrets Manager secrets",
-            enable_key_rotation=True,
-            removal_policy=lifecycle.removal_policy,
-            pending_window=lifecycle.key_pending_window,
-        )
+        self.secrets_key = lifecycle.key(self, "SecretsKey", description="Encrypts the project's Secrets Manager secrets")
         prefix = config.auth_domain_prefix or Fn.join("-", [config.app_name, config.profile.value, Aws.ACCOUNT_ID])
 
         self.sign_in = SignInUserPool(

@@ -133,14 +133,7 @@ class DemoApi(Construct):
         self.url: str = self.api.api_endpoint
 
     def _build_table(self, *, point_in_time_recovery: bool, lifecycle: Lifecycle) -> tuple[kms.Key, dynamodb.Table]:
-        key = kms.Key(
-            self,
-            "TableKey",
-            description="Encrypts the demo API's notes table",
-            enable_key_rotation=True,
-            removal_policy=lifecycle.removal_policy,
-            pending_window=lifecycle.key_pending_window,
-        )
+        key = lifecycle.key(self, "TableKey", description="Encrypts the demo API's notes table")
         table = dynamodb.Table(
             self,
             "Notes",

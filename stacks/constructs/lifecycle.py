@@ -25,6 +25,17 @@ class Lifecycle:
             scope, construct_id, log_group_name=name, encryption_key=key, retention=self.log_retention, removal_policy=self.removal_policy
         )
 
+    def key(self, scope: Construct, construct_id: str, *, description: str) -> kms.Key:
+        """A customer managed KMS key with yearly rotation, the profile's removal policy and deletion wait."""
+        return kms.Key(
+            scope,
+            construct_id,
+            description=description,
+            enable_key_rotation=True,
+            removal_policy=self.removal_policy,
+            pending_window=self.key_pending_window,
+        )
+
     @property
     def key_pending_window(self) -> Duration:
         """KMS waits before deleting a key: the shortest wait for sandboxes, the longest for prod."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Stack, aws_iam as iam, aws_kms as kms
+from aws_cdk import Aws, Stack, aws_iam as iam
 from constructs import Construct
 
 from stacks.constructs.lifecycle import Lifecycle
@@ -12,14 +12,7 @@ class LogEncryptionKey(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, lifecycle: Lifecycle) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Encrypts the CloudWatch log groups of the AgentCore ECS app",
-            enable_key_rotation=True,
-            removal_policy=lifecycle.removal_policy,
-            pending_window=lifecycle.key_pending_window,
-        )
+        self.key = lifecycle.key(self, "Key", description="Encrypts the CloudWatch log groups of the AgentCore ECS app")
         # CloudWatch Logs may use the key only for log groups of this account and region.
         self.key.add_to_resource_policy(
             iam.PolicyStatement(

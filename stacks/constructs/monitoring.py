@@ -16,7 +16,6 @@ from aws_cdk import (
     aws_cloudwatch_actions as cloudwatch_actions,
     aws_elasticloadbalancingv2 as elbv2,
     aws_iam as iam,
-    aws_kms as kms,
     aws_sns as sns,
     aws_sns_subscriptions as subscriptions,
 )
@@ -54,14 +53,7 @@ class AlarmTopic(Construct):
         stack = Stack.of(self)
         # Its own key: CloudWatch alarms cannot publish to a topic under the AWS managed SNS key, and the log
         # key's policy is for CloudWatch Logs only.
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Encrypts the alarm notifications of the AgentCore ECS app",
-            enable_key_rotation=True,
-            removal_policy=lifecycle.removal_policy,
-            pending_window=lifecycle.key_pending_window,
-        )
+        self.key = lifecycle.key(self, "Key", description="Encrypts the alarm notifications of the AgentCore ECS app")
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsEncrypt",
