@@ -88,6 +88,9 @@ _CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a
 _SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 scope-token; AgentCore takes up to 128
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _JSON_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_QUERY_PARAM = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# AgentCore's own parameter on the session binding URL: the session URI, never an echo of customState.
+SESSION_ID_PARAM = "session_id"
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,63}$")
 # CloudWatch namespaces: letters, digits and . - _ / # : (space excluded here); not the AWS/ prefix.
@@ -153,6 +156,7 @@ class AppConfig:
     binding_mode: BindingMode
     binding_compute: BindingCompute
     binding_require_state: bool
+    binding_state_param: str  # query parameter of the session binding URL that carries AgentCore's echo of customState
     bedrock_model_id: str
     log_retention_days: int
     github_repository: str | None  # owner/repo: adds the GitHub OIDC deploy-role stack when set
@@ -323,6 +327,7 @@ CONTEXT_KEYS = frozenset(
         "binding_mode",
         "binding_compute",
         "binding_require_state",
+        "binding_state_param",
         "bedrock_model_id",
         "log_retention_days",
         "github_repository",
@@ -380,7 +385,8 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
             if ctx.raw(key) is not None:
                 raise ConfigError(key, "unset when binding_compute is 'lambda' (Lambda scales by itself)", ctx.raw(key))
     binding_scaling = _task_bounds(ctx, "binding", profile)
-    require_state = ctx.boolean("binding_require_state", False)
+    require_state = ctx.boolean("binding_require_state", True)
+    state_param = _load_state_param(ctx)
     model_id = ctx.text(
         "bedrock_model_id", _MODEL_ID, "a Bedrock model or inference profile id such as us.anthropic.claude-haiku-4-5-20251001-v1:0"
     )
@@ -408,6 +414,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         binding_mode=binding_mode,
         binding_compute=binding_compute,
         binding_require_state=require_state,
+        binding_state_param=state_param,
         bedrock_model_id=model_id,
         log_retention_days=retention,
         github_repository=github_repository,
@@ -424,6 +431,15 @@ def _task_bounds(ctx: _Context, service: str, profile: Profile) -> TaskBounds:
     if max_tasks < min_tasks:
         raise ConfigError(f"{service}_max_tasks", f"at least {service}_min_tasks ({min_tasks})", max_tasks)
     return TaskBounds(min_tasks=min_tasks, max_tasks=max_tasks)
+
+
+def _load_state_param(ctx: _Context) -> str:
+    """The query parameter AgentCore echoes customState in, on its redirect to the session binding URL."""
+    expected = "1-64 letters, digits or _ . - naming the query parameter that carries AgentCore's echo of customState"
+    param = ctx.text("binding_state_param", _QUERY_PARAM, expected, "state")
+    if param == SESSION_ID_PARAM:
+        raise ConfigError("binding_state_param", f"a parameter other than {SESSION_ID_PARAM} (AgentCore puts the session URI there)", param)
+    return param
 
 
 def _load_alarms(ctx: _Context, app_name: str, profile: Profile) -> AlarmConfig:

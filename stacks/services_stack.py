@@ -25,6 +25,7 @@ from cdk_app.config import AppConfig, BindingCompute, Provider
 from cdk_app.routes import ROUTES, SIGN_IN_SCOPE, SIGN_IN_SESSION_TIMEOUT_S, SignIn, Target
 from stacks.constructs.agent_identity import AgentCoreArns, ClientSecretRef
 from stacks.constructs.auth import DemoAuthorizationServer, SignInUserPool, issuer_url
+from stacks.constructs.binding_ledger import BindingLedger
 from stacks.constructs.demo_api import DemoApi
 from stacks.constructs.fargate_service import FargateWebService
 from stacks.constructs.ingress import Ingress
@@ -139,6 +140,13 @@ class ServicesStack(Stack):
             lifecycle=lifecycle,
             deregistration_delay_s=AGENT_DRAIN_S,
         )
+        # Completed and burned sessions, shared by every binding task or function instance (single use across them).
+        self.binding_ledger = BindingLedger(self, "BindingLedger", lifecycle=lifecycle, point_in_time_recovery=config.is_prod)
+        binding_environment = {
+            **shared_environment,
+            "CUSTOM_STATE_PARAM": config.binding_state_param,
+            "BINDING_TABLE": self.binding_ledger.table.table_name,
+        }
         self.session_binding: FargateWebService | LambdaWebService
         binding_reads_signing_key: list[iam.PolicyStatement] = []
         if config.binding_compute is BindingCompute.LAMBDA:
@@ -148,7 +156,7 @@ class ServicesStack(Stack):
                 "SessionBinding",
                 service_dir_name="session_binding",
                 description="Session binding service (Mangum): completes consent for the same user in the same browser",
-                environment={**shared_environment, "FLOW_SIGNING_KEYS_SECRET_ARN": signing_secret.secret_arn},
+                environment={**binding_environment, "FLOW_SIGNING_KEYS_SECRET_ARN": signing_secret.secret_arn},
                 logs_key=logs_key,
                 lifecycle=lifecycle,
             )
@@ -165,7 +173,7 @@ class ServicesStack(Stack):
                 service_dir_name="session_binding",
                 cluster=cluster,
                 load_balancer_security_group=ingress.security_group,
-                environment=shared_environment,
+                environment=binding_environment,
                 secrets=shared_secrets,
                 desired_count=config.binding_scaling.min_tasks,
                 logs_key=logs_key,
@@ -179,7 +187,9 @@ class ServicesStack(Stack):
             if isinstance(service, FargateWebService):
                 service.task_definition.obtain_execution_role().add_to_principal_policy(self._decrypt_via_secrets_manager(secrets_key))
         self._grant_agent(config, agentcore_arns, provider_client_secret, secrets_key)
-        self._grant_session_binding(agentcore_arns, provider_client_secret, secrets_key, extra=binding_reads_signing_key)
+        self._grant_session_binding(
+            agentcore_arns, provider_client_secret, secrets_key, extra=[*self.binding_ledger.statements(), *binding_reads_signing_key]
+        )
         self._route(ingress, sign_in)
         self._operate(config, ingress, lifecycle)
 
@@ -205,6 +215,8 @@ class ServicesStack(Stack):
             agent=self.agent,
             session_binding=self.session_binding,
             refusals_per_5min=config.alarms.refusals_per_5min,
+            state_param=config.binding_state_param,
+            require_state=config.binding_require_state,
         )
         # Scaling needs the target groups attached to the listener (request count is per target group).
         self.agent.scale(

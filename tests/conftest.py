@@ -1,7 +1,35 @@
+import itertools
 import os
+import secrets
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from local.dynamodb import LocalDynamoDB
 
 # jsii prints a multi-line banner on Node 20; the CDK libraries work on it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # Tests never reach AWS: no credentials, no region lookups.
 for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
     os.environ.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def local_dynamodb() -> Iterator[LocalDynamoDB]:
+    """One local DynamoDB server (dynalite, `local/dynamodb.py`) for the whole pytest session (per
+    xdist worker). Tests keep apart by table: each creates its own under a `fresh_table_name`."""
+    with LocalDynamoDB() as server:
+        yield server
+
+
+_TABLE_SERIAL = itertools.count(1)
+
+
+@pytest.fixture
+def fresh_table_name() -> Callable[[str], str]:
+    """`fresh_table_name("notes")` → a table name no other test in this session uses, e.g. `notes-7-3f9a0c1b2d4e`."""
+
+    def make(prefix: str = "test") -> str:
+        return f"{prefix}-{next(_TABLE_SERIAL)}-{secrets.token_hex(6)}"
+
+    return make

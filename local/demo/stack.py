@@ -2,6 +2,8 @@
 
 Started in dependency order, all on loopback:
 
+0. the local DynamoDB (`local/dynamodb.py`: dynalite behind a front in this process), with the demo
+   API's notes table and the session binding service's ledger table;
 1. the AgentCore Identity emulator (in this process);
 2. the OIDC providers (one Node process, two issuers): sign-in, standing in for Cognito, and the demo
    notes API's authorization server, whose client's redirect URI is the emulator's callback URL;
@@ -19,11 +21,9 @@ Logs of the service processes go to files in `log_dir`.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -45,7 +45,9 @@ from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_i
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
 from local.bedrock import DemoModel
+from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, LocalDynamoDBError, create_table
 from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, IdpStartError, demo_config
+from local.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -57,7 +59,8 @@ WORKLOAD_NAME = "local-demo-agent"
 PROVIDER_NAME = "local-demo-notes"
 SCOPES = "demo-api/notes.read demo-api/notes.write demo-api/profile.read"
 STAND_IN_MODEL_ID = "local.demo-model-stand-in"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+NOTES_TABLE_NAME = "local-demo-notes"
+BINDING_TABLE_NAME = "local-demo-binding-sessions"
 GRACEFUL_SHUTDOWN_S = 20  # as in the Dockerfiles
 SERVICE_APPS = {
     "demo_api": "services.demo_api.main:app",
@@ -81,12 +84,14 @@ class Ports:
     demo_api: int
     session_binding: int
     agent: int
+    dynamodb: int
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        """The public port, then one port after another for the rest (DEMO_PORT=8000: 8000-8008)."""
-        if not 1024 <= base <= 65535 - len(fields(cls)):
-            raise DemoError(f"DEMO_PORT must be a port number from 1024 to {65535 - len(fields(cls))}, got {base}")
+        """The public port, then one port after another for the rest (DEMO_PORT=8000: 8000-8009)."""
+        highest = 65536 - len(fields(cls))  # the last port, base + len - 1, is at most 65535
+        if not 1024 <= base <= highest:
+            raise DemoError(f"DEMO_PORT must be a port number from 1024 to {highest}, got {base}")
         return cls(*range(base, base + len(fields(cls))))
 
     @classmethod
@@ -140,6 +145,7 @@ class DemoStack:
         self.public_url = f"http://{host}:{ports.alb}"
         self.binding_url = f"{self.public_url}/oauth2/session-binding"
         self.region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION) if model_id else REGION
+        self.dynamodb = LocalDynamoDB(host, ports.dynamodb, region=self.region)
         self.emulator = Emulator(host, ports.agentcore, session_ttl_s=session_ttl_s, region=self.region, account=ACCOUNT, faults=faults)
         self.model: DemoModel | None = None
         self.alb_key = AlbSigningKey()
@@ -194,6 +200,7 @@ class DemoStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _bypass_proxies_for_loopback()
         try:
+            self._start_dynamodb()
             self.emulator.start()
             self.idp = IdpProcess(self._idp_config()).start(timeout_s=timeout_s / 2)
             self._register()
@@ -209,15 +216,21 @@ class DemoStack:
             self._start_alb()
         except BaseException as exc:
             self.stop()
-            if isinstance(exc, IdpStartError | OSError | ClientError | BotoCoreError):
+            if isinstance(exc, IdpStartError | LocalDynamoDBError | OSError | ClientError | BotoCoreError):
                 raise DemoError(f"{exc} (logs in {self.log_dir})") from exc
             raise
         return self
 
     def stop(self) -> None:
         """Stop everything that runs, the ALB first (no new requests), then the services, then the
-        stand-ins. Safe to call twice, and after a failed start."""
-        steps: list[Callable[[], None]] = [self._stop_alb, self._stop_services, self.key_server.stop, self.emulator.stop]
+        stand-ins, the local DynamoDB last. Safe to call twice, and after a failed start."""
+        steps: list[Callable[[], None]] = [
+            self._stop_alb,
+            self._stop_services,
+            self.key_server.stop,
+            self.emulator.stop,
+            self.dynamodb.stop,
+        ]
         if self.model is not None:
             steps.insert(2, self.model.stop)
         if self.idp is not None:
@@ -264,6 +277,14 @@ class DemoStack:
         self.stop()
 
     # ------------------------------------------------------------------ steps
+
+    def _start_dynamodb(self) -> None:
+        """What the CDK deploys as tables: the demo API's notes and the session binding ledger, with the
+        shapes `tests/infra/test_local_tables.py` checks against the synthesized templates."""
+        self.dynamodb.start()
+        client = self.dynamodb.client()
+        create_table(client, NOTES_TABLE_NAME, NOTES_TABLE)
+        create_table(client, BINDING_TABLE_NAME, BINDING_TABLE)
 
     def _idp_config(self) -> dict[str, Any]:
         return demo_config(
@@ -345,6 +366,8 @@ class DemoStack:
                 "DEMO_ISSUER": self.consent_issuer,
                 "DEMO_CLIENT_ID": AGENTCORE_CLIENT_ID,
                 "DEMO_JWKS_URL": jwks_url,
+                "NOTES_TABLE": NOTES_TABLE_NAME,
+                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
             }
         else:
             env = {
@@ -357,6 +380,8 @@ class DemoStack:
                 "FLOW_SIGNING_KEYS": json.dumps({"kid": "local-1", "key": self._secrets["flow_key"]}),
                 "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": self.emulator.base_url,
             }
+        if name == "session_binding":
+            env |= {"BINDING_TABLE": BINDING_TABLE_NAME, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint}
         if name == "agent":
             env |= {
                 "BEDROCK_MODEL_ID": self.model_id or STAND_IN_MODEL_ID,
@@ -401,7 +426,7 @@ class DemoStack:
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=die_with_parent,  # noqa: PLW1509
             )
         self.services[name] = _Service(name, port, process, log)
 
@@ -491,26 +516,6 @@ def _bypass_proxies_for_loopback() -> None:
     for name in ("NO_PROXY", "no_proxy"):
         present = [h for h in os.environ.get(name, "").split(",") if h.strip()]
         os.environ[name] = ",".join(present + [h for h in _LOOPBACK_NAMES if h not in present])
-
-
-def _load_prctl() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()  # looked up here, in the parent: the child only calls it
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, SIGTERM when the thread that started it ends (the main
-    thread, for `make demo` and the tests: when the process dies, even by SIGKILL), so a killed run
-    leaves no service running. Elsewhere: nothing."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = GRACEFUL_SHUTDOWN_S + 5) -> None:

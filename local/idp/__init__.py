@@ -12,7 +12,11 @@ process, one or more issuers, each on its own host and port:
   `client_secret_post`, a consent page with Allow and Deny, a refresh token on every code exchange,
   and access tokens that are RS256 JWTs in the Cognito format (`iss`, `token_use=access`,
   `client_id`, `scope`, `sub`, `username`, `exp`, `iat`, `jti`) which `services/demo_api/tokens.py`
-  verifies.
+  verifies. Like GitHub, Google and Cognito, it remembers consent (`skip_consent_when_granted`,
+  on by default): once a person pressed Allow, a later authorization request from a browser signed
+  in as that person, for scopes they all already granted this client, redirects back with a code
+  at once, without the consent page; `prompt=consent` always shows it. Off, the page shows on
+  every authorization request.
 
 Both use Cognito's paths (see `endpoints`), fresh RSA keys each start (nothing is written to disk
 but the temporary configuration, removed on stop), in-memory state, and plain-HTML sign-in and
@@ -173,6 +177,10 @@ class IssuerSpec:
     access_token_ttl_s: int = 3600
     resource_scopes: Mapping[str, str] = field(default_factory=lambda: dict(DEMO_API_SCOPES))  # consent kind only
     resource: str = DEMO_API_RESOURCE  # consent kind only
+    # Consent kind only: True, a grant this account gave this client on the consent page (Allow),
+    # covering every scope requested now, completes the request without the page (unless
+    # `prompt=consent`); False, the page shows on every authorization request.
+    skip_consent_when_granted: bool = True
 
     @property
     def issuer(self) -> str:
@@ -193,6 +201,7 @@ class IssuerSpec:
         }
         if self.kind == "consent":
             entry["resource_server"] = {"identifier": self.resource, "scopes": dict(self.resource_scopes)}
+            entry["skip_consent_when_granted"] = self.skip_consent_when_granted
         return entry
 
 
@@ -210,8 +219,12 @@ def demo_config(
     consent_client: ClientSpec,
     access_token_ttl_s: int = 3600,
     users: tuple[DemoUser, ...] = DEMO_USERS,
+    skip_consent_when_granted: bool = True,
 ) -> dict[str, Any]:
-    """The standard two issuers, `sign-in` and `consent`, with the same users at both (the demo users by default)."""
+    """The standard two issuers, `sign-in` and `consent`, with the same users at both (the demo users by default).
+
+    `skip_consent_when_granted` is the consent issuer's option (see `IssuerSpec`).
+    """
     return idp_config(
         IssuerSpec(
             name="sign-in", kind="sign-in", host=host, port=sign_in_port, clients=(sign_in_client,), title=SIGN_IN_TITLE, users=users
@@ -225,6 +238,7 @@ def demo_config(
             title=CONSENT_TITLE,
             access_token_ttl_s=access_token_ttl_s,
             users=users,
+            skip_consent_when_granted=skip_consent_when_granted,
         ),
     )
 

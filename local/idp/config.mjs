@@ -143,6 +143,15 @@ function checkIssuer(raw, path) {
     subs.add(u.sub);
   });
   const resourceServer = kind === 'consent' ? checkResourceServer(raw.resource_server, `${path}.resource_server`) : undefined;
+  // Consent issuers only: whether a grant the person already gave this client (every scope now
+  // requested) completes the authorization without the consent page. Sign-in issuers never show one.
+  const skipConsent = raw.skip_consent_when_granted;
+  if (skipConsent !== undefined && kind !== 'consent') {
+    throw new ConfigError(`${path}.skip_consent_when_granted`, 'applies to consent issuers only');
+  }
+  if (skipConsent !== undefined && typeof skipConsent !== 'boolean') {
+    throw new ConfigError(`${path}.skip_consent_when_granted`, 'must be true or false');
+  }
   return {
     name,
     kind,
@@ -154,6 +163,7 @@ function checkIssuer(raw, path) {
     clients,
     users,
     resource_server: resourceServer,
+    skip_consent_when_granted: kind === 'consent' && (skipConsent ?? true),
   };
 }
 

@@ -6,6 +6,8 @@
 // * `consent` stands in for the demo notes API's authorization server: code flow with PKCE S256
 //   required, client_secret_post, a consent page, a refresh token on every code exchange, and
 //   RS256 JWT access tokens in the Cognito format (`token_use`, `client_id`, `scope`, `username`).
+//   With `skip_consent_when_granted` (the default) it remembers what each person allowed each
+//   client, like GitHub, Google and Cognito: see `RememberedGrants`.
 import { generateKeyPairSync, randomBytes, randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 
 import Provider, { errors } from 'oidc-provider';
@@ -70,6 +72,7 @@ export function createProvider(config) {
   const usersByName = new Map(config.users.map((u) => [u.username, u]));
   const resource = config.resource_server;
   const consentKind = kind === 'consent';
+  const remembered = consentKind && config.skip_consent_when_granted ? new RememberedGrants() : undefined;
   const demoHint = `Demo accounts: ${config.users.map((u) => `${u.username} / ${u.password}`).join(', ')}`;
 
   const clients = config.clients.map((c) => ({
@@ -161,7 +164,7 @@ export function createProvider(config) {
     issueRefreshToken: async (_ctx, client) => consentKind && client.grantTypeAllowed('refresh_token'),
     expiresWithSession: async () => !consentKind,
     rotateRefreshToken: false,
-    loadExistingGrant: consentKind ? undefined : firstPartyGrant,
+    loadExistingGrant: consentKind ? (ctx) => consentGrant(ctx, remembered) : firstPartyGrant,
     ttl: {
       AccessToken: ttl,
       AuthorizationCode: 60,
@@ -180,7 +183,7 @@ export function createProvider(config) {
   provider.proxy = false;
 
   provider.use(onlyRegisteredClientAuth(authMethods));
-  provider.use(interactionRoutes({ provider, config, usersByName, usersBySub, demoHint }));
+  provider.use(interactionRoutes({ provider, config, usersByName, usersBySub, demoHint, remembered }));
   provider.on('server_error', (_ctx, error) => {
     process.stderr.write(`${name}: server_error ${error?.stack ?? error}\n`);
   });
@@ -218,36 +221,90 @@ async function firstPartyGrant(ctx) {
   return grant;
 }
 
+// Consent issuer: which grant the authorization request starts from. oidc-provider's consent checks
+// then ask for the page only if this grant lacks an OpenID scope, a claim, or a scope of the API
+// (the one resource indicator, `aud`) that the request asks for; `prompt=consent` asks for the page
+// whatever the grant holds (OpenID Connect Core 3.1.2.1). Without a session there is no account
+// yet, oidc-provider asks for sign-in first and does not call this.
+//
+// * The grant the person made in this very request (they just pressed Allow) is always the one.
+// * With `remembered` (skip_consent_when_granted), so is the grant this account gave this client
+//   before, from any browser: if it covers the request, the request completes with a code at once.
+// * Otherwise the request starts from an empty grant, so every request shows the consent page.
+//
+// A grant is only ever saved when the person presses Allow (`grantConsent`); Deny saves nothing.
+async function consentGrant(ctx, remembered) {
+  const { client, session, provider, result } = ctx.oidc;
+  const candidates = [result?.consent?.grantId, remembered?.idFor(session.accountId, client.clientId)];
+  for (const grantId of candidates) {
+    if (!grantId) continue;
+    const grant = await provider.Grant.find(grantId); // undefined once expired or revoked
+    if (grant && grant.accountId === session.accountId && grant.clientId === client.clientId) return grant;
+  }
+  return undefined;
+}
+
+/** The grant each account gave each client on the consent page (one per pair; Allow adds to it). */
+class RememberedGrants {
+  #ids = new Map();
+
+  static #key(accountId, clientId) {
+    return JSON.stringify([accountId, clientId]);
+  }
+
+  idFor(accountId, clientId) {
+    return this.#ids.get(RememberedGrants.#key(accountId, clientId));
+  }
+
+  remember(grant) {
+    this.#ids.set(RememberedGrants.#key(grant.accountId, grant.clientId), grant.jti);
+  }
+}
+
 const INTERACTION = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|confirm))?$/;
 
-function interactionRoutes({ provider, config, usersByName, usersBySub, demoHint }) {
+function interactionRoutes({ provider, config, usersByName, usersBySub, demoHint, remembered }) {
   const { title } = config;
   const scopeWords = config.resource_server?.scopes ?? {};
+
+  function describe(scope) {
+    return { scope, description: scope === 'openid' ? OPENID_DESCRIPTION : (scopeWords[scope] ?? scope) };
+  }
 
   async function clientName(interaction) {
     const client = await provider.Client.find(String(interaction.params.client_id));
     return client?.clientName ?? String(interaction.params.client_id);
   }
 
-  function scopesToShow(details) {
-    const shown = [];
-    if (details.missingOIDCScope?.includes('openid')) shown.push({ scope: 'openid', description: OPENID_DESCRIPTION });
-    for (const scopes of Object.values(details.missingResourceScopes ?? {})) {
-      for (const scope of scopes) shown.push({ scope, description: scopeWords[scope] ?? scope });
-    }
-    return shown;
+  // What the request asks for that the grant lacks; with `prompt=consent` and nothing lacking,
+  // everything it asks for (the person confirms it all again).
+  function scopesToShow(interaction) {
+    const { details } = interaction.prompt;
+    const missing = [
+      ...(details.missingOIDCScope ?? []).filter((scope) => scope === 'openid'),
+      ...Object.values(details.missingResourceScopes ?? {}).flat(),
+    ];
+    if (missing.length) return missing.map(describe);
+    const requested = String(interaction.params.scope ?? '').split(' ');
+    return [...new Set(requested)].filter((scope) => scope === 'openid' || Object.hasOwn(scopeWords, scope)).map(describe);
   }
 
+  // Allow: add what was missing to the grant the request started from (the remembered one, if any)
+  // or to a new one, save it, and remember it for this account and client.
   async function grantConsent(interaction) {
     const { prompt: { details }, params, session } = interaction;
+    const clientId = String(params.client_id);
     let grant = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
-    grant ??= new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+    if (grant && (grant.accountId !== session.accountId || grant.clientId !== clientId)) grant = undefined;
+    grant ??= new provider.Grant({ accountId: session.accountId, clientId });
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
     if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
       grant.addResourceScope(indicator, scopes.join(' '));
     }
-    return grant.save();
+    await grant.save();
+    remembered?.remember(grant);
+    return grant.jti;
   }
 
   async function finish(ctx, result) {
@@ -266,7 +323,7 @@ function interactionRoutes({ provider, config, usersByName, usersBySub, demoHint
         issuerTitle: title,
         action: `/interaction/${interaction.uid}/confirm`,
         clientName: await clientName(interaction),
-        scopes: scopesToShow(interaction.prompt.details),
+        scopes: scopesToShow(interaction),
         signedInAs: user ? `${user.name} (${user.username})` : interaction.session.accountId,
       }),
     );
@@ -342,8 +399,8 @@ function interactionRoutes({ provider, config, usersByName, usersBySub, demoHint
         return finish(ctx, { error: 'access_denied', error_description: 'The user denied the request.' });
       }
       if (decision === 'allow') {
-        const grantId = await grantConsent(interaction);
-        return finish(ctx, { consent: interaction.grantId ? {} : { grantId } });
+        // The grant id always goes back: `consentGrant` starts the resumed request from it.
+        return finish(ctx, { consent: { grantId: await grantConsent(interaction) } });
       }
       return send(ctx, 400, errorPage({ issuerTitle: title, message: 'Choose Allow or Deny.' }));
     }

@@ -23,6 +23,10 @@ from services.common.logs import correlation_id
 # Metric names (docs/operations.md explains each).
 BINDINGS_COMPLETED = "BindingsCompleted"
 BINDINGS_REFUSED = "BindingsRefused"
+# A landing with a valid binding cookie but no customState echo: AgentCore did not send the echo where
+# we expect it (every consent fails) or someone typed the URL. Alarmed on: see docs/operations.md.
+STATE_ECHO_MISSING = "StateEchoMissing"
+SESSIONS_CANCELLED = "SessionsCancelled"  # burned for everyone, by Reason
 AUTHORIZATION_PROMPTS = "AuthorizationPrompts"
 AGENTCORE_ERRORS = "AgentCoreErrors"
 WORKLOAD_TOKEN_CACHE_HITS = "WorkloadTokenCacheHits"  # noqa: S105 - a metric name

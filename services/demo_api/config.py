@@ -34,7 +34,7 @@ class DemoApiSettings(BaseSettings):
     demo_issuer: str = Field(description="Issuer of the demo authorization server (the access token's `iss`)")
     demo_client_id: str = Field(description="App client the tokens are issued to (the access token's `client_id`)")
     demo_jwks_url: str | None = Field(default=None, description="Where the signing keys are served; default <issuer>/.well-known/jwks.json")
-    notes_table: str | None = Field(default=None, description="DynamoDB table of notes; unset keeps notes in memory (local, tests)")
+    notes_table: str = Field(description="DynamoDB table of notes (locally too: `AWS_ENDPOINT_URL_DYNAMODB` names the server)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     _region = field_validator("aws_region")(check_region)
@@ -49,8 +49,8 @@ class DemoApiSettings(BaseSettings):
 
     @field_validator("notes_table")
     @classmethod
-    def _table_name(cls, value: str | None) -> str | None:
-        if value is not None and not _TABLE_NAME.fullmatch(value):
+    def _table_name(cls, value: str) -> str:
+        if not _TABLE_NAME.fullmatch(value):
             raise ValueError(f"expected a DynamoDB table name, got {value!r}")
         return value
 

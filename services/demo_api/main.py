@@ -39,7 +39,7 @@ from services.common.logs import configure_logging, security_event
 from services.common.middleware import AccessLogMiddleware, SecurityHeadersMiddleware
 from services.common.runtime import LazyRuntime
 from services.demo_api.config import DemoApiSettings, load_demo_settings
-from services.demo_api.notes import DynamoDbNotesStore, InMemoryNotesStore, NoteLimitReached, NotesStore, StoreUnavailable
+from services.demo_api.notes import DynamoDbNotesStore, NoteLimitReached, NotesStore, StoreUnavailable
 from services.demo_api.tokens import (
     AccessToken,
     AccessTokenVerifier,
@@ -100,9 +100,7 @@ class Runtime:
         verifier = AccessTokenVerifier(
             issuer=settings.demo_issuer, client_id=settings.demo_client_id, keys=JwksKeyStore(settings.jwks_url), clock=clock
         )
-        store: NotesStore = (
-            DynamoDbNotesStore(settings.notes_table, region=settings.aws_region) if settings.notes_table else InMemoryNotesStore()
-        )
+        store: NotesStore = DynamoDbNotesStore(settings.notes_table, region=settings.aws_region)
         return cls(settings, verifier, store)
 
 

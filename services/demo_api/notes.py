@@ -1,4 +1,5 @@
-"""Where notes live: a DynamoDB table in AWS, process memory locally and in tests.
+"""Where notes live: a DynamoDB table, in AWS and locally (the local stack and the tests run a
+DynamoDB-compatible server, `local/dynamodb.py`, reached through `AWS_ENDPOINT_URL_DYNAMODB`).
 
 Every operation takes the owner's `sub` (from the verified token) as the partition key, so one
 user's request can only ever read or write that user's partition.
@@ -64,27 +65,6 @@ def new_note(text: str, *, now: float | None = None) -> Note:
         text=text,
         created_at=created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created.microsecond // 1000:03d}Z",
     )
-
-
-class InMemoryNotesStore:
-    """Notes in a dict: for the local stack and tests (each process has its own, nothing persists)."""
-
-    def __init__(self) -> None:
-        self._notes: dict[str, list[Note]] = {}
-        self._lock = threading.Lock()
-
-    def list_notes(self, sub: str) -> list[Note]:
-        with self._lock:
-            return list(self._notes.get(sub, ()))
-
-    def add_note(self, sub: str, text: str, *, limit: int) -> Note:
-        with self._lock:
-            notes = self._notes.setdefault(sub, [])
-            if len(notes) >= limit:
-                raise NoteLimitReached
-            note = new_note(text)
-            notes.append(note)
-            return note
 
 
 class DynamoDbNotesStore:

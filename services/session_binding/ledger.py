@@ -1,21 +1,68 @@
-"""At most one CompleteResourceTokenAuth per session in this process.
+"""The state of each consent session, shared by every task and instance of the binding service.
 
-A double click, a reload during the call, or a replay while the first call is in flight all wait
-for the one call in progress instead of sending another. Completed sessions are remembered until
-they would have expired anyway, so a later replay is answered without calling AgentCore.
+One DynamoDB item per AgentCore session, keyed by a digest of its sessionUri (never the URI itself):
+
+| attribute    | meaning                                                                        |
+|--------------|--------------------------------------------------------------------------------|
+| `session`    | partition key: digest of the sessionUri                                        |
+| `status`     | `started` → `claimed` → `completed`, or `cancelled` from `started`             |
+| `user`       | digest of the user who started the flow (issuer and `sub`)                     |
+| `flow`       | the flow id: digest of the secret `customState` AgentCore echoes on the landing |
+| `provider`   | the credential provider, for the pages                                         |
+| `claim`      | while `claimed`: which request is calling AgentCore, and until when (`claim_until`) |
+| `uncertain`  | an earlier call's answer was lost: AgentCore may have completed the session    |
+| `reason`     | why a session was cancelled, so a reload shows the same page                   |
+| `expires_at` | DynamoDB TTL: the flow's expiry plus `RETAIN_S`                                |
+
+Every change is a conditional write, so two tasks that receive the same landing at once make one
+`CompleteResourceTokenAuth` call between them, and a cancelled (burned) session can never be claimed
+again, by anyone, from any task, after any restart. Within one process, duplicates wait for the call
+in flight instead of polling the table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
+import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
-from services.common.flow import FLOW_TTL_MAX_S
+import anyio
+import anyio.to_thread
+
 from services.common.signed import digest
+
+RETAIN_S = 3600  # a verdict outlives AgentCore's 10-minute session by an hour: reloads keep their page
+_POLL_S = (0.05, 0.1, 0.2, 0.4)  # then every 0.5 s
+
+
+class Status(Enum):
+    STARTED = "started"
+    CLAIMED = "claimed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    status: Status
+    user: str  # digest
+    flow: str | None
+    provider: str | None
+    reason: str | None
+    claim_until: float | None
+    uncertain: bool
+
+    def started_by(self, user_key: str) -> bool:
+        return self.user == digest(user_key, 32)
+
+    def flow_is(self, flow_id: str) -> bool:
+        return self.flow is not None and secrets.compare_digest(self.flow, flow_id)
 
 
 class Completion(Enum):
@@ -23,51 +70,162 @@ class Completion(Enum):
     ALREADY_DONE = "already_done"  # the same user completed it earlier (or concurrently): no call
 
 
+class LedgerRefusal(Exception):
+    """The ledger will not let this request complete the session; `record` is what stands in the way."""
+
+    def __init__(self, record: Record | None) -> None:
+        super().__init__(record.status.value if record else "absent")
+        self.record = record
+
+
 class CompletionInterrupted(Exception):
-    """The request making the call went away mid-call: the outcome is unknown to those waiting on it."""
+    """The call in flight went away, or another task's call outlived our wait: the outcome is unknown here."""
 
 
-class OtherUsersSession(Exception):
-    """The session was completed, or is being completed, for a different user."""
+class StoreUnavailable(Exception):
+    """DynamoDB is throttling or unreachable: nothing was decided, try again later."""
 
 
-@dataclass(slots=True)
-class _Entry:
-    user: str
-    expires_at: float
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How a failed AgentCore call leaves the session: `cancel` with a reason, or release it for a retry."""
+
+    cancel_reason: str | None = None
+    uncertain: bool = False
 
 
-class CompletionLedger:
-    def __init__(self, *, max_entries: int = 10_000, ttl_s: float = FLOW_TTL_MAX_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self._done: OrderedDict[str, _Entry] = OrderedDict()
-        self._inflight: dict[str, tuple[str, asyncio.Future[None]]] = {}
-        self._max_entries = max_entries
-        self._ttl_s = ttl_s
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+_TRANSIENT = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable"}
+)
+_NAMES = {
+    "#s": "session",
+    "#st": "status",
+    "#u": "user",
+    "#f": "flow",
+    "#c": "claim",
+    "#cu": "claim_until",
+    "#r": "reason",
+    "#x": "expires_at",
+    "#un": "uncertain",
+    "#p": "provider",
+}
+
+
+def dynamodb_client(region: str, *, connect_timeout_s: float = 1.0, read_timeout_s: float = 2.0) -> Any:
+    """A DynamoDB client: standard retries, short timeouts. The endpoint comes from the standard AWS
+    settings (`AWS_ENDPOINT_URL_DYNAMODB`), which is how the local stack points it at its server."""
+    import boto3  # noqa: PLC0415 - at first use, like the AgentCore client (Lambda cold start)
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        region_name=region,
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+        max_pool_connections=50,
+        tcp_keepalive=True,
+        user_agent_appid="agentcore-ecs-session-binding",
+    )
+    return boto3.session.Session().client("dynamodb", config=config)
+
+
+class SessionLedger:
+    """Conditional writes on the sessions table; blocking boto3 calls run in worker threads."""
+
+    def __init__(
+        self,
+        table: str,
+        client: Callable[[], Any],
+        *,
+        lease_s: float,
+        clock: Callable[[], float] = time.time,
+        max_wait_s: float | None = None,
+    ) -> None:
+        self._table = table
+        self._client = client
+        self._lease_s = lease_s
+        self._max_wait_s = lease_s if max_wait_s is None else max_wait_s
         self._clock = clock
+        self._inflight: dict[str, tuple[str, asyncio.Future[Completion]]] = {}
+        self._lock = threading.Lock()
 
-    def __len__(self) -> int:
-        return len(self._done)
+    # ------------------------------------------------------------------ the flow's steps
 
-    async def complete(self, session_uri: str, user_key: str, call: Callable[[], Awaitable[None]]) -> Completion:
+    async def start(self, session_uri: str, user_key: str, *, flow_id: str, provider: str, expires_at: int) -> Record | None:
+        """Record that this user started this flow (`/oauth2/start`). A repeat by the same user for the
+        same flow is fine; otherwise the record that stands in the way is returned and nothing changes."""
+        request = {
+            "Item": {
+                "session": _s(digest(session_uri, 32)),
+                "status": _s(Status.STARTED.value),
+                "user": _s(digest(user_key, 32)),
+                "flow": _s(flow_id),
+                "provider": _s(provider),
+                "expires_at": _n(expires_at + RETAIN_S),
+            },
+            "ConditionExpression": "attribute_not_exists(#s) OR (#st = :started AND #u = :u AND #f = :f)",
+            "ExpressionAttributeNames": {k: _NAMES[k] for k in ("#s", "#st", "#u", "#f")},
+            "ExpressionAttributeValues": {":started": _s("started"), ":u": _s(digest(user_key, 32)), ":f": _s(flow_id)},
+        }
+        if await self._conditional("put_item", request):
+            return None
+        return await self.get(session_uri) or _GONE
+
+    async def get(self, session_uri: str) -> Record | None:
+        answer = await self._call("get_item", Key={"session": _s(digest(session_uri, 32))}, ConsistentRead=True)
+        item = answer.get("Item")
+        return _record(item) if item else None
+
+    async def cancel(self, session_uri: str, reason: str) -> Record | None:
+        """Burn the session for everyone, unless it is already claimed, completed or cancelled.
+        Returns None when this call burned it, else the record as it stands."""
+        request = {
+            "Key": {"session": _s(digest(session_uri, 32))},
+            "UpdateExpression": "SET #st = :cancelled, #r = :r, #x = if_not_exists(#x, :x) REMOVE #c, #cu",
+            "ConditionExpression": "attribute_not_exists(#s) OR #st = :started",
+            "ExpressionAttributeNames": {k: _NAMES[k] for k in ("#s", "#st", "#r", "#x", "#c", "#cu")},
+            "ExpressionAttributeValues": {
+                ":cancelled": _s("cancelled"),
+                ":started": _s("started"),
+                ":r": _s(reason),
+                ":x": _n(int(self._clock()) + RETAIN_S),
+            },
+        }
+        if await self._conditional("update_item", request):
+            return None
+        return await self.get(session_uri) or _GONE
+
+    async def complete(
+        self,
+        session_uri: str,
+        user_key: str,
+        call: Callable[[Record], Awaitable[None]],
+        *,
+        flow_id: str | None,
+        on_failure: Callable[[Exception, Record], Failure],
+    ) -> Completion:
+        """Call AgentCore at most once for this session, across every process sharing the table.
+
+        The claim succeeds only for the user who started the flow, for its flow id when the landing
+        carries the echo, and only while the session is `started` (or a crashed claim's lease ran
+        out). Otherwise `LedgerRefusal` carries the record, unless it was completed by this user.
+        """
         session, user = digest(session_uri, 32), digest(user_key, 32)
-        entry = self._done.get(session)
-        if entry is not None and entry.expires_at > self._clock():
-            if entry.user != user:
-                raise OtherUsersSession
-            return Completion.ALREADY_DONE
-        inflight = self._inflight.get(session)
+        with self._lock:
+            inflight = self._inflight.get(session)
+            if inflight is None:
+                future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+                self._inflight[session] = (user, future)
         if inflight is not None:
-            owner, future = inflight
+            owner, waiting = inflight
             if owner != user:
-                raise OtherUsersSession
-            await asyncio.shield(future)  # re-raises the first call's failure: same answer, no second call
+                raise LedgerRefusal(await self.get(session_uri))
+            await asyncio.shield(waiting)  # the first request's failure is ours too: same answer, no second call
             return Completion.ALREADY_DONE
-        future = asyncio.get_running_loop().create_future()
-        self._inflight[session] = (user, future)
         try:
-            await call()
+            outcome = await self._claim_and_call(session_uri, user, call, flow_id=flow_id, on_failure=on_failure)
         except asyncio.CancelledError:
-            # Waiting duplicates get an answer of their own rather than a cancellation they did not ask for.
             future.set_exception(CompletionInterrupted())
             future.exception()
             raise
@@ -76,15 +234,176 @@ class CompletionLedger:
             future.exception()  # mark retrieved: waiting duplicates are optional
             raise
         else:
-            self._remember(session, user)
-            future.set_result(None)
+            future.set_result(outcome)
+            return outcome
         finally:
-            self._inflight.pop(session, None)
+            with self._lock:
+                self._inflight.pop(session, None)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _claim_and_call(
+        self,
+        session_uri: str,
+        user: str,
+        call: Callable[[Record], Awaitable[None]],
+        *,
+        flow_id: str | None,
+        on_failure: Callable[[Exception, Record], Failure],
+    ) -> Completion:
+        deadline = time.monotonic() + self._max_wait_s
+        for pause in _pauses():
+            claimed = await self._claim(session_uri, user, flow_id)
+            if claimed is not None:
+                token, record = claimed
+                break
+            record_or_none = await self.get(session_uri)
+            if record_or_none is None or record_or_none.status is Status.CANCELLED or record_or_none.user != user:
+                raise LedgerRefusal(record_or_none)
+            if flow_id is not None and not record_or_none.flow_is(flow_id):
+                raise LedgerRefusal(record_or_none)
+            if record_or_none.status is Status.COMPLETED:
+                return Completion.ALREADY_DONE
+            # Claimed by another task (or released a moment ago): wait for its verdict, then look again.
+            if time.monotonic() + pause > deadline:
+                raise CompletionInterrupted
+            await anyio.sleep(pause)
+        try:
+            await call(record)
+        except BaseException as exc:
+            failure = on_failure(exc, record) if isinstance(exc, Exception) else Failure(uncertain=True)
+            with anyio.CancelScope(shield=True):  # a client that went away must not leave the claim standing
+                await self._settle_failure(session_uri, token, failure)
+            raise
+        with anyio.CancelScope(shield=True):
+            await self._mark_completed(session_uri, token)
         return Completion.CALLED
 
-    def _remember(self, session: str, user: str) -> None:
-        self._done[session] = _Entry(user=user, expires_at=self._clock() + self._ttl_s)
-        self._done.move_to_end(session)
+    async def _claim(self, session_uri: str, user: str, flow_id: str | None) -> tuple[str, Record] | None:
+        token = secrets.token_urlsafe(16)
         now = self._clock()
-        while self._done and (len(self._done) > self._max_entries or next(iter(self._done.values())).expires_at <= now):
-            self._done.popitem(last=False)
+        condition = "#u = :u AND (#st = :started OR (#st = :claimed AND #cu < :now))"
+        values: dict[str, Any] = {
+            ":u": _s(user),
+            ":started": _s("started"),
+            ":claimed": _s("claimed"),
+            ":now": _n(now),
+            ":c": _s(token),
+            ":until": _n(now + self._lease_s),
+        }
+        if flow_id is not None:
+            condition += " AND #f = :f"
+            values[":f"] = _s(flow_id)
+        request = {
+            "Key": {"session": _s(digest(session_uri, 32))},
+            "UpdateExpression": "SET #st = :claimed, #c = :c, #cu = :until",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {k: _NAMES[k] for k in ("#u", "#st", "#cu", "#c", "#f")}
+            if flow_id is not None
+            else {k: _NAMES[k] for k in ("#u", "#st", "#cu", "#c")},
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW",
+        }
+        answer = await self._conditional("update_item", request, answer=True)
+        if answer is None:
+            return None
+        return token, _record(answer["Attributes"])
+
+    async def _mark_completed(self, session_uri: str, token: str) -> None:
+        # Unconditional on purpose: AgentCore has completed it, whatever happened to our lease meanwhile.
+        await self._call(
+            "update_item",
+            Key={"session": _s(digest(session_uri, 32))},
+            UpdateExpression="SET #st = :completed REMOVE #c, #cu, #un",
+            ExpressionAttributeNames={k: _NAMES[k] for k in ("#st", "#c", "#cu", "#un")},
+            ExpressionAttributeValues={":completed": _s("completed")},
+        )
+
+    async def _settle_failure(self, session_uri: str, token: str, failure: Failure) -> None:
+        values: dict[str, Any]
+        names: tuple[str, ...]
+        if failure.cancel_reason is not None:
+            update, values = (
+                "SET #st = :cancelled, #r = :r REMOVE #c, #cu",
+                {":cancelled": _s("cancelled"), ":r": _s(failure.cancel_reason)},
+            )
+            names = ("#st", "#r", "#c", "#cu")
+        elif failure.uncertain:
+            update, values = "SET #st = :started, #un = :true REMOVE #c, #cu", {":started": _s("started"), ":true": {"BOOL": True}}
+            names = ("#st", "#un", "#c", "#cu")
+        else:
+            update, values = "SET #st = :started REMOVE #c, #cu", {":started": _s("started")}
+            names = ("#st", "#c", "#cu")
+        request = {
+            "Key": {"session": _s(digest(session_uri, 32))},
+            "UpdateExpression": update,
+            "ConditionExpression": "#c = :token",  # only our own claim: a lease taken over is not ours to undo
+            "ExpressionAttributeNames": {k: _NAMES[k] for k in names},
+            "ExpressionAttributeValues": values | {":token": _s(token)},
+        }
+        with contextlib.suppress(StoreUnavailable):  # else the claim's lease runs out by itself: a later landing may retry
+            await self._conditional("update_item", request)
+
+    async def _conditional(self, operation: str, request: dict[str, Any], *, answer: bool = False) -> Any:
+        """True (or the answer, with `answer`) when the write happened; None/False when its condition failed."""
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        try:
+            result = await self._call(operation, **request)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == _CONDITION_FAILED:
+                return None if answer else False
+            raise
+        return result if answer else True
+
+    async def _call(self, operation: str, **request: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        def run() -> Any:
+            return getattr(self._client(), operation)(TableName=self._table, **request)
+
+        try:
+            return await anyio.to_thread.run_sync(run)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _TRANSIENT:
+                raise StoreUnavailable(code) from None
+            if code == _CONDITION_FAILED:
+                raise
+            raise StoreUnavailable(code or "ClientError") from exc
+        except BotoCoreError as exc:  # connection errors, timeouts, credentials not yet available
+            raise StoreUnavailable(type(exc).__name__) from None
+
+
+_GONE = Record(Status.CANCELLED, user="", flow=None, provider=None, reason="expired", claim_until=None, uncertain=False)
+
+
+def _pauses() -> Any:
+    yield from _POLL_S
+    while True:
+        yield 0.5
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": str(int(value)) if float(value).is_integer() else f"{value:.3f}"}
+
+
+def _record(item: dict[str, Any]) -> Record:
+    def text(name: str) -> str | None:
+        value = item.get(name, {}).get("S")
+        return value if isinstance(value, str) else None
+
+    until = item.get("claim_until", {}).get("N")
+    return Record(
+        status=Status(text("status") or "cancelled"),
+        user=text("user") or "",
+        flow=text("flow"),
+        provider=text("provider"),
+        reason=text("reason"),
+        claim_until=float(until) if until is not None else None,
+        uncertain=bool(item.get("uncertain", {}).get("BOOL", False)),
+    )

@@ -15,11 +15,12 @@ right status, writes one security event, and never calls AgentCore.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -40,10 +41,10 @@ from services.common.bootstrap import build_keyring, build_verifier
 from services.common.config import BindingSettings, load_settings
 from services.common.flow import (
     FLOW_TTL_MAX_S,
-    BrowserBinding,
     FlowError,
     binding_cookie_name,
     bound_cookie_name,
+    flow_id_for,
     is_session_uri,
     issue_binding_cookie,
     issue_bound_cookie,
@@ -53,14 +54,32 @@ from services.common.flow import (
 )
 from services.common.health import router as health_router
 from services.common.logs import configure_logging, hashed, security_event
-from services.common.metrics import AGENTCORE_ERRORS, BINDINGS_COMPLETED, BINDINGS_REFUSED, Metrics
+from services.common.metrics import (
+    AGENTCORE_ERRORS,
+    BINDINGS_COMPLETED,
+    BINDINGS_REFUSED,
+    SESSIONS_CANCELLED,
+    STATE_ECHO_MISSING,
+    Metrics,
+)
 from services.common.middleware import AccessLogMiddleware, CorrelationIdMiddleware, SecurityHeadersMiddleware
 from services.common.runtime import LazyRuntime
 from services.common.signed import Keyring
 from services.session_binding import pages
-from services.session_binding.ledger import Completion, CompletionInterrupted, CompletionLedger, OtherUsersSession
+from services.session_binding.ledger import (
+    Completion,
+    CompletionInterrupted,
+    Failure,
+    LedgerRefusal,
+    Record,
+    SessionLedger,
+    Status,
+    StoreUnavailable,
+    dynamodb_client,
+)
 
 RETRY_AFTER_S = 5
+T = TypeVar("T")
 SERVICE_NAME = "session-binding"  # the metrics' Service dimension
 _log = logging.getLogger("session_binding")
 
@@ -79,8 +98,10 @@ class Refusal(Exception):
         retry_after: int | None = None,
         reference: bool = False,
         clear_cookie: str | None = None,
+        provider: str | None = None,
     ) -> None:
         super().__init__(reason)
+        self.provider = provider
         self.status = status
         self.reason = reason
         self.page = page
@@ -99,7 +120,7 @@ class Runtime:
     keyring: Keyring
     verifier: AlbIdentityVerifier
     agentcore: LazyClient
-    ledger: CompletionLedger
+    ledger: SessionLedger
     clock: Callable[[], float]
     metrics: Metrics
     limiter: list[anyio.CapacityLimiter] = field(default_factory=list)  # created in the event loop, on first use
@@ -114,8 +135,10 @@ class Runtime:
     @classmethod
     def build(cls, settings: BindingSettings, clock: Callable[[], float]) -> Runtime:
         agentcore = LazyClient(lambda: agentcore_client(settings))
+        dynamodb = LazyClient(lambda: dynamodb_client(settings.aws_region))
+        ledger = SessionLedger(settings.binding_table, dynamodb.get, lease_s=settings.ledger_lease_s, clock=clock)
         metrics = Metrics(namespace=settings.metrics_namespace, service=SERVICE_NAME)
-        return cls(settings, build_keyring(settings), build_verifier(settings, clock), agentcore, CompletionLedger(), clock, metrics)
+        return cls(settings, build_keyring(settings), build_verifier(settings, clock), agentcore, ledger, clock, metrics)
 
 
 def create_app(
@@ -189,6 +212,14 @@ async def _start(rt: Runtime, request: Request) -> Response:
     if not flow.owned_by(identity):
         # A consent link forwarded to someone else (login CSRF): their browser must not bind our flow.
         raise Refusal(403, "flow_other_user", pages.OTHER_USER, user_key=identity.user_key, session_uri=flow.session_uri)
+    standing = await _ledger_step(
+        rt.ledger.start(flow.session_uri, identity.user_key, flow_id=flow.flow_id, provider=flow.provider, expires_at=flow.expires_at),
+        identity,
+        flow.session_uri,
+    )
+    if standing is not None:
+        # The link was used already: show where the session stands rather than the provider's error.
+        raise _standing_refusal(standing, identity, flow.session_uri, provider=flow.provider)
     response = Response(status_code=302, headers={"location": flow.authorization_url})
     response.set_cookie(
         binding_cookie_name(flow.session_uri),
@@ -211,20 +242,25 @@ async def _start(rt: Runtime, request: Request) -> Response:
     return response
 
 
-async def _bind(rt: Runtime, request: Request) -> Response:
-    query = request.query_params
+def _landing_parameters(rt: Runtime, query: Any) -> tuple[str, str | None]:
+    """The sessionUri and AgentCore's echo of customState (None when absent) from the landing's query."""
     if "code" in query or ("state" in query and "session_id" not in query):
         # The provider redirected here directly: the callback registered there is ours, not AgentCore's.
         raise Refusal(400, "oauth_callback_parameters", pages.CALLBACK_MISDIRECTED)
     values = query.getlist("session_id")
     if len(values) != 1:
         raise Refusal(400, "session_id_missing" if not values else "session_id_duplicate", pages.MALFORMED)
-    states = query.getlist("state")  # AgentCore's echo of customState, when it sends one
-    if len(states) > 1:
-        raise Refusal(400, "state_duplicate", pages.MALFORMED)
-    session_uri = values[0]
-    if not is_session_uri(session_uri):
+    states = query.getlist(rt.settings.custom_state_param)
+    if len(states) > 1 or (states and not states[0]):
+        raise Refusal(400, "state_duplicate" if states[0] else "state_empty", pages.MALFORMED)
+    if not is_session_uri(values[0]):
         raise Refusal(400, "session_id_malformed", pages.MALFORMED)
+    return values[0], (states[0] if states else None)
+
+
+async def _bind(rt: Runtime, request: Request) -> Response:
+    query = request.query_params
+    session_uri, state = _landing_parameters(rt, query)
     identity = await _identity(rt, request, session_uri=session_uri)
     now = int(rt.clock())
 
@@ -237,23 +273,36 @@ async def _bind(rt: Runtime, request: Request) -> Response:
         else:
             return _success(rt, session_uri, identity, provider=done.provider, expires_at=done.expires_at, now=now)
 
+    landing = _Landing(rt, session_uri, identity, state)
     provider: str | None = None
     expires_at = now + FLOW_TTL_MAX_S
     if rt.settings.binding_mode == "same-browser":
-        binding = _browser_binding(rt, request, session_uri, identity, now=now, states=states)
-        provider, expires_at = binding.provider, binding.expires_at
+        provider, expires_at = await landing.check_browser(request.cookies.get(binding_cookie_name(session_uri)), now=now, query=query)
+    elif state is None and rt.settings.require_custom_state:
+        record = await _ledger_step(rt.ledger.get(session_uri), identity, session_uri)
+        if record is not None and record.started_by(identity.user_key):
+            landing.echo_missing(query)
+        raise await landing.cancel("state_missing")
 
-    async def call() -> None:
-        await _complete_at_agentcore(rt, session_uri, identity)
+    async def call(record: Record) -> None:
+        try:
+            await _complete_at_agentcore(rt, session_uri, identity)
+        except Refusal as refusal:
+            if refusal.status == 410 and record.uncertain:
+                # An earlier call's answer was lost: AgentCore's "already used" may be our own completion.
+                raise Refusal(503, refusal.reason + "_after_lost_answer", pages.UNCERTAIN, **_who(identity, session_uri)) from None
+            raise
 
     try:
-        outcome = await rt.ledger.complete(session_uri, identity.user_key, call)
-    except OtherUsersSession:
-        raise Refusal(403, "session_other_user", pages.OTHER_USER, user_key=identity.user_key, session_uri=session_uri) from None
+        outcome = await rt.ledger.complete(
+            session_uri, identity.user_key, call, flow_id=flow_id_for(state) if state else None, on_failure=_failure
+        )
+    except LedgerRefusal as refused:
+        raise await landing.refused_by_ledger(refused.record) from None
     except CompletionInterrupted:
-        raise Refusal(
-            503, "completion_interrupted", pages.UNCERTAIN, user_key=identity.user_key, session_uri=session_uri, retry_after=RETRY_AFTER_S
-        ) from None
+        raise Refusal(503, "completion_interrupted", pages.UNCERTAIN, retry_after=RETRY_AFTER_S, **_who(identity, session_uri)) from None
+    except StoreUnavailable as exc:
+        raise _store_refusal(exc, identity, session_uri) from None
     if outcome is Completion.CALLED:
         _log.info(
             "binding_completed",
@@ -268,31 +317,137 @@ async def _bind(rt: Runtime, request: Request) -> Response:
     return _success(rt, session_uri, identity, provider=provider, expires_at=expires_at, now=now)
 
 
-def _browser_binding(
-    rt: Runtime, request: Request, session_uri: str, identity: AlbIdentity, *, now: int, states: list[str]
-) -> BrowserBinding:
-    """Proof 3: this browser started this flow for this user (and, when AgentCore echoes it, this customState)."""
-    raw = request.cookies.get(binding_cookie_name(session_uri))
-    if raw is None:
-        # Browser swapping: AgentCore's redirect opened in a browser that did not start this flow.
-        raise Refusal(403, "binding_cookie_missing", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
+def _failure(exc: Exception, record: Record) -> Failure:
+    """How a failed completion leaves the session in the ledger."""
+    if isinstance(exc, Refusal) and exc.status == 410:
+        # AgentCore refused it (before its callback, expired, or used): no later landing can succeed, and
+        # an early attempt is what an initiator racing the victim's landing would make. Burn it.
+        return Failure(cancel_reason="agentcore_refused")
+    if isinstance(exc, Refusal) and exc.page is not pages.UNCERTAIN:
+        return Failure()  # AgentCore busy or failing before it acted: the next landing may try again
+    return Failure(uncertain=True)
+
+
+class _Landing:
+    """Decisions about one landing on `/oauth2/session-binding` that need the ledger."""
+
+    def __init__(self, rt: Runtime, session_uri: str, identity: AlbIdentity, state: str | None) -> None:
+        self.rt, self.session_uri, self.identity, self.state = rt, session_uri, identity, state
+
+    async def check_browser(self, raw: str | None, *, now: int, query: Any) -> tuple[str, int]:
+        """Proofs 3 and 4 in `same-browser` mode: this browser started this flow for this user, and the
+        landing carries this flow's customState echo. Any failure burns the session for everyone."""
+        if raw is None:
+            # Browser swapping: AgentCore's redirect opened in a browser that did not start this flow.
+            raise await self.cancel("other_browser")
+        try:
+            binding = read_binding_cookie(self.rt.keyring, raw, session_uri=self.session_uri, identity=self.identity, now=now)
+        except FlowError as exc:
+            if exc.reason == "expired":
+                raise await self.cancel("expired") from None
+            raise await self.cancel("other_user" if exc.reason == "other_user" else "other_browser") from None
+        if self.state is None:
+            if self.rt.settings.require_custom_state:
+                # Only AgentCore's redirect carries the secret; a hand-made URL, even the initiator's, does not.
+                self.echo_missing(query)
+                raise await self.cancel("state_missing", provider=binding.provider)
+        elif not binding.state_matches(self.state):
+            # The landing carries another flow's customState: not the redirect AgentCore made for this cookie.
+            raise await self.cancel("state_mismatch")
+        return binding.provider, binding.expires_at
+
+    def echo_missing(self, query: Any) -> None:
+        """A landing that looks genuine but lacks the echo: loud, because it may mean every consent fails."""
+        names = sorted({name if _PARAM_NAME.fullmatch(name) else "?" for name in query})[:12]
+        security_event(
+            "state_echo_missing",
+            reason="state_missing",
+            status=403,
+            user_key=self.identity.user_key,
+            session_uri=self.session_uri,
+            expected_parameter=self.rt.settings.custom_state_param,
+            parameters=names,  # names only: where AgentCore put the echo, if anywhere
+        )
+        self.rt.metrics.count(STATE_ECHO_MISSING)
+
+    async def cancel(self, reason: str, *, provider: str | None = None) -> Refusal:
+        """Burn the session for everyone, and the refusal that tells this person the truth about it."""
+        standing = await _ledger_step(self.rt.ledger.cancel(self.session_uri, reason), self.identity, self.session_uri)
+        if standing is None:
+            self.rt.metrics.count(SESSIONS_CANCELLED, Reason=reason)
+            record = await _ledger_step(self.rt.ledger.get(self.session_uri), self.identity, self.session_uri)
+            if record is None or not record.user:
+                reason = "not_started"  # never started through /oauth2/start (or long gone): nobody's session
+            page, status = _cancelled_page(reason, initiator=record is not None and record.started_by(self.identity.user_key))
+            return Refusal(
+                status,
+                f"cancelled_{reason}",
+                page,
+                clear_cookie=binding_cookie_name(self.session_uri),
+                provider=provider or (record.provider if record else None),
+                **self._who(),
+            )
+        return _standing_refusal(standing, self.identity, self.session_uri, provider=standing.provider, cause=reason)
+
+    async def refused_by_ledger(self, record: Record | None) -> Refusal:
+        """The claim was refused: the session is not this user's, not this flow's, gone, or cancelled."""
+        if record is None:
+            return await self.cancel("not_started")
+        if record.status in (Status.STARTED, Status.CLAIMED) and not record.started_by(self.identity.user_key):
+            return await self.cancel("other_user")
+        if record.status is Status.STARTED and self.state is not None and not record.flow_is(flow_id_for(self.state)):
+            return await self.cancel("state_mismatch")
+        return _standing_refusal(record, self.identity, self.session_uri, provider=record.provider)
+
+    def _who(self) -> _Who:
+        return _who(self.identity, self.session_uri)
+
+
+_PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
+def _cancelled_page(reason: str, *, initiator: bool) -> tuple[pages.Page, int]:
+    if reason in ("expired", "agentcore_refused", "not_started"):
+        return (pages.EXPIRED if reason != "agentcore_refused" else pages.AGENTCORE_REFUSED), 410
+    if reason == "state_missing":
+        return pages.STATE_NOT_ECHOED, 403
+    # Another browser or another account came back with this session: tell each side the truth.
+    return (pages.CANCELLED_ELSEWHERE if initiator else pages.CANCELLED_NOT_YOURS), 403
+
+
+def _standing_refusal(record: Record, identity: AlbIdentity, session_uri: str, *, provider: str | None, cause: str = "") -> Refusal:
+    """Where a session already stands, in the person's terms: cancelled, completed, or being completed."""
+    who = _who(identity, session_uri)
+    mine = record.started_by(identity.user_key)
+    if record.status is Status.CANCELLED:
+        page, _ = _cancelled_page(record.reason or "expired", initiator=mine)
+        reason = f"session_cancelled_{record.reason or 'expired'}"
+        return Refusal(410, reason, page, clear_cookie=binding_cookie_name(session_uri), provider=provider, **who)
+    if not mine:
+        # Someone else's session already claimed or completed: only possible with the echo not required,
+        # when the initiator won the race against this browser's landing. Say so: access may be shared.
+        security_event("consent_possibly_shared", reason=cause or "other_user", status=403, **who)
+        return Refusal(403, "session_completed_by_other_user", pages.POSSIBLY_SHARED, reference=True, provider=provider, **who)
+    if record.status is Status.COMPLETED:
+        return Refusal(410, "session_already_completed", pages.ALREADY_COMPLETE, **who)
+    if record.status is Status.CLAIMED:
+        return Refusal(503, "session_in_progress", pages.IN_PROGRESS, retry_after=RETRY_AFTER_S, **who)
+    return Refusal(400, f"session_{cause or 'other_flow'}", pages.MALFORMED, **who)
+
+
+async def _ledger_step(step: Awaitable[T], identity: AlbIdentity, session_uri: str) -> T:
     try:
-        binding = read_binding_cookie(rt.keyring, raw, session_uri=session_uri, identity=identity, now=now)
-    except FlowError as exc:
-        if exc.reason == "expired":
-            raise Refusal(410, "binding_cookie_expired", pages.EXPIRED, user_key=identity.user_key, session_uri=session_uri) from None
-        if exc.reason == "other_user":
-            raise Refusal(403, "binding_cookie_other_user", pages.OTHER_USER, user_key=identity.user_key, session_uri=session_uri) from None
-        raise Refusal(
-            403, f"binding_cookie_{exc.reason}", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri
-        ) from None
-    if not states and rt.settings.require_custom_state:
-        # Only AgentCore's redirect carries the secret; a hand-made URL, even from the initiator, does not.
-        raise Refusal(403, "state_missing", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
-    if states and not binding.state_matches(states[0]):
-        # The redirect carries another flow's customState: not the redirect AgentCore made for this cookie.
-        raise Refusal(403, "state_mismatch", pages.OTHER_BROWSER, user_key=identity.user_key, session_uri=session_uri)
-    return binding
+        return await step
+    except StoreUnavailable as exc:
+        raise _store_refusal(exc, identity, session_uri) from None
+
+
+def _store_refusal(exc: StoreUnavailable, identity: AlbIdentity, session_uri: str) -> Refusal:
+    return Refusal(503, f"store_unavailable_{exc}", pages.BUSY, retry_after=RETRY_AFTER_S, **_who(identity, session_uri))
+
+
+def _who(identity: AlbIdentity, session_uri: str) -> _Who:
+    return _Who(user_key=identity.user_key, session_uri=session_uri)
 
 
 class _Who(TypedDict):
@@ -341,7 +496,7 @@ def _agentcore_refusal(exc: ClientError, session_uri: str, context: _Who) -> Ref
         if metadata.get("RetryAttempts", 0):
             # An earlier attempt may have completed it before its answer was lost: do not call it "used".
             return Refusal(503, f"agentcore_{code}_after_retry", pages.UNCERTAIN, retry_after=RETRY_AFTER_S, **context)
-        return Refusal(410, f"agentcore_{code}", pages.EXPIRED, clear_cookie=binding_cookie_name(session_uri), **context)
+        return Refusal(410, f"agentcore_{code}", pages.AGENTCORE_REFUSED, clear_cookie=binding_cookie_name(session_uri), **context)
     return Refusal(502, f"agentcore_{code}", pages.FAILED, reference=True, **context)
 
 
@@ -372,7 +527,9 @@ def _refuse(rt: Runtime, event: str, refusal: Refusal) -> Response:
         **({"reference": refusal.reference} if refusal.reference else {}),
     )
     rt.metrics.count(BINDINGS_REFUSED, Reason=refusal.reason)
-    response = pages.render(refusal.page, refusal.status, agent_path=rt.settings.agent_ui_path, reference=refusal.reference)
+    response = pages.render(
+        refusal.page, refusal.status, agent_path=rt.settings.agent_ui_path, provider=refusal.provider, reference=refusal.reference
+    )
     if refusal.retry_after is not None:
         response.headers["retry-after"] = str(refusal.retry_after)
     if refusal.clear_cookie is not None:

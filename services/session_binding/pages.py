@@ -74,6 +74,48 @@ OTHER_BROWSER = Page(
     "If you did not start it, you can ignore this page. Otherwise, open the agent in this browser and ask again.",
     Tone.REFUSED,
 )
+CANCELLED_NOT_YOURS = Page(
+    "Someone else started this authorization",
+    "This consent was requested from another account's agent session, not yours. It has been cancelled and nothing was "
+    "shared with anyone. If someone sent you this link, do not approve links you did not ask for.",
+    Tone.REFUSED,
+)
+CANCELLED_ELSEWHERE = Page(
+    "This authorization was cancelled",
+    "It came back in a different browser or account than the one that started it, so it was cancelled and nothing was shared. "
+    "Go back to the agent in the browser where you use it and ask again: it will give you a new link.",
+    Tone.REFUSED,
+)
+STATE_NOT_ECHOED = Page(
+    "We could not confirm where this authorization came from",
+    "The address of this page lacks the proof that your browser came back from {provider}, so the authorization was cancelled "
+    "and nothing was shared. Go back to the agent and ask again. If this happens every time, tell the people who run this agent.",
+    Tone.REFUSED,
+)
+AGENTCORE_REFUSED = Page(
+    "This authorization cannot be completed",
+    "The identity service did not accept it: it expired, was already used, or consent was not given yet. It has been cancelled "
+    "and nothing was shared. Go back to the agent and ask again: it will give you a new link.",
+    Tone.REFUSED,
+)
+POSSIBLY_SHARED = Page(
+    "This authorization belongs to another account",
+    "Another account started it, and it was already completed. If you just gave consent at {provider}, that account's agent "
+    "may be able to use your access: remove this app's access in your {provider} account settings, and tell the people who "
+    "run this agent; the reference below helps them find what happened.",
+    Tone.REFUSED,
+)
+ALREADY_COMPLETE = Page(
+    "This authorization is already complete",
+    "The agent already has the access you gave it. Go back to the agent: nothing else is needed.",
+    Tone.OK,
+)
+IN_PROGRESS = Page(
+    "Your authorization is being completed",
+    "Another request is finishing this authorization right now. Reload this page in a few seconds.",
+    Tone.LATER,
+    "Return to the agent instead",
+)
 EXPIRED = Page(
     "This authorization has expired or was already used",
     "An authorization link works once, for ten minutes. Go back to the agent and ask again: it will give you a new link.",

@@ -32,6 +32,10 @@ AUTHORIZATION_PROMPTS = "AuthorizationPrompts"
 AGENTCORE_ERRORS = "AgentCoreErrors"
 CACHE_HITS = "WorkloadTokenCacheHits"
 CACHE_MISSES = "WorkloadTokenCacheMisses"
+# Landings with a valid binding cookie but without AgentCore's echo of customState in the configured parameter.
+STATE_ECHO_MISSING = "StateEchoMissing"
+# Sessions burned: their landing came from another browser or user, or arrived before AgentCore's callback.
+SESSIONS_CANCELLED = "SessionsCancelled"
 AGENT_SERVICE = "agent"
 BINDING_SERVICE = "session-binding"
 
@@ -103,10 +107,13 @@ class Monitoring(Construct):
         agent: FargateWebService,
         session_binding: FargateWebService | LambdaWebService,
         refusals_per_5min: int,
+        state_param: str,
+        require_state: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         self._namespace = namespace
         self._refusals_per_5min = refusals_per_5min
+        self._state_param = state_param
         self._action = cloudwatch_actions.SnsAction(topic)
         self.alarms: list[cloudwatch.Alarm] = []
 
@@ -118,6 +125,19 @@ class Monitoring(Construct):
             description=f"{refusals_per_5min}+ session bindings refused in 5 minutes: a possible attack (replayed or swapped "
             "sessions, forwarded consent links), or AgentCore failing. Runbook: docs/operations.md#bindingrefusalsspike",
         )
+        # Only when the echo is required: then a missing echo refuses the consent. Without the requirement a missing
+        # echo refuses nothing (the operator chose that), and the metric stays on the dashboard only.
+        self.state_echo_missing: cloudwatch.Alarm | None = None
+        if require_state:
+            self.state_echo_missing = self._alarm(
+                "StateEchoMissing",
+                self.service_metric(STATE_ECHO_MISSING, BINDING_SERVICE, period=FIVE_MINUTES),
+                threshold=1,
+                evaluation_periods=1,
+                description=f"AgentCore did not echo customState on the return URL in parameter '{state_param}': every consent "
+                "is being refused; check docs/session-binding.md, consider binding_state_param or binding_require_state=false. "
+                "Runbook: docs/operations.md#stateechomissing",
+            )
         self.elb_5xx = self._alarm(
             "LoadBalancer5xx",
             load_balancer.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, period=ONE_MINUTE, statistic="Sum"),
@@ -269,6 +289,22 @@ class Monitoring(Construct):
                     self._search(AGENTCORE_ERRORS, BINDING_SERVICE, "ErrorCode", "session binding"),
                 ],
                 width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title=f"customState echo missing (per 5 min, parameter '{self._state_param}')",
+                left=[metric(STATE_ECHO_MISSING, BINDING_SERVICE, period=FIVE_MINUTES).with_(label="landings without the echo")],
+                left_annotations=([cloudwatch.HorizontalAnnotation(value=1, label="alarm")] if self.state_echo_missing is not None else []),
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Sessions cancelled (per 5 min)",
+                left=[
+                    metric(SESSIONS_CANCELLED, BINDING_SERVICE, period=FIVE_MINUTES).with_(label="all reasons"),
+                    self._search(SESSIONS_CANCELLED, BINDING_SERVICE, "Reason", "cancelled"),
+                ],
+                width=12,
             ),
         )
         dashboard.add_widgets(

@@ -1,4 +1,5 @@
-"""Fixtures for the demo API: real RS256 access tokens, a loopback JWKS endpoint, the app under test."""
+"""Fixtures for the demo API: real RS256 access tokens, a loopback JWKS endpoint, a notes table on the
+local DynamoDB server (`local/dynamodb.py`, one per session), the app under test."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from local.dynamodb import NOTES_TABLE, LocalDynamoDB
 from services.demo_api.config import DemoApiSettings
 from services.demo_api.main import create_app
 from tests.support.cognito_tokens import CognitoSigningKey, JwksServer
+from tests.support.dynamodb import table, use_local_dynamodb
 
 REGION = "eu-west-1"
 ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Demo"
@@ -42,13 +45,23 @@ def jwks(signing_key: CognitoSigningKey) -> Iterator[JwksServer]:
         yield server
 
 
-def demo_settings(jwks: JwksServer, **overrides: Any) -> DemoApiSettings:
+@pytest.fixture
+def notes_table(local_dynamodb: LocalDynamoDB, fresh_table_name: Callable[[str], str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty notes table of this test's own; the store's boto3 client finds the server as a deployed
+    one finds DynamoDB: from the environment (`AWS_ENDPOINT_URL_DYNAMODB`, credentials)."""
+    use_local_dynamodb(monkeypatch, local_dynamodb)
+    with table(local_dynamodb, fresh_table_name("notes"), NOTES_TABLE) as name:
+        yield name
+
+
+def demo_settings(jwks: JwksServer, notes_table: str, **overrides: Any) -> DemoApiSettings:
     values: dict[str, Any] = {
         "app_profile": "local",  # the key set is served over loopback http
         "aws_region": REGION,
         "demo_issuer": ISSUER,
         "demo_client_id": CLIENT_ID,
         "demo_jwks_url": jwks.url,
+        "notes_table": notes_table,
         "log_level": "INFO",
     }
     values.update(overrides)
@@ -77,11 +90,11 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def make_api(signing_key: CognitoSigningKey, jwks: JwksServer) -> Iterator[Callable[..., DemoApiHarness]]:
+def make_api(signing_key: CognitoSigningKey, jwks: JwksServer, notes_table: str) -> Iterator[Callable[..., DemoApiHarness]]:
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> DemoApiHarness:
-        settings = demo_settings(jwks, **overrides)
+        settings = demo_settings(jwks, notes_table, **overrides)
         client = TestClient(create_app(lambda: settings), base_url=BASE_URL)
         client.__enter__()
         clients.append(client)

@@ -1,21 +1,26 @@
-"""The notes stores: the in-memory one used locally and in tests, and the DynamoDB one's requests.
+"""The notes store: against a real table on the local DynamoDB server, and the exact requests it sends.
 
-The DynamoDB store is checked with botocore's Stubber, which validates every request against the
-DynamoDB service model (parameter names, shapes, types) without a network call.
+Behaviour (ordering, users kept apart, the limit under racing writes) is checked on a table of the
+local DynamoDB server (`local/dynamodb.py`), reached as on Lambda: through the environment. The
+requests and the mapping of DynamoDB's errors are checked with botocore's Stubber, which validates
+every request against the DynamoDB service model (parameter names, shapes, types) without a network call.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import Stubber
 
-from services.demo_api.notes import COUNTER_ID, DynamoDbNotesStore, InMemoryNotesStore, NoteLimitReached, StoreUnavailable, new_note
-from tests.demo_api.conftest import ALICE, BOB
+from local.dynamodb import CREDENTIALS
+from services.demo_api.notes import COUNTER_ID, DynamoDbNotesStore, NoteLimitReached, StoreUnavailable, new_note
+from tests.demo_api.conftest import ALICE, BOB, REGION
 
 TABLE = "agentcore-ecs-sandbox-notes"
 
@@ -29,8 +34,15 @@ def test_note_ids_are_time_ordered_hex_and_timestamps_utc() -> None:
     assert first.as_json() == {"id": first.id, "text": "a", "created_at": first.created_at}
 
 
-def test_in_memory_store_keeps_users_apart_and_in_order() -> None:
-    store = InMemoryNotesStore()
+# ------------------------------------------------------------------------------ on the local DynamoDB server
+
+
+@pytest.fixture
+def store(notes_table: str) -> DynamoDbNotesStore:
+    return DynamoDbNotesStore(notes_table, region=REGION)  # the client from the environment, as on Lambda
+
+
+def test_store_keeps_users_apart_and_in_order(store: DynamoDbNotesStore) -> None:
     a1 = store.add_note(ALICE, "one", limit=10)
     store.add_note(BOB, "bob", limit=10)
     a2 = store.add_note(ALICE, "two", limit=10)
@@ -39,8 +51,7 @@ def test_in_memory_store_keeps_users_apart_and_in_order() -> None:
     assert store.list_notes("nobody") == []
 
 
-def test_in_memory_store_limit_holds_under_concurrent_writes() -> None:
-    store = InMemoryNotesStore()
+def test_store_limit_holds_under_concurrent_writes(store: DynamoDbNotesStore) -> None:
     refused: list[int] = []
 
     def write() -> None:
@@ -56,14 +67,30 @@ def test_in_memory_store_limit_holds_under_concurrent_writes() -> None:
     for thread in threads:
         thread.join()
     assert len(store.list_notes(ALICE)) == 25
-    assert len(refused) == 25
+    assert len(refused) == 25  # a refused write stored nothing: the note and the counter are one transaction
 
 
-def test_in_memory_store_returns_copies() -> None:
-    store = InMemoryNotesStore()
+def test_store_returns_fresh_lists(store: DynamoDbNotesStore) -> None:
     store.add_note(ALICE, "one", limit=10)
     store.list_notes(ALICE).clear()
     assert len(store.list_notes(ALICE)) == 1
+
+
+def test_a_table_that_cannot_be_reached_is_unavailable_not_an_error() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = boto3.session.Session(**CREDENTIALS).client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=f"http://127.0.0.1:{port}",
+        config=Config(retries={"total_max_attempts": 1}, proxies={}),
+    )
+    store = DynamoDbNotesStore(TABLE, region=REGION, client=client)
+    with pytest.raises(StoreUnavailable):
+        store.list_notes(ALICE)
+    with pytest.raises(StoreUnavailable):
+        store.add_note(ALICE, "x", limit=10)
 
 
 # ------------------------------------------------------------------------------ DynamoDB requests

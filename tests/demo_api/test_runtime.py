@@ -15,7 +15,7 @@ from services.common.logs import JsonFormatter
 from services.demo_api import main
 from services.demo_api.config import DemoApiSettings, load_demo_settings
 from services.demo_api.main import Runtime, create_app
-from services.demo_api.notes import DynamoDbNotesStore, InMemoryNotesStore
+from services.demo_api.notes import DynamoDbNotesStore
 from tests.demo_api.conftest import ALICE, CLIENT_ID, ISSUER, PROFILE, REGION, WRITE
 from tests.support.cognito_tokens import CognitoSigningKey, JwksServer
 
@@ -24,6 +24,7 @@ ENV = {
     "AWS_REGION": REGION,
     "DEMO_ISSUER": ISSUER,
     "DEMO_CLIENT_ID": CLIENT_ID,
+    "NOTES_TABLE": "agentcore-ecs-sandbox-Notes-1A2B3C",
 }
 
 
@@ -40,17 +41,18 @@ def test_settings_come_from_the_environment(environment: pytest.MonkeyPatch) -> 
     settings = load_demo_settings()
     assert settings.demo_issuer == ISSUER
     assert settings.jwks_url == f"{ISSUER}/.well-known/jwks.json"
-    assert settings.notes_table is None
+    assert settings.notes_table == "agentcore-ecs-sandbox-Notes-1A2B3C"
     environment.setenv("DEMO_JWKS_URL", "https://keys.example.com/jwks.json")
-    environment.setenv("NOTES_TABLE", "agentcore-ecs-sandbox-Notes-1A2B3C")
+    environment.setenv("NOTES_TABLE", "agentcore-ecs-sandbox-Notes-4D5E6F")
     settings = load_demo_settings()
     assert settings.jwks_url == "https://keys.example.com/jwks.json"
-    assert settings.notes_table == "agentcore-ecs-sandbox-Notes-1A2B3C"
+    assert settings.notes_table == "agentcore-ecs-sandbox-Notes-4D5E6F"
 
 
-def test_a_missing_setting_stops_the_process_naming_it(environment: pytest.MonkeyPatch) -> None:
-    environment.delenv("DEMO_ISSUER")
-    with pytest.raises(SystemExit, match="DEMO_ISSUER"):
+@pytest.mark.parametrize("name", ["DEMO_ISSUER", "NOTES_TABLE"])  # no table, no notes: there is no in-memory fallback
+def test_a_missing_setting_stops_the_process_naming_it(environment: pytest.MonkeyPatch, name: str) -> None:
+    environment.delenv(name)
+    with pytest.raises(SystemExit, match=name):
         load_demo_settings()
 
 
@@ -73,9 +75,7 @@ def test_malformed_settings_are_refused(environment: pytest.MonkeyPatch, name: s
         load_demo_settings()
 
 
-def test_a_table_name_selects_dynamodb_and_none_selects_memory(environment: pytest.MonkeyPatch) -> None:
-    assert isinstance(Runtime.build(DemoApiSettings(), clock=lambda: 0).store, InMemoryNotesStore)  # type: ignore[call-arg]
-    environment.setenv("NOTES_TABLE", "notes")
+def test_the_notes_store_is_dynamodb(environment: pytest.MonkeyPatch) -> None:
     assert isinstance(Runtime.build(DemoApiSettings(), clock=lambda: 0).store, DynamoDbNotesStore)  # type: ignore[call-arg]
 
 
@@ -131,10 +131,13 @@ def test_the_module_exposes_the_app_behind_mangum_without_lifespan() -> None:
     assert main.handler.lifespan == "off"
 
 
-def test_mangum_answers_http_api_v2_events(environment: pytest.MonkeyPatch, jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+def test_mangum_answers_http_api_v2_events(
+    environment: pytest.MonkeyPatch, jwks: JwksServer, signing_key: CognitoSigningKey, notes_table: str
+) -> None:
     # The same path as on Lambda: settings from the environment at the first request, no lifespan.
     environment.setenv("APP_PROFILE", "local")
     environment.setenv("DEMO_JWKS_URL", jwks.url)
+    environment.setenv("NOTES_TABLE", notes_table)  # on the local DynamoDB server (AWS_ENDPOINT_URL_DYNAMODB)
     handler = Mangum(create_app(), lifespan="off")
     token = signing_key.mint(sub=ALICE, issuer=ISSUER, client_id=CLIENT_ID, scopes=(PROFILE, WRITE), username="alice")
 

@@ -38,6 +38,9 @@ def test_binding_runs_as_an_image_function_reading_its_key_from_secrets_manager(
     assert "FLOW_SIGNING_KEYS" not in env  # never a plain environment variable
     assert render(env["FLOW_SIGNING_KEYS_SECRET_ARN"]).startswith("${Import:")
     assert env["BINDING_MODE"] == "same-browser" and "ALB_ARN" in env and "OIDC_ISSUER" in env
+    assert (env["REQUIRE_CUSTOM_STATE"], env["CUSTOM_STATE_PARAM"]) == ("true", "state")
+    [ledger] = [k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith("BindingLedgerTable")]
+    assert env["BINDING_TABLE"] == {"Ref": ledger}  # every instance shares one ledger
     # Only the agent remains on ECS.
     assert len(resources(template, "AWS::ECS::Service")) == 1
 
@@ -70,7 +73,7 @@ def test_same_listener_rule_with_sign_in_then_the_lambda_target(on_lambda: Synth
     assert permission["Properties"]["Principal"] == "elasticloadbalancing.amazonaws.com"
 
 
-def test_the_function_role_can_only_complete_consent_and_read_its_key(on_lambda: Synth) -> None:
+def test_the_function_role_can_only_complete_consent_read_its_key_and_use_its_ledger(on_lambda: Synth) -> None:
     template = on_lambda.raw("services")
     [policy] = [p for name, p in resources(template, "AWS::IAM::ManagedPolicy").items() if name.startswith("SessionBindingPolicy")]
     actions = _by_action(statements(policy))
@@ -80,6 +83,12 @@ def test_the_function_role_can_only_complete_consent_and_read_its_key(on_lambda:
         "bedrock-agentcore:CompleteResourceTokenAuth",
         "secretsmanager:GetSecretValue",
         "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
     }
     reads = actions["secretsmanager:GetSecretValue"]
     assert len(reads) == 2  # the provider secret only via AgentCore; the signing key directly, by exact ARN

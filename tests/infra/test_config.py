@@ -19,12 +19,21 @@ def test_defaults_from_cdk_json_are_valid() -> None:
     assert config.profile is Profile.SANDBOX
     assert config.provider.kind is Provider.DEMO
     assert config.binding_mode is BindingMode.SAME_BROWSER
-    assert config.binding_require_state is False
+    assert config.binding_require_state is True  # AgentCore's echo of customState is required unless turned off
+    assert config.binding_state_param == "state"
     assert config.session_binding_url == "https://agent.example.com/oauth2/session-binding"
     assert config.alb_callback_url == "https://agent.example.com/oauth2/idpresponse"
     assert config.account is None and config.region is None  # environment-agnostic
     assert config.nat_gateways == 1
     assert config.provider.scopes == ("demo-api/notes.read", "demo-api/profile.read")
+
+
+def test_binding_state_defaults_hold_without_cdk_json() -> None:
+    """The code's defaults match cdk.json: a context without the keys still requires the echo, in `state`."""
+    context = {k: v for k, v in DEFAULT_CONTEXT.items() if k not in ("binding_require_state", "binding_state_param")}
+    config = load_config(context)
+    assert (config.binding_require_state, config.binding_state_param) == (True, "state")
+    assert (DEFAULT_CONTEXT["binding_require_state"], DEFAULT_CONTEXT["binding_state_param"]) == (True, "state")
 
 
 def test_command_line_strings_are_parsed() -> None:
@@ -39,9 +48,13 @@ def test_command_line_strings_are_parsed() -> None:
                 ("agent_max_tasks", "8"),
                 ("alarm_email", "ops@example.com"),
                 ("alarm_refusals_per_5min", "200"),
+                ("binding_require_state", "false"),
+                ("binding_state_param", " customState "),
             )
         )
     )
+    assert config.binding_require_state is False
+    assert config.binding_state_param == "customState"
     assert config.nat_gateways == 2
     assert config.waf_enabled is False
     assert config.allowed_ingress_cidrs == ("203.0.113.0/24", "198.51.100.0/24")
@@ -139,6 +152,11 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("microsoft_tenant_id", (("microsoft_tenant_id", "contoso"),), "unset unless provider is 'microsoft'"),
     ("binding_mode", (("binding_mode", "any-browser"),), "same-browser, same-user"),
     ("binding_require_state", (("binding_require_state", "yes"),), "true or false"),
+    ("binding_state_param", (("binding_state_param", "session_id"),), "a parameter other than session_id"),
+    ("binding_state_param", (("binding_state_param", "custom state"),), "1-64 letters, digits or _ . -"),
+    ("binding_state_param", (("binding_state_param", "state&x=1"),), "echo of customState"),
+    ("binding_state_param", (("binding_state_param", "s" * 65),), "1-64 letters"),
+    ("binding_state_param", (("binding_state_param", 7),), "1-64 letters"),
     ("bedrock_model_id", (("bedrock_model_id", "claude"),), "Bedrock model"),
     ("log_retention_days", (("log_retention_days", 31),), "CloudWatch's periods"),
     ("domian_name", (("domian_name", "x.example.com"),), "known configuration key"),

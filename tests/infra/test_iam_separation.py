@@ -143,6 +143,32 @@ def test_the_two_roles_are_different_and_no_other_role_touches_agentcore(service
     assert not [arn for arn in managed if "AgentCore" in arn or "Bedrock" in arn]
 
 
+def _ledger_ids(template: dict[str, Any]) -> tuple[str, str]:
+    [table] = [k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith("BindingLedgerTable")]
+    [key] = [k for k in resources(template, "AWS::KMS::Key") if k.startswith("BindingLedgerKey")]
+    return table, key
+
+
+def test_only_the_binding_role_reaches_the_ledger(services: dict[str, Any]) -> None:
+    """The binding role: item calls on the ledger table only. The agent role (and its execution role): no DynamoDB
+    action on it, and no use of its key."""
+    table, key = _ledger_ids(services)
+    binding, _ = _role_serving(services, "/oauth2/session-binding")
+    on_table = [s for s in _statements_of(services, binding) if table in str(s["Resource"])]
+    assert [(sorted(as_list(s["Action"])), s["Resource"]) for s in on_table] == [
+        (
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "${" + table + ".Arn}",
+        )
+    ]
+    agent, execution_role = _role_serving(services, "/api/*")
+    for role in (agent, execution_role):
+        assert role is not None
+        granted = _statements_of(services, role)
+        assert not [s for s in granted if table in str(s["Resource"]) or key in str(s["Resource"])]
+        assert not [a for s in granted for a in as_list(s["Action"]) if a.startswith("dynamodb:")]
+
+
 def test_the_role_walk_sees_a_forbidden_grant() -> None:
     """Control: a statement granting CompleteResourceTokenAuth to the agent role is found by the same walk."""
     template = synth().raw("services")

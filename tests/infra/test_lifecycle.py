@@ -12,6 +12,7 @@ STATEFUL = (
     "AWS::BedrockAgentCore::WorkloadIdentity",
     "AWS::BedrockAgentCore::OAuth2CredentialProvider",
     "AWS::S3::Bucket",
+    "AWS::DynamoDB::Table",
 )
 
 

@@ -73,7 +73,7 @@ def test_every_alarm_notifies_the_topic_and_treats_missing_data_as_fine(demo: Sy
     template = demo.raw("services")
     topic = _ref_of(template, "AWS::SNS::Topic", "AlarmTopic")
     alarms = _alarms(template)
-    assert len(alarms) == 8
+    assert len(alarms) == 9
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -92,6 +92,36 @@ def test_refusal_threshold_and_namespace_come_from_config() -> None:
     tuned = synth((("alarm_refusals_per_5min", "7"), ("metrics_namespace", "Team/Agent")))
     alarm = _alarm(tuned.raw("services"), "BindingRefusalsSpike")
     assert alarm["Threshold"] == 7 and alarm["Namespace"] == "Team/Agent"
+
+
+def test_state_echo_missing_alarm_fires_on_the_first_landing_without_the_echo(demo: Synth) -> None:
+    template = demo.raw("services")
+    alarm = _alarm(template, "StateEchoMissing")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"], alarm["Period"]) == (NAMESPACE, "StateEchoMissing", "Sum", 300)
+    assert _dimensions(alarm) == {"Service": "session-binding"}
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"], alarm["ComparisonOperator"]) == (1, 1, "GreaterThanOrEqualToThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    topic = _ref_of(template, "AWS::SNS::Topic", "AlarmTopic")
+    assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
+    description = alarm["AlarmDescription"]
+    for words in (
+        "AgentCore did not echo customState on the return URL in parameter 'state'",
+        "every consent is being refused",
+        "docs/session-binding.md",
+        "binding_state_param",
+        "binding_require_state=false",
+        "docs/operations.md#stateechomissing",
+    ):
+        assert words in description, words
+
+
+def test_state_echo_alarm_names_the_configured_parameter_and_exists_only_when_the_echo_is_required() -> None:
+    renamed = synth((("binding_state_param", "custom_state"),)).raw("services")
+    assert "in parameter 'custom_state'" in _alarm(renamed, "StateEchoMissing")["AlarmDescription"]
+    relaxed = synth((("binding_require_state", "false"),)).raw("services")
+    assert not [k for k in _alarms(relaxed) if k.startswith("StateEchoMissing")]  # a missing echo refuses nothing then
+    body = str(render(one(relaxed, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]))
+    assert "StateEchoMissing" in body  # still on the dashboard
 
 
 @pytest.mark.parametrize("service", ["Agent", "SessionBinding"])
@@ -132,7 +162,14 @@ def test_metric_names_match_what_the_services_emit() -> None:
     from services.common import metrics
     from stacks.constructs import monitoring
 
-    for name in ("BINDINGS_COMPLETED", "BINDINGS_REFUSED", "AUTHORIZATION_PROMPTS", "AGENTCORE_ERRORS"):
+    for name in (
+        "BINDINGS_COMPLETED",
+        "BINDINGS_REFUSED",
+        "AUTHORIZATION_PROMPTS",
+        "AGENTCORE_ERRORS",
+        "STATE_ECHO_MISSING",
+        "SESSIONS_CANCELLED",
+    ):
         assert getattr(monitoring, name) == getattr(metrics, name)
     assert (monitoring.CACHE_HITS, monitoring.CACHE_MISSES) == (metrics.WORKLOAD_TOKEN_CACHE_HITS, metrics.WORKLOAD_TOKEN_CACHE_MISSES)
     from services.agent.main import SERVICE_NAME as AGENT
@@ -173,6 +210,11 @@ def test_dashboard_shows_service_load_balancer_and_ecs_metrics(demo: Synth) -> N
         "MemoryUtilization",
         "UnHealthyHostCount",
         '"type":"alarm"',
+        "StateEchoMissing",
+        "SessionsCancelled",
+        "customState echo missing (per 5 min, parameter 'state')",
+        "Sessions cancelled (per 5 min)",
+        'MetricName=\\"SessionsCancelled\\"',  # by reason, as a search
     ):
         assert expected in body, expected
 

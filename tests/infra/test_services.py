@@ -16,6 +16,7 @@ DIRECTORY = f"{AGENTCORE}:workload-identity-directory/default"
 WORKLOAD = f"{DIRECTORY}/workload-identity/agentcore-ecs-sandbox-agent"
 VAULT = f"{AGENTCORE}:token-vault/default"
 PROVIDER = f"{VAULT}/oauth2credentialprovider/agentcore-ecs-sandbox-demo"
+LEDGER_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 
 
 def _rules(template: dict[str, Any]) -> list[dict[str, Any]]:
@@ -365,9 +366,17 @@ def test_plain_model_id_gets_one_regional_model_arn() -> None:
     ]
 
 
-def test_session_binding_role_can_only_complete_consent(demo: Synth) -> None:
+def test_session_binding_role_can_only_complete_consent_and_use_its_ledger(demo: Synth) -> None:
     actions = _by_action(_task_policy(demo, "SessionBinding"))
-    assert set(actions) == {"bedrock-agentcore:CompleteResourceTokenAuth", "secretsmanager:GetSecretValue", "kms:Decrypt"}
+    assert set(actions) == {
+        "bedrock-agentcore:CompleteResourceTokenAuth",
+        "secretsmanager:GetSecretValue",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        *LEDGER_ITEM_ACTIONS,
+    }
     [complete] = actions["bedrock-agentcore:CompleteResourceTokenAuth"]
     assert sorted(as_list(complete["Resource"])) == sorted([DIRECTORY, WORKLOAD, VAULT, PROVIDER])
 
@@ -410,18 +419,26 @@ def test_binding_container_provides_every_setting_the_service_requires(demo: Syn
     assert required <= provided, f"missing in the task definition: {sorted(required - provided)}"
     unknown = {e["Name"] for e in binding["Environment"]} - {name.upper() for name in BindingSettings.model_fields}
     assert unknown <= {"WORKLOAD_IDENTITY_NAME", "CREDENTIAL_PROVIDER_NAME", "PROVIDER_KIND", "PROVIDER_SCOPES", "SESSION_BINDING_URL"}
+    assert {"BINDING_TABLE", "CUSTOM_STATE_PARAM", "REQUIRE_CUSTOM_STATE"} <= {name.upper() for name in BindingSettings.model_fields}
     env = {e["Name"]: render(e["Value"]) for e in binding["Environment"]}
     # The ALB's `iss` is the full issuer URL; CloudFormation's ProviderURL attribute has no scheme.
     assert env["OIDC_ISSUER"].startswith("https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${")
     assert env["BINDING_MODE"] == "same-browser"
-    assert env["REQUIRE_CUSTOM_STATE"] == "false"
-    strict = synth((("binding_require_state", True),))
-    strict_env = {
-        e["Name"]: e["Value"]
-        for t in resources(strict.raw("services"), "AWS::ECS::TaskDefinition").values()
-        for e in t["Properties"]["ContainerDefinitions"][0]["Environment"]
-    }
-    assert strict_env["REQUIRE_CUSTOM_STATE"] == "true"
+    assert env["REQUIRE_CUSTOM_STATE"] == "true"  # the echo of customState is required by default
+    assert env["CUSTOM_STATE_PARAM"] == "state"
+    assert env["BINDING_TABLE"] == "${" + _ledger_table_id(demo) + "}"
+    relaxed = synth((("binding_require_state", False), ("binding_state_param", "custom_state")))
+    [relaxed_env] = [
+        {e["Name"]: e["Value"] for e in t["Properties"]["ContainerDefinitions"][0]["Environment"]}
+        for k, t in resources(relaxed.raw("services"), "AWS::ECS::TaskDefinition").items()
+        if k.startswith("SessionBinding")
+    ]
+    assert (relaxed_env["REQUIRE_CUSTOM_STATE"], relaxed_env["CUSTOM_STATE_PARAM"]) == ("false", "custom_state")
+
+
+def _ledger_table_id(synth_: Synth) -> str:
+    [table_id] = [k for k in resources(synth_.raw("services"), "AWS::DynamoDB::Table") if k.startswith("BindingLedgerTable")]
+    return table_id
 
 
 def test_agent_container_provides_every_setting_the_service_requires(demo: Synth) -> None:
@@ -437,3 +454,4 @@ def test_agent_container_provides_every_setting_the_service_requires(demo: Synth
     assert env["PROVIDER_KIND"] == "demo"
     known = {name.upper() for name in AgentSettings.model_fields}
     assert set(env) - known <= {"BINDING_MODE", "REQUIRE_CUSTOM_STATE"}  # shared with the binding service
+    assert not {"BINDING_TABLE", "CUSTOM_STATE_PARAM"} & set(env)  # the binding service's alone

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -42,9 +43,11 @@ from local.idp import (
     DemoUser,
     IdpProcess,
     IdpStartError,
+    IssuerSpec,
     cookie_names,
     demo_config,
     endpoints,
+    idp_config,
 )
 from services.demo_api.tokens import AccessTokenVerifier, InvalidToken, JwksKeyStore
 
@@ -88,7 +91,7 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _start(access_token_ttl_s: int = 3600) -> IdpProcess:
+def _start(access_token_ttl_s: int = 3600, *, skip_consent_when_granted: bool = True) -> IdpProcess:
     sign_in_port, consent_port = _free_ports(2)
     config = demo_config(
         host=HOST,
@@ -97,6 +100,7 @@ def _start(access_token_ttl_s: int = 3600) -> IdpProcess:
         sign_in_client=SIGN_IN_CLIENT,
         consent_client=CONSENT_CLIENT,
         access_token_ttl_s=access_token_ttl_s,
+        skip_consent_when_granted=skip_consent_when_granted,
     )
     return IdpProcess(config).start(timeout_s=15)
 
@@ -427,7 +431,10 @@ def test_consent_issuer_requires_pkce(browser: httpx.Client, consent: str) -> No
 
 def test_wrong_password_shows_the_form_again(browser: httpx.Client, consent: str) -> None:
     _, challenge = pkce_pair()
-    result, _ = authorize(browser, consent, CONSENT_CLIENT, API_SCOPES, code_challenge=challenge, code_challenge_method="S256")
+    # prompt=consent: Alice's grant from another test of this module would otherwise skip the page.
+    result, _ = authorize(
+        browser, consent, CONSENT_CLIENT, API_SCOPES, code_challenge=challenge, code_challenge_method="S256", prompt="consent"
+    )
     login = page_at(result)
     assert f"<h1>{CONSENT_TITLE}</h1>" in login.text
     again = submit(browser, login, {"login": "alice", "password": "not-her-password"})
@@ -446,7 +453,10 @@ def test_wrong_password_shows_the_form_again(browser: httpx.Client, consent: str
 
 def test_deny_ends_with_access_denied(browser: httpx.Client, consent: str) -> None:
     _, challenge = pkce_pair()
-    result, state = authorize(browser, consent, CONSENT_CLIENT, API_SCOPES, code_challenge=challenge, code_challenge_method="S256")
+    # prompt=consent: Alice's grant from another test of this module would otherwise skip the page.
+    result, state = authorize(
+        browser, consent, CONSENT_CLIENT, API_SCOPES, code_challenge=challenge, code_challenge_method="S256", prompt="consent"
+    )
     consent_page = page_at(sign_in_at(browser, result, ALICE, CONSENT_CLIENT.redirect_uris[0]))
     assert "<strong>Notes agent</strong> wants to:" in consent_page.text
     for words in DEMO_API_SCOPES.values():
@@ -520,6 +530,303 @@ def test_short_access_token_ttl_and_refresh() -> None:
         refreshed = refresh(consent, body["refresh_token"]).json()
         assert refreshed["expires_in"] == 2
         assert demo_api_verifier(consent).verify(refreshed["access_token"]).username == "bob"
+
+
+# --- remembered consent (skip_consent_when_granted) ------------------------------------------------
+#
+# Each test starts its own issuers: grants belong to accounts and outlive browsers, so the shared
+# module issuer would carry one test's Allow into the next.
+
+REDIRECT = CONSENT_CLIENT.redirect_uris[0]
+READ, WRITE, PROFILE = "demo-api/notes.read", "demo-api/notes.write", "demo-api/profile.read"
+
+
+@pytest.fixture
+def remembering(_node_idp_available: None) -> Iterator[str]:
+    """A consent issuer of its own, with the default skip_consent_when_granted=True."""
+    with _start() as process:
+        yield process.issuers["consent"]
+
+
+@pytest.fixture
+def forgetting(_node_idp_available: None) -> Iterator[str]:
+    """A consent issuer of its own with skip_consent_when_granted=False."""
+    with _start(skip_consent_when_granted=False) as process:
+        yield process.issuers["consent"]
+
+
+def new_browser() -> httpx.Client:
+    return httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
+
+
+@dataclass
+class Request:
+    response: httpx.Response  # the authorization endpoint's own answer, not followed
+    state: str
+    verifier: str
+
+
+def request(browser: httpx.Client, consent: str, scope: str, **extra: str) -> Request:
+    """One authorization request with PKCE, as AgentCore Identity sends it."""
+    verifier, challenge = pkce_pair()
+    state = secrets.token_urlsafe(16)
+    params = {
+        "response_type": "code",
+        "client_id": CONSENT_CLIENT.client_id,
+        "redirect_uri": REDIRECT,
+        "scope": scope,
+        "state": state,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    return Request(browser.get(endpoints(consent).authorization, params=params), state, verifier)
+
+
+def at_once(req: Request) -> dict[str, str]:
+    """The authorization endpoint answered with the redirect to the client itself: no page at all."""
+    response = req.response
+    assert response.is_redirect, f"expected a redirect, got {response.status_code}: {response.text[:300]}"
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT + "?"), f"redirected to {location}, not to the client"
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert query["state"] == req.state
+    return query
+
+
+def is_sign_in(page: httpx.Response) -> bool:
+    return 'name="password"' in page.text and "wants to:" not in page.text
+
+
+def consent_page(browser: httpx.Client, req: Request, sign_in_as: DemoUser | None = None) -> httpx.Response:
+    """Follow the request to the consent page, signing in first if (and only if) `sign_in_as` is given."""
+    page = page_at(follow(browser, req.response, REDIRECT))
+    if sign_in_as is not None:
+        assert is_sign_in(page), page.text[:500]
+        page = page_at(sign_in_at(browser, page, sign_in_as, REDIRECT))
+    assert "wants to:" in page.text and set(parse(page.text).forms[0].buttons) == {"allow", "deny"}, page.text[:500]
+    return page
+
+
+def scopes_on(page: httpx.Response) -> list[str]:
+    return re.findall(r'<li>[^<]* <span class="hint">\(([^)]+)\)</span></li>', page.text)
+
+
+def decide(browser: httpx.Client, page: httpx.Response, req: Request, decision: str) -> dict[str, str]:
+    query = callback(follow(browser, submit(browser, page, {}, button=decision), REDIRECT))
+    assert query["state"] == req.state
+    return query
+
+
+def tokens(consent: str, query: dict[str, str], req: Request) -> dict[str, Any]:
+    token = exchange_post(consent, query["code"], req.verifier)
+    assert token.status_code == 200, token.text
+    body = token.json()
+    assert isinstance(body, dict)
+    return body
+
+
+def granted(consent: str, body: dict[str, Any]) -> tuple[str, frozenset[str]]:
+    """The access token's subject and scopes, as the demo API verifies them."""
+    verified = demo_api_verifier(consent).verify(body["access_token"])
+    return verified.sub, verified.scopes
+
+
+def test_demo_config_passes_skip_consent_when_granted_to_the_consent_issuer() -> None:
+    default = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_client=CONSENT_CLIENT)
+    assert default["issuers"][1]["skip_consent_when_granted"] is True
+    assert "skip_consent_when_granted" not in default["issuers"][0]  # the sign-in issuer has no consent page
+    off = demo_config(
+        host=HOST,
+        sign_in_port=1,
+        consent_port=2,
+        sign_in_client=SIGN_IN_CLIENT,
+        consent_client=CONSENT_CLIENT,
+        skip_consent_when_granted=False,
+    )
+    assert off["issuers"][1]["skip_consent_when_granted"] is False
+    spec = IssuerSpec(
+        name="notes", kind="consent", host=HOST, port=2, clients=(CONSENT_CLIENT,), title="t", skip_consent_when_granted=False
+    )
+    assert idp_config(spec)["issuers"][0]["skip_consent_when_granted"] is False
+
+
+@pytest.mark.parametrize(
+    ("issuer", "value", "message"),
+    [
+        (1, "yes", "issuers[1].skip_consent_when_granted: must be true or false"),
+        (0, True, "issuers[0].skip_consent_when_granted: applies to consent issuers only"),
+    ],
+)
+def test_node_checks_skip_consent_when_granted(tmp_path: Path, _node_idp_available: None, issuer: int, value: Any, message: str) -> None:
+    config = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_client=CONSENT_CLIENT)
+    config["issuers"][issuer]["skip_consent_when_granted"] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        [str(shutil.which("node")), str(SERVER_SCRIPT), "--config", str(path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.splitlines() == [f"config error: {message}"]
+
+
+def test_after_allow_the_next_request_redirects_with_a_code_at_once(remembering: str) -> None:
+    consent = remembering
+    with new_browser() as browser:
+        first = request(browser, consent, API_SCOPES)
+        page = consent_page(browser, first, sign_in_as=ALICE)
+        assert scopes_on(page) == list(DEMO_API_SCOPES)
+        assert granted(consent, tokens(consent, decide(browser, page, first, "allow"), first))[1] == frozenset(DEMO_API_SCOPES)
+
+        # The same browser, a new request: the authorization endpoint answers with the redirect itself.
+        second = request(browser, consent, API_SCOPES)
+        query = at_once(second)
+        assert query["iss"] == consent and query["code"] and "error" not in query
+        body = tokens(consent, query, second)
+        assert set(body["scope"].split()) == set(DEMO_API_SCOPES) and body["refresh_token"]
+        assert granted(consent, body) == (ALICE.consent_sub, frozenset(DEMO_API_SCOPES))
+        assert refresh(consent, body["refresh_token"]).status_code == 200
+
+        # Fewer scopes than granted: at once too, and the token has just those.
+        fewer = request(browser, consent, READ)
+        assert granted(consent, tokens(consent, at_once(fewer), fewer)) == (ALICE.consent_sub, frozenset({READ}))
+        # prompt=none succeeds as well, since no interaction is needed.
+        silent = request(browser, consent, API_SCOPES, prompt="none")
+        assert "code" in at_once(silent)
+
+    # Another browser of Alice's: no session there, so sign-in first; her grant skips the consent page.
+    with new_browser() as elsewhere:
+        third = request(elsewhere, consent, API_SCOPES)
+        login = page_at(follow(elsewhere, third.response, REDIRECT))
+        assert is_sign_in(login)
+        query = callback(sign_in_at(elsewhere, login, ALICE, REDIRECT))
+        assert query["state"] == third.state
+        assert granted(consent, tokens(consent, query, third)) == (ALICE.consent_sub, frozenset(DEMO_API_SCOPES))
+        again = request(elsewhere, consent, API_SCOPES)
+        assert "code" in at_once(again)
+
+
+def test_scopes_not_yet_granted_bring_the_consent_page_back(remembering: str) -> None:
+    consent = remembering
+    with new_browser() as browser:
+        first = request(browser, consent, READ)
+        page = consent_page(browser, first, sign_in_as=ALICE)
+        assert scopes_on(page) == [READ]
+        decide(browser, page, first, "allow")
+
+        more = request(browser, consent, f"{READ} {WRITE}")
+        page = consent_page(browser, more)  # no sign-in: the session is there
+        assert scopes_on(page) == [WRITE]  # only what is new
+        body = tokens(consent, decide(browser, page, more, "allow"), more)
+        assert granted(consent, body)[1] == frozenset({READ, WRITE})
+
+        with_openid = request(browser, consent, f"openid {READ}")
+        page = consent_page(browser, with_openid)
+        assert scopes_on(page) == ["openid"]
+        decide(browser, page, with_openid, "allow")
+
+        everything = request(browser, consent, API_SCOPES)
+        page = consent_page(browser, everything)
+        assert scopes_on(page) == [PROFILE]
+        decide(browser, page, everything, "allow")
+
+        for scope in (READ, f"{READ} {WRITE}", f"openid {API_SCOPES}", API_SCOPES):
+            assert "code" in at_once(request(browser, consent, scope)), scope
+
+
+def test_prompt_consent_always_shows_the_consent_page(remembering: str) -> None:
+    consent = remembering
+    with new_browser() as browser:
+        first = request(browser, consent, API_SCOPES)
+        decide(browser, consent_page(browser, first, sign_in_as=ALICE), first, "allow")
+        assert "code" in at_once(request(browser, consent, API_SCOPES))
+
+        asked = request(browser, consent, API_SCOPES, prompt="consent")
+        page = consent_page(browser, asked)
+        assert scopes_on(page) == list(DEMO_API_SCOPES)  # nothing is missing: all of it, to confirm again
+        assert "Signed in as Alice Example (alice)" in page.text
+        body = tokens(consent, decide(browser, page, asked, "allow"), asked)
+        assert granted(consent, body) == (ALICE.consent_sub, frozenset(DEMO_API_SCOPES))
+
+        again = request(browser, consent, READ, prompt="consent")
+        page = consent_page(browser, again)
+        assert scopes_on(page) == [READ]
+        query = decide(browser, page, again, "deny")
+        assert query["error"] == "access_denied" and "code" not in query
+        # Deny answers that request only: what Alice allowed before still stands.
+        assert "code" in at_once(request(browser, consent, API_SCOPES))
+
+    with new_browser() as elsewhere:  # no session: sign-in, then the consent page all the same
+        fresh = request(elsewhere, consent, API_SCOPES, prompt="consent")
+        consent_page(elsewhere, fresh, sign_in_as=ALICE)
+
+
+def test_with_the_option_off_the_consent_page_shows_every_time(forgetting: str) -> None:
+    consent = forgetting
+    with new_browser() as browser:
+        first = request(browser, consent, API_SCOPES)
+        decide(browser, consent_page(browser, first, sign_in_as=ALICE), first, "allow")
+        for _ in range(2):
+            again = request(browser, consent, API_SCOPES)
+            page = consent_page(browser, again)  # signed in already, but asked every time
+            assert scopes_on(page) == list(DEMO_API_SCOPES)
+            body = tokens(consent, decide(browser, page, again, "allow"), again)
+            assert granted(consent, body) == (ALICE.consent_sub, frozenset(DEMO_API_SCOPES))
+        fewer = request(browser, consent, READ)
+        assert scopes_on(consent_page(browser, fewer)) == [READ]
+        silent = request(browser, consent, API_SCOPES, prompt="none")
+        query = callback(follow(browser, silent.response, REDIRECT))
+        assert query["error"] == "consent_required" and "code" not in query
+
+    with new_browser() as elsewhere:
+        other = request(elsewhere, consent, API_SCOPES)
+        consent_page(elsewhere, other, sign_in_as=ALICE)
+
+
+def test_alices_grant_does_nothing_for_bob(remembering: str) -> None:
+    consent = remembering
+    with new_browser() as alices, new_browser() as bobs:
+        first = request(alices, consent, API_SCOPES)
+        decide(alices, consent_page(alices, first, sign_in_as=ALICE), first, "allow")
+
+        silent = request(bobs, consent, API_SCOPES, prompt="none")  # no session in Bob's browser
+        assert callback(follow(bobs, silent.response, REDIRECT))["error"] == "login_required"
+        his = request(bobs, consent, API_SCOPES)
+        page = consent_page(bobs, his, sign_in_as=BOB)
+        assert "Signed in as Bob Example (bob)" in page.text and scopes_on(page) == list(DEMO_API_SCOPES)
+        silent = request(bobs, consent, API_SCOPES, prompt="none")  # signed in now, but no grant of his
+        assert callback(follow(bobs, silent.response, REDIRECT))["error"] == "consent_required"
+        body = tokens(consent, decide(bobs, page, his, "allow"), his)  # the page he still has open
+        assert granted(consent, body)[0] == BOB.consent_sub
+
+        # Each browser now completes at once, each for its own person.
+        for browser, user in ((alices, ALICE), (bobs, BOB)):
+            req = request(browser, consent, API_SCOPES)
+            assert granted(consent, tokens(consent, at_once(req), req))[0] == user.consent_sub
+
+
+def test_after_deny_there_is_nothing_to_skip(remembering: str) -> None:
+    consent = remembering
+    with new_browser() as browser:
+        first = request(browser, consent, API_SCOPES)
+        query = decide(browser, consent_page(browser, first, sign_in_as=ALICE), first, "deny")
+        assert query["error"] == "access_denied" and "code" not in query
+
+        again = request(browser, consent, API_SCOPES)
+        page = consent_page(browser, again)  # the same session, asked again
+        assert scopes_on(page) == list(DEMO_API_SCOPES)
+        silent = request(browser, consent, API_SCOPES, prompt="none")
+        assert callback(follow(browser, silent.response, REDIRECT))["error"] == "consent_required"
+
+    with new_browser() as elsewhere:
+        other = request(elsewhere, consent, API_SCOPES)
+        page = consent_page(elsewhere, other, sign_in_as=ALICE)
+        decide(elsewhere, page, other, "allow")  # the first Allow is what creates a grant
+        assert "code" in at_once(request(elsewhere, consent, API_SCOPES))
 
 
 # --- both issuers in one browser -----------------------------------------------------------------

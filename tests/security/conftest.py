@@ -26,6 +26,7 @@ agentcore = service_fixtures.agentcore
 bedrock = service_fixtures.bedrock
 resource = service_fixtures.resource
 make_harness = service_fixtures.make_harness
+binding_table = service_fixtures.binding_table
 harness = service_fixtures.harness
 make_agent = service_fixtures.make_agent
 agent = service_fixtures.agent

@@ -124,13 +124,12 @@ async def _run(agent: AgentHarness, corpus: Iterable[str]) -> Tally:
     done_session = new_session_uri()
     started = await done.request("GET", "/oauth2/start", query=encode_query([("flow", harness.flow(ALICE, done_session))]), headers=who)
     assert started.status == 302 and started.header("location") == [AUTHORIZE_URL]
-    completed = await done.request("GET", "/oauth2/session-binding", query=encode_query([("session_id", done_session)]), headers=who)
+    done_query = encode_query([("session_id", done_session), ("state", harness.custom_states[done_session])])
+    completed = await done.request("GET", "/oauth2/session-binding", query=done_query, headers=who)
     assert completed.status == 200, completed.text
     pending = AsgiClient(binding, ORIGIN_HOST)
-    pending_session = new_session_uri()
     _, flow_id = new_custom_state()
-    flow = harness.flow(ALICE, pending_session, flow_id=flow_id)
-    assert (await pending.request("GET", "/oauth2/start", query=encode_query([("flow", flow)]), headers=who)).status == 302
+    flow = harness.flow(ALICE, new_session_uri(), flow_id=flow_id)
     setup_calls = len(agent.agentcore.calls)
     assert setup_calls == 1
 
@@ -153,8 +152,14 @@ async def _run(agent: AgentHarness, corpus: Iterable[str]) -> Tally:
         tally.check("binding GET /oauth2/start", "headers, trailing slash", payload, answer)
         fresh.cookies.clear()
 
-        # /oauth2/session-binding: the payload as session_id, as state next to a started session, as code;
-        # then a completed session (a reload) with the payload everywhere else.
+        # /oauth2/session-binding: the payload as session_id, as state next to a started session (a new one
+        # each time: a wrong state cancels it), as code; then a completed session (a reload) with the payload
+        # everywhere else.
+        pending_session = new_session_uri()
+        pending_flow = harness.flow(ALICE, pending_session, flow_id=flow_id)
+        started = await pending.request("GET", "/oauth2/start", query=encode_query([("flow", pending_flow)]), headers=who)
+        if started.status != 302:
+            tally.failures.append(f"/oauth2/start of a pending session refused ({started.status})")
         for position, params, client in (
             ("session_id", [("session_id", payload)], fresh),
             ("state", [("session_id", pending_session), ("state", payload)], pending),

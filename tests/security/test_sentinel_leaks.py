@@ -103,15 +103,16 @@ def test_no_secret_leaves_through_logs_pages_headers_or_the_model(
     started = browser.client.get(prompt["start_url"], headers=headers())
     responses.append(started)
     assert started.status_code == 302 and started.headers["location"] == AUTHORIZATION_URL
-    # A refusal on the way: AgentCore's redirect opened in another browser.
-    refused = stranger.client.get("/oauth2/session-binding", params={"session_id": SESSION_URI, "state": CUSTOM_STATE}, headers=headers())
-    responses.append(refused)
-    assert refused.status_code == 403
     # 3. AgentCore's redirect back, carrying customState as `state`; then a reload.
     for _ in range(2):
         back = browser.client.get("/oauth2/session-binding", params={"session_id": SESSION_URI, "state": CUSTOM_STATE}, headers=headers())
         responses.append(back)
         assert back.status_code == 200, back.text
+    # A refusal after it: the same redirect opened in another browser (which, before completion, would
+    # have cancelled the session for everyone).
+    refused = stranger.client.get("/oauth2/session-binding", params={"session_id": SESSION_URI, "state": CUSTOM_STATE}, headers=headers())
+    responses.append(refused)
+    assert refused.status_code == 410
     # 4. The same chat now uses the token against the resource API.
     events = chat()
     assert [data["ok"] for kind, data in events if kind == "tool_result"] == [True]
@@ -122,7 +123,7 @@ def test_no_secret_leaves_through_logs_pages_headers_or_the_model(
     captured = capsys.readouterr()
     records = "\n".join(f"{r.name} {r.levelname} {r.getMessage()} {r.__dict__}" for r in caplog.records)
     logs = {"stdout": captured.out, "stderr": captured.err, "log records": records}
-    assert '"event":"binding_completed"' in captured.out and '"reason":"binding_cookie_missing"' in captured.out
+    assert '"event":"binding_completed"' in captured.out and '"reason":"session_already_completed"' in captured.out
 
     pages = {
         f"response {i} ({r.request.method} {r.request.url.path} {r.status_code})": f"{r.status_code}\n"

@@ -10,17 +10,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from local.alb.keys import AlbSigningKey, KeyServer
+from local.dynamodb import BINDING_TABLE, LocalDynamoDB, create_table
 from services.agent.main import create_app as create_agent_app
 from services.common.alb_identity import AlbIdentity
 from services.common.config import AgentSettings, BindingSettings
-from services.common.flow import issue_flow_token
+from services.common.flow import issue_flow_token, new_custom_state
 from services.common.signed import Keyring
 from services.session_binding.main import create_app
 from tests.support.agentcore_standin import AgentCoreStandIn
@@ -70,8 +71,18 @@ def agentcore(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentCoreStandIn]:
     standin.stop()
 
 
-def binding_settings(key_server: KeyServer, **overrides: Any) -> BindingSettings:
+@pytest.fixture
+def binding_table(local_dynamodb: LocalDynamoDB, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh sessions table on the local DynamoDB server, which boto3 finds as in the local stack."""
+    name = f"binding-{uuid.uuid4().hex[:12]}"
+    create_table(local_dynamodb.client(), name, BINDING_TABLE)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", local_dynamodb.endpoint)
+    return name
+
+
+def binding_settings(key_server: KeyServer, table: str = "unused-table", **overrides: Any) -> BindingSettings:
     values: dict[str, Any] = {
+        "binding_table": table,
         "app_profile": "local",
         "aws_region": REGION,
         "public_base_url": ORIGIN,
@@ -106,8 +117,13 @@ class Browser:
     def start(self, flow: str) -> Any:
         return self.client.get("/oauth2/start", params={"flow": flow}, headers=self.headers())
 
-    def bind(self, session_uri: str) -> Any:
-        return self.client.get("/oauth2/session-binding", params={"session_id": session_uri}, headers=self.headers())
+    def bind(self, session_uri: str, *, state: str | Literal["echo"] | None = "echo") -> Any:
+        """AgentCore's redirect back: with the flow's customState echoed by default, as AgentCore sends it."""
+        params = {"session_id": session_uri}
+        echo = self.harness.custom_states.get(session_uri) if state == "echo" else state
+        if echo is not None:
+            params["state"] = echo
+        return self.client.get("/oauth2/session-binding", params=params, headers=self.headers())
 
 
 @dataclass
@@ -119,6 +135,7 @@ class BindingHarness:
     key_server: KeyServer
     offset_s: float = 0.0  # the service's clock runs this far ahead of the wall clock
     sent_tokens: list[str] = field(default_factory=list)  # every ALB token a browser sent
+    custom_states: dict[str, str] = field(default_factory=dict)  # sessionUri -> the secret the agent sent as customState
     _clients: list[TestClient] = field(default_factory=list)
 
     def now(self) -> float:
@@ -140,6 +157,9 @@ class BindingHarness:
         now: int | None = None,
         flow_id: str | None = None,
     ) -> str:
+        if flow_id is None:
+            custom_state, flow_id = new_custom_state()
+            self.custom_states[session_uri] = custom_state
         return issue_flow_token(
             self.keyring,
             identity=user,
@@ -147,7 +167,7 @@ class BindingHarness:
             authorization_url=url,
             provider=PROVIDER,
             scopes=("demo-api/notes.read",),
-            flow_id=flow_id or uuid.uuid4().hex,
+            flow_id=flow_id,
             now=now if now is not None else int(time.time()),
             ttl_s=ttl_s,
         )
@@ -164,11 +184,13 @@ class BindingHarness:
 
 
 @pytest.fixture
-def make_harness(alb_key: AlbSigningKey, key_server: KeyServer, agentcore: AgentCoreStandIn) -> Iterator[Callable[..., BindingHarness]]:
+def make_harness(
+    alb_key: AlbSigningKey, key_server: KeyServer, agentcore: AgentCoreStandIn, binding_table: str
+) -> Iterator[Callable[..., BindingHarness]]:
     harnesses: list[BindingHarness] = []
 
     def make(**overrides: Any) -> BindingHarness:
-        settings = binding_settings(key_server, **overrides)
+        settings = binding_settings(key_server, binding_table, **overrides)
         harness = BindingHarness(FastAPI(), alb_key, Keyring.from_json(json.dumps(SIGNING_KEYS)), agentcore, key_server)
         harness.app = create_app(lambda: settings, clock=harness.now)
         harnesses.append(harness)

@@ -108,10 +108,41 @@ def test_a_refusal_counts_by_reason_and_in_total(binding: BindingHarness, capsys
     out = capsys.readouterr().out
     [document] = emf(out, "BindingsRefused")
     assert document["BindingsRefused"] == 1
-    assert dimensions(document) == [{"Service": "session-binding", "Reason": "binding_cookie_missing"}, {"Service": "session-binding"}]
+    assert dimensions(document) == [{"Service": "session-binding", "Reason": "cancelled_other_browser"}, {"Service": "session-binding"}]
     assert emf(out, "BindingsCompleted") == []
     assert binding.agentcore.completions() == []
     no_user_data(document, ALICE.sub, session)
+    [cancelled] = emf(out, "SessionsCancelled")  # burned for everyone, counted by why
+    assert dimensions(cancelled) == [{"Service": "session-binding", "Reason": "other_browser"}, {"Service": "session-binding"}]
+
+
+def test_a_landing_without_the_echo_is_loud(
+    binding: BindingHarness, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A valid binding cookie, no customState echo: what every landing looks like if AgentCore does not
+    # echo where we expect. One metric the alarm watches, one distinct security event naming what came.
+    alice = binding.browser(ALICE)
+    session = new_session_uri()
+    alice.start(binding.flow(ALICE, session))
+    response = alice.client.get("/oauth2/session-binding", params={"session_id": session, "cs": "x"}, headers=alice.headers())
+    assert response.status_code == 403
+    out = capsys.readouterr().out
+    [document] = emf(out, "StateEchoMissing")
+    assert document["StateEchoMissing"] == 1
+    assert dimensions(document) == [{"Service": "session-binding"}]
+    [event] = [r for r in caplog.records if getattr(r, "event", None) == "state_echo_missing"]
+    assert event.expected_parameter == "state"  # type: ignore[attr-defined]
+    assert event.parameters == ["cs", "session_id"]  # type: ignore[attr-defined]  # names only, never values
+    assert binding.agentcore.calls == []
+
+
+def test_a_hand_made_landing_of_another_browser_is_not_counted_as_a_missing_echo(
+    binding: BindingHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = new_session_uri()
+    binding.browser(ALICE).start(binding.flow(ALICE, session))
+    assert binding.browser(BOB).bind(session, state=None).status_code == 403
+    assert emf(capsys.readouterr().out, "StateEchoMissing") == []
 
 
 def test_a_refused_start_counts_too(binding: BindingHarness, capsys: pytest.CaptureFixture[str]) -> None:
@@ -204,7 +235,9 @@ def test_binding_lines_carry_the_albs_trace_root(binding: BindingHarness, capsys
     capsys.readouterr()
     trace = f"Self=1-67891234-000000000000000000000001;Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1"
     response = alice.client.get(
-        "/oauth2/session-binding", params={"session_id": session}, headers={**alice.headers(), "x-amzn-trace-id": trace}
+        "/oauth2/session-binding",
+        params={"session_id": session, "state": binding.custom_states[session]},
+        headers={**alice.headers(), "x-amzn-trace-id": trace},
     )
     assert response.status_code == 503
     assert response.headers["x-correlation-id"] == TRACE_ROOT

@@ -113,7 +113,8 @@ def test_concurrent_duplicate_submissions_make_one_call(harness: BindingHarness)
     async def both() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=harness.app)
         async with httpx.AsyncClient(transport=transport, base_url="https://agent.example.com", cookies=cookies) as client:
-            requests = [client.get("/oauth2/session-binding", params={"session_id": session}, headers=alice.headers()) for _ in range(2)]
+            params = {"session_id": session, "state": harness.custom_states[session]}
+            requests = [client.get("/oauth2/session-binding", params=params, headers=alice.headers()) for _ in range(2)]
             return list(await asyncio.gather(*requests))
 
     responses = asyncio.run(both())
@@ -134,9 +135,30 @@ def test_same_user_mode_completes_on_another_device_of_the_same_user(make_harnes
 def test_same_user_mode_still_refuses_a_session_completed_by_someone_else(make_harness: Any) -> None:
     harness = make_harness(binding_mode="same-user")
     session = new_session_uri()
+    harness.browser(ALICE).start(harness.flow(ALICE, session))
     assert harness.browser(ALICE).bind(session).status_code == 200
-    assert_page(harness.browser(BOB).bind(session), 403, pages.OTHER_USER)
+    # Bob holds Alice's landing URL, echo and all: the session is hers, completed; his page hedges the truth.
+    assert_page(harness.browser(BOB).bind(session), 403, pages.POSSIBLY_SHARED)
     assert len(harness.agentcore.completions()) == 1
+
+
+def test_same_user_mode_burns_a_session_landing_as_another_user(make_harness: Any) -> None:
+    # Alice starts; Bob's browser comes back with her session (he consented to her link). Burned for both.
+    harness = make_harness(binding_mode="same-user")
+    session = new_session_uri()
+    harness.browser(ALICE).start(harness.flow(ALICE, session))
+    assert_page(harness.browser(BOB).bind(session), 403, pages.CANCELLED_NOT_YOURS)
+    assert_page(harness.browser(ALICE).bind(session), 410, pages.CANCELLED_ELSEWHERE)
+    assert harness.agentcore.calls == []
+
+
+def test_same_user_mode_requires_the_echo_by_default(make_harness: Any) -> None:
+    harness = make_harness(binding_mode="same-user")
+    session = new_session_uri()
+    harness.browser(ALICE).start(harness.flow(ALICE, session))
+    assert_page(harness.browser(ALICE).bind(session, state=None), 403, pages.STATE_NOT_ECHOED)
+    assert_page(harness.browser(ALICE).bind(session), 410, pages.STATE_NOT_ECHOED)  # burned: the echo comes too late
+    assert harness.agentcore.calls == []
 
 
 # --- who and which browser --------------------------------------------------------------------
@@ -152,15 +174,20 @@ def test_forwarded_consent_link_is_refused_at_start(harness: BindingHarness) -> 
 
 def test_other_browser_cannot_complete_even_as_the_same_user(harness: BindingHarness) -> None:
     session = new_session_uri()
-    harness.browser(ALICE).start(harness.flow(ALICE, session))
-    assert_page(harness.browser(ALICE).bind(session), 403, pages.OTHER_BROWSER)
+    original = harness.browser(ALICE)
+    original.start(harness.flow(ALICE, session))
+    assert_page(harness.browser(ALICE).bind(session), 403, pages.CANCELLED_ELSEWHERE)
+    # Burned for everyone: not even the browser that started it can complete it now.
+    assert_page(original.bind(session), 410, pages.CANCELLED_ELSEWHERE)
     assert harness.agentcore.calls == []
 
 
 def test_other_users_session_is_refused_without_a_call(harness: BindingHarness) -> None:
     session = new_session_uri()
-    harness.browser(ALICE).start(harness.flow(ALICE, session))
-    assert_page(harness.browser(BOB).bind(session), 403, pages.OTHER_BROWSER)
+    alice = harness.browser(ALICE)
+    alice.start(harness.flow(ALICE, session))
+    assert_page(harness.browser(BOB).bind(session), 403, pages.CANCELLED_NOT_YOURS)
+    assert_page(alice.bind(session), 410, pages.CANCELLED_ELSEWHERE)
     assert harness.agentcore.calls == []
 
 
@@ -170,7 +197,7 @@ def test_user_switched_in_the_same_browser_is_refused(harness: BindingHarness) -
     session = new_session_uri()
     browser.start(harness.flow(ALICE, session))
     browser.user = BOB
-    assert_page(browser.bind(session), 403, pages.OTHER_USER)
+    assert_page(browser.bind(session), 403, pages.CANCELLED_NOT_YOURS)
     assert harness.agentcore.calls == []
 
 
@@ -180,7 +207,7 @@ def test_cookie_for_another_session_is_refused(harness: BindingHarness) -> None:
     browser.start(harness.flow(ALICE, mine))
     value = browser.client.cookies[binding_cookie_name(mine)]
     browser.client.cookies.set(binding_cookie_name(theirs), value, domain="agent.example.com")
-    assert_page(browser.bind(theirs), 403, pages.OTHER_BROWSER)
+    assert_page(browser.bind(theirs), 410, pages.EXPIRED)  # never started here: nobody's session
     assert harness.agentcore.calls == []
 
 
@@ -191,7 +218,7 @@ def test_forged_cookie_is_refused(harness: BindingHarness) -> None:
     name = binding_cookie_name(session)
     head, _, _mac = browser.client.cookies[name].rpartition(".")
     browser.client.cookies.set(name, f"{head}.{'A' * 43}", domain="agent.example.com")
-    assert_page(browser.bind(session), 403, pages.OTHER_BROWSER)
+    assert_page(browser.bind(session), 403, pages.CANCELLED_ELSEWHERE)
     assert harness.agentcore.calls == []
 
 
@@ -201,6 +228,7 @@ def test_expired_binding_cookie_is_gone_not_forbidden(harness: BindingHarness) -
     browser.start(harness.flow(ALICE, session, ttl_s=60))
     harness.offset_s = 61  # the browser still sends the cookie; the server checks its expiry itself
     assert_page(browser.bind(session), 410, pages.EXPIRED)
+    assert_page(browser.bind(session), 410, pages.EXPIRED)  # a reload says expired too, not "another browser"
     assert harness.agentcore.calls == []
 
 
@@ -291,10 +319,11 @@ def test_state_next_to_session_id_must_be_this_flows_custom_state(harness: Bindi
     other_state, _ = new_custom_state()
 
     wrong = alice.client.get("/oauth2/session-binding", params={"session_id": session, "state": other_state}, headers=alice.headers())
-    assert_page(wrong, 403, pages.OTHER_BROWSER)
+    assert_page(wrong, 403, pages.CANCELLED_ELSEWHERE)
     assert harness.agentcore.calls == []
+    # Burned: a landing with the wrong echo is not AgentCore's redirect, so the right one cannot follow it.
     right = alice.client.get("/oauth2/session-binding", params={"session_id": session, "state": custom_state}, headers=alice.headers())
-    assert_page(right, 200, pages.SUCCESS)
+    assert_page(right, 410, pages.CANCELLED_ELSEWHERE)
     # The browser never held the secret: only its digest is in the cookie and the flow token.
     assert custom_state not in str(dict(alice.client.cookies)) and custom_state not in harness.flow(ALICE, session, flow_id=flow_id)
 
@@ -302,29 +331,44 @@ def test_state_next_to_session_id_must_be_this_flows_custom_state(harness: Bindi
 def test_required_state_stops_the_initiator_from_completing_by_hand(make_harness: Any) -> None:
     # Bob starts a flow, forwards the authorization URL to Alice, she consents in her browser, and Bob
     # then opens the return URL himself. Without customState he cannot produce AgentCore's redirect.
-    harness = make_harness(require_custom_state=True)
+    harness = make_harness()  # the default
     bob = harness.browser(BOB)
     session = new_session_uri()
     custom_state, flow_id = new_custom_state()
     bob.start(harness.flow(BOB, session, flow_id=flow_id))
-    assert_page(bob.bind(session), 403, pages.OTHER_BROWSER)
+    assert_page(bob.bind(session, state=None), 403, pages.STATE_NOT_ECHOED)
     assert harness.agentcore.calls == []
+    # And the session is burned: even AgentCore's genuine redirect, arriving later, completes nothing.
     genuine = bob.client.get("/oauth2/session-binding", params={"session_id": session, "state": custom_state}, headers=bob.headers())
-    assert_page(genuine, 200, pages.SUCCESS)
+    assert_page(genuine, 410, pages.STATE_NOT_ECHOED)
+    assert harness.agentcore.calls == []
 
 
-def test_same_user_mode_leaves_the_user_check_for_another_users_session_to_agentcore(make_harness: Any) -> None:
-    # Documented trade-off of same-user mode: no cookie, so nothing local names the session's owner
-    # until a completion happened in this task. AgentCore refuses a userId other than the initiator's.
+def test_without_the_echo_requirement_a_cookie_still_completes(make_harness: Any) -> None:
+    # require_custom_state=false: for an account where AgentCore does not echo; the other proofs still hold.
+    harness = make_harness(require_custom_state=False)
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    alice.start(harness.flow(ALICE, session))
+    assert_page(alice.bind(session, state=None), 200, pages.SUCCESS)
+
+
+def test_the_echo_parameter_is_a_setting(make_harness: Any) -> None:
+    harness = make_harness(custom_state_param="cs")
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    alice.start(harness.flow(ALICE, session))
+    params = {"session_id": session, "cs": harness.custom_states[session]}
+    assert_page(alice.client.get("/oauth2/session-binding", params=params, headers=alice.headers()), 200, pages.SUCCESS)
+
+
+def test_a_session_never_started_here_is_refused_and_burned(make_harness: Any) -> None:
+    # Same-user mode has no cookie: the ledger's record of /oauth2/start is what names the session's owner.
     harness = make_harness(binding_mode="same-user")
     session = new_session_uri()
     harness.agentcore.sessions[session] = ALICE.sub
-    response = harness.browser(BOB).bind(session)
-    assert_page(response, 410, pages.EXPIRED)
-    [call] = harness.agentcore.completions()
-    assert call.body["userIdentifier"] == {"userId": BOB.sub}
-    assert harness.agentcore.completed == set()
-    assert_page(harness.browser(ALICE).bind(session), 200, pages.SUCCESS)
+    assert_page(harness.browser(ALICE).bind(session, state="anything"), 410, pages.EXPIRED)
+    assert harness.agentcore.calls == []
 
 
 def test_non_ascii_flow_token_is_malformed(harness: BindingHarness) -> None:
@@ -365,8 +409,8 @@ def test_throttling_until_exhausted_is_503_and_not_complete(harness: BindingHarn
 @pytest.mark.parametrize(
     ("code", "status", "page"),
     [
-        ("ValidationException", 410, pages.EXPIRED),
-        ("ResourceNotFoundException", 410, pages.EXPIRED),
+        ("ValidationException", 410, pages.AGENTCORE_REFUSED),
+        ("ResourceNotFoundException", 410, pages.AGENTCORE_REFUSED),
         ("AccessDeniedException", 502, pages.FAILED),
         ("InternalServerException", 503, pages.BUSY),
     ],
@@ -402,8 +446,12 @@ def test_agentcore_refusal_clears_the_binding_cookie(harness: BindingHarness) ->
     harness.agentcore.failures = ["ValidationException"]
     alice, session = _started(harness)
     response = alice.bind(session)
-    assert_page(response, 410, pages.EXPIRED)
+    assert_page(response, 410, pages.AGENTCORE_REFUSED)
     assert set_cookies(response)[binding_cookie_name(session)][0]["max-age"] == "0"
+    # A refusal by AgentCore burns the session (an early attempt is how an initiator would race the victim):
+    # the reload says the same, with no second call.
+    assert_page(alice.bind(session), 410, pages.AGENTCORE_REFUSED)
+    assert len(harness.agentcore.completions()) == 1
 
 
 def test_queue_is_bounded_and_sheds_load_with_a_clear_503(make_harness: Any) -> None:
@@ -418,9 +466,10 @@ def test_queue_is_bounded_and_sheds_load_with_a_clear_503(make_harness: Any) -> 
     async def both() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=harness.app)
         async with httpx.AsyncClient(transport=transport, base_url="https://agent.example.com", cookies=cookies) as client:
-            first = asyncio.create_task(client.get("/oauth2/session-binding", params={"session_id": sessions[0]}, headers=alice.headers()))
+            params = [{"session_id": s, "state": harness.custom_states[s]} for s in sessions]
+            first = asyncio.create_task(client.get("/oauth2/session-binding", params=params[0], headers=alice.headers()))
             await asyncio.sleep(0.2)
-            second = await client.get("/oauth2/session-binding", params={"session_id": sessions[1]}, headers=alice.headers())
+            second = await client.get("/oauth2/session-binding", params=params[1], headers=alice.headers())
             return [await first, second]
 
     first, second = asyncio.run(both())

@@ -48,7 +48,7 @@ def test_no_token_cookie_or_session_id_in_logs_at_debug(
 
     emitted = capsys.readouterr().out
     captured = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
-    assert '"event":"binding_completed"' in emitted and '"reason":"binding_cookie_missing"' in emitted
+    assert '"event":"binding_completed"' in emitted and '"reason":"cancelled_not_started"' in emitted
     for secret in secrets:
         assert secret not in emitted
         assert secret not in captured
@@ -59,9 +59,10 @@ def test_no_token_cookie_or_session_id_in_logs_at_debug(
 
 def test_security_event_has_reason_and_digests(harness: BindingHarness, caplog: pytest.LogCaptureFixture) -> None:
     session = new_session_uri()
+    harness.browser(ALICE).start(harness.flow(ALICE, session))
     harness.browser(ALICE).bind(session)
     [event] = [r for r in caplog.records if r.name == "security"]
-    assert event.__dict__["reason"] == "binding_cookie_missing"
+    assert event.__dict__["reason"] == "cancelled_other_browser"
     assert event.__dict__["status"] == 403
     assert event.__dict__["user"] and event.__dict__["session"]
     assert event.__dict__["session"] not in session
@@ -102,7 +103,12 @@ def test_mangum_answers_an_alb_lambda_target_event_the_same_way(harness: Binding
 
     cookie_pair = cookie.split(";", 1)[0]
     bound = handler(
-        _alb_event("/oauth2/session-binding", {"session_id": session}, {"x-amzn-oidc-data": token, "cookie": cookie_pair}), LAMBDA_CONTEXT
+        _alb_event(
+            "/oauth2/session-binding",
+            {"session_id": session, "state": harness.custom_states[session]},
+            {"x-amzn-oidc-data": token, "cookie": cookie_pair},
+        ),
+        LAMBDA_CONTEXT,
     )
     assert bound["statusCode"] == 200
     body = base64.b64decode(bound["body"]).decode() if bound.get("isBase64Encoded") else bound["body"]
@@ -111,8 +117,10 @@ def test_mangum_answers_an_alb_lambda_target_event_the_same_way(harness: Binding
     [call] = harness.agentcore.completions()
     assert call.body == {"sessionUri": session, "userIdentifier": {"userId": ALICE.sub}}
 
-    # Same refusal as under uvicorn: no cookie, no call.
-    refused = handler(_alb_event("/oauth2/session-binding", {"session_id": new_session_uri()}, {"x-amzn-oidc-data": token}), LAMBDA_CONTEXT)
+    # Same refusal as under uvicorn: a session this browser did not start, no call.
+    other = new_session_uri()
+    harness.browser(ALICE).start(harness.flow(ALICE, other))
+    refused = handler(_alb_event("/oauth2/session-binding", {"session_id": other}, {"x-amzn-oidc-data": token}), LAMBDA_CONTEXT)
     assert refused["statusCode"] == 403
     assert len(harness.agentcore.completions()) == 1
 
@@ -129,6 +137,7 @@ def test_csp_allows_exactly_the_inline_stylesheet(harness: BindingHarness) -> No
 def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ALB_ARN", "OIDC_ISSUER", "FLOW_SIGNING_KEYS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BINDING_TABLE", "agentcore-ecs-sandbox-BindingSessions-1A2B3C")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("PUBLIC_BASE_URL", ORIGIN)
     monkeypatch.setenv("OIDC_CLIENT_ID", "x")

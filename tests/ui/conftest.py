@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from tests.services.conftest import agent, agentcore, alb_key, bedrock, key_server, make_agent, make_harness, resource
+from tests.services.conftest import agent, agentcore, alb_key, bedrock, binding_table, key_server, make_agent, make_harness, resource
 from tests.ui.browsing import chromium
 
-__all__ = ["agent", "agentcore", "alb_key", "bedrock", "browser", "key_server", "make_agent", "make_harness", "resource"]
+__all__ = ["agent", "agentcore", "alb_key", "bedrock", "binding_table", "browser", "key_server", "make_agent", "make_harness", "resource"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,80 @@
+"""The session binding service's ledger: one DynamoDB table shared by every task or function instance.
+
+Each item is one AgentCore session: completed for a user, or burned because its landing came from
+another browser or user, or before AgentCore's callback. Every task (and Lambda instance) reads and
+writes the same items, so single use holds across instances and restarts. Items carry `expires_at`
+(epoch seconds); DynamoDB's TTL deletes them once the session could not be used anyway.
+
+Only the binding service's role may touch the table: `statements()` is the exact grant, item calls
+on the table ARN (no index, no Scan or Query) and the table key only through DynamoDB.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms
+from constructs import Construct
+
+from stacks.constructs.lifecycle import Lifecycle
+from stacks.constructs.nag import acknowledge
+
+PARTITION_KEY = "session"
+TTL_ATTRIBUTE = "expires_at"
+# Item calls only, exactly those services/session_binding/ledger.py makes: it reads and conditionally writes
+# single items by key; it never deletes (TTL does), lists or queries the table.
+ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# The same key actions as the demo API's notes table, and only through DynamoDB (kms:ViaService). DynamoDB
+# refuses item writes on a customer-managed-key table without kms:Decrypt (aws-cdk issues 10010, 19531);
+# whether Decrypt alone suffices is not documented, so the set is the one already exercised by the notes
+# table. Assumption, checked in an account by a CloudTrail read of the task's KMS calls (docs/security/iam.md).
+KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+
+
+class BindingLedger(Construct):
+    """The ledger table (partition key `session`, TTL on `expires_at`) under its own customer managed key."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, lifecycle: Lifecycle, point_in_time_recovery: bool = True) -> None:
+        super().__init__(scope, construct_id)
+        self.key: kms.Key = lifecycle.key(
+            self, "Key", description="Encrypts the session binding ledger (completed and cancelled consent sessions)"
+        )
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.key,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=point_in_time_recovery
+            ),
+            deletion_protection=lifecycle.retain,
+            removal_policy=lifecycle.removal_policy,
+        )
+        acknowledge(
+            self.table,
+            "NIST.800.53.R5-DynamoDBInBackupPlan",
+            "Ledger items live minutes (TTL on expires_at, sessions expire at AgentCore within 10 minutes); the prod profile "
+            "keeps point-in-time recovery, and an AWS Backup plan would add a vault to manage without anything worth restoring.",
+        )
+        if not point_in_time_recovery:
+            sandbox = (
+                "Sandbox profile: ledger items outlive nothing (an hour past their session), and deleting a table with "
+                "point-in-time recovery leaves a system backup for 35 days, so `cdk destroy --all` would not remove everything. "
+                "The prod profile turns it on."
+            )
+            acknowledge(self.table, "AwsSolutions-DDB3", sandbox)
+            acknowledge(self.table, "NIST.800.53.R5-DynamoDBPITREnabled", sandbox)
+
+    def statements(self) -> list[iam.PolicyStatement]:
+        """The binding service's grant: item calls on this table, and the table key only through DynamoDB."""
+        region = Stack.of(self).region
+        return [
+            iam.PolicyStatement(sid="BindingLedgerItems", actions=list(ITEM_ACTIONS), resources=[self.table.table_arn]),
+            iam.PolicyStatement(
+                sid="BindingLedgerKeyViaDynamoDb",
+                actions=list(KEY_ACTIONS),
+                resources=[self.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
+            ),
+        ]
