@@ -145,8 +145,12 @@ class LocalDynamoDB:
         node: str = "node",
         start_timeout_s: float = 15.0,
         attempts: int = 3,
+        backend_port: int = 0,
     ) -> None:
+        """`backend_port`: dynalite's own (private) port; 0 picks a free one, which a caller that has
+        chosen other ports but not bound them yet (the demo stack) must avoid by naming one."""
         self.host, self.region = host, region
+        self._backend_port = backend_port
         self._port, self._node = port, node
         self._start_timeout_s, self._attempts = start_timeout_s, attempts
         self._front: _Front | None = None
@@ -212,8 +216,9 @@ class LocalDynamoDB:
 
     def _start_dynalite(self) -> int:
         """dynalite on a free private port; a port taken between choosing and binding is tried again."""
-        for attempt in range(1, self._attempts + 1):
-            port = _free_port(self.host)
+        attempts = 1 if self._backend_port else self._attempts
+        for attempt in range(1, attempts + 1):
+            port = self._backend_port or _free_port(self.host)
             self._output = tempfile.TemporaryFile(prefix="dynalite-")  # noqa: SIM115 - closed in stop()
             command = [
                 self._node,
@@ -244,10 +249,8 @@ class LocalDynamoDB:
                 ) from None
             if self._await_answer(port):
                 return port
-            if attempt == self._attempts:
-                raise LocalDynamoDBError(
-                    f"dynalite did not start: {self._attempts} ports in a row were taken on {self.host}:\n{self.output()}"
-                )
+            if attempt == attempts:
+                raise LocalDynamoDBError(f"dynalite did not start: {attempts} port(s) in a row were taken on {self.host}:\n{self.output()}")
             self._stop_dynalite()
         raise AssertionError("unreachable")
 

@@ -1,7 +1,7 @@
 """`python -m local.demo` (what `make demo` runs): the whole 3-legged flow on this machine until Ctrl-C.
 
 Environment:
-  DEMO_PORT         first of nine consecutive ports; the agent is at http://127.0.0.1:$DEMO_PORT (default 8000)
+  DEMO_PORT         first of eleven consecutive ports; the agent is at http://127.0.0.1:$DEMO_PORT (default 8000)
   DEMO_LOG_DIR      where the service logs go (default .demo/logs)
   BEDROCK_MODEL_ID  a real Bedrock model or inference profile; AWS credentials come from the usual places.
                     Unset: the local model stand-in (local/bedrock), which understands a few plain requests.
@@ -39,7 +39,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
     try:
         ports = Ports.from_base(base)
-        print(f"Starting the local stack on {HOST}:{ports.alb}-{ports.agent} (logs in {log_dir}) ...", flush=True)
+        print(f"Starting the local stack on {HOST}:{ports.alb}-{ports.dynalite} (logs in {log_dir}) ...", flush=True)
         stack = DemoStack(ports=ports, host=HOST, log_dir=log_dir, model_id=model_id).start()
     except DemoError as exc:
         print(f"make demo: {exc}", file=sys.stderr)

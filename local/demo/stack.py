@@ -85,10 +85,11 @@ class Ports:
     session_binding: int
     agent: int
     dynamodb: int
+    dynalite: int  # the local DynamoDB's private backend, chosen with the rest so nothing else takes it
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        """The public port, then one port after another for the rest (DEMO_PORT=8000: 8000-8009)."""
+        """The public port, then one port after another for the rest (DEMO_PORT=8000: 8000-8010)."""
         highest = 65536 - len(fields(cls))  # the last port, base + len - 1, is at most 65535
         if not 1024 <= base <= highest:
             raise DemoError(f"DEMO_PORT must be a port number from 1024 to {highest}, got {base}")
@@ -145,7 +146,7 @@ class DemoStack:
         self.public_url = f"http://{host}:{ports.alb}"
         self.binding_url = f"{self.public_url}/oauth2/session-binding"
         self.region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION) if model_id else REGION
-        self.dynamodb = LocalDynamoDB(host, ports.dynamodb, region=self.region)
+        self.dynamodb = LocalDynamoDB(host, ports.dynamodb, region=self.region, backend_port=ports.dynalite)
         self.emulator = Emulator(host, ports.agentcore, session_ttl_s=session_ttl_s, region=self.region, account=ACCOUNT, faults=faults)
         self.model: DemoModel | None = None
         self.alb_key = AlbSigningKey()

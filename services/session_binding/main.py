@@ -79,6 +79,7 @@ from services.session_binding.ledger import (
 )
 
 RETRY_AFTER_S = 5
+_AFTER_LOST_ANSWER = "_after_lost_answer"
 T = TypeVar("T")
 SERVICE_NAME = "session-binding"  # the metrics' Service dimension
 _log = logging.getLogger("session_binding")
@@ -289,8 +290,9 @@ async def _bind(rt: Runtime, request: Request) -> Response:
             await _complete_at_agentcore(rt, session_uri, identity)
         except Refusal as refusal:
             if refusal.status == 410 and record.uncertain:
-                # An earlier call's answer was lost: AgentCore's "already used" may be our own completion.
-                raise Refusal(503, refusal.reason + "_after_lost_answer", pages.UNCERTAIN, **_who(identity, session_uri)) from None
+                # An earlier call's answer was lost: AgentCore's "already used" is most likely our own completion.
+                # Not "cancelled, nothing shared": the agent will find the token, or ask again.
+                raise Refusal(410, refusal.reason + _AFTER_LOST_ANSWER, pages.EXPIRED, **_who(identity, session_uri)) from None
             raise
 
     try:
@@ -320,6 +322,8 @@ async def _bind(rt: Runtime, request: Request) -> Response:
 def _failure(exc: Exception, record: Record) -> Failure:
     """How a failed completion leaves the session in the ledger."""
     if isinstance(exc, Refusal) and exc.status == 410:
+        if exc.reason.endswith(_AFTER_LOST_ANSWER):
+            return Failure(cancel_reason="expired")  # done or expired at AgentCore: either way, nothing more to do here
         # AgentCore refused it (before its callback, expired, or used): no later landing can succeed, and
         # an early attempt is what an initiator racing the victim's landing would make. Burn it.
         return Failure(cancel_reason="agentcore_refused")
@@ -407,12 +411,17 @@ _PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 def _cancelled_page(reason: str, *, initiator: bool) -> tuple[pages.Page, int]:
-    if reason in ("expired", "agentcore_refused", "not_started"):
-        return (pages.EXPIRED if reason != "agentcore_refused" else pages.AGENTCORE_REFUSED), 410
+    """The page for a cancelled session, for whoever is looking: its initiator learns why; anyone else
+    learns that it was not theirs and that nothing was shared, whatever cancelled it."""
+    if reason == "not_started":
+        return pages.EXPIRED, 410
+    if not initiator:
+        return pages.CANCELLED_NOT_YOURS, 403
+    if reason in ("expired", "agentcore_refused"):
+        return (pages.EXPIRED if reason == "expired" else pages.AGENTCORE_REFUSED), 410
     if reason == "state_missing":
         return pages.STATE_NOT_ECHOED, 403
-    # Another browser or another account came back with this session: tell each side the truth.
-    return (pages.CANCELLED_ELSEWHERE if initiator else pages.CANCELLED_NOT_YOURS), 403
+    return pages.CANCELLED_ELSEWHERE, 403  # it came back in another browser or account than the initiator's
 
 
 def _standing_refusal(record: Record, identity: AlbIdentity, session_uri: str, *, provider: str | None, cause: str = "") -> Refusal:

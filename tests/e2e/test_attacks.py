@@ -19,14 +19,13 @@ from playwright.sync_api import expect
 from local.alb.keys import AlbSigningKey
 from local.demo.stack import ALB_ARN, ALB_CLIENT_ID
 from local.idp import ALICE, BOB
+from services.session_binding import pages
 from tests.e2e.conftest import SESSION_TTL_S, Person, Site, ask, authorize_button, consent, sign_in
 from tests.support.person import ScriptedPerson, event
 
 HOLD_START = re.compile(r".*/oauth2/start\?.*")
 DATA_PLANE = ("GetWorkloadAccessTokenForUserId", "GetResourceOauth2Token", "CompleteResourceTokenAuth")
-OTHER_USER = "This authorization belongs to another account"
-OTHER_BROWSER = "Finish in the browser where you started"
-EXPIRED = "This authorization has expired or was already used"
+OTHER_USER = pages.OTHER_USER.title
 
 
 def start_link(site: Site, person: Person) -> str:
@@ -81,8 +80,8 @@ def test_consent_url_forwarded_to_bob_lands_in_bobs_browser_and_is_refused(site:
     sign_in(site, bob)
     bob.page.goto(url)
     consent(bob)
-    # Bob's browser holds no binding cookie for this flow: refused before anything else is looked at.
-    expect(bob.page.get_by_role("heading", name=OTHER_BROWSER)).to_be_visible()
+    # Bob's browser holds no binding cookie for this flow: refused, and Alice's session cancelled for good.
+    expect(bob.page.get_by_role("heading", name=pages.CANCELLED_NOT_YOURS.title)).to_be_visible()
     assert "session_id" in parse_qs(urlsplit(bob.page.url).query)
     bob.shot("forwarded-consent-refused")
     assert site.vault() == {}, "no grant stored for anyone"
@@ -96,7 +95,7 @@ def test_alice_finishing_in_a_second_browser_is_refused(site: Site) -> None:
     sign_in(site, second)
     second.page.goto(url)
     consent(second)
-    expect(second.page.get_by_role("heading", name=OTHER_BROWSER)).to_be_visible()
+    expect(second.page.get_by_role("heading", name=pages.CANCELLED_ELSEWHERE.title)).to_be_visible()
     second.shot("second-browser-refused")
     assert site.vault() == {} and site.completions() == 0
 
@@ -117,10 +116,10 @@ def test_a_replayed_session_id_completes_nothing_more(site: Site) -> None:
     expect(alice.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
     # Bob replays the landing URL in his browser; Alice replays it in another browser of hers.
     bob, elsewhere = site.person(BOB), site.person(ALICE)
-    for person, heading in ((bob, OTHER_BROWSER), (elsewhere, OTHER_BROWSER)):
+    for person, heading, status in ((bob, pages.POSSIBLY_SHARED.title, 403), (elsewhere, pages.ALREADY_COMPLETE.title, 410)):
         sign_in(site, person)
         response = person.page.goto(landing)
-        assert response is not None and response.status == 403
+        assert response is not None and response.status == status
         expect(person.page.get_by_role("heading", name=heading)).to_be_visible()
     # And a script with Alice's cookies but without the ALB session gets no further than the sign-in.
     script = httpx.get(landing, cookies={c["name"]: c["value"] for c in alice.context.cookies() if c["name"].startswith("__Host-")})
@@ -231,7 +230,7 @@ def test_a_session_that_expires_between_callback_and_binding_is_refused_as_expir
         site.stack.emulator.advance_clock(SESSION_TTL_S + 1)
         page = alice.follow(held.headers["location"])
         assert page.status_code == 410
-        assert EXPIRED in page.text
+        assert pages.AGENTCORE_REFUSED.title in page.text
     finally:
         alice.close()
     assert site.vault() == {}

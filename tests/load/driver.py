@@ -11,7 +11,10 @@ legitimate person publishes and uses it from its own browser:
 
 * the start link (`/oauth2/start?flow=...`) of someone else: must be refused;
 * the landing URL (`/oauth2/session-binding?session_id=...&state=...`) before its owner uses it
-  (swapping sessions) and again after (replaying it): must be refused, and must never complete.
+  (swapping sessions) and again after (replaying it): must be refused, and must never complete. A swap
+  attempt cancels the session for everyone (the landing came back in a browser that did not start it),
+  so its owner then sees "This authorization was cancelled", asks the agent again and completes a new
+  flow: the provider, already approved, sends them straight back, and that landing is not published.
 
 Legitimate people publish both as they go and give attackers a short head start (at most
 ATTACKER_HEAD_START_S), so swaps come before the owner's own use and replays after it.
@@ -34,6 +37,7 @@ from local.idp import DemoUser
 from tests.support.person import ScriptedPerson, event
 
 SUCCESS = "Authorization complete"
+CANCELLED = "This authorization was cancelled"
 ATTACK_REFUSALS = {403, 410}
 # A person waits at most this long for an attacker to try a link first, so most attempts come before
 # the owner's own use (a swap) rather than after it (a replay, which the replay threads cover).
@@ -70,6 +74,7 @@ class LoadResult:
     concurrency: int
     elapsed_s: float = 0.0
     flows_ok: int = 0
+    asked_again: int = 0  # people whose first session an attacker's swap cancelled
     errors: list[str] = field(default_factory=list)
     flow_s: list[float] = field(default_factory=list)
     binding_s: list[float] = field(default_factory=list)
@@ -87,6 +92,7 @@ class LoadResult:
             "concurrency": self.concurrency,
             "elapsed_s": round(self.elapsed_s, 2),
             "flows_completed": self.flows_ok,
+            "cancelled_by_a_swap_then_asked_again": self.asked_again,
             "legitimate_errors": len(self.errors),
             "completions_per_s": round(self.flows_ok / self.elapsed_s, 2) if self.elapsed_s else 0.0,
             "flow_ms": {"p50": pct(self.flow_s, 0.5), "p99": pct(self.flow_s, 0.99), "max": pct(self.flow_s, 1.0)},
@@ -139,6 +145,11 @@ class LoadRun:
             page = person.follow(landing.url)
             binding_s = time.perf_counter() - t0
             landing.used.set()
+            if page.status_code == 410 and CANCELLED in page.text and landing.tried.is_set():
+                # An attacker's browser came back with this session first: cancelled for everyone. Ask again.
+                with self._lock:
+                    self.result.asked_again += 1
+                page, binding_s = self._ask_again(person, url)
             if page.status_code != 200 or SUCCESS not in page.text:
                 self._fail(user.username, f"binding answered {page.status_code}: {page.text[:200]}")
                 return
@@ -155,6 +166,20 @@ class LoadRun:
             self._fail(user.username, f"{type(exc).__name__}: {exc}")
         finally:
             person.close()
+
+    def _ask_again(self, person: ScriptedPerson, url: str) -> tuple[Any, float]:
+        """A new consent flow, unpublished: the provider remembers the approval and returns at once."""
+        prompt = event(person.chat(url, "show my notes"), "authorization_required")
+        binding_url = url + "/oauth2/session-binding"
+        page = person.follow(url + prompt["start_url"], stop_before=binding_url)
+        for button in ("Sign in", "Allow"):  # only if the provider asks (it should not: approved, signed in)
+            if page.status_code == 200 and f">{button}<" in page.text:
+                page = person.submit(page, button=button, values=None, stop_before=binding_url)
+        if page.status_code != 302:
+            return page, 0.0
+        t0 = time.perf_counter()
+        page = person.follow(page.headers["location"])
+        return page, time.perf_counter() - t0
 
     # ------------------------------------------------------------------ attackers
 

@@ -1,8 +1,8 @@
 """Load: LOAD_USERS people (200) complete a consent each through the local stack while LOAD_ATTACKERS
 (50) replay and swap their links. Part of `make test` (about 20 s); `make load` runs it alone.
 
-Pass criteria: no error for any legitimate person; every legitimate completion recorded exactly
-once by the emulator (one CompleteResourceTokenAuth per person, one vault entry per person); no
+Pass criteria: no error for any legitimate person (a person whose session an attacker's swap
+cancelled asks again and completes); every legitimate completion recorded exactly once by the emulator (one CompleteResourceTokenAuth per person, one vault entry per person); no
 completion for any attacker (no vault entry, every attempt refused, no AgentCore call caused).
 Figures (throughput, p50/p99) are printed and written to tests/load/artifacts/report.json.
 """
@@ -74,7 +74,11 @@ def test_many_people_consent_while_attackers_replay_and_swap(stack: DemoStack, p
     assert result.attack_errors == [], result.attack_errors[:10]
     assert sum(result.attacks.values()) == 3 * len(users), "every start link and landing URL tried, every landing URL replayed"
     # Swaps must really come before the owner's own use (attackers get a head start) and replays after.
-    assert result.attacks["landing before-owner: 403"] + result.attacks["landing after-owner: 403"] == len(users)
+    # A swap cancels the session (403 to the attacker); its owner is told, asks again and completes.
+    assert result.attacks["landing before-owner: 403"] + sum(n for k, n in result.attacks.items() if k.startswith("landing after")) == len(
+        users
+    )
     assert result.attacks["landing before-owner: 403"] >= 0.9 * len(users), dict(result.attacks)
+    assert result.asked_again == result.attacks["landing before-owner: 403"], "every swapped session was cancelled for its owner"
     assert result.attacks["start before-owner: 403"] >= 0.9 * len(users), dict(result.attacks)
-    assert result.attacks["replay after-owner: 403"] == len(users)
+    assert sum(n for k, n in result.attacks.items() if k.startswith("replay after-owner")) == len(users)

@@ -440,6 +440,12 @@ def test_success_lost_to_a_timeout_then_retried_is_uncertain_not_used(make_harne
     response = alice.bind(session)
     assert_page(response, 503, pages.UNCERTAIN)
     assert harness.agentcore.completed == {session}
+    # A reload: AgentCore says "used", which after a lost answer is most likely our own completion. Not
+    # "cancelled, nothing shared"; and from then on, no more calls.
+    calls = len(harness.agentcore.completions())
+    assert_page(alice.bind(session), 410, pages.EXPIRED)
+    assert_page(alice.bind(session), 410, pages.EXPIRED)
+    assert len(harness.agentcore.completions()) == calls + 1
 
 
 def test_agentcore_refusal_clears_the_binding_cookie(harness: BindingHarness) -> None:
