@@ -24,13 +24,14 @@ WARM_UP = 1000
 def _binding_run(total: int, service_core: set[int] | None, helper_core: set[int] | None) -> tuple[float, float, float]:
     alb_key = AlbSigningKey()
     keyring = Keyring.from_json(binding.SIGNING_KEYS)
-    with KeyServer([alb_key]) as keys, standin("agentcore", helper_core) as endpoint:
+    with KeyServer([alb_key]) as keys, standin("agentcore", helper_core) as endpoint, binding.sessions_table(helper_core) as (store, table):
         port = free_port()
-        with uvicorn("services.session_binding.main:app", port, binding.service_env(keys.base_url, endpoint), service_core) as child:
-            asyncio.run(run_load(HOST, port, binding.binding_requests(WARM_UP, alb_key, keyring, port), concurrency=16))
+        env = binding.service_env(keys.base_url, endpoint, store)
+        with uvicorn("services.session_binding.main:app", port, env, service_core) as child:
+            asyncio.run(run_load(HOST, port, binding.binding_requests(WARM_UP, alb_key, keyring, port, table), concurrency=16))
             warm, _ = rss_mb(child.pid)
             for _ in range((total - WARM_UP) // 3000):
-                asyncio.run(run_load(HOST, port, binding.binding_requests(3000, alb_key, keyring, port), concurrency=16))
+                asyncio.run(run_load(HOST, port, binding.binding_requests(3000, alb_key, keyring, port, table), concurrency=16))
             end, peak = rss_mb(child.pid)
     return peak, end - warm, end
 

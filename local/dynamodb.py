@@ -168,6 +168,20 @@ class LocalDynamoDB:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def backend_endpoint(self) -> str:
+        """dynalite itself, without the front: for a client that needs no transactions and every bit of
+        speed (the benchmark of the binding service, whose ledger makes single-item conditional writes)."""
+        if self._front is None or self._front.upstream is None:
+            raise LocalDynamoDBError("the local DynamoDB is not started")
+        return f"http://{self._front.upstream[0]}:{self._front.upstream[1]}"
+
+    @property
+    def backend_pid(self) -> int:
+        if self._process is None:
+            raise LocalDynamoDBError("the local DynamoDB is not started")
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._front is not None and self._process is not None and self._process.poll() is None
 

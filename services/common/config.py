@@ -141,9 +141,14 @@ class BindingSettings(ServiceSettings):
         return value
 
     @property
+    def agentcore_call_budget_s(self) -> float:
+        """The longest one CompleteResourceTokenAuth can take, every retry included."""
+        return (self.agentcore_connect_timeout_s + self.agentcore_read_timeout_s) * self.agentcore_max_attempts
+
+    @property
     def ledger_lease_s(self) -> float:
-        """How long a claim on a session holds: longer than one CompleteResourceTokenAuth with all its retries."""
-        return (self.agentcore_connect_timeout_s + self.agentcore_read_timeout_s) * self.agentcore_max_attempts + 5.0
+        """How long a claim on a session holds: one whole call, plus 5 s for the wait for a worker thread."""
+        return self.agentcore_call_budget_s + 5.0
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import secrets
 import threading
 import time
@@ -36,6 +38,8 @@ import anyio
 import anyio.to_thread
 
 from services.common.signed import digest
+
+_log = logging.getLogger("session_binding")
 
 RETAIN_S = 3600  # a verdict outlives AgentCore's 10-minute session by an hour: reloads keep their page
 _POLL_S = (0.05, 0.1, 0.2, 0.4)  # then every 0.5 s
@@ -154,7 +158,8 @@ class SessionLedger:
 
     async def start(self, session_uri: str, user_key: str, *, flow_id: str, provider: str, expires_at: int) -> Record | None:
         """Record that this user started this flow (`/oauth2/start`). A repeat by the same user for the
-        same flow is fine; otherwise the record that stands in the way is returned and nothing changes."""
+        same flow, still `started`, is fine and writes nothing (so an `uncertain` flag survives it);
+        otherwise the record that stands in the way is returned and nothing changes."""
         request = {
             "Item": {
                 "session": _s(digest(session_uri, 32)),
@@ -164,13 +169,15 @@ class SessionLedger:
                 "provider": _s(provider),
                 "expires_at": _n(expires_at + RETAIN_S),
             },
-            "ConditionExpression": "attribute_not_exists(#s) OR (#st = :started AND #u = :u AND #f = :f)",
-            "ExpressionAttributeNames": {k: _NAMES[k] for k in ("#s", "#st", "#u", "#f")},
-            "ExpressionAttributeValues": {":started": _s("started"), ":u": _s(digest(user_key, 32)), ":f": _s(flow_id)},
+            "ConditionExpression": "attribute_not_exists(#s)",
+            "ExpressionAttributeNames": {"#s": "session"},
         }
         if await self._conditional("put_item", request):
             return None
-        return await self.get(session_uri) or _GONE
+        record = await self.get(session_uri) or _GONE
+        if record.status is Status.STARTED and record.started_by(user_key) and record.flow_is(flow_id):
+            return None
+        return record
 
     async def get(self, session_uri: str) -> Record | None:
         answer = await self._call("get_item", Key={"session": _s(digest(session_uri, 32))}, ConsistentRead=True)
@@ -178,13 +185,14 @@ class SessionLedger:
         return _record(item) if item else None
 
     async def cancel(self, session_uri: str, reason: str) -> Record | None:
-        """Burn the session for everyone, unless it is already claimed, completed or cancelled.
-        Returns None when this call burned it, else the record as it stands."""
+        """Burn the session for everyone, unless it is already claimed, completed or cancelled, or an
+        earlier call's answer was lost (AgentCore may have completed it: "nothing was shared" would be
+        false). Returns None when this call burned it, else the record as it stands."""
         request = {
             "Key": {"session": _s(digest(session_uri, 32))},
             "UpdateExpression": "SET #st = :cancelled, #r = :r, #x = if_not_exists(#x, :x) REMOVE #c, #cu",
-            "ConditionExpression": "attribute_not_exists(#s) OR #st = :started",
-            "ExpressionAttributeNames": {k: _NAMES[k] for k in ("#s", "#st", "#r", "#x", "#c", "#cu")},
+            "ConditionExpression": "attribute_not_exists(#s) OR (#st = :started AND attribute_not_exists(#un))",
+            "ExpressionAttributeNames": {k: _NAMES[k] for k in ("#s", "#st", "#r", "#x", "#c", "#cu", "#un")},
             "ExpressionAttributeValues": {
                 ":cancelled": _s("cancelled"),
                 ":started": _s("started"),
@@ -220,7 +228,9 @@ class SessionLedger:
         if inflight is not None:
             owner, waiting = inflight
             if owner != user:
-                raise LedgerRefusal(await self.get(session_uri))
+                # Another user's request for this session is in flight here: it cannot claim (the claim
+                # names the initiator), so do not wait on it. The table decides for this one too.
+                return await self._claim_and_call(session_uri, user, call, flow_id=flow_id, on_failure=on_failure)
             await asyncio.shield(waiting)  # the first request's failure is ours too: same answer, no second call
             return Completion.ALREADY_DONE
         try:
@@ -277,7 +287,7 @@ class SessionLedger:
             raise
         with anyio.CancelScope(shield=True):
             await self._mark_completed(session_uri, token)
-        return Completion.CALLED
+        return Completion.CALLED  # AgentCore completed it: that is the person's answer, whatever the table said
 
     async def _claim(self, session_uri: str, user: str, flow_id: str | None) -> tuple[str, Record] | None:
         token = secrets.token_urlsafe(16)
@@ -302,22 +312,40 @@ class SessionLedger:
             if flow_id is not None
             else {k: _NAMES[k] for k in ("#u", "#st", "#cu", "#c")},
             "ExpressionAttributeValues": values,
-            "ReturnValues": "ALL_NEW",
+            "ReturnValues": "ALL_OLD",
         }
         answer = await self._conditional("update_item", request, answer=True)
         if answer is None:
             return None
-        return token, _record(answer["Attributes"])
+        before = _record(answer["Attributes"])
+        if before.status is Status.CLAIMED:
+            # Taken over from a task whose lease ran out: it may have completed at AgentCore before it died.
+            before = dataclasses.replace(before, uncertain=True)
+        return token, before
 
     async def _mark_completed(self, session_uri: str, token: str) -> None:
-        # Unconditional on purpose: AgentCore has completed it, whatever happened to our lease meanwhile.
-        await self._call(
-            "update_item",
-            Key={"session": _s(digest(session_uri, 32))},
-            UpdateExpression="SET #st = :completed REMOVE #c, #cu, #un",
-            ExpressionAttributeNames={k: _NAMES[k] for k in ("#st", "#c", "#cu", "#un")},
-            ExpressionAttributeValues={":completed": _s("completed")},
-        )
+        """Unconditional on purpose: AgentCore has completed it, whatever happened to our lease meanwhile.
+        Tried twice; if the table stays unreachable the claim's lease runs out and a later landing is
+        treated as possibly completed (never as "nothing was shared")."""
+        for attempt in (1, 2):
+            try:
+                answer = await self._call(
+                    "update_item",
+                    Key={"session": _s(digest(session_uri, 32))},
+                    UpdateExpression="SET #st = :completed REMOVE #c, #cu, #un",
+                    ExpressionAttributeNames={k: _NAMES[k] for k in ("#st", "#c", "#cu", "#un")},
+                    ExpressionAttributeValues={":completed": _s("completed")},
+                    ReturnValues="ALL_OLD",
+                )
+            except StoreUnavailable as exc:
+                if attempt == 2:
+                    _log.error("ledger_write_lost", extra={"event": "ledger_write_lost", "reason": str(exc)})
+                continue
+            before = _record(answer.get("Attributes") or {"status": {"S": "claimed"}, "claim": {"S": token}})
+            if before.status is not Status.CLAIMED or answer.get("Attributes", {}).get("claim", {}).get("S") != token:
+                # Our lease ran out mid-call and another task took over (or cancelled): the truth is "completed".
+                _log.warning("ledger_verdict_overwritten", extra={"event": "ledger_verdict_overwritten", "was": before.status.value})
+            return
 
     async def _settle_failure(self, session_uri: str, token: str, failure: Failure) -> None:
         values: dict[str, Any]

@@ -79,6 +79,7 @@ from services.session_binding.ledger import (
 )
 
 RETRY_AFTER_S = 5
+COOKIE_GRACE_S = 300
 _AFTER_LOST_ANSWER = "_after_lost_answer"
 T = TypeVar("T")
 SERVICE_NAME = "session-binding"  # the metrics' Service dimension
@@ -220,12 +221,14 @@ async def _start(rt: Runtime, request: Request) -> Response:
     )
     if standing is not None:
         # The link was used already: show where the session stands rather than the provider's error.
-        raise _standing_refusal(standing, identity, flow.session_uri, provider=flow.provider)
+        raise _standing_refusal(rt, standing, identity, flow.session_uri, provider=flow.provider)
     response = Response(status_code=302, headers={"location": flow.authorization_url})
     response.set_cookie(
         binding_cookie_name(flow.session_uri),
         issue_binding_cookie(rt.keyring, flow=flow),
-        max_age=flow.expires_at - now,
+        # A little longer than the flow: a late landing in this browser is then told "expired", not
+        # "another browser". The service checks the flow's expiry inside the cookie itself.
+        max_age=flow.expires_at - now + COOKIE_GRACE_S,
         path="/",
         secure=True,
         httponly=True,
@@ -253,7 +256,7 @@ def _landing_parameters(rt: Runtime, query: Any) -> tuple[str, str | None]:
         raise Refusal(400, "session_id_missing" if not values else "session_id_duplicate", pages.MALFORMED)
     states = query.getlist(rt.settings.custom_state_param)
     if len(states) > 1 or (states and not states[0]):
-        raise Refusal(400, "state_duplicate" if states[0] else "state_empty", pages.MALFORMED)
+        raise Refusal(400, "state_duplicate" if len(states) > 1 else "state_empty", pages.MALFORMED)
     if not is_session_uri(values[0]):
         raise Refusal(400, "session_id_malformed", pages.MALFORMED)
     return values[0], (states[0] if states else None)
@@ -391,7 +394,7 @@ class _Landing:
                 provider=provider or (record.provider if record else None),
                 **self._who(),
             )
-        return _standing_refusal(standing, self.identity, self.session_uri, provider=standing.provider, cause=reason)
+        return _standing_refusal(self.rt, standing, self.identity, self.session_uri, provider=standing.provider, cause=reason)
 
     async def refused_by_ledger(self, record: Record | None) -> Refusal:
         """The claim was refused: the session is not this user's, not this flow's, gone, or cancelled."""
@@ -401,7 +404,7 @@ class _Landing:
             return await self.cancel("other_user")
         if record.status is Status.STARTED and self.state is not None and not record.flow_is(flow_id_for(self.state)):
             return await self.cancel("state_mismatch")
-        return _standing_refusal(record, self.identity, self.session_uri, provider=record.provider)
+        return _standing_refusal(self.rt, record, self.identity, self.session_uri, provider=record.provider)
 
     def _who(self) -> _Who:
         return _who(self.identity, self.session_uri)
@@ -424,24 +427,39 @@ def _cancelled_page(reason: str, *, initiator: bool) -> tuple[pages.Page, int]:
     return pages.CANCELLED_ELSEWHERE, 403  # it came back in another browser or account than the initiator's
 
 
-def _standing_refusal(record: Record, identity: AlbIdentity, session_uri: str, *, provider: str | None, cause: str = "") -> Refusal:
+def _standing_refusal(
+    rt: Runtime, record: Record, identity: AlbIdentity, session_uri: str, *, provider: str | None, cause: str = ""
+) -> Refusal:
     """Where a session already stands, in the person's terms: cancelled, completed, or being completed."""
     who = _who(identity, session_uri)
     mine = record.started_by(identity.user_key)
     if record.status is Status.CANCELLED:
-        page, _ = _cancelled_page(record.reason or "expired", initiator=mine)
-        reason = f"session_cancelled_{record.reason or 'expired'}"
-        return Refusal(410, reason, page, clear_cookie=binding_cookie_name(session_uri), provider=provider, **who)
+        why = (record.reason or "expired") if record.user else "not_started"  # burned before anyone started it
+        page, _ = _cancelled_page(why, initiator=mine)
+        return Refusal(410, f"session_cancelled_{why}", page, clear_cookie=binding_cookie_name(session_uri), provider=provider, **who)
     if not mine:
-        # Someone else's session already claimed or completed: only possible with the echo not required,
-        # when the initiator won the race against this browser's landing. Say so: access may be shared.
-        security_event("consent_possibly_shared", reason=cause or "other_user", status=403, **who)
-        return Refusal(403, "session_completed_by_other_user", pages.POSSIBLY_SHARED, reference=True, provider=provider, **who)
-    if record.status is Status.COMPLETED:
-        return Refusal(410, "session_already_completed", pages.ALREADY_COMPLETE, **who)
-    if record.status is Status.CLAIMED:
-        return Refusal(503, "session_in_progress", pages.IN_PROGRESS, retry_after=RETRY_AFTER_S, **who)
-    return Refusal(400, f"session_{cause or 'other_flow'}", pages.MALFORMED, **who)
+        return _someone_elses(rt, record, who, provider=provider, cause=cause)
+    status, reason, page, retry_after = {
+        Status.COMPLETED: (410, "session_already_completed", pages.ALREADY_COMPLETE, None),
+        Status.CLAIMED: (503, "session_in_progress", pages.IN_PROGRESS, RETRY_AFTER_S),
+        # Started and uncertain: an earlier call's answer was lost, so it may be complete; the agent knows.
+        Status.STARTED: (503, "session_uncertain", pages.UNCERTAIN, RETRY_AFTER_S)
+        if record.uncertain
+        else (400, f"session_{cause or 'other_flow'}", pages.MALFORMED, None),
+    }[record.status]
+    return Refusal(status, reason, page, retry_after=retry_after, **who)
+
+
+def _someone_elses(rt: Runtime, record: Record, who: _Who, *, provider: str | None, cause: str) -> Refusal:
+    """Another user's session, claimed or completed (or possibly completed) already."""
+    if rt.settings.require_custom_state:
+        # With the echo required, nobody but the initiator completes a session with someone else's
+        # consent: this is someone else's link, and nothing of this person's was used.
+        return Refusal(403, f"session_other_user_{record.status.value}", pages.OTHER_USER, **who)
+    # The echo is not required: the initiator may have won the race against this browser's landing.
+    # Say so: access may be shared.
+    security_event("consent_possibly_shared", reason=cause or "other_user", status=403, **who)
+    return Refusal(403, "session_completed_by_other_user", pages.POSSIBLY_SHARED, reference=True, provider=provider, **who)
 
 
 async def _ledger_step(step: Awaitable[T], identity: AlbIdentity, session_uri: str) -> T:
@@ -459,6 +477,10 @@ def _who(identity: AlbIdentity, session_uri: str) -> _Who:
     return _Who(user_key=identity.user_key, session_uri=session_uri)
 
 
+class _LeaseSpent(Exception):
+    """The call would start too late in the ledger claim's lease (it queued for a worker thread too long)."""
+
+
 class _Who(TypedDict):
     """Who a refusal concerns, for its security event."""
 
@@ -472,8 +494,13 @@ async def _complete_at_agentcore(rt: Runtime, session_uri: str, identity: AlbIde
     if limiter.available_tokens == 0 and limiter.statistics().tasks_waiting >= rt.settings.agentcore_max_waiting:
         # Shed load before the ALB times out: a clear "reload in a few seconds" beats a 504.
         raise Refusal(503, "agentcore_queue_full", pages.BUSY, retry_after=RETRY_AFTER_S, **context)
+    # The ledger's claim was just taken; its lease covers one call with every retry plus a margin. A call
+    # that starts after the margin was spent queueing could outlive the lease and meet another task's.
+    latest_start = time.monotonic() + (rt.settings.ledger_lease_s - rt.settings.agentcore_call_budget_s)
 
     def call() -> None:
+        if time.monotonic() > latest_start:
+            raise _LeaseSpent
         try:
             rt.agentcore.get().complete_resource_token_auth(sessionUri=session_uri, userIdentifier={"userId": identity.sub})
         except (BotoCoreError, ClientError) as exc:  # after botocore's own retries
@@ -482,6 +509,8 @@ async def _complete_at_agentcore(rt: Runtime, session_uri: str, identity: AlbIde
 
     try:
         await anyio.to_thread.run_sync(call, limiter=limiter)
+    except _LeaseSpent:
+        raise Refusal(503, "agentcore_queue_too_slow", pages.BUSY, retry_after=RETRY_AFTER_S, **context) from None
     except ClientError as exc:
         raise _agentcore_refusal(exc, session_uri, context) from None
     except HTTPClientError as exc:

@@ -116,7 +116,7 @@ def test_a_replayed_session_id_completes_nothing_more(site: Site) -> None:
     expect(alice.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
     # Bob replays the landing URL in his browser; Alice replays it in another browser of hers.
     bob, elsewhere = site.person(BOB), site.person(ALICE)
-    for person, heading, status in ((bob, pages.POSSIBLY_SHARED.title, 403), (elsewhere, pages.ALREADY_COMPLETE.title, 410)):
+    for person, heading, status in ((bob, pages.OTHER_USER.title, 403), (elsewhere, pages.ALREADY_COMPLETE.title, 410)):
         sign_in(site, person)
         response = person.page.goto(landing)
         assert response is not None and response.status == status

@@ -153,7 +153,7 @@ def test_completed_and_cancelled_sessions_stay_so_after_a_restart(make_harness: 
     after = make_harness()  # a new process: no memory of the above but the table
     assert_page(after.browser(ALICE).bind(burned, state=before.custom_states[burned]), 410, pages.CANCELLED_ELSEWHERE)
     assert_page(after.browser(ALICE).bind(done, state=before.custom_states[done]), 410, pages.ALREADY_COMPLETE)
-    assert_page(after.browser(BOB).bind(done, state=before.custom_states[done]), 403, pages.POSSIBLY_SHARED)
+    assert_page(after.browser(BOB).bind(done, state=before.custom_states[done]), 403, pages.OTHER_USER)
     assert len(before.agentcore.completions()) == 1
 
 
@@ -223,4 +223,61 @@ def test_store_unavailable_is_a_503_that_loses_nothing(make_harness: Any, local_
     assert_page(response, 503, pages.BUSY)
     assert response.headers["retry-after"] == "5"
     assert "location" not in response.headers
+    assert harness.agentcore.calls == []
+
+
+def test_a_claim_taken_over_is_treated_as_possibly_completed(
+    harness: BindingHarness, local_dynamodb: LocalDynamoDB, binding_table: str
+) -> None:
+    # The dead task may have completed at AgentCore before it died: AgentCore's "used" is then not a reason
+    # to tell the person "cancelled, nothing shared".
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    alice.start(harness.flow(ALICE, session))
+    local_dynamodb.client().update_item(
+        TableName=binding_table,
+        Key={"session": {"S": digest(session, 32)}},
+        UpdateExpression="SET #st = :claimed, #c = :c, #cu = :until",
+        ExpressionAttributeNames={"#st": "status", "#c": "claim", "#cu": "claim_until"},
+        ExpressionAttributeValues={":claimed": {"S": "claimed"}, ":c": {"S": "dead-task"}, ":until": {"N": str(int(time.time()) - 1)}},
+    )
+    harness.agentcore.failures = ["ValidationException"]
+    assert_page(alice.bind(session), 410, pages.EXPIRED)
+
+
+def _lost_answer(make_harness: Any) -> tuple[BindingHarness, Any, str, str]:
+    """Alice's completion went through at AgentCore, but its answer was lost: the session is `uncertain`."""
+    harness = make_harness(agentcore_read_timeout_s=0.3, agentcore_max_attempts=1)
+    harness.agentcore.slow_s = 0.6
+    harness.agentcore.failures = ["SLOW_SUCCESS"]
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    link = harness.flow(ALICE, session)
+    alice.start(link)
+    assert_page(alice.bind(session), 503, pages.UNCERTAIN)
+    assert harness.agentcore.completed == {session}
+    return harness, alice, session, link
+
+
+def test_a_possibly_completed_session_is_never_cancelled(make_harness: Any) -> None:
+    # Someone else lands with it: they are refused, but the session is not burned with "nothing was shared".
+    harness, alice, session, _ = _lost_answer(make_harness)
+    assert_page(harness.browser(BOB).bind(session), 403, pages.OTHER_USER)
+    assert_page(alice.bind(session), 410, pages.EXPIRED)  # AgentCore: used (by the lost answer's call)
+
+
+def test_opening_the_start_link_again_keeps_the_uncertainty(make_harness: Any) -> None:
+    _, alice, session, link = _lost_answer(make_harness)
+    assert alice.start(link).status_code == 302
+    assert_page(alice.bind(session), 410, pages.EXPIRED)  # not "cannot be completed ... nothing was shared"
+
+
+def test_a_session_burned_before_it_was_started_is_nobodys(harness: BindingHarness) -> None:
+    # Mallory knows Alice's sessionUri (it is in Alice's flow token) and lands with it before Alice starts.
+    session = new_session_uri()
+    link = harness.flow(ALICE, session)
+    mallory = harness.browser(BOB)
+    assert_page(mallory.bind(session, state="x"), 410, pages.EXPIRED)
+    assert_page(mallory.bind(session, state="x"), 410, pages.EXPIRED)  # the same page on every look
+    assert_page(harness.browser(ALICE).start(link), 410, pages.EXPIRED)  # not "someone else started it"
     assert harness.agentcore.calls == []

@@ -13,6 +13,7 @@ import pytest
 
 from services.common.flow import BINDING_COOKIE_PREFIX, BOUND_COOKIE_PREFIX, binding_cookie_name, new_custom_state
 from services.session_binding import pages
+from services.session_binding.main import COOKIE_GRACE_S
 from tests.services.conftest import ALICE, AUTHORIZE_URL, BOB, PROVIDER, BindingHarness, new_session_uri
 from tests.support.agentcore_standin import RAW_MESSAGE
 
@@ -75,7 +76,8 @@ def test_binding_cookie_attributes(harness: BindingHarness) -> None:
     assert morsel["samesite"].lower() == "lax"
     assert morsel["path"] == "/"
     assert not morsel["domain"]  # __Host- cookies must not name a domain
-    assert 0 < int(morsel["max-age"]) <= 300  # never outlives the flow
+    # The flow's life and five minutes: a late landing in this browser is told "expired", not "another browser".
+    assert 300 < int(morsel["max-age"]) <= 300 + COOKIE_GRACE_S
     assert session not in raw and ALICE.sub not in raw  # digests only
 
 
@@ -137,8 +139,8 @@ def test_same_user_mode_still_refuses_a_session_completed_by_someone_else(make_h
     session = new_session_uri()
     harness.browser(ALICE).start(harness.flow(ALICE, session))
     assert harness.browser(ALICE).bind(session).status_code == 200
-    # Bob holds Alice's landing URL, echo and all: the session is hers, completed; his page hedges the truth.
-    assert_page(harness.browser(BOB).bind(session), 403, pages.POSSIBLY_SHARED)
+    # Bob holds Alice's landing URL, echo and all: the session is hers, completed, and nothing of his was used.
+    assert_page(harness.browser(BOB).bind(session), 403, pages.OTHER_USER)
     assert len(harness.agentcore.completions()) == 1
 
 
