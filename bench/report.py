@@ -50,8 +50,9 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "Session binding",
         "The session binding service (uvicorn, one worker) is pinned to one CPU core and driven by 16 concurrent "
-        "clients; each request is a distinct, valid completion (its own sessionUri, signed binding cookie, ALB-format "
-        "ES256 token and one `CompleteResourceTokenAuth` call to a local AgentCore stand-in). A bare FastAPI app with "
+        "clients; each request is a distinct, valid completion (its own sessionUri, started in the sessions table, "
+        "signed binding cookie, `customState` echo and ALB-format ES256 token; two conditional writes to the sessions "
+        "table on a local dynalite, and one `CompleteResourceTokenAuth` call to a local AgentCore stand-in). A bare FastAPI app with "
         "one route is measured the same way, on the same core, in the same run, as the reference; the ratio is "
         "binding completions per second over bare requests per second. Latencies are per request, seen by the client.",
         (
@@ -99,8 +100,8 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "Memory",
         "Resident set size of each service process (uvicorn, one worker) over 10,000 requests: the peak, and the "
-        "growth from after the first 1,000 requests to after the last. The binding service keeps up to 10,000 completed "
-        "sessions for reloads (a bounded ledger), which is most of its growth; the agent serves 50 consented users.",
+        "growth from after the first 1,000 requests to after the last. The binding service keeps no per-session state "
+        "in memory (its ledger is the DynamoDB table); the agent serves 50 consented users.",
         (
             ("memory.agent_peak_rss_mb", "agent peak RSS (MB)"),
             ("memory.binding_peak_rss_mb", "session binding peak RSS (MB)"),

@@ -24,9 +24,12 @@ LATENCIES = BENCH_DIR / "tmp" / "latencies.json"
 SECTIONS = ("binding", "agent", "identity", "startup", "memory", "build")
 
 # Targets from the issues; memory growth is this project's own bound for "no growth after warm-up".
+# Session binding, since the shared sessions table is in the path (issue 15): one task must sustain twice
+# the account's CompleteResourceTokenAuth quota (100 TPS), and p99 at 16 clients stay within twice the
+# figure before the table (29.4 ms, measured on this machine on 2026-12-06 at commit a274ec8).
 TARGETS: dict[str, tuple[str, float]] = {
-    "binding.completions_per_s": (">=", 1000.0),
-    "binding.p99_ms": ("<=", 25.0),
+    "binding.completions_per_s": (">=", 200.0),
+    "binding.p99_ms": ("<=", 58.8),
     "agent.workload_token_calls_per_100": ("<=", 2.0),
     "startup.handler_import_ms": ("<=", 300.0),
     "startup.agent_healthy_ms": ("<=", 1000.0),

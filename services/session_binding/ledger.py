@@ -145,13 +145,18 @@ class SessionLedger:
         lease_s: float,
         clock: Callable[[], float] = time.time,
         max_wait_s: float | None = None,
+        concurrency: int = 4,
     ) -> None:
+        """`concurrency`: table calls in flight per process. Like AgentCore's, a few worker threads keep
+        the table busy; more only fight the event loop for the GIL and stretch tail latency."""
         self._table = table
         self._client = client
         self._lease_s = lease_s
         self._max_wait_s = lease_s if max_wait_s is None else max_wait_s
         self._clock = clock
         self._inflight: dict[str, tuple[str, asyncio.Future[Completion]]] = {}
+        self._concurrency = concurrency
+        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the flow's steps
@@ -390,8 +395,10 @@ class SessionLedger:
         def run() -> Any:
             return getattr(self._client(), operation)(TableName=self._table, **request)
 
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._concurrency)
         try:
-            return await anyio.to_thread.run_sync(run)
+            return await anyio.to_thread.run_sync(run, limiter=self._limiter)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in _TRANSIENT:

@@ -138,7 +138,9 @@ class Runtime:
     def build(cls, settings: BindingSettings, clock: Callable[[], float]) -> Runtime:
         agentcore = LazyClient(lambda: agentcore_client(settings))
         dynamodb = LazyClient(lambda: dynamodb_client(settings.aws_region))
-        ledger = SessionLedger(settings.binding_table, dynamodb.get, lease_s=settings.ledger_lease_s, clock=clock)
+        ledger = SessionLedger(
+            settings.binding_table, dynamodb.get, lease_s=settings.ledger_lease_s, clock=clock, concurrency=settings.agentcore_concurrency
+        )
         metrics = Metrics(namespace=settings.metrics_namespace, service=SERVICE_NAME)
         return cls(settings, build_keyring(settings), build_verifier(settings, clock), agentcore, ledger, clock, metrics)
 
