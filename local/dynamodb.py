@@ -49,7 +49,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local.processes import die_with_parent
+from local.processes import die_with_parent, stop_process
 from local.serving import JsonHandler, LoopbackServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -298,13 +298,8 @@ class LocalDynamoDB:
 
     def _stop_dynalite(self, timeout_s: float = 5.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process, timeout_s)
         output, self._output = self._output, None
         if output is not None:
             output.close()

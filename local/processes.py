@@ -1,4 +1,5 @@
-"""What the local stack's child processes share: they end when the process that started them ends.
+"""What the local stack's child processes share: they end when the process that started them ends, and
+they are stopped the same way (SIGTERM, a wait, then SIGKILL).
 
 Used by `local/demo/stack.py` for the service processes and by `local/dynamodb.py` for dynalite.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import signal
+import subprocess
 import sys
 from typing import Any
 
@@ -32,3 +34,14 @@ def die_with_parent() -> None:
     locks, no imports in the child."""
     if _PRCTL is not None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, wait up to `timeout_s` for it to exit, then SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

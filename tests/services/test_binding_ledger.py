@@ -92,6 +92,17 @@ def process_env(key_server: KeyServer, agentcore: AgentCoreStandIn, dynamodb: Lo
     }
 
 
+def claim_as(dynamodb: LocalDynamoDB, table: str, session: str, *, task: str, lease_left_s: int) -> None:
+    """Another task's claim on the session, as `SessionLedger` writes it, with its lease ending in `lease_left_s`."""
+    dynamodb.client().update_item(
+        TableName=table,
+        Key={"session": {"S": digest(session, 32)}},
+        UpdateExpression="SET #st = :claimed, #c = :c, #cu = :until",
+        ExpressionAttributeNames={"#st": "status", "#c": "claim", "#cu": "claim_until"},
+        ExpressionAttributeValues={":claimed": {"S": "claimed"}, ":c": {"S": task}, ":until": {"N": str(int(time.time()) + lease_left_s)}},
+    )
+
+
 def test_two_processes_make_one_call_for_the_same_landing(
     harness: BindingHarness, local_dynamodb: LocalDynamoDB, binding_table: str, tmp_path: Path
 ) -> None:
@@ -184,13 +195,7 @@ def test_a_crashed_tasks_claim_is_taken_over_after_its_lease(
     session = new_session_uri()
     alice.start(harness.flow(ALICE, session))
     # A task claimed the session and died before it called AgentCore: its lease ended a second ago.
-    local_dynamodb.client().update_item(
-        TableName=binding_table,
-        Key={"session": {"S": digest(session, 32)}},
-        UpdateExpression="SET #st = :claimed, #c = :c, #cu = :until",
-        ExpressionAttributeNames={"#st": "status", "#c": "claim", "#cu": "claim_until"},
-        ExpressionAttributeValues={":claimed": {"S": "claimed"}, ":c": {"S": "dead-task"}, ":until": {"N": str(int(time.time()) - 1)}},
-    )
+    claim_as(local_dynamodb, binding_table, session, task="dead-task", lease_left_s=-1)
     assert_page(alice.bind(session), 200, pages.SUCCESS)
     assert len(harness.agentcore.completions()) == 1
 
@@ -202,13 +207,7 @@ def test_a_live_claim_by_another_task_is_waited_for_then_reported(
     alice = harness.browser(ALICE)
     session = new_session_uri()
     alice.start(harness.flow(ALICE, session))
-    local_dynamodb.client().update_item(
-        TableName=binding_table,
-        Key={"session": {"S": digest(session, 32)}},
-        UpdateExpression="SET #st = :claimed, #c = :c, #cu = :until",
-        ExpressionAttributeNames={"#st": "status", "#c": "claim", "#cu": "claim_until"},
-        ExpressionAttributeValues={":claimed": {"S": "claimed"}, ":c": {"S": "busy-task"}, ":until": {"N": str(int(time.time()) + 60)}},
-    )
+    claim_as(local_dynamodb, binding_table, session, task="busy-task", lease_left_s=60)
     response = alice.bind(session)
     assert_page(response, 503, pages.UNCERTAIN)
     assert response.headers["retry-after"] == "5"
@@ -234,13 +233,7 @@ def test_a_claim_taken_over_is_treated_as_possibly_completed(
     alice = harness.browser(ALICE)
     session = new_session_uri()
     alice.start(harness.flow(ALICE, session))
-    local_dynamodb.client().update_item(
-        TableName=binding_table,
-        Key={"session": {"S": digest(session, 32)}},
-        UpdateExpression="SET #st = :claimed, #c = :c, #cu = :until",
-        ExpressionAttributeNames={"#st": "status", "#c": "claim", "#cu": "claim_until"},
-        ExpressionAttributeValues={":claimed": {"S": "claimed"}, ":c": {"S": "dead-task"}, ":until": {"N": str(int(time.time()) - 1)}},
-    )
+    claim_as(local_dynamodb, binding_table, session, task="dead-task", lease_left_s=-1)
     harness.agentcore.failures = ["ValidationException"]
     assert_page(alice.bind(session), 410, pages.EXPIRED)
 
