@@ -189,10 +189,10 @@ class SessionLedger:
         item = answer.get("Item")
         return _record(item) if item else None
 
-    async def cancel(self, session_uri: str, reason: str) -> Record | None:
+    async def cancel(self, session_uri: str, reason: str) -> tuple[bool, Record]:
         """Burn the session for everyone, unless it is already claimed, completed or cancelled, or an
         earlier call's answer was lost (AgentCore may have completed it: "nothing was shared" would be
-        false). Returns None when this call burned it, else the record as it stands."""
+        false). Returns whether this call burned it, and the record as it now stands."""
         request = {
             "Key": {"session": _s(digest(session_uri, 32))},
             "UpdateExpression": "SET #st = :cancelled, #r = :r, #x = if_not_exists(#x, :x) REMOVE #c, #cu",
@@ -204,10 +204,12 @@ class SessionLedger:
                 ":r": _s(reason),
                 ":x": _n(int(self._clock()) + RETAIN_S),
             },
+            "ReturnValues": "ALL_NEW",
         }
-        if await self._conditional("update_item", request):
-            return None
-        return await self.get(session_uri) or _GONE
+        answer = await self._conditional("update_item", request, answer=True)
+        if answer is not None:
+            return True, _record(answer["Attributes"])
+        return False, await self.get(session_uri) or _GONE
 
     async def complete(
         self,

@@ -381,22 +381,21 @@ class _Landing:
 
     async def cancel(self, reason: str, *, provider: str | None = None) -> Refusal:
         """Burn the session for everyone, and the refusal that tells this person the truth about it."""
-        standing = await _ledger_step(self.rt.ledger.cancel(self.session_uri, reason), self.identity, self.session_uri)
-        if standing is None:
-            self.rt.metrics.count(SESSIONS_CANCELLED, Reason=reason)
-            record = await _ledger_step(self.rt.ledger.get(self.session_uri), self.identity, self.session_uri)
-            if record is None or not record.user:
-                reason = "not_started"  # never started through /oauth2/start (or long gone): nobody's session
-            page, status = _cancelled_page(reason, initiator=record is not None and record.started_by(self.identity.user_key))
-            return Refusal(
-                status,
-                f"cancelled_{reason}",
-                page,
-                clear_cookie=binding_cookie_name(self.session_uri),
-                provider=provider or (record.provider if record else None),
-                **self._who(),
-            )
-        return _standing_refusal(self.rt, standing, self.identity, self.session_uri, provider=standing.provider, cause=reason)
+        burned, record = await _ledger_step(self.rt.ledger.cancel(self.session_uri, reason), self.identity, self.session_uri)
+        if not burned:
+            return _standing_refusal(self.rt, record, self.identity, self.session_uri, provider=record.provider, cause=reason)
+        self.rt.metrics.count(SESSIONS_CANCELLED, Reason=reason)
+        if not record.user:
+            reason = "not_started"  # never started through /oauth2/start (or long gone): nobody's session
+        page, status = _cancelled_page(reason, initiator=record.started_by(self.identity.user_key))
+        return Refusal(
+            status,
+            f"cancelled_{reason}",
+            page,
+            clear_cookie=binding_cookie_name(self.session_uri),
+            provider=provider or record.provider,
+            **self._who(),
+        )
 
     async def refused_by_ledger(self, record: Record | None) -> Refusal:
         """The claim was refused: the session is not this user's, not this flow's, gone, or cancelled."""

@@ -105,9 +105,10 @@ def test_cancelled_is_never_claimed_again_and_completed_is_never_cancelled(ledge
 
     async def scenario() -> None:
         await started(ledger)
-        assert await ledger.cancel(SESSION, "other_browser") is None  # burned now
-        again = await ledger.cancel(SESSION, "other_user")
-        assert again is not None and again.status is Status.CANCELLED and again.reason == "other_browser"  # first reason stays
+        burned, record = await ledger.cancel(SESSION, "other_browser")
+        assert burned and record.status is Status.CANCELLED and record.started_by(ALICE)
+        burned, again = await ledger.cancel(SESSION, "other_user")
+        assert not burned and again.status is Status.CANCELLED and again.reason == "other_browser"  # first reason stays
         with pytest.raises(LedgerRefusal) as refused:
             await ledger.complete(SESSION, ALICE, call, flow_id="flow-1", on_failure=release_on_failure)
         assert refused.value.record is not None and refused.value.record.status is Status.CANCELLED
@@ -116,8 +117,8 @@ def test_cancelled_is_never_claimed_again_and_completed_is_never_cancelled(ledge
         other = "urn:ietf:params:oauth:request_uri:completed"
         await ledger.start(other, ALICE, flow_id="f", provider="notes", expires_at=2_000_000_000)
         await ledger.complete(other, ALICE, call, flow_id="f", on_failure=release_on_failure)
-        standing = await ledger.cancel(other, "other_browser")
-        assert standing is not None and standing.status is Status.COMPLETED
+        burned, standing = await ledger.cancel(other, "other_browser")
+        assert not burned and standing.status is Status.COMPLETED
 
     asyncio.run(scenario())
     assert calls == [1]
