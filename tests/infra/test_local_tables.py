@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from local.dynamodb import BINDING_TABLE, NOTES_TABLE, TableShape
 from tests.infra.conftest import Synth, resources
 
@@ -37,10 +35,5 @@ def test_the_local_notes_table_is_the_demo_apis(demo: Synth) -> None:
 
 def test_the_local_binding_table_is_the_ledgers(demo: Synth) -> None:
     partition_key = [{"AttributeName": BINDING_TABLE.partition_key[0], "KeyType": "HASH"}]
-    found = [p for p in _tables(demo.raw("services")).values() if p["KeySchema"] == partition_key]
-    if not found:
-        # The ledger table (stacks/constructs/binding_ledger.py) is being added to the services stack
-        # in a parallel change. Remove this skip once it is synthesized: from then on a missing table fails.
-        pytest.skip("binding table not synthesized yet")
-    [properties] = found
+    [properties] = [p for p in _tables(demo.raw("services")).values() if p["KeySchema"] == partition_key]
     _assert_shape(properties, BINDING_TABLE)
