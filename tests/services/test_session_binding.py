@@ -297,6 +297,20 @@ def test_missing_and_duplicate_session_id(harness: BindingHarness) -> None:
     assert harness.agentcore.calls == []
 
 
+@pytest.mark.parametrize(("states", "reason"), [(["", "x"], "state_duplicate"), (["a", "a"], "state_duplicate"), ([""], "state_empty")])
+def test_a_duplicated_or_empty_echo_is_malformed_and_changes_nothing(
+    harness: BindingHarness, caplog: pytest.LogCaptureFixture, states: list[str], reason: str
+) -> None:
+    alice = harness.browser(ALICE)
+    session = new_session_uri()
+    alice.start(harness.flow(ALICE, session))
+    params = [("session_id", session), *(("state", value) for value in states)]
+    assert_page(alice.client.get("/oauth2/session-binding", params=params, headers=alice.headers()), 400, pages.MALFORMED)
+    assert [r.__dict__["reason"] for r in caplog.records if r.name == "security"] == [reason]
+    # Nothing was cancelled: AgentCore's genuine redirect still completes it.
+    assert_page(alice.bind(session), 200, pages.SUCCESS)
+
+
 @pytest.mark.parametrize(
     "params",
     [
