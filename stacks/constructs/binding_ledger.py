@@ -37,19 +37,18 @@ class BindingLedger(Construct):
         self.key: kms.Key = lifecycle.key(
             self, "Key", description="Encrypts the session binding ledger (completed and cancelled consent sessions)"
         )
-        self.table = dynamodb.Table(
+        self.table: dynamodb.Table = lifecycle.table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=self.key,
-            time_to_live_attribute=TTL_ATTRIBUTE,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=point_in_time_recovery
+            key=self.key,
+            partition_key=PARTITION_KEY,
+            ttl_attribute=TTL_ATTRIBUTE,
+            point_in_time_recovery=point_in_time_recovery,
+            sandbox_reason=(
+                "Sandbox profile: ledger items outlive nothing (an hour past their session), and deleting a table with "
+                "point-in-time recovery leaves a system backup for 35 days, so `cdk destroy --all` would not remove everything. "
+                "The prod profile turns it on."
             ),
-            deletion_protection=lifecycle.retain,
-            removal_policy=lifecycle.removal_policy,
         )
         acknowledge(
             self.table,
@@ -57,14 +56,6 @@ class BindingLedger(Construct):
             "Ledger items live minutes (TTL on expires_at, sessions expire at AgentCore within 10 minutes); the prod profile "
             "keeps point-in-time recovery, and an AWS Backup plan would add a vault to manage without anything worth restoring.",
         )
-        if not point_in_time_recovery:
-            sandbox = (
-                "Sandbox profile: ledger items outlive nothing (an hour past their session), and deleting a table with "
-                "point-in-time recovery leaves a system backup for 35 days, so `cdk destroy --all` would not remove everything. "
-                "The prod profile turns it on."
-            )
-            acknowledge(self.table, "AwsSolutions-DDB3", sandbox)
-            acknowledge(self.table, "NIST.800.53.R5-DynamoDBPITREnabled", sandbox)
 
     def statements(self) -> list[iam.PolicyStatement]:
         """The binding service's grant: item calls on this table, and the table key only through DynamoDB."""

@@ -134,19 +134,17 @@ class DemoApi(Construct):
 
     def _build_table(self, *, point_in_time_recovery: bool, lifecycle: Lifecycle) -> tuple[kms.Key, dynamodb.Table]:
         key = lifecycle.key(self, "TableKey", description="Encrypts the demo API's notes table")
-        table = dynamodb.Table(
+        table = lifecycle.table(
             self,
             "Notes",
-            partition_key=dynamodb.Attribute(name="sub", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=point_in_time_recovery
+            key=key,
+            partition_key="sub",
+            sort_key="id",
+            point_in_time_recovery=point_in_time_recovery,
+            sandbox_reason=(
+                "Sandbox profile: the notes are disposable test data, and deleting a table with point-in-time recovery leaves a "
+                "system backup for 35 days, so `cdk destroy --all` would not remove everything. The prod profile turns it on."
             ),
-            deletion_protection=lifecycle.retain,
-            removal_policy=lifecycle.removal_policy,
         )
         acknowledge(
             table,
@@ -154,13 +152,6 @@ class DemoApi(Construct):
             "Notes are demo data the agent writes for test users; the prod profile keeps the table (Retain, deletion protection) "
             "with 35 days of point-in-time recovery, and an AWS Backup plan would add a vault to manage without a better restore.",
         )
-        if not point_in_time_recovery:
-            sandbox = (
-                "Sandbox profile: the notes are disposable test data, and deleting a table with point-in-time recovery leaves a "
-                "system backup for 35 days, so `cdk destroy --all` would not remove everything. The prod profile turns it on."
-            )
-            acknowledge(table, "AwsSolutions-DDB3", sandbox)
-            acknowledge(table, "NIST.800.53.R5-DynamoDBPITREnabled", sandbox)
         return key, table
 
     def _build_function(

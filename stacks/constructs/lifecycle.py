@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, aws_kms as kms, aws_logs as logs
+from aws_cdk import Duration, RemovalPolicy, aws_dynamodb as dynamodb, aws_kms as kms, aws_logs as logs
 from constructs import Construct
+
+from stacks.constructs.nag import acknowledge
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,41 @@ class Lifecycle:
             removal_policy=self.removal_policy,
             pending_window=self.key_pending_window,
         )
+
+    def table(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        partition_key: str,
+        sort_key: str | None = None,
+        ttl_attribute: str | None = None,
+        point_in_time_recovery: bool,
+        sandbox_reason: str,
+    ) -> dynamodb.Table:
+        """An on-demand DynamoDB table with string keys under `key`: deletion protection and removal policy
+        from the profile. Without point-in-time recovery (sandbox), its two findings are acknowledged with
+        `sandbox_reason`: a table deleted with recovery on leaves a 35-day system backup behind."""
+        table = dynamodb.Table(
+            scope,
+            construct_id,
+            partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            time_to_live_attribute=ttl_attribute,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=point_in_time_recovery
+            ),
+            deletion_protection=self.retain,
+            removal_policy=self.removal_policy,
+        )
+        if not point_in_time_recovery:
+            acknowledge(table, "AwsSolutions-DDB3", sandbox_reason)
+            acknowledge(table, "NIST.800.53.R5-DynamoDBPITREnabled", sandbox_reason)
+        return table
 
     @property
     def key_pending_window(self) -> Duration:

@@ -11,16 +11,15 @@ import concurrent.futures
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from bench.procs import HOST, free_port, uvicorn
 from local.alb.keys import KeyServer
 from local.dynamodb import LocalDynamoDB
 from services.common.signed import digest
@@ -32,40 +31,12 @@ from tests.support.agentcore_standin import AgentCoreStandIn
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
-def binding_process(env: dict[str, str], log: Path) -> Iterator[str]:
-    """The binding service as its Dockerfile runs it (uvicorn, one worker), on loopback."""
-    port = _free_port()
-    command = [sys.executable, "-m", "uvicorn", "services.session_binding.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=1):  # noqa: S310 - loopback
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def binding_process(env: dict[str, str]) -> Iterator[str]:
+    """The binding service as its Dockerfile runs it (uvicorn, one worker), on loopback: its base URL."""
+    port = free_port()
+    with uvicorn("services.session_binding.main:app", port, env, core=None):
+        yield f"http://{HOST}:{port}"
 
 
 def process_env(key_server: KeyServer, agentcore: AgentCoreStandIn, dynamodb: LocalDynamoDB, table: str) -> dict[str, str]:
@@ -104,7 +75,7 @@ def claim_as(dynamodb: LocalDynamoDB, table: str, session: str, *, task: str, le
 
 
 def test_two_processes_make_one_call_for_the_same_landing(
-    harness: BindingHarness, local_dynamodb: LocalDynamoDB, binding_table: str, tmp_path: Path
+    harness: BindingHarness, local_dynamodb: LocalDynamoDB, binding_table: str
 ) -> None:
     harness.agentcore.delay_s = 0.5  # both landings arrive while the first call is in flight
     env = process_env(harness.key_server, harness.agentcore, local_dynamodb, binding_table)
@@ -114,7 +85,7 @@ def test_two_processes_make_one_call_for_the_same_landing(
     cookies = dict(alice.client.cookies)
     params = {"session_id": session, "state": harness.custom_states[session]}
 
-    with binding_process(env, tmp_path / "a.log") as task_a, binding_process(env, tmp_path / "b.log") as task_b:
+    with binding_process(env) as task_a, binding_process(env) as task_b:
 
         def land(base: str) -> httpx.Response:
             with httpx.Client(base_url=base, cookies=cookies, timeout=30) as client:
@@ -188,15 +159,27 @@ def test_a_start_link_for_a_cancelled_session_says_so(harness: BindingHarness) -
     assert_page(alice.start(link), 410, pages.CANCELLED_ELSEWHERE)
 
 
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        ([], 200, pages.SUCCESS),
+        # The dead task may have completed at AgentCore before it died: AgentCore's "used" is then no reason
+        # to tell the person "cancelled, nothing shared".
+        (["ValidationException"], 410, pages.EXPIRED),
+    ],
+    ids=["completes", "used-means-possibly-completed"],
+)
 def test_a_crashed_tasks_claim_is_taken_over_after_its_lease(
-    harness: BindingHarness, local_dynamodb: LocalDynamoDB, binding_table: str
+    harness: BindingHarness, local_dynamodb: LocalDynamoDB, binding_table: str, outcome: tuple[list[str], int, pages.Page]
 ) -> None:
+    failures, status, page = outcome
     alice = harness.browser(ALICE)
     session = new_session_uri()
     alice.start(harness.flow(ALICE, session))
-    # A task claimed the session and died before it called AgentCore: its lease ended a second ago.
+    # A task claimed the session and died: its lease ended a second ago.
     claim_as(local_dynamodb, binding_table, session, task="dead-task", lease_left_s=-1)
-    assert_page(alice.bind(session), 200, pages.SUCCESS)
+    harness.agentcore.failures = list(failures)
+    assert_page(alice.bind(session), status, page)
     assert len(harness.agentcore.completions()) == 1
 
 
@@ -223,19 +206,6 @@ def test_store_unavailable_is_a_503_that_loses_nothing(make_harness: Any, local_
     assert response.headers["retry-after"] == "5"
     assert "location" not in response.headers
     assert harness.agentcore.calls == []
-
-
-def test_a_claim_taken_over_is_treated_as_possibly_completed(
-    harness: BindingHarness, local_dynamodb: LocalDynamoDB, binding_table: str
-) -> None:
-    # The dead task may have completed at AgentCore before it died: AgentCore's "used" is then not a reason
-    # to tell the person "cancelled, nothing shared".
-    alice = harness.browser(ALICE)
-    session = new_session_uri()
-    alice.start(harness.flow(ALICE, session))
-    claim_as(local_dynamodb, binding_table, session, task="dead-task", lease_left_s=-1)
-    harness.agentcore.failures = ["ValidationException"]
-    assert_page(alice.bind(session), 410, pages.EXPIRED)
 
 
 def _lost_answer(make_harness: Any) -> tuple[BindingHarness, Any, str, str]:
