@@ -35,7 +35,7 @@ HEADER = """# cdk-nag acknowledgements
 cdk-nag 3 runs the AwsSolutions and NIST 800-53 R5 packs as CDK validation plugins (`cdk_app/nag.py`).
 Synth fails on any finding that is not acknowledged, warnings included. Each acknowledgement names one
 rule id on the narrowest construct that needs it, beside the code that builds that construct
-(`stacks/constructs/nag.py`). `tests/infra/test_nag.py` checks that both packs report nothing for each
+(`stacks/constructs/nag.py`). `tests/stacks/test_nag.py` checks that both packs report nothing for each
 shape of the app in its `VARIANTS`, that no acknowledgement sits on a stack or on the app, and that this
 file is current (regenerate with `make nag-doc`).
 

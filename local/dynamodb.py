@@ -12,7 +12,7 @@ process that started it, and dynalite gets SIGTERM when that process dies (Linux
 leaves nothing behind.
 
 The table shapes here (`NOTES_TABLE`, `BINDING_TABLE`) are the one source for creating tables
-locally; `tests/infra/test_local_tables.py` checks them against what the CDK synthesizes.
+locally; `tests/local/test_tables.py` checks them against what the CDK synthesizes.
 
 How it differs from DynamoDB:
 

@@ -4,14 +4,23 @@ import secrets
 from collections.abc import Callable, Iterator
 
 import pytest
+from playwright.sync_api import Browser
 
 from local.dynamodb import LocalDynamoDB
+from tests.support.browsing import chromium
 
 # jsii prints a multi-line banner on Node 20; the CDK libraries work on it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # Tests never reach AWS: no credentials, no region lookups.
 for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
     os.environ.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module (`tests/support/browsing.py`: skipped without one, unless required)."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

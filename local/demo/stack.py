@@ -281,7 +281,7 @@ class DemoStack:
 
     def _start_dynamodb(self) -> None:
         """What the CDK deploys as tables: the demo API's notes and the session binding ledger, with the
-        shapes `tests/infra/test_local_tables.py` checks against the synthesized templates."""
+        shapes `tests/local/test_tables.py` checks against the synthesized templates."""
         self.dynamodb.start()
         client = self.dynamodb.client()
         create_table(client, NOTES_TABLE_NAME, NOTES_TABLE)

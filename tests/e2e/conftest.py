@@ -26,16 +26,10 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from local.demo.stack import DemoStack
 from local.idp import CONSENT_TITLE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, DemoUser
-from tests.ui.browsing import PageWatch, chromium
+from tests.support.browsing import PageWatch
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SESSION_TTL_S = 600
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

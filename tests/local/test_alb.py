@@ -31,8 +31,8 @@ from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import SESSION_COOKIE, AlbConfig, AlbState, create_alb_app
 from local.idp import ALICE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, ClientSpec, IdpProcess, IssuerSpec, idp_config
 from services.common.alb_identity import AlbIdentityVerifier, AlbKeyStore, verify_alb_identity
+from tests.support.browsing import LiveServer
 from tests.support.person import ScriptedPerson
-from tests.ui.browsing import LiveServer
 
 SIGNER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/local-test/0123456789abcdef"
 CLIENT_ID, CLIENT_SECRET = "alb-test", "alb-test-secret-value"

@@ -108,7 +108,7 @@ def test_the_check_sees_a_made_up_or_parametrized_id() -> None:
     made_up = [
         "tests/e2e/test_attacks.py::test_nobody_wrote_this",
         "tests/e2e/no_such_module.py::test_consent_url_forwarded_to_bob_lands_in_bobs_browser_and_is_refused",
-        "tests/services/test_session_binding.py::test_malformed_session_id_is_refused_and_escaped[crlf]",
+        "tests/services/session_binding/test_session_binding.py::test_malformed_session_id_is_refused_and_escaped[crlf]",
     ]
     text = " ".join(f"`{test_id}`" for test_id in [real, *made_up])
     assert cited_ids(text) == [real, *made_up]

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from tests.infra.conftest import render, resources, synth
 from tests.services.conftest import ALICE, AgentHarness
+from tests.stacks.conftest import render, resources, synth
 
 EVIL_ORIGIN = "https://evil.example"
 
