@@ -50,7 +50,7 @@ static-tools: $(CHECKOV_VENV)/.installed ## checkov in its own venv (cfn-lint is
 synth: install ## cdk synth offline with cdk-nag (ARGS='-c key=value ...'); templates in cdk.out/
 	$(CDK) synth $(CDK_FLAGS) --quiet $(ARGS)
 	@echo "Synthesized (cdk-nag AwsSolutions + NIST 800-53 R5: no unacknowledged findings):"
-	@$(PY) -m cdk_app.synth_summary cdk.out
+	@$(PY) -m deploy.synth_summary cdk.out
 
 lint: install ## ruff (lint and format check)
 	$(VENV)/bin/ruff check .
@@ -65,17 +65,17 @@ unit: install browser static-tools ## the pytest suite only (browser and static-
 test: lint typecheck unit ## every check: lint, types, infra assertions, cdk-nag, services
 
 nag-doc: install ## regenerate docs/security/nag-acknowledgements.md
-	$(PY) -m cdk_app.nag_report
+	$(PY) -m deploy.nag_report
 
 deploy: install ## preflight, cdk deploy --all, then what to do next (ARGS='-c key=value ...')
-	$(PY) -m cdk_app.preflight $(ARGS)
+	$(PY) -m deploy.preflight $(ARGS)
 	$(CDK) deploy --all $(CDK_FLAGS) --require-approval broadening $(ARGS)
-	$(PY) -m cdk_app.outputs $(ARGS)
+	$(PY) -m deploy.outputs $(ARGS)
 
 destroy: install ## cdk destroy --all, then list what is still tagged (same ARGS as deploy; prod: CONFIRM_DESTROY_PROD=<app>-prod)
-	$(PY) -m cdk_app.teardown guard $(ARGS)
+	$(PY) -m deploy.teardown guard $(ARGS)
 	$(CDK) destroy --all --force $(CDK_FLAGS) $(ARGS)
-	$(PY) -m cdk_app.teardown leftovers $(ARGS)
+	$(PY) -m deploy.teardown leftovers $(ARGS)
 
 demo: install ## the whole 3-legged flow on this machine: open http://127.0.0.1:8000 (DEMO_PORT=8000), Ctrl-C stops it
 	$(PY) -m local.demo

@@ -77,7 +77,7 @@ def chat_request(port: int, token: str, sub: str) -> bytes:
 
 
 def _stats(endpoint: str) -> dict[str, int]:
-    with urllib.request.urlopen(f"{endpoint}/_stats", timeout=5) as response:  # noqa: S310 - loopback stand-in
+    with urllib.request.urlopen(f"{endpoint}/_emulator/stats", timeout=5) as response:  # noqa: S310 - loopback stand-in
         counts: dict[str, int] = json.load(response)["counts"]
         return counts
 
@@ -130,7 +130,7 @@ def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
                 results.append(result)
                 latencies = [x * 1000 for x in result.latencies_s]
                 workload = after.get("GetWorkloadAccessTokenForUserId", 0) - before.get("GetWorkloadAccessTokenForUserId", 0)
-                outbound = after.get("token", 0) - before.get("token", 0)
+                outbound = after.get("GetResourceOauth2Token", 0) - before.get("GetResourceOauth2Token", 0)
                 per_100.append(workload * 100 / requests)
                 outbound_per_100.append(outbound * 100 / requests)
             # The very first requests, consent included: how many workload-token calls did the user cost in all?

@@ -69,9 +69,9 @@ def process(command: list[str], env: dict[str, str], *, stdout: int | None = sub
 
 @contextmanager
 def standin(kind: str, core: set[int] | None) -> Iterator[str]:
-    """A stand-in from tests/support in its own process; yields its base URL."""
+    """A stand-in from local/ in its own process (`local/standins/serve.py`); yields its base URL."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with process(pinned([sys.executable, "-m", "tests.support.serve", kind], core), env, stdout=subprocess.PIPE) as proc:
+    with process(pinned([sys.executable, "-m", "local.standins.serve", kind], core), env, stdout=subprocess.PIPE) as proc:
         assert proc.stdout is not None
         yield proc.stdout.readline().strip()
 

@@ -1,1 +1,1 @@
-"""The CDK app's configuration, naming and assembly."""
+"""The CDK app's configuration, naming, route table and cdk-nag packs (imports nothing from stacks/ or deploy/)."""

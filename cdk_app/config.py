@@ -343,36 +343,15 @@ def _is_cdk_internal(key: str) -> bool:
 
 def load_config(context: Mapping[str, Any]) -> AppConfig:
     """Build and validate the configuration from all CDK context values (unknown keys are errors)."""
-    for key in sorted(context):
-        if not _is_cdk_internal(key) and key not in CONTEXT_KEYS:
-            close = [k for k in sorted(CONTEXT_KEYS) if k.split("_")[0] == key.split("_")[0]]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            # The value of a key we do not know is never repeated: it may be a secret typed in the wrong place.
-            raise ConfigError(key, "a known configuration key" + hint, echo=False)
+    _reject_unknown_keys(context)
     ctx = _Context(context)
 
     app_name = ctx.text("app_name", _APP_NAME, "3-20 lowercase letters, digits or '-', starting with a letter", "agentcore-ecs")
     profile = ctx.choice("profile", Profile, Profile.SANDBOX)
-    account = ctx.optional_text("account", _ACCOUNT, "a 12-digit AWS account id")
-    region = ctx.optional_text("region", _REGION, "an AWS region name such as us-east-1")
-    if (account is None) != (region is None):
-        missing = "region" if region is None else "account"
-        raise ConfigError(missing, "set together with the other one (or neither, for an environment-agnostic synth)", missing=True)
-
+    account, region = _load_environment(ctx)
     domain_name, zone_id, zone_name, cert_arn = _load_domain(ctx, region)
-    auth_domain_prefix = ctx.optional_text(
-        "auth_domain_prefix", _DOMAIN_PREFIX, "at most 55 lowercase letters, digits and '-' (Cognito hosted-domain prefix)"
-    )
-    if auth_domain_prefix is not None and _RESERVED_IN_DOMAIN_PREFIX.search(auth_domain_prefix):
-        raise ConfigError("auth_domain_prefix", "a prefix without 'aws', 'amazon' or 'cognito' (Cognito reserves them)", auth_domain_prefix)
-    if auth_domain_prefix is None and _RESERVED_IN_DOMAIN_PREFIX.search(app_name):
-        raise ConfigError(
-            "app_name", "a name without 'aws', 'amazon' or 'cognito' (it prefixes the Cognito domains), or set auth_domain_prefix", app_name
-        )
-
-    cidrs = ctx.text_list("allowed_ingress_cidrs", _is_cidr, 'a list of IPv4 CIDRs such as ["203.0.113.0/24"]', ("0.0.0.0/0",))
-    if len(cidrs) > MAX_INGRESS_CIDRS:
-        raise ConfigError("allowed_ingress_cidrs", f"at most {MAX_INGRESS_CIDRS} CIDRs (use a wider range or a WAF IP set)", len(cidrs))
+    auth_domain_prefix = _load_auth_domain_prefix(ctx, app_name)
+    cidrs = _load_ingress_cidrs(ctx)
     nat_gateways = ctx.integer("nat_gateways", 1, 2, 1 if profile is Profile.SANDBOX else 2)
     waf_enabled = ctx.boolean("waf_enabled", True)
 
@@ -380,19 +359,13 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
     binding_mode = ctx.choice("binding_mode", BindingMode, BindingMode.SAME_BROWSER)
     binding_compute = ctx.choice("binding_compute", BindingCompute, BindingCompute.FARGATE)
     agent_scaling = _task_bounds(ctx, "agent", profile)
-    if binding_compute is BindingCompute.LAMBDA:
-        for key in ("binding_min_tasks", "binding_max_tasks"):
-            if ctx.raw(key) is not None:
-                raise ConfigError(key, "unset when binding_compute is 'lambda' (Lambda scales by itself)", ctx.raw(key))
-    binding_scaling = _task_bounds(ctx, "binding", profile)
+    binding_scaling = _binding_scaling(ctx, binding_compute, profile)
     require_state = ctx.boolean("binding_require_state", True)
     state_param = _load_state_param(ctx)
     model_id = ctx.text(
         "bedrock_model_id", _MODEL_ID, "a Bedrock model or inference profile id such as us.anthropic.claude-haiku-4-5-20251001-v1:0"
     )
-    retention = ctx.integer("log_retention_days", 1, 3653, 30 if profile is Profile.SANDBOX else 365)
-    if retention not in LOG_RETENTION_DAYS:
-        raise ConfigError("log_retention_days", "one of CloudWatch's periods: " + ", ".join(map(str, LOG_RETENTION_DAYS)), retention)
+    retention = _load_retention(ctx, profile)
     github_repository, github_branch = _load_github(ctx)
 
     return AppConfig(
@@ -421,6 +394,62 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         github_deploy_branch=github_branch,
         alarms=_load_alarms(ctx, app_name, profile),
     )
+
+
+def _reject_unknown_keys(context: Mapping[str, Any]) -> None:
+    for key in sorted(context):
+        if not _is_cdk_internal(key) and key not in CONTEXT_KEYS:
+            close = [k for k in sorted(CONTEXT_KEYS) if k.split("_")[0] == key.split("_")[0]]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            # The value of a key we do not know is never repeated: it may be a secret typed in the wrong place.
+            raise ConfigError(key, "a known configuration key" + hint, echo=False)
+
+
+def _load_environment(ctx: _Context) -> tuple[str | None, str | None]:
+    """Account and region, both or neither (environment-agnostic)."""
+    account = ctx.optional_text("account", _ACCOUNT, "a 12-digit AWS account id")
+    region = ctx.optional_text("region", _REGION, "an AWS region name such as us-east-1")
+    if (account is None) != (region is None):
+        missing = "region" if region is None else "account"
+        raise ConfigError(missing, "set together with the other one (or neither, for an environment-agnostic synth)", missing=True)
+    return account, region
+
+
+def _load_auth_domain_prefix(ctx: _Context, app_name: str) -> str | None:
+    """The Cognito hosted-domain prefix; unset, the app name prefixes the domains, so Cognito's reserved words are refused there."""
+    auth_domain_prefix = ctx.optional_text(
+        "auth_domain_prefix", _DOMAIN_PREFIX, "at most 55 lowercase letters, digits and '-' (Cognito hosted-domain prefix)"
+    )
+    if auth_domain_prefix is not None and _RESERVED_IN_DOMAIN_PREFIX.search(auth_domain_prefix):
+        raise ConfigError("auth_domain_prefix", "a prefix without 'aws', 'amazon' or 'cognito' (Cognito reserves them)", auth_domain_prefix)
+    if auth_domain_prefix is None and _RESERVED_IN_DOMAIN_PREFIX.search(app_name):
+        raise ConfigError(
+            "app_name", "a name without 'aws', 'amazon' or 'cognito' (it prefixes the Cognito domains), or set auth_domain_prefix", app_name
+        )
+    return auth_domain_prefix
+
+
+def _load_ingress_cidrs(ctx: _Context) -> tuple[str, ...]:
+    cidrs = ctx.text_list("allowed_ingress_cidrs", _is_cidr, 'a list of IPv4 CIDRs such as ["203.0.113.0/24"]', ("0.0.0.0/0",))
+    if len(cidrs) > MAX_INGRESS_CIDRS:
+        raise ConfigError("allowed_ingress_cidrs", f"at most {MAX_INGRESS_CIDRS} CIDRs (use a wider range or a WAF IP set)", len(cidrs))
+    return cidrs
+
+
+def _binding_scaling(ctx: _Context, binding_compute: BindingCompute, profile: Profile) -> TaskBounds:
+    """The binding service's task bounds; on Lambda they must be unset (and the defaults go unused)."""
+    if binding_compute is BindingCompute.LAMBDA:
+        for key in ("binding_min_tasks", "binding_max_tasks"):
+            if ctx.raw(key) is not None:
+                raise ConfigError(key, "unset when binding_compute is 'lambda' (Lambda scales by itself)", ctx.raw(key))
+    return _task_bounds(ctx, "binding", profile)
+
+
+def _load_retention(ctx: _Context, profile: Profile) -> int:
+    retention = ctx.integer("log_retention_days", 1, 3653, 30 if profile is Profile.SANDBOX else 365)
+    if retention not in LOG_RETENTION_DAYS:
+        raise ConfigError("log_retention_days", "one of CloudWatch's periods: " + ", ".join(map(str, LOG_RETENTION_DAYS)), retention)
+    return retention
 
 
 def _task_bounds(ctx: _Context, service: str, profile: Profile) -> TaskBounds:

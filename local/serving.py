@@ -1,4 +1,4 @@
-"""What every loopback stand-in shares (local/ and tests/support): a quiet HTTP/1.1 JSON handler and its server thread."""
+"""What every loopback stand-in in local/ shares: a quiet HTTP/1.1 JSON handler and its server thread."""
 
 from __future__ import annotations
 

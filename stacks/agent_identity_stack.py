@@ -8,14 +8,9 @@ from aws_cdk import Aws, CfnOutput, Stack, aws_kms as kms
 from constructs import Construct
 
 from cdk_app.config import AppConfig, Provider
-from stacks.constructs.agent_identity import (
-    AgentCoreArns,
-    AgentWorkloadIdentity,
-    CallbackUrlRegistration,
-    ClientSecretRef,
-    OAuthCredentialProvider,
-)
+from stacks.constructs.agent_identity import AgentCoreArns, AgentWorkloadIdentity, ClientSecretRef, OAuthCredentialProvider
 from stacks.constructs.auth import DemoAuthorizationServer
+from stacks.constructs.callback_registration import CallbackUrlRegistration
 from stacks.constructs.lifecycle import Lifecycle
 
 
@@ -42,27 +37,7 @@ class AgentIdentityStack(Stack):
         )
 
         provider = config.provider
-        if provider.kind is Provider.DEMO:
-            assert demo_authorization_server is not None
-            client_id = demo_authorization_server.client.user_pool_client_id
-            secret = ClientSecretRef(
-                secret_id=demo_authorization_server.client_secret.secret_arn,
-                json_key=demo_authorization_server.client_secret_json_key,
-                iam_arn=demo_authorization_server.client_secret.secret_arn,
-            )
-            discovery_url: str | None = demo_authorization_server.discovery_url
-        else:
-            assert provider.client_id is not None and provider.client_secret_name is not None
-            client_id = provider.client_id
-            secret = ClientSecretRef(
-                # By name: an ARN built from a name lacks the random suffix and would not resolve.
-                secret_id=provider.client_secret_name,
-                json_key=provider.client_secret_json_key,
-                # A secret's ARN ends in a random 6-character suffix that a name alone does not know.
-                iam_arn=f"arn:{Aws.PARTITION}:secretsmanager:{self.region}:{self.account}:secret:{provider.client_secret_name}-??????",
-            )
-            discovery_url = provider.discovery_url
-
+        client_id, secret, discovery_url = self._client(config, demo_authorization_server)
         self.credential_provider = OAuthCredentialProvider(
             self,
             "CredentialProvider",
@@ -91,6 +66,35 @@ class AgentIdentityStack(Stack):
                 lifecycle=lifecycle,
             )
 
+        self._outputs(config)
+
+    def _client(self, config: AppConfig, server: DemoAuthorizationServer | None) -> tuple[str, ClientSecretRef, str | None]:
+        """AgentCore's client at the provider: the demo server's generated one, or the configured id and secret name."""
+        provider = config.provider
+        if provider.kind is Provider.DEMO:
+            assert server is not None
+            client_id = server.client.user_pool_client_id
+            secret = ClientSecretRef(
+                secret_id=server.client_secret.secret_arn,
+                json_key=server.client_secret_json_key,
+                iam_arn=server.client_secret.secret_arn,
+            )
+            discovery_url: str | None = server.discovery_url
+        else:
+            assert provider.client_id is not None and provider.client_secret_name is not None
+            client_id = provider.client_id
+            secret = ClientSecretRef(
+                # By name: an ARN built from a name lacks the random suffix and would not resolve.
+                secret_id=provider.client_secret_name,
+                json_key=provider.client_secret_json_key,
+                # A secret's ARN ends in a random 6-character suffix that a name alone does not know.
+                iam_arn=f"arn:{Aws.PARTITION}:secretsmanager:{self.region}:{self.account}:secret:{provider.client_secret_name}-??????",
+            )
+            discovery_url = provider.discovery_url
+        return client_id, secret, discovery_url
+
+    def _outputs(self, config: AppConfig) -> None:
+        provider = config.provider
         CfnOutput(
             self,
             "ProviderCallbackUrl",

@@ -61,9 +61,19 @@ class GitHubDeployStack(Stack):
             max_session_duration=Duration.hours(1),
         )
 
+        self.policy = self._deploy_policy(bootstrap_qualifier, app_stack_names)
+        CfnOutput(
+            self,
+            "DeployRoleArn",
+            value=self.role.role_arn,
+            description="Set as the GitHub variable AWS_DEPLOY_ROLE_ARN (docs/ci.md)",
+        )
+
+    def _deploy_policy(self, bootstrap_qualifier: str, app_stack_names: Sequence[str]) -> iam.ManagedPolicy:
+        """Assume the CDK bootstrap roles of this account and region; read this app's stack outputs. Nothing else."""
         bootstrap_roles = f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/cdk-{bootstrap_qualifier}-*-{Aws.ACCOUNT_ID}-{Aws.REGION}"
         stack_arns = [f"arn:{Aws.PARTITION}:cloudformation:{Aws.REGION}:{Aws.ACCOUNT_ID}:stack/{name}/*" for name in app_stack_names]
-        self.policy = iam.ManagedPolicy(
+        policy = iam.ManagedPolicy(
             self,
             "DeployPolicy",
             description="Assume the CDK bootstrap roles; read this app's stack outputs",
@@ -75,21 +85,15 @@ class GitHubDeployStack(Stack):
             ],
         )
         acknowledge(
-            self.policy,
+            policy,
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/cdk-{bootstrap_qualifier}-*-<AWS::AccountId>-<AWS::Region>]",
             "The CDK CLI assumes the four bootstrap roles of this account and region (deploy, file and image publishing, lookup); "
             "'*' stands for those role kinds under the bootstrap qualifier only.",
         )
         for name in app_stack_names:
             acknowledge(
-                self.policy,
+                policy,
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stack/{name}/*]",
                 "A stack ARN ends in an id CloudFormation generates at creation; '*' matches that id of this one named stack only.",
             )
-
-        CfnOutput(
-            self,
-            "DeployRoleArn",
-            value=self.role.role_arn,
-            description="Set as the GitHub variable AWS_DEPLOY_ROLE_ARN (docs/ci.md)",
-        )
+        return policy

@@ -1,3 +1,6 @@
+"""Fixtures every tier shares: one local DynamoDB server per session, fresh table names, one Chromium per
+module; and no AWS credentials in any test process."""
+
 import itertools
 import os
 import secrets

@@ -1,7 +1,8 @@
 """`python -m local.agentcore_identity --host 127.0.0.1 --port 8090`: serve the emulator until SIGTERM/SIGINT.
 
 A local stand-in for AgentCore Identity (see the package docstring). Fault injection flags take
-`OPERATION=VALUE` or just `VALUE` (every operation), and may repeat:
+`OPERATION=VALUE` or just `VALUE` (every operation), and may repeat (`--script` takes any AWS error
+code, or HTML503, CLOSE, SLOW_SUCCESS):
 
     --throttle-rate GetResourceOauth2Token=0.2   --internal-error-rate 0.05
     --latency CompleteResourceTokenAuth=0.5       --script GetWorkloadAccessTokenForUserId=ThrottlingException:2
@@ -84,13 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=emulator._httpd.shutdown, daemon=True).start()  # shutdown() blocks: not on the serving thread
+        threading.Thread(target=emulator.shutdown, daemon=True).start()  # shutdown() blocks: not on the serving thread
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"AgentCore Identity emulator (local stand-in) listening on {emulator.base_url}", flush=True)
     emulator.serve_forever()
-    emulator._httpd.server_close()
     print("AgentCore Identity emulator stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -1,8 +1,8 @@
-"""Fault injection for the AgentCore Identity emulator: throttling, 5xx and latency, per operation.
+"""Fault injection for the AgentCore Identity stand-ins: AWS errors, broken answers and latency, per operation.
 
-Faults are configured per operation name (e.g. `GetResourceOauth2Token`) or for every operation
-with `"*"`. A scripted fault (`script`) is consumed, in order, before any probabilistic one, so
-reliability tests can say "the next two calls are throttled" and get exactly that.
+Faults are set per operation name (e.g. `GetResourceOauth2Token`) or for every operation with `"*"`.
+A scripted fault (`script`) is consumed, in order, before any probabilistic one, so reliability
+tests can say "the next two calls are throttled" and get exactly that.
 """
 
 from __future__ import annotations
@@ -11,9 +11,14 @@ import random
 import threading
 from dataclasses import dataclass
 
+from local.agentcore_identity.service import ERROR_STATUS
+
 THROTTLING = "ThrottlingException"
 INTERNAL = "InternalServerException"
-INJECTABLE = frozenset({THROTTLING, INTERNAL})
+# Answers that are not an AWS error: a 503 with an HTML body (a proxy in front), a connection dropped
+# unanswered, and the work done but the answer sent late (the caller's read timeout fires first).
+HTML_503, CLOSE, SLOW_SUCCESS = "HTML503", "CLOSE", "SLOW_SUCCESS"
+INJECTABLE = frozenset(ERROR_STATUS) | {HTML_503, CLOSE, SLOW_SUCCESS}
 ANY = "*"
 
 
@@ -64,6 +69,23 @@ class Faults:
             raise ValueError(f"cannot inject {error!r}; one of {sorted(INJECTABLE)}")
         with self._lock:
             self._scripts.setdefault(operation, []).extend([error] * count)
+
+    def scripted(self, operation: str = ANY) -> list[str]:
+        """The faults still queued for `operation` (or "*"), oldest first."""
+        with self._lock:
+            return list(self._scripts.get(operation, []))
+
+    def replace_script(self, operation: str, errors: list[str]) -> None:
+        """Queue exactly `errors` for `operation` (or "*"), dropping what was queued."""
+        if unknown := set(errors) - INJECTABLE:
+            raise ValueError(f"cannot inject {sorted(unknown)}; one of {sorted(INJECTABLE)}")
+        with self._lock:
+            self._scripts[operation] = list(errors)
+
+    def latency(self, operation: str = ANY) -> float:
+        with self._lock:
+            rule = self._rules.get(operation)
+            return rule.latency_s if rule else 0.0
 
     def clear(self) -> None:
         with self._lock:

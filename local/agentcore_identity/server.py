@@ -1,14 +1,16 @@
-"""HTTP front of the AgentCore Identity emulator: the rest-json wire protocol botocore speaks.
+"""HTTP front of the AgentCore Identity stand-ins: the rest-json wire protocol botocore speaks, over a backend.
 
-Both planes share one listener: every operation of `bedrock-agentcore` and
-`bedrock-agentcore-control` used here is a POST to a distinct `/identities/...` path, so one
-emulator serves `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE` and `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL`.
+Both planes share one listener: every operation of `bedrock-agentcore` and `bedrock-agentcore-control`
+used here is a POST to a distinct `/identities/...` path, so one server answers
+`AWS_ENDPOINT_URL_BEDROCK_AGENTCORE` and `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL`. The backend
+decides the answers: `IdentityService` (the `Emulator`, with the real service's rules) or the scripted
+data plane of `local/agentcore_identity/scripted.py`. Faults, counts and recorded calls are the front's.
 
 Besides the AWS operations it serves, for local use only:
 - `GET /identities/oauth2/callback/<id>?code=&state=`: the browser-facing OAuth2 callback;
 - `GET /_emulator/stats`: calls per operation; `GET /_emulator/vault`: the vault's keys with a
   digest of each stored access token (no secrets), so tests in other processes can assert the
-  vault did not change; `POST /_emulator/clock` with `{"advanceSeconds": n}`: move the emulator's
+  vault did not change; `POST /_emulator/clock` with `{"advanceSeconds": n}`: move the backend's
   clock forward (expire sessions and tokens without waiting).
 """
 
@@ -20,12 +22,13 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, Self
 
-from local.agentcore_identity.faults import Faults
+from local.agentcore_identity.faults import CLOSE, HTML_503, SLOW_SUCCESS, Faults
 from local.agentcore_identity.service import CALLBACK_PATH, ApiError, CallbackError, IdentityService, Settings
+from local.serving import JsonHandler, LoopbackServer
 
 # Request path -> operation name (botocore's requestUri for each operation).
 ROUTES = {
@@ -51,20 +54,110 @@ PAGE_HEADERS = {
 }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class IdentityBackend(Protocol):
+    """What the front asks of a backend; AWS errors are raised as ApiError, callback errors as CallbackError."""
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that hang up (timeouts in reliability tests) are expected
+    def answer(self, operation: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def callback(self, callback_id: str, query: dict[str, list[str]]) -> str: ...
+
+    def vault_snapshot(self) -> dict[str, str]: ...
+
+    def advance_clock(self, seconds: float) -> float: ...
 
 
-class Emulator:
-    """An in-process AgentCore Identity emulator; a local stand-in, not AWS.
+@dataclass(frozen=True)
+class Call:
+    """One API call as it arrived. `operation` is the request path's last segment (botocore's
+    requestUri): the operation's name, except `token` for GetResourceOauth2Token."""
+
+    operation: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class IdentityServer:
+    """A backend served on loopback, with fault injection, call counts and, if asked, every call recorded."""
+
+    injected_message = "Injected {code} (local emulator fault injection)"
+
+    def __init__(
+        self,
+        backend: IdentityBackend,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        public_url: str | None = None,
+        faults: Faults | None = None,
+        record_calls: bool = False,
+        name: str = "agentcore-identity",
+    ) -> None:
+        self.backend = backend
+        self.faults = faults or Faults()
+        self.counts: Counter[str] = Counter()  # by AWS operation name
+        self.calls: list[Call] = []
+        self.record_calls = record_calls
+        self.slow_s = 2.0  # how late a SLOW_SUCCESS fault answers
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._counts_lock = threading.Lock()
+        handler = type("BoundIdentityHandler", (IdentityHandler,), {"front": self})
+        self._server = LoopbackServer(handler, host=host, port=port, name=name)
+
+    @property
+    def base_url(self) -> str:
+        return self._public_url or self._server.base_url
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def serve_forever(self) -> None:
+        """Serve on this thread until `shutdown()` is called from another, then release the port."""
+        try:
+            self._server.httpd.serve_forever(poll_interval=0.1)
+        finally:
+            self._server.httpd.server_close()
+
+    def shutdown(self) -> None:
+        """End `serve_forever()`; call it from another thread (it waits for the loop to stop)."""
+        self._server.httpd.shutdown()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def advance_clock(self, seconds: float) -> float:
+        return self.backend.advance_clock(seconds)
+
+    def count(self, operation: str) -> int:
+        with self._counts_lock:
+            return self.counts[operation]
+
+    def stats(self) -> dict[str, int]:
+        with self._counts_lock:
+            return dict(self.counts)
+
+    def vault_snapshot(self) -> dict[str, str]:
+        return self.backend.vault_snapshot()
+
+    def note_call(self, operation: str, call: Call | None = None) -> None:
+        with self._counts_lock:
+            self.counts[operation] += 1
+            if call is not None and self.record_calls:
+                self.calls.append(call)
+
+
+class Emulator(IdentityServer):
+    """The AgentCore Identity emulator: `IdentityService`'s rules behind the wire protocol; a local stand-in, not AWS.
 
     `Emulator(port=0).start()` listens on loopback; `.base_url` is what to put in
     `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE(_CONTROL)`; `.counts` counts calls per operation;
-    `.faults` injects throttling, 5xx and latency; `.advance_clock(s)` moves time forward.
+    `.faults` injects errors and latency; `.advance_clock(s)` moves time forward.
     """
 
     def __init__(
@@ -80,147 +173,104 @@ class Emulator:
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.faults = faults or Faults()
-        self.counts: Counter[str] = Counter()
-        self._public_url = public_url.rstrip("/") if public_url else None
         settings = Settings(region=region, account=account, session_ttl_s=session_ttl_s, workload_token_ttl_s=workload_token_ttl_s)
         self.service = IdentityService(settings, lambda: self.base_url, clock)
-        self._counts_lock = threading.Lock()
-        self._httpd = _Server((host, port), _handler(self))
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        if self._public_url:
-            return self._public_url
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Emulator:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="agentcore-identity-emulator", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever(poll_interval=0.1)
-
-    def stop(self) -> None:
-        """Stop serving and release the port; safe before start() (shutdown() would wait forever then)."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def advance_clock(self, seconds: float) -> None:
-        with self.service.lock:
-            self.service.offset_s += seconds
-
-    def count(self, operation: str) -> int:
-        with self._counts_lock:
-            return self.counts[operation]
-
-    def vault_snapshot(self) -> dict[str, str]:
-        return self.service.vault_snapshot()
-
-    def _record(self, operation: str) -> None:
-        with self._counts_lock:
-            self.counts[operation] += 1
+        super().__init__(self.service, host, port, public_url=public_url, faults=faults, name="agentcore-identity-emulator")
 
 
-def _handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
-    service = emulator.service
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw or b"{}")
+    except json.JSONDecodeError:
+        raise ApiError("ValidationException", "request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError("ValidationException", "request body must be a JSON object")
+    return body
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-        server_version = "AgentCoreIdentityEmulator/1"
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+class IdentityHandler(JsonHandler):
+    """One request: an AWS operation (POST), the browser callback or an inspection route (GET)."""
 
-        def _body(self) -> bytes:
-            length = int(self.headers.get("content-length") or 0)
-            return self.rfile.read(length) if length else b""
+    front: ClassVar[IdentityServer]
+    server_version = "AgentCoreIdentityEmulator/1"
 
-        def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(data)))
-            self.send_header("x-amzn-requestid", str(time.time_ns()))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+    def send_body(self, status: int, data: bytes, content_type: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+        super().send_body(status, data, content_type, [("x-amzn-requestid", str(time.time_ns())), *headers])
 
-        def _json(self, status: int, payload: dict[str, Any], error: str | None = None) -> None:
-            self._send(status, json.dumps(payload).encode(), "application/json", {"x-amzn-errortype": error} if error else None)
+    def _json(self, status: int, payload: dict[str, Any], error: str | None = None) -> None:
+        self.send_json(status, payload, [("x-amzn-errortype", error)] if error else [])
 
-        def _error(self, exc: ApiError) -> None:
-            self._json(exc.status, {"message": exc.message}, error=exc.code)
+    def _error(self, exc: ApiError) -> None:
+        self._json(exc.status, {"message": exc.message}, error=exc.code)
 
-        def _page(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
-            page = f"<!doctype html><meta charset=utf-8><title>AgentCore Identity (local)</title><p>{html.escape(text)}</p>"
-            self._send(status, page.encode(), "text/html; charset=utf-8", PAGE_HEADERS | (headers or {}))
+    def _page(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        page = f"<!doctype html><meta charset=utf-8><title>AgentCore Identity (local)</title><p>{html.escape(text)}</p>"
+        self.send_body(status, page.encode(), "text/html; charset=utf-8", (PAGE_HEADERS | (headers or {})).items())
 
-        def do_POST(self) -> None:
-            path = urllib.parse.urlsplit(self.path).path
-            raw = self._body()
-            if path == "/_emulator/clock":
-                emulator.advance_clock(float(json.loads(raw or b"{}").get("advanceSeconds", 0)))
-                self._json(200, {"offsetSeconds": service.offset_s})
-                return
-            operation = ROUTES.get(path)
-            if operation is None:
-                self._error(ApiError("UnknownOperationException", f"No operation at {path}"))
-                return
-            emulator._record(operation)
-            fault = emulator.faults.decide(operation)
-            if fault.latency_s:
-                time.sleep(fault.latency_s)
-            if fault.error:
-                self._error(ApiError(fault.error, f"Injected {fault.error} (local emulator fault injection)"))
-                return
-            try:
-                body = json.loads(raw or b"{}")
-                if not isinstance(body, dict):
-                    raise ApiError("ValidationException", "request body must be a JSON object")
-                answer = getattr(service, f"op_{operation}")(body)
-            except ApiError as exc:
-                self._error(exc)
-            except json.JSONDecodeError:
-                self._error(ApiError("ValidationException", "request body is not JSON"))
-            except Exception as exc:  # an emulator bug: answer like the service would, keep serving
-                self._error(ApiError("InternalServerException", f"emulator error: {type(exc).__name__}"))
+    def do_POST(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if path == "/_emulator/clock":
+            offset = self.front.advance_clock(float(json.loads(raw or b"{}").get("advanceSeconds", 0)))
+            self._json(200, {"offsetSeconds": offset})
+            return
+        operation = ROUTES.get(path)
+        if operation is None:
+            self._error(ApiError("UnknownOperationException", f"No operation at {path}"))
+            return
+        try:
+            body, invalid = _json_object(raw), None
+        except ApiError as exc:
+            body, invalid = {}, exc
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.front.note_call(operation, Call(path.rsplit("/", 1)[-1], body, headers))
+        self._answer_with_faults(operation, body, invalid)
+
+    def _answer_with_faults(self, operation: str, body: dict[str, Any], invalid: ApiError | None) -> None:
+        fault = self.front.faults.decide(operation)
+        if fault.latency_s:
+            time.sleep(fault.latency_s)
+        if fault.error == CLOSE:
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif fault.error == HTML_503:
+            self.send_body(503, b"<html><body>Service Unavailable</body></html>", "text/html")
+        elif fault.error and fault.error != SLOW_SUCCESS:
+            self._error(ApiError(fault.error, self.front.injected_message.format(code=fault.error)))
+        else:
+            answer = self._answer(operation, body, invalid)
+            if fault.error == SLOW_SUCCESS:
+                time.sleep(self.front.slow_s)  # done at the backend; the answer comes too late
+            if isinstance(answer, ApiError):
+                self._error(answer)
             else:
                 self._json(SUCCESS_STATUS.get(operation, 200), answer)
 
-        def do_GET(self) -> None:
-            parts = urllib.parse.urlsplit(self.path)
-            if parts.path.startswith(CALLBACK_PATH):
-                emulator._record(CALLBACK_OPERATION)
-                try:
-                    location = service.callback(parts.path[len(CALLBACK_PATH) :], urllib.parse.parse_qs(parts.query))
-                except CallbackError as exc:
-                    self._page(exc.status, exc.message)
-                else:
-                    self._page(302, "Redirecting.", {"location": location})
-            elif parts.path == "/_emulator/stats":
-                with emulator._counts_lock:
-                    self._json(200, {"counts": dict(emulator.counts)})
-            elif parts.path == "/_emulator/vault":
-                self._json(200, {"vault": service.vault_snapshot()})
-            elif parts.path in ("/", "/ping"):
-                self._json(200, {"status": "ok", "service": "AgentCore Identity emulator (local stand-in)"})
-            else:
-                self._json(404, {"message": "not found"})
+    def _answer(self, operation: str, body: dict[str, Any], invalid: ApiError | None) -> dict[str, Any] | ApiError:
+        if invalid is not None:
+            return invalid
+        try:
+            return self.front.backend.answer(operation, body)
+        except ApiError as exc:
+            return exc
+        except Exception as exc:  # a stand-in bug: answer like the service would, keep serving
+            return ApiError("InternalServerException", f"emulator error: {type(exc).__name__}")
 
-    return Handler
+    def do_GET(self) -> None:
+        parts = urllib.parse.urlsplit(self.path)
+        if parts.path.startswith(CALLBACK_PATH):
+            self.front.note_call(CALLBACK_OPERATION)
+            try:
+                location = self.front.backend.callback(parts.path[len(CALLBACK_PATH) :], urllib.parse.parse_qs(parts.query))
+            except CallbackError as exc:
+                self._page(exc.status, exc.message)
+            else:
+                self._page(302, "Redirecting.", {"location": location})
+        elif parts.path == "/_emulator/stats":
+            self._json(200, {"counts": self.front.stats()})
+        elif parts.path == "/_emulator/vault":
+            self._json(200, {"vault": self.front.vault_snapshot()})
+        elif parts.path in ("/", "/ping"):
+            self._json(200, {"status": "ok", "service": "AgentCore Identity emulator (local stand-in)"})
+        else:
+            self._json(404, {"message": "not found"})

@@ -205,6 +205,16 @@ class IdentityService:
     def now(self) -> float:
         return self._clock() + self.offset_s
 
+    def advance_clock(self, seconds: float) -> float:
+        """Move this service's clock forward; the new offset from the wall clock."""
+        with self.lock:
+            self.offset_s += seconds
+            return self.offset_s
+
+    def answer(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The response body for one AWS operation, or ApiError."""
+        return dict(getattr(self, f"op_{operation}")(body))
+
     def _arn(self, resource: str) -> str:
         return f"arn:aws:bedrock-agentcore:{self.settings.region}:{self.settings.account}:{resource}"
 
@@ -273,31 +283,7 @@ class IdentityService:
             raise ApiError("ValidationException", "clientId and clientSecret are required (clientSecretConfig is not emulated)")
         discovery = config.get("oauthDiscovery") or {}
         discovery_url = discovery.get("discoveryUrl")
-        metadata = discovery.get("authorizationServerMetadata")
-        if discovery_url:
-            if not DISCOVERY_URL_RE.fullmatch(discovery_url):
-                raise ApiError(
-                    "ValidationException",
-                    "discoveryUrl must end in /.well-known/openid-configuration or /.well-known/oauth-authorization-server",
-                )
-            with self.lock:
-                if name in self.providers:  # fail fast, before the network
-                    raise ApiError("ConflictException", f"Credential provider {name} already exists")
-            try:
-                doc = http_json(discovery_url)
-            except (OSError, ValueError) as exc:
-                raise ApiError("ValidationException", f"could not fetch the discovery document: {exc}") from None
-            issuer, authz, token = doc.get("issuer"), doc.get("authorization_endpoint"), doc.get("token_endpoint")
-            response_types = list(doc.get("response_types_supported") or ["code"])
-            auth_methods = list(doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"])
-        elif isinstance(metadata, dict):
-            issuer, authz, token = metadata.get("issuer"), metadata.get("authorizationEndpoint"), metadata.get("tokenEndpoint")
-            response_types = list(metadata.get("responseTypes") or ["code"])
-            auth_methods = list(metadata.get("tokenEndpointAuthMethods") or ["client_secret_post"])
-        else:
-            raise ApiError("ValidationException", "oauthDiscovery needs discoveryUrl or authorizationServerMetadata")
-        if not (isinstance(issuer, str) and isinstance(authz, str) and isinstance(token, str)):
-            raise ApiError("ValidationException", "provider metadata lacks issuer, authorization_endpoint or token_endpoint")
+        issuer, authz, token, response_types, auth_methods = self._provider_metadata(name, discovery)
         with self.lock:
             if name in self.providers:
                 raise ApiError("ConflictException", f"Credential provider {name} already exists")
@@ -325,6 +311,37 @@ class IdentityService:
             for key in ("credentialProviderVendor", "createdTime", "lastUpdatedTime"):
                 out.pop(key)
             return out
+
+    def _provider_metadata(self, name: str, discovery: dict[str, Any]) -> tuple[str, str, str, list[str], list[str]]:
+        """Issuer, authorization and token endpoints, response types and auth methods: fetched from
+        `discoveryUrl`, or as given in `authorizationServerMetadata`."""
+        discovery_url = discovery.get("discoveryUrl")
+        metadata = discovery.get("authorizationServerMetadata")
+        if discovery_url:
+            if not DISCOVERY_URL_RE.fullmatch(discovery_url):
+                raise ApiError(
+                    "ValidationException",
+                    "discoveryUrl must end in /.well-known/openid-configuration or /.well-known/oauth-authorization-server",
+                )
+            with self.lock:
+                if name in self.providers:  # fail fast, before the network
+                    raise ApiError("ConflictException", f"Credential provider {name} already exists")
+            try:
+                doc = http_json(discovery_url)
+            except (OSError, ValueError) as exc:
+                raise ApiError("ValidationException", f"could not fetch the discovery document: {exc}") from None
+            issuer, authz, token = doc.get("issuer"), doc.get("authorization_endpoint"), doc.get("token_endpoint")
+            response_types = list(doc.get("response_types_supported") or ["code"])
+            auth_methods = list(doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"])
+        elif isinstance(metadata, dict):
+            issuer, authz, token = metadata.get("issuer"), metadata.get("authorizationEndpoint"), metadata.get("tokenEndpoint")
+            response_types = list(metadata.get("responseTypes") or ["code"])
+            auth_methods = list(metadata.get("tokenEndpointAuthMethods") or ["client_secret_post"])
+        else:
+            raise ApiError("ValidationException", "oauthDiscovery needs discoveryUrl or authorizationServerMetadata")
+        if not (isinstance(issuer, str) and isinstance(authz, str) and isinstance(token, str)):
+            raise ApiError("ValidationException", "provider metadata lacks issuer, authorization_endpoint or token_endpoint")
+        return issuer, authz, token, response_types, auth_methods
 
     def callback_url(self, p: Provider) -> str:
         return f"{self._base_url()}{CALLBACK_PATH}{p.callback_id}"

@@ -85,10 +85,17 @@ def tour(endpoint: str, provider: OAuthProvider) -> None:
     control, data = _client("bedrock-agentcore-control", endpoint), _client("bedrock-agentcore", endpoint)
     suffix = uuid.uuid4().hex[:8]
     workload, provider_name = f"tour-agent-{suffix}", f"tour-notes-{suffix}"
+    _control_plane(control, provider, workload, provider_name)
+    alice = _workload_tokens(data, workload)
+    _consent(data, workload_token=alice, provider_name=provider_name)
 
-    def step(operation: str, detail: str) -> None:
-        print(f"  {operation:<36} {detail}", flush=True)
 
+def step(operation: str, detail: str) -> None:
+    print(f"  {operation:<36} {detail}", flush=True)
+
+
+def _control_plane(control: Any, provider: OAuthProvider, workload: str, provider_name: str) -> None:
+    """The workload identity with its allowed return URL, and the provider's credential provider."""
     created = control.create_workload_identity(name=workload, allowedResourceOauth2ReturnUrls=["http://127.0.0.1:9/old"])
     step("CreateWorkloadIdentity", created["workloadIdentityArn"])
     control.update_workload_identity(name=workload, allowedResourceOauth2ReturnUrls=[RETURN_URL])
@@ -113,15 +120,22 @@ def tour(endpoint: str, provider: OAuthProvider) -> None:
     check(CLIENT_SECRET not in json.dumps(described, default=str), "GetOauth2CredentialProvider returned the client secret")
     step("GetOauth2CredentialProvider", f"vendor {described['credentialProviderVendor']}, no secret in the answer")
 
+
+def _workload_tokens(data: Any, workload: str) -> str:
+    """The three ways to a workload access token; returns alice's (by user id)."""
     plain = data.get_workload_access_token(workloadName=workload)["workloadAccessToken"]
     step("GetWorkloadAccessToken", _short(plain))
     by_jwt = data.get_workload_access_token_for_jwt(workloadName=workload, userToken=_unsigned_jwt("carol"))["workloadAccessToken"]
     step("GetWorkloadAccessTokenForJWT", _short(by_jwt))
     alice = data.get_workload_access_token_for_user_id(workloadName=workload, userId="alice")["workloadAccessToken"]
     step("GetWorkloadAccessTokenForUserId", f"alice: {_short(alice)}")
+    return str(alice)
 
+
+def _consent(data: Any, *, workload_token: str, provider_name: str) -> None:
+    """A vault miss, the consent through the provider and the callback, completion (once, by alice only), a vault hit."""
     request = {
-        "workloadIdentityToken": alice,
+        "workloadIdentityToken": workload_token,
         "resourceCredentialProviderName": provider_name,
         "scopes": SCOPES,
         "oauth2Flow": "USER_FEDERATION",

@@ -152,105 +152,156 @@ def _decode_jwt_payload(token: str) -> dict[str, Any]:
     return data
 
 
-def create_alb_app(
-    config: AlbConfig, key: AlbSigningKey, *, state: AlbState | None = None, clock: Callable[[], float] = time.time
-) -> Starlette:
-    """The listener as an ASGI app. `state` is exposed for tests (sessions, counters)."""
-    alb = state or AlbState()
-    endpoints: list[_Endpoints] = []  # discovered on first use: the issuer may start after this
-    public = urllib.parse.urlsplit(config.public_url)
-    public_port = str(public.port or (443 if public.scheme == "https" else 80))
-    callback_url = config.public_url.rstrip("/") + CALLBACK_PATH
-    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False, trust_env=False)
-    upstream = httpx.AsyncClient(
-        timeout=httpx.Timeout(config.upstream_timeout_s, connect=5.0),
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
-    )
+class LocalAlb:
+    """The listener with `authenticate-oidc`: its rules, its sign-in and its forwarding, over one `AlbState`.
 
-    async def discover() -> _Endpoints:
-        if not endpoints:
-            response = await client.get(config.issuer.rstrip("/") + "/.well-known/openid-configuration")
+    `LocalAlb(config, key).app` is the ASGI app; `state` holds the sessions and counters tests read.
+    """
+
+    def __init__(
+        self, config: AlbConfig, key: AlbSigningKey, *, state: AlbState | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config, self.key, self.clock = config, key, clock
+        self.state = state or AlbState()
+        self._endpoints: _Endpoints | None = None  # discovered on first use: the issuer may start after this
+        self._public = urllib.parse.urlsplit(config.public_url)
+        self._public_port = str(self._public.port or (443 if self._public.scheme == "https" else 80))
+        self._callback_url = config.public_url.rstrip("/") + CALLBACK_PATH
+        self._issuer_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False, trust_env=False)
+        self._upstream = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.upstream_timeout_s, connect=5.0),
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+        )
+        methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        self.app = Starlette(routes=[StarletteRoute("/{path:path}", self.listener, methods=methods)], lifespan=self._lifespan)
+        self.app.state.alb = self.state
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        yield
+        await self._issuer_client.aclose()
+        await self._upstream.aclose()
+
+    async def listener(self, request: Request) -> Response:
+        """Every request: the host check, the load balancer's callback, then the first matching rule."""
+        if request.headers.get("host", "").lower() != self._public.netloc.lower():
+            # One origin, as with the deployed domain: cookies set under another host name (say
+            # localhost) would not come back to the callback, which is registered on this one.
+            return RedirectResponse(self.config.public_url.rstrip("/") + _target(request), status_code=302)
+        path = _raw_path(request)
+        if path == CALLBACK_PATH:
+            return await self._idp_response(request)
+        route = route_for(path, request.method)
+        if route is None:
+            return PlainTextResponse(NOT_FOUND_BODY, status_code=404)
+        session = None
+        if route.sign_in is not SignIn.NONE:
+            session = self._session_of(request)
+            if session is None and route.sign_in is SignIn.DENY:
+                return _page(401, "Authorization Required", "Sign in first.")
+            if session is None:
+                return await self._start_sign_in(request)
+        return await self._forward(request, route.target, session)
+
+    # ---- sign-in ---------------------------------------------------------------------------
+
+    async def _discover(self) -> _Endpoints:
+        if self._endpoints is None:
+            response = await self._issuer_client.get(self.config.issuer.rstrip("/") + "/.well-known/openid-configuration")
             response.raise_for_status()
             doc = response.json()
-            endpoints.append(_Endpoints(doc["authorization_endpoint"], doc["token_endpoint"], doc["userinfo_endpoint"]))
-        return endpoints[0]
+            self._endpoints = _Endpoints(doc["authorization_endpoint"], doc["token_endpoint"], doc["userinfo_endpoint"])
+        return self._endpoints
 
-    def session_of(request: Request) -> _Session | None:
+    def _session_of(self, request: Request) -> _Session | None:
         sid = request.cookies.get(SESSION_COOKIE)
-        found = alb.sessions.get(sid) if sid else None
-        if found is None or found.expires_at <= clock():
+        found = self.state.sessions.get(sid) if sid else None
+        if found is None or found.expires_at <= self.clock():
             return None
         return found
 
-    async def start_sign_in(request: Request) -> Response:
+    async def _start_sign_in(self, request: Request) -> Response:
         try:
-            ends = await discover()
+            ends = await self._discover()
         except (httpx.HTTPError, KeyError, ValueError):
             return _page(503, "Service Unavailable", "The sign-in provider cannot be reached.")
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        path = _target(request)
-        _bounded_put(alb.pending, state, _Pending(nonce, path, clock() + PENDING_TTL_S), MAX_PENDING)
+        _bounded_put(self.state.pending, state, _Pending(nonce, _target(request), self.clock() + PENDING_TTL_S), MAX_PENDING)
         query = urllib.parse.urlencode(
-            {"response_type": "code", "client_id": config.client_id, "redirect_uri": callback_url, "scope": config.scope, "state": state}
+            {
+                "response_type": "code",
+                "client_id": self.config.client_id,
+                "redirect_uri": self._callback_url,
+                "scope": self.config.scope,
+                "state": state,
+            }
         )
         response = RedirectResponse(f"{ends.authorization}?{query}", status_code=302)
         response.set_cookie(NONCE_COOKIE, nonce, max_age=PENDING_TTL_S, path="/", secure=True, httponly=True, samesite="none")
         response.headers["cache-control"] = "no-store"
         return response
 
-    async def exchange(code: str) -> tuple[dict[str, Any], str]:
+    async def _exchange(self, code: str) -> tuple[dict[str, Any], str]:
         """The user's claims and access token for an authorization code, or _SignInFailed."""
         try:
-            ends = await discover()
-            tokens = await client.post(
+            ends = await self._discover()
+            tokens = await self._issuer_client.post(
                 ends.token,
-                data={"grant_type": "authorization_code", "code": code, "redirect_uri": callback_url},
-                auth=(config.client_id, config.client_secret),
+                data={"grant_type": "authorization_code", "code": code, "redirect_uri": self._callback_url},
+                auth=(self.config.client_id, self.config.client_secret),
             )
             tokens.raise_for_status()
             grant = tokens.json()
             id_claims = _decode_jwt_payload(str(grant["id_token"]))
-            info = await client.get(ends.userinfo, headers={"authorization": f"Bearer {grant['access_token']}"})
+            info = await self._issuer_client.get(ends.userinfo, headers={"authorization": f"Bearer {grant['access_token']}"})
             info.raise_for_status()
             claims = dict(info.json())
         except (httpx.HTTPError, KeyError, ValueError):
             _log.warning("sign-in code exchange failed")
             raise _SignInFailed(502, "Bad Gateway", "The sign-in provider did not complete the sign-in.") from None
-        audience = id_claims.get("aud")
-        if (
-            id_claims.get("iss") != config.issuer
-            or not claims.get("sub")
-            or id_claims.get("sub") != claims.get("sub")
-            or config.client_id not in (audience if isinstance(audience, list) else [audience])
-        ):
+        if not self._id_token_matches(id_claims, claims):
             raise _SignInFailed(401, "Authorization Required", "The sign-in provider's answer did not check out.")
         return claims, str(grant["access_token"])
 
-    async def idp_response(request: Request) -> Response:
-        pending = alb.pending.pop(request.query_params.get("state", ""), None)
-        if pending is None or pending.expires_at <= clock():
+    def _id_token_matches(self, id_claims: dict[str, Any], claims: dict[str, Any]) -> bool:
+        """The ID token is from our issuer, for our client, about the user userinfo describes."""
+        audience = id_claims.get("aud")
+        return (
+            id_claims.get("iss") == self.config.issuer
+            and bool(claims.get("sub"))
+            and id_claims.get("sub") == claims.get("sub")
+            and self.config.client_id in (audience if isinstance(audience, list) else [audience])
+        )
+
+    async def _idp_response(self, request: Request) -> Response:
+        pending = self.state.pending.pop(request.query_params.get("state", ""), None)
+        if pending is None or pending.expires_at <= self.clock():
             return _page(401, "Authorization Required", "This sign-in is unknown or expired. Open the page again to sign in.")
         if not secrets.compare_digest(request.cookies.get(NONCE_COOKIE, ""), pending.nonce):
             return _page(401, "Authorization Required", "This sign-in was started in another browser.")
         if "error" in request.query_params or not request.query_params.get("code"):
             return _page(401, "Authorization Required", "The sign-in provider did not sign you in.")
         try:
-            claims, access_token = await exchange(request.query_params["code"])
+            claims, access_token = await self._exchange(request.query_params["code"])
         except _SignInFailed as failed:
             return _page(failed.status, failed.title, failed.text)
         sid = secrets.token_urlsafe(32)
-        _bounded_put(alb.sessions, sid, _Session(claims, access_token, clock() + config.session_timeout_s), MAX_SESSIONS)
-        alb.sign_ins += 1
+        timeout = self.config.session_timeout_s
+        _bounded_put(self.state.sessions, sid, _Session(claims, access_token, self.clock() + timeout), MAX_SESSIONS)
+        self.state.sign_ins += 1
         target = pending.return_path if pending.return_path.startswith("/") and not pending.return_path.startswith("//") else "/"
         response = RedirectResponse(target, status_code=302)
-        response.set_cookie(SESSION_COOKIE, sid, max_age=config.session_timeout_s, path="/", secure=True, httponly=True, samesite="none")
+        response.set_cookie(SESSION_COOKIE, sid, max_age=timeout, path="/", secure=True, httponly=True, samesite="none")
         response.delete_cookie(NONCE_COOKIE, path="/", secure=True, httponly=True, samesite="none")
         response.headers["cache-control"] = "no-store"
         return response
 
-    def forwarded_headers(request: Request, session: _Session | None) -> list[tuple[bytes, bytes]]:
+    # ---- forwarding ------------------------------------------------------------------------
+
+    def _client_headers(self, request: Request) -> list[tuple[bytes, bytes]]:
+        """What the client sent, less hop-by-hop, `x-amzn-oidc-*` and forwarding headers; a trace id kept only if well formed."""
         headers: list[tuple[bytes, bytes]] = []
         for name, value in request.headers.raw:
             lower = name.decode("latin-1").lower()
@@ -260,13 +311,15 @@ def create_alb_app(
                 or lower in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port")
             ):
                 continue
-            if lower == "x-amzn-trace-id":
-                if _TRACE.fullmatch(value.decode("latin-1")):
-                    headers.append((name, value))
+            if lower == "x-amzn-trace-id" and not _TRACE.fullmatch(value.decode("latin-1")):
                 continue
             headers.append((name, value))
+        return headers
+
+    def _forwarded_headers(self, request: Request, session: _Session | None) -> list[tuple[bytes, bytes]]:
+        headers = self._client_headers(request)
         if not any(n.lower() == b"x-amzn-trace-id" for n, _ in headers):
-            trace = f"Root=1-{int(clock()):08x}-{secrets.token_hex(12)}"
+            trace = f"Root=1-{int(self.clock()):08x}-{secrets.token_hex(12)}"
             headers.append((b"x-amzn-trace-id", trace.encode()))
         # The connection's peer (the server must not rewrite it from headers: proxy_headers off), appended
         # to what the client sent, as the ALB's default `append` mode does.
@@ -274,81 +327,60 @@ def create_alb_app(
         sent = ", ".join(v.strip() for v in request.headers.getlist("x-forwarded-for") if v.strip())
         headers += [
             (b"x-forwarded-for", (f"{sent}, {client_ip}" if sent else client_ip).encode("latin-1")),
-            (b"x-forwarded-proto", public.scheme.encode()),
-            (b"x-forwarded-port", public_port.encode()),
+            (b"x-forwarded-proto", self._public.scheme.encode()),
+            (b"x-forwarded-port", self._public_port.encode()),
         ]
         if session is not None:
-            claims = session.claims
-            token = key.mint(
-                sub=str(claims["sub"]),
-                signer=config.signer_arn,
-                issuer=config.issuer,
-                client_id=config.client_id,
-                lifetime_s=config.token_lifetime_s,
-                now=clock(),
-                claims={k: v for k, v in claims.items() if k != "exp"},
-            )
-            headers += [
-                (b"x-amzn-oidc-data", token.encode()),
-                (b"x-amzn-oidc-accesstoken", session.access_token.encode()),
-                (b"x-amzn-oidc-identity", str(claims["sub"]).encode()),
-            ]
+            headers += self._identity_headers(session)
         return headers
 
-    async def forward(request: Request, target: Target, session: _Session | None) -> Response:
-        url = config.upstreams[target].rstrip("/") + _target(request)
-        outgoing = upstream.build_request(
+    def _identity_headers(self, session: _Session) -> list[tuple[bytes, bytes]]:
+        claims = session.claims
+        token = self.key.mint(
+            sub=str(claims["sub"]),
+            signer=self.config.signer_arn,
+            issuer=self.config.issuer,
+            client_id=self.config.client_id,
+            lifetime_s=self.config.token_lifetime_s,
+            now=self.clock(),
+            claims={k: v for k, v in claims.items() if k != "exp"},
+        )
+        return [
+            (b"x-amzn-oidc-data", token.encode()),
+            (b"x-amzn-oidc-accesstoken", session.access_token.encode()),
+            (b"x-amzn-oidc-identity", str(claims["sub"]).encode()),
+        ]
+
+    async def _forward(self, request: Request, target: Target, session: _Session | None) -> Response:
+        url = self.config.upstreams[target].rstrip("/") + _target(request)
+        outgoing = self._upstream.build_request(
             request.method,
             url,
-            headers=forwarded_headers(request, session),
+            headers=self._forwarded_headers(request, session),
             content=request.stream() if request.method not in ("GET", "HEAD") else None,
         )
         try:
-            answer = await upstream.send(outgoing, stream=True)
+            answer = await self._upstream.send(outgoing, stream=True)
         except httpx.TimeoutException:
             return _page(504, "Gateway Time-out", "The target did not answer in time.")
         except httpx.HTTPError:
             return _page(502, "Bad Gateway", "The target could not be reached.")
         headers = [(k, v) for k, v in answer.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
-
-        async def body() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in answer.aiter_raw():
-                    yield chunk
-            except httpx.HTTPError:
-                return  # the target went away mid-body: end the response (the client sees it truncated)
-
-        response = StreamingResponse(body(), status_code=answer.status_code, background=BackgroundTask(answer.aclose))
+        response = StreamingResponse(_body_of(answer), status_code=answer.status_code, background=BackgroundTask(answer.aclose))
         response.raw_headers = headers
         return response
 
-    async def listener(request: Request) -> Response:
-        if request.headers.get("host", "").lower() != public.netloc.lower():
-            # One origin, as with the deployed domain: cookies set under another host name (say
-            # localhost) would not come back to the callback, which is registered on this one.
-            return RedirectResponse(config.public_url.rstrip("/") + _target(request), status_code=302)
-        path = _raw_path(request)
-        if path == CALLBACK_PATH:
-            return await idp_response(request)
-        route = route_for(path, request.method)
-        if route is None:
-            return PlainTextResponse(NOT_FOUND_BODY, status_code=404)
-        session = None
-        if route.sign_in is not SignIn.NONE:
-            session = session_of(request)
-            if session is None and route.sign_in is SignIn.DENY:
-                return _page(401, "Authorization Required", "Sign in first.")
-            if session is None:
-                return await start_sign_in(request)
-        return await forward(request, route.target, session)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        await client.aclose()
-        await upstream.aclose()
+async def _body_of(answer: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    except httpx.HTTPError:
+        return  # the target went away mid-body: end the response (the client sees it truncated)
 
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    app = Starlette(routes=[StarletteRoute("/{path:path}", listener, methods=methods)], lifespan=lifespan)
-    app.state.alb = alb
-    return app
+
+def create_alb_app(
+    config: AlbConfig, key: AlbSigningKey, *, state: AlbState | None = None, clock: Callable[[], float] = time.time
+) -> Starlette:
+    """The listener as an ASGI app. `state` is exposed for tests (sessions, counters)."""
+    return LocalAlb(config, key, state=state, clock=clock).app

@@ -48,6 +48,7 @@ from local.bedrock import DemoModel
 from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, LocalDynamoDBError, create_table
 from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, IdpStartError, demo_config
 from local.processes import die_with_parent, stop_process
+from services.common import environment as names
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -356,42 +357,42 @@ class DemoStack:
         common = {
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
-            "APP_PROFILE": "local",
-            "AWS_REGION": self.region,
-            "LOG_LEVEL": "INFO",
+            names.APP_PROFILE: "local",
+            names.AWS_REGION: self.region,
+            names.LOG_LEVEL: "INFO",
             **aws,
         }
         if name == "demo_api":
             env = {
                 **common,
-                "DEMO_ISSUER": self.consent_issuer,
-                "DEMO_CLIENT_ID": AGENTCORE_CLIENT_ID,
-                "DEMO_JWKS_URL": jwks_url,
-                "NOTES_TABLE": NOTES_TABLE_NAME,
+                names.DEMO_ISSUER: self.consent_issuer,
+                names.DEMO_CLIENT_ID: AGENTCORE_CLIENT_ID,
+                names.DEMO_JWKS_URL: jwks_url,
+                names.NOTES_TABLE: NOTES_TABLE_NAME,
                 "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
             }
         else:
             env = {
                 **common,
-                "PUBLIC_BASE_URL": self.public_url,
-                "ALB_ARN": ALB_ARN,
-                "OIDC_ISSUER": self.sign_in_issuer,
-                "OIDC_CLIENT_ID": ALB_CLIENT_ID,
-                "ALB_KEYS_BASE_URL": self.key_server.base_url,
-                "FLOW_SIGNING_KEYS": json.dumps({"kid": "local-1", "key": self._secrets["flow_key"]}),
+                names.PUBLIC_BASE_URL: self.public_url,
+                names.ALB_ARN: ALB_ARN,
+                names.OIDC_ISSUER: self.sign_in_issuer,
+                names.OIDC_CLIENT_ID: ALB_CLIENT_ID,
+                names.ALB_KEYS_BASE_URL: self.key_server.base_url,
+                names.FLOW_SIGNING_KEYS: json.dumps({"kid": "local-1", "key": self._secrets["flow_key"]}),
                 "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": self.emulator.base_url,
             }
         if name == "session_binding":
-            env |= {"BINDING_TABLE": BINDING_TABLE_NAME, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint}
+            env |= {names.BINDING_TABLE: BINDING_TABLE_NAME, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint}
         if name == "agent":
             env |= {
-                "BEDROCK_MODEL_ID": self.model_id or STAND_IN_MODEL_ID,
-                "WORKLOAD_IDENTITY_NAME": WORKLOAD_NAME,
-                "CREDENTIAL_PROVIDER_NAME": PROVIDER_NAME,
-                "PROVIDER_KIND": "demo",
-                "PROVIDER_SCOPES": SCOPES,
-                "SESSION_BINDING_URL": self.binding_url,
-                "DEMO_API_URL": self.service_url("demo_api"),
+                names.BEDROCK_MODEL_ID: self.model_id or STAND_IN_MODEL_ID,
+                names.WORKLOAD_IDENTITY_NAME: WORKLOAD_NAME,
+                names.CREDENTIAL_PROVIDER_NAME: PROVIDER_NAME,
+                names.PROVIDER_KIND: "demo",
+                names.PROVIDER_SCOPES: SCOPES,
+                names.SESSION_BINDING_URL: self.binding_url,
+                names.DEMO_API_URL: self.service_url("demo_api"),
             }
             if self.model is not None:
                 env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.model.endpoint

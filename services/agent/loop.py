@@ -22,11 +22,11 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
+from services.agent.settings import AgentSettings
 from services.agent.tokens import AccessToken, AgentCoreError, ConsentNeeded, OutboundTokens
 from services.agent.tools import DISPLAY_NAMES, ReauthorizationNeeded, Tool, ToolFailed
 from services.common.agentcore import TRANSIENT_ERROR_CODES
 from services.common.alb_identity import AlbIdentity
-from services.common.config import AgentSettings
 from services.common.flow import issue_flow_token
 from services.common.metrics import AUTHORIZATION_PROMPTS, Metrics, no_metrics
 from services.common.signed import Keyring

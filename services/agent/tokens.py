@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
+from services.agent.settings import AgentSettings
 from services.common.agentcore import LazyClient, error_code
 from services.common.alb_identity import AlbIdentity
-from services.common.config import AgentSettings
 from services.common.flow import new_custom_state
 from services.common.metrics import AGENTCORE_ERRORS, WORKLOAD_TOKEN_CACHE_HITS, WORKLOAD_TOKEN_CACHE_MISSES, Metrics, no_metrics
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.config import AgentSettings
+from services.agent.settings import AgentSettings
 
 
 class ReauthorizationNeeded(Exception):

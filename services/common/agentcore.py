@@ -1,4 +1,4 @@
-"""One AgentCore Identity data-plane client per process.
+"""The AWS clients the services build, one per process: AgentCore Identity's data plane, and Bedrock for the agent.
 
 boto3 clients are expensive to build (service model, endpoint resolution, credential chain) and
 thread-safe to share, so each service builds one, lazily, and reuses it. The endpoint comes from
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from services.common.config import AgentSettings, ServiceSettings
+from services.common.settings import ServiceSettings
 
 # Error codes that mean "try again later", as opposed to "this request is wrong".
 TRANSIENT_ERROR_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException", "RequestTimeout"})
@@ -93,16 +93,16 @@ class LazyClient:
         return self._client
 
 
-def bedrock_runtime_client(settings: AgentSettings, *, max_pool_connections: int = 50) -> Any:
+def bedrock_runtime_client(settings: ServiceSettings, *, max_attempts: int, read_timeout_s: float, max_pool_connections: int = 50) -> Any:
     """A `bedrock-runtime` client for Converse: standard retries (throttling is common), long read timeout."""
     import boto3  # noqa: PLC0415 - see agentcore_client
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(
         region_name=settings.aws_region,
-        retries={"mode": "standard", "total_max_attempts": settings.bedrock_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=settings.agentcore_connect_timeout_s,
-        read_timeout=settings.bedrock_read_timeout_s,
+        read_timeout=read_timeout_s,
         max_pool_connections=max_pool_connections,
         tcp_keepalive=True,
         user_agent_appid="agentcore-ecs-agent",

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 
 from services.common.alb_identity import AlbIdentityVerifier, AlbKeyStore
-from services.common.config import ServiceSettings
 from services.common.logs import set_digest_key
+from services.common.settings import ServiceSettings
 from services.common.signed import Keyring
 
 

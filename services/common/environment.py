@@ -1,6 +1,8 @@
 """The environment variables each service reads, by name: the one list the settings classes, the stacks,
 the local stack and the tests share (a settings field and its variable are the same word, upper-cased)."""
 
+# ruff: noqa: S105  - names of variables, not their values: "TOKEN" and "KEYS" in a name are no secret
+
 from __future__ import annotations
 
 from typing import Final

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from aws_cdk import (
     Duration,
     aws_cloudwatch as cloudwatch,
     aws_ec2 as ec2,
-    aws_ecr_assets as ecr_assets,
     aws_ecs as ecs,
     aws_elasticloadbalancingv2 as elbv2,
     aws_iam as iam,
@@ -19,17 +17,15 @@ from constructs import Construct
 
 from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.nag import acknowledge
+from stacks.constructs.service_image import fargate_image
 
-SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 CONTAINER_PORT = 8080
-STOP_TIMEOUT_S = 30  # keep above uvicorn's --timeout-graceful-shutdown in services/*/Dockerfile
+STOP_TIMEOUT_S = 30  # keep above uvicorn's --timeout-graceful-shutdown in services/Dockerfile
 CPU_TARGET_PERCENT = 60  # leaves headroom for a burst while new tasks start (about a minute on Fargate)
-# Never part of an image: caches and test leftovers would also change the asset hash between synths.
-ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache", "**/tests", "**/*.egg-info"]
 
 
 class FargateWebService(Construct):
-    """One service: image from `services/<name>/Dockerfile` (build context `services/`, so `common/` is shared)."""
+    """One service: the `fargate` stage of `services/Dockerfile` for `services/<name>` (so `common/` is shared)."""
 
     def __init__(
         self,
@@ -49,10 +45,7 @@ class FargateWebService(Construct):
         deregistration_delay_s: int = 30,
     ) -> None:
         super().__init__(scope, construct_id)
-        dockerfile = SERVICES_DIR / service_dir_name / "Dockerfile"
-        if not dockerfile.is_file():
-            raise FileNotFoundError(f"{dockerfile} is missing")
-
+        image = fargate_image(service_dir_name)
         self.log_group = lifecycle.log_group(self, "Logs", key=logs_key)
         self.task_role = iam.Role(
             self, "TaskRole", assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"), description=f"{service_dir_name} task role"
@@ -67,13 +60,34 @@ class FargateWebService(Construct):
                 cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
             ),
         )
+        self._add_container(service_dir_name, image, environment, secrets)
+        self.security_group = self._security_group(service_dir_name, cluster.vpc, load_balancer_security_group)
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=self.task_definition,
+            desired_count=desired_count,  # the scaling minimum: where a new service starts
+            assign_public_ip=False,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[self.security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            health_check_grace_period=Duration.seconds(30),
+            enable_execute_command=False,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )
+        self.target_group = self._target_group(cluster.vpc, deregistration_delay_s)
+        self._acknowledge_execution_policy()
+
+    def _add_container(
+        self, service_dir_name: str, image: ecs.ContainerImage, environment: Mapping[str, str], secrets: Mapping[str, ecs.Secret]
+    ) -> None:
         self.task_definition.add_volume(name="tmp")
         container = self.task_definition.add_container(
             "App",
-            # Built for the task's architecture wherever `cdk deploy` runs (an arm64 laptop included).
-            image=ecs.ContainerImage.from_asset(
-                str(SERVICES_DIR), file=f"{service_dir_name}/Dockerfile", exclude=ASSET_EXCLUDES, platform=ecr_assets.Platform.LINUX_AMD64
-            ),
+            image=image,
             environment=dict(environment),
             secrets=dict(secrets),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=service_dir_name, log_group=self.log_group),
@@ -92,35 +106,18 @@ class FargateWebService(Construct):
             "Environment variables hold only non-secret settings (names, URLs, ARNs); secrets arrive through ecs.Secret from Secrets Manager.",
         )
 
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=cluster.vpc, description=f"{service_dir_name} tasks", allow_all_outbound=False
-        )
-        self.security_group.add_ingress_rule(
-            load_balancer_security_group, ec2.Port.tcp(CONTAINER_PORT), "Only the ALB reaches the container port"
-        )
+    def _security_group(self, service_dir_name: str, vpc: ec2.IVpc, load_balancer_security_group: ec2.ISecurityGroup) -> ec2.SecurityGroup:
+        group = ec2.SecurityGroup(self, "SecurityGroup", vpc=vpc, description=f"{service_dir_name} tasks", allow_all_outbound=False)
+        group.add_ingress_rule(load_balancer_security_group, ec2.Port.tcp(CONTAINER_PORT), "Only the ALB reaches the container port")
         # AgentCore, Bedrock, Secrets Manager, ECR and CloudWatch Logs are HTTPS endpoints reached through NAT.
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
+        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
+        return group
 
-        self.service = ecs.FargateService(
-            self,
-            "Service",
-            cluster=cluster,
-            task_definition=self.task_definition,
-            desired_count=desired_count,  # the scaling minimum: where a new service starts
-            assign_public_ip=False,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            security_groups=[self.security_group],
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            health_check_grace_period=Duration.seconds(30),
-            enable_execute_command=False,
-            propagate_tags=ecs.PropagatedTagSource.SERVICE,
-        )
-        self.target_group = elbv2.ApplicationTargetGroup(
+    def _target_group(self, vpc: ec2.IVpc, deregistration_delay_s: int) -> elbv2.ApplicationTargetGroup:
+        return elbv2.ApplicationTargetGroup(
             self,
             "TargetGroup",
-            vpc=cluster.vpc,
+            vpc=vpc,
             port=CONTAINER_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,
             target_type=elbv2.TargetType.IP,
@@ -137,6 +134,7 @@ class FargateWebService(Construct):
             ),
         )
 
+    def _acknowledge_execution_policy(self) -> None:
         execution_policy = self.task_definition.obtain_execution_role().node.find_child("DefaultPolicy")
         acknowledge(
             execution_policy,

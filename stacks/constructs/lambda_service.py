@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from aws_cdk import (
     Duration,
     Stack,
-    aws_ecr_assets as ecr_assets,
     aws_elasticloadbalancingv2 as elbv2,
     aws_elasticloadbalancingv2_targets as elbv2_targets,
     aws_iam as iam,
@@ -20,12 +19,14 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from stacks.constructs.fargate_service import ASSET_EXCLUDES, SERVICES_DIR
 from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.nag import acknowledge
+from stacks.constructs.service_image import lambda_image
 
 
 class LambdaWebService(Construct):
+    """One service: the `lambda` stage of `services/Dockerfile` for `services/<name>`, as the target of one target group."""
+
     def __init__(
         self,
         scope: Construct,
@@ -47,12 +48,7 @@ class LambdaWebService(Construct):
             self,
             "Function",
             description=description,
-            code=lambda_.DockerImageCode.from_image_asset(
-                str(SERVICES_DIR),
-                file=f"{service_dir_name}/Dockerfile.lambda",
-                exclude=ASSET_EXCLUDES,
-                platform=ecr_assets.Platform.LINUX_AMD64,
-            ),
+            code=lambda_image(service_dir_name),
             architecture=lambda_.Architecture.X86_64,
             memory_size=memory_size_mib,
             # Above AgentCore's connect + read timeouts with retries, below the ALB's idle timeout.

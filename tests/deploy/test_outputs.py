@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber
 
-from cdk_app import outputs
+from deploy import outputs
 from tests.support.moto_aws import REGION, MotoAws, moto_aws
 
 DOMAIN = ["-c", "domain_name=agent.example.org", "-c", "hosted_zone_id=Z0123456789ABCDEFGHIJ", "-c", "hosted_zone_name=example.org"]

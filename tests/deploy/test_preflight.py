@@ -11,9 +11,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from cdk_app.aws_clients import AwsClients, region_from_environment
-from cdk_app.cdk_args import PROJECT_DIR, cdk_context, parse_cdk_args
-from cdk_app.preflight import PreflightReport, print_report, run_preflight
+from deploy.aws_clients import AwsClients, region_from_environment
+from deploy.cdk_args import PROJECT_DIR, cdk_context, parse_cdk_args
+from deploy.preflight import PreflightReport, print_report, run_preflight
 from tests.support.moto_aws import ACCOUNT, REGION, MotoAws, moto_aws
 
 DOMAIN = ["-c", "domain_name=agent.example.org", "-c", "hosted_zone_id=Z0123456789ABCDEFGHIJ", "-c", "hosted_zone_name=example.org"]
@@ -142,7 +142,7 @@ def test_no_credentials_no_region_and_placeholders_are_all_reported_by_the_cli(t
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "cdk_app.preflight", "--require-approval", "broadening"],
+        [sys.executable, "-m", "deploy.preflight", "--require-approval", "broadening"],
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -321,9 +321,9 @@ def test_make_deploy_runs_preflight_then_deploy_then_outputs() -> None:
     result = subprocess.run(
         [MAKE, "-n", "deploy", "ARGS=-c provider=demo"], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=True
     )
-    lines = [line for line in result.stdout.splitlines() if "cdk_app." in line or " deploy --all" in line]
+    lines = [line for line in result.stdout.splitlines() if "-m deploy." in line or " deploy --all" in line]
     assert lines == [
-        ".venv/bin/python -m cdk_app.preflight -c provider=demo",
+        ".venv/bin/python -m deploy.preflight -c provider=demo",
         "node_modules/.bin/cdk deploy --all --no-notices --no-version-reporting --require-approval broadening -c provider=demo",
-        ".venv/bin/python -m cdk_app.outputs -c provider=demo",
+        ".venv/bin/python -m deploy.outputs -c provider=demo",
     ]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cdk_app import teardown
-from cdk_app.cdk_args import PROJECT_DIR, load_cli_config, parse_cdk_args
+from deploy import teardown
+from deploy.cdk_args import PROJECT_DIR, load_cli_config, parse_cdk_args
 from tests.support.moto_aws import ACCOUNT, REGION, MotoAws, moto_aws
 
 DOMAIN = ["-c", "domain_name=agent.example.org", "-c", "hosted_zone_id=Z0123456789ABCDEFGHIJ", "-c", "hosted_zone_name=example.org"]
@@ -83,14 +83,14 @@ def test_guard_reports_config_errors(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["nuke", *DOMAIN])[0] == 2
-    assert capsys.readouterr().err.startswith("usage: python -m cdk_app.teardown guard|leftovers")
+    assert capsys.readouterr().err.startswith("usage: python -m deploy.teardown guard|leftovers")
 
 
 def test_guard_through_the_cli_and_make(tmp_path: Path) -> None:
     """`make destroy` stops at the guard for an unconfirmed prod: nothing after it runs."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "cdk_app.teardown", "guard", *PROD],
+        [sys.executable, "-m", "deploy.teardown", "guard", *PROD],
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -104,11 +104,11 @@ def test_guard_through_the_cli_and_make(tmp_path: Path) -> None:
     plan = subprocess.run(
         [MAKE, "-n", "destroy", "ARGS=-c profile=prod"], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=True
     )
-    steps = [line for line in plan.stdout.splitlines() if "cdk_app.teardown" in line or " destroy --all" in line]
+    steps = [line for line in plan.stdout.splitlines() if "deploy.teardown" in line or " destroy --all" in line]
     assert steps == [
-        ".venv/bin/python -m cdk_app.teardown guard -c profile=prod",
+        ".venv/bin/python -m deploy.teardown guard -c profile=prod",
         "node_modules/.bin/cdk destroy --all --force --no-notices --no-version-reporting -c profile=prod",
-        ".venv/bin/python -m cdk_app.teardown leftovers -c profile=prod",
+        ".venv/bin/python -m deploy.teardown leftovers -c profile=prod",
     ]
 
 

@@ -8,7 +8,7 @@ cannot do itself is stood in for:
 * the ALB's sign-in: every request of a context carries an `x-amzn-oidc-data` token minted for the
   person (extra HTTP headers);
 * the provider's consent page and AgentCore's callback: https://idp.example.org is a loopback HTTPS
-  server (tests/support/consent_provider.py) that answers `/authorize` with the redirect AgentCore makes after
+  server (local/standins/consent_page.py) that answers `/authorize` with the redirect AgentCore makes after
   consent, to `/oauth2/session-binding?session_id=<sessionUri>&state=<customState>`.
 
 Chromium resolves no host name but idp.example.org, so nothing leaves 127.0.0.1, and any request to
@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
+from local.standins.consent_page import ORIGIN as PROVIDER_ORIGIN, ProviderStandIn
 from services.common.alb_identity import AlbIdentity
 from tests.services.conftest import (  # the service fixtures this module drives, besides the names it uses
     ALICE,
@@ -41,7 +42,6 @@ from tests.services.conftest import (  # the service fixtures this module drives
     resource,
 )
 from tests.support.browsing import LiveServer, PageWatch, chromium
-from tests.support.consent_provider import ORIGIN as PROVIDER_ORIGIN, ProviderStandIn
 
 __all__ = ["agent", "agentcore", "alb_key", "bedrock", "binding_table", "key_server", "make_agent", "make_harness", "resource"]
 

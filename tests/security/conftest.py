@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
+from local.agentcore_identity import AgentCoreStandIn
 from local.alb.keys import KeyServer
+from local.bedrock import BedrockStandIn
+from local.standins.resource_api import ResourceStandIn
 from services.agent.main import create_app as create_agent_app
 from services.common.signed import Keyring
 from tests.services import conftest as service_fixtures
 from tests.services.conftest import AgentHarness, AlbRouter, BindingHarness, agent_settings
-from tests.support.agentcore_standin import AgentCoreStandIn
-from tests.support.bedrock_standin import BedrockStandIn
-from tests.support.resource_standin import ResourceStandIn
 
 # The service fixtures, for this directory too.
 alb_key = service_fixtures.alb_key

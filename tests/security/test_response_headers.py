@@ -162,10 +162,12 @@ class AlbKeyRotation:
 
 
 def _dockerfile_cmd(service: str) -> list[str]:
-    for line in (REPO / "services" / service / "Dockerfile").read_text().splitlines():
+    """The CMD of services/Dockerfile's first (Fargate) stage, which every Fargate service runs."""
+    assert (REPO / "services" / service / "requirements.txt").is_file()
+    for line in (REPO / "services" / "Dockerfile").read_text().splitlines():
         if line.startswith("CMD ["):
             return list(json.loads(line[4:]))
-    raise AssertionError(f"no exec-form CMD in services/{service}/Dockerfile")
+    raise AssertionError("no exec-form CMD in services/Dockerfile")
 
 
 @pytest.mark.parametrize("service", ["agent", "session_binding"])

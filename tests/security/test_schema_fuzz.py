@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from services.agent.main import ChatRequest
+from services.agent.chat_request import ChatRequest
 from services.common.flow import new_custom_state
 from tests.security.asgi import AsgiClient, encode_query
 from tests.security.redirect_corpus import ORIGIN_HOST, leaves_origin

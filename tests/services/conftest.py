@@ -16,17 +16,18 @@ import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
+from local.agentcore_identity import AgentCoreStandIn
 from local.alb.keys import AlbSigningKey, KeyServer
+from local.bedrock import BedrockStandIn
 from local.dynamodb import BINDING_TABLE, LocalDynamoDB, create_table
+from local.standins.resource_api import ResourceStandIn
 from services.agent.main import create_app as create_agent_app
+from services.agent.settings import AgentSettings
 from services.common.alb_identity import AlbIdentity
-from services.common.config import AgentSettings, BindingSettings
 from services.common.flow import issue_flow_token, new_custom_state
 from services.common.signed import Keyring
 from services.session_binding.main import create_app
-from tests.support.agentcore_standin import AgentCoreStandIn
-from tests.support.bedrock_standin import BedrockStandIn
-from tests.support.resource_standin import ResourceStandIn
+from services.session_binding.settings import BindingSettings
 
 REGION = "eu-west-1"
 ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/agentcore-ecs/0123456789abcdef"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -13,7 +15,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from cdk_app.assembly import AppStacks, build_stacks
+from app import AppStacks, build_stacks
 from cdk_app.config import AppConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +112,49 @@ def statements(policy_resource: dict[str, Any]) -> list[dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+# Where each service's settings class lives: its own settings module, or (until it moves there) the older one.
+SETTINGS_CLASSES: dict[str, tuple[tuple[str, str], ...]] = {
+    "agent": (("services.agent.settings", "AgentSettings"), ("services.common.config", "AgentSettings")),
+    "session_binding": (("services.session_binding.settings", "BindingSettings"), ("services.common.config", "BindingSettings")),
+    "demo_api": (("services.demo_api.settings", "DemoApiSettings"), ("services.demo_api.config", "DemoApiSettings")),
+}
+
+
+def settings_class(service: str) -> Any:
+    """The service's pydantic settings class, imported on first use (a missing module falls through to the next place)."""
+    for module_name, class_name in SETTINGS_CLASSES[service]:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        if hasattr(module, class_name):
+            return getattr(module, class_name)
+    raise AssertionError(f"no settings class for {service} in {SETTINGS_CLASSES[service]}")
+
+
+def required_variables(service: str) -> set[str]:
+    """The variables the service's settings class cannot start without (fields without a default, upper-cased)."""
+    return {name.upper() for name, field in settings_class(service).model_fields.items() if field.is_required()}
+
+
+DOCKERFILE = ROOT / "services" / "Dockerfile"
+
+
+def dockerfile_stage(stage: str) -> str:
+    """The text of one stage of services/Dockerfile, from its `FROM ... AS <stage>` line to the next FROM."""
+    text = DOCKERFILE.read_text()
+    starts = [m for m in re.finditer(r"^FROM \S+ AS (\w+)$", text, re.MULTILINE)]
+    for i, match in enumerate(starts):
+        if match.group(1) == stage:
+            return text[match.start() : starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+    raise AssertionError(f"services/Dockerfile has no stage {stage!r}")
+
+
+def image_assets(outdir: Path, stack: str = "Services") -> list[dict[str, Any]]:
+    """The sources of the stack's container image assets, as the CDK asset manifest lists them."""
+    manifest = json.loads((outdir / f"{stack}.assets.json").read_text())
+    return [asset["source"] for asset in manifest.get("dockerImages", {}).values()]

@@ -50,7 +50,6 @@ CDK_HANDLERS = (
     "Services/Custom::S3AutoDeleteObjectsCustomResourceProvider/Handler",
 )
 APP_FUNCTIONS = ("Services/DemoApi/Function/Resource", "Services/SessionBinding/Function/Resource")
-LAMBDA_DOCKERFILES = ("services/demo_api/Dockerfile", "services/session_binding/Dockerfile.lambda")
 SANDBOX_SHAPES = (
     "demo-sandbox",
     "github",
@@ -131,21 +130,6 @@ SKIPS: tuple[Skip, ...] = (
         shapes=SANDBOX_SHAPES,
         when="sandbox",
     ),
-    # ---------------------------------------------------------------- checkov, Dockerfiles
-    Skip(
-        "checkov",
-        "CKV_DOCKER_2",
-        LAMBDA_DOCKERFILES,
-        "Wants a HEALTHCHECK. These images run on AWS Lambda, which ignores HEALTHCHECK: the load balancer or API Gateway "
-        "invokes the function per request. The Fargate images (agent, session binding) do define one.",
-    ),
-    Skip(
-        "checkov",
-        "CKV_DOCKER_3",
-        LAMBDA_DOCKERFILES,
-        "Wants a USER instruction. Lambda runs every container image as its own unprivileged user on a read-only file "
-        "system (only /tmp writable), whatever the image says; the Fargate images do set USER 10001.",
-    ),
     # ---------------------------------------------------------------- cfn-lint
     Skip(
         "cfn-lint",
@@ -169,7 +153,7 @@ SKIPS: tuple[Skip, ...] = (
         "cfn-lint",
         "W6001",
         ("Services/SignInUserPoolId",),
-        "The services stack re-exports the sign-in pool id it imports, so that `make deploy` (cdk_app/outputs.py) and the "
+        "The services stack re-exports the sign-in pool id it imports, so that `make deploy` (deploy/outputs.py) and the "
         "README find everything a user needs in one stack's outputs. An output of an import is valid CloudFormation and adds "
         "no dependency the stack does not already have.",
     ),

@@ -27,7 +27,9 @@ from tests.stacks.conftest import ROOT, synth
 from tests.stacks.test_nag import VARIANTS
 
 SHAPES: dict[str, tuple[tuple[str, Any], ...]] = dict(VARIANTS)
-DOCKERFILES = tuple(sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "services").glob("*/Dockerfile*")))
+DOCKERFILES = tuple(
+    sorted(p.relative_to(ROOT).as_posix() for pattern in ("Dockerfile*", "*/Dockerfile*") for p in (ROOT / "services").glob(pattern))
+)
 DEFAULT_CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 

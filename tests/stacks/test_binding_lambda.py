@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cdk_app.config import ConfigError, load_config
-from tests.stacks.conftest import Synth, as_list, one, render, resources, statements, synth
+from tests.stacks.conftest import Synth, as_list, image_assets, one, render, resources, statements, synth
 from tests.stacks.test_services import _by_action, _rules, _target_of
 
 LAMBDA = (("binding_compute", "lambda"),)
@@ -46,9 +45,14 @@ def test_binding_runs_as_an_image_function_reading_its_key_from_secrets_manager(
 
 
 def test_the_image_is_the_lambda_dockerfile_of_the_same_service(on_lambda: Synth) -> None:
-    manifest = Path(on_lambda.app.synth().directory) / "Services.assets.json"
-    images = [a["source"] for a in json.loads(manifest.read_text()).get("dockerImages", {}).values()]
-    assert any(img.get("dockerFile") == "session_binding/Dockerfile.lambda" and img.get("platform") == "linux/amd64" for img in images)
+    images = image_assets(Path(on_lambda.app.synth().directory))
+    assert any(
+        img.get("dockerFile") == "Dockerfile"
+        and img.get("dockerBuildTarget") == "lambda"
+        and img.get("dockerBuildArgs") == {"SERVICE": "session_binding"}
+        and img.get("platform") == "linux/amd64"
+        for img in images
+    )
 
 
 def test_same_listener_rule_with_sign_in_then_the_lambda_target(on_lambda: Synth) -> None:

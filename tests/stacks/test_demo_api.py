@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk.assertions import Match
 
-from stacks.constructs.fargate_service import SERVICES_DIR
-from tests.stacks.conftest import Synth, as_list, one, render, resources, statements
+from stacks.constructs.service_image import SERVICES_DIR
+from tests.stacks.conftest import (
+    Synth,
+    as_list,
+    dockerfile_stage,
+    image_assets,
+    one,
+    render,
+    required_variables,
+    resources,
+    settings_class,
+    statements,
+)
 
 ISSUER = "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${Import:ExportsOutputRefDemoAuthorizationServerPool5D5371D5CB8E2597}"
 
@@ -39,8 +51,8 @@ def test_function_runs_the_demo_api_image_with_limits(demo: Synth) -> None:
     assert props["ReservedConcurrentExecutions"] == 5
     assert render(props["LoggingConfig"]["LogGroup"]).startswith("${DemoApiFunctionLogs")
 
-    assets = json.loads((demo.outdir / "Services.assets.json").read_text())
-    [image] = [a["source"] for a in assets["dockerImages"].values() if a["source"]["dockerFile"] == "demo_api/Dockerfile"]
+    [image] = [a for a in image_assets(demo.outdir) if a["dockerBuildArgs"] == {"SERVICE": "demo_api"}]
+    assert (image["dockerFile"], image["dockerBuildTarget"]) == ("Dockerfile", "lambda")
     assert image["platform"] == "linux/amd64"
 
 
@@ -54,12 +66,10 @@ def test_function_environment_pins_the_demo_authorization_server(demo: Synth) ->
 
 
 def test_function_environment_provides_every_required_setting(demo: Synth) -> None:
-    from services.demo_api.config import DemoApiSettings
-
     provided = set(_environment(demo.raw("services"))) | {"AWS_REGION"}  # Lambda sets AWS_REGION
-    required = {name.upper() for name, field in DemoApiSettings.model_fields.items() if field.is_required()}
+    required = required_variables("demo_api")
     assert required <= provided
-    assert set(_environment(demo.raw("services"))) <= {name.upper() for name in DemoApiSettings.model_fields}
+    assert set(_environment(demo.raw("services"))) <= {name.upper() for name in settings_class("demo_api").model_fields}
 
 
 def test_http_api_routes_need_a_jwt_with_the_routes_scope(demo: Synth) -> None:
@@ -190,15 +200,20 @@ def test_not_built_for_a_vendor_provider(github: Synth) -> None:
     assert "DemoApiUrl" not in template.get("Outputs", {})
 
 
-def test_dockerfile_is_a_pinned_lambda_image_with_dependencies_first() -> None:
-    text = (SERVICES_DIR / "demo_api" / "Dockerfile").read_text()
+def test_dockerfile_is_a_pinned_lambda_image_with_dependencies_first(demo: Synth) -> None:
+    [image] = [a for a in image_assets(Path(demo.app.synth().directory)) if a["dockerBuildArgs"] == {"SERVICE": "demo_api"}]
+    assert image["dockerBuildTarget"] == "lambda" and (SERVICES_DIR / "demo_api" / "requirements.txt").is_file()
+    text = dockerfile_stage("lambda")
     base = re.search(r"^FROM (\S+)", text, re.MULTILINE)
     assert base and re.fullmatch(r"public\.ecr\.aws/lambda/python:3\.11\.\d{4}\.\d{2}\.\d{2}\.\d{2}(@sha256:[0-9a-f]{64})?", base.group(1))
-    assert text.index("pip install") < text.index("COPY demo_api ")
-    for source in ("COPY __init__.py ", "COPY common ", "COPY demo_api "):
+    assert text.index("COPY ${SERVICE}/requirements.txt ") < text.index("pip install") < text.index("COPY ${SERVICE} ")
+    assert "--only-binary=:all:" in text and '--target "${LAMBDA_TASK_ROOT}"' in text
+    for source in ("COPY __init__.py ", "COPY common ", "COPY ${SERVICE} "):
         assert source in text
+    # The fixed handler runs `services.<APP_SERVICE>.main.handler`, with APP_SERVICE=demo_api baked in by the build.
     cmd = re.search(r"^CMD (.+)$", text, re.MULTILINE)
-    assert cmd and json.loads(cmd.group(1)) == ["services.demo_api.main.handler"]
+    assert cmd and json.loads(cmd.group(1)) == ["services.lambda_entry.handler"]
+    assert "APP_SERVICE=${SERVICE}" in text and (SERVICES_DIR / "demo_api" / "main.py").is_file()
 
 
 def test_requirements_are_pinned_to_the_session_binding_versions() -> None:

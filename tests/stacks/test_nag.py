@@ -11,8 +11,8 @@ import pytest
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
-from cdk_app import nag_report
 from cdk_app.nag import nag_packs
+from deploy import nag_report
 from tests.stacks.conftest import CERT, GITHUB, PROD, ROOT, Synth, synth
 
 VARIANTS = {
@@ -92,7 +92,7 @@ def test_acknowledgements_are_not_blanket(demo: Synth) -> None:
 
 def test_synth_with_plugins_writes_no_report_when_clean(tmp_path: Path) -> None:
     """The same path app.py takes: Validations plugins run at synth and pass."""
-    from cdk_app.assembly import build_stacks
+    from app import build_stacks
     from cdk_app.config import load_config
     from tests.stacks.conftest import context_with
 

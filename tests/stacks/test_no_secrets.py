@@ -20,7 +20,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from cdk_app.assembly import build_stacks
+from app import build_stacks
 from cdk_app.config import ConfigError, load_config
 from tests.stacks.conftest import context_with, resources
 from tests.stacks.static_tools import SHAPES, assembly, templates

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from services.common.config import AgentSettings
-from tests.stacks.conftest import PROD, ROOT, Synth, one, render, resources, synth
+from tests.stacks.conftest import PROD, ROOT, Synth, dockerfile_stage, one, render, resources, settings_class, synth
 
 NAMESPACE = "agentcore-ecs/sandbox"
 ON_LAMBDA = (("binding_compute", "lambda"),)
@@ -160,7 +159,7 @@ def test_agentcore_throttling_alarm_per_service(demo: Synth, label: str, service
 
 def test_metric_names_match_what_the_services_emit() -> None:
     from services.common import metrics
-    from stacks.constructs import monitoring
+    from stacks.constructs import service_metrics as monitoring
 
     for name in (
         "BINDINGS_COMPLETED",
@@ -172,8 +171,8 @@ def test_metric_names_match_what_the_services_emit() -> None:
     ):
         assert getattr(monitoring, name) == getattr(metrics, name)
     assert (monitoring.CACHE_HITS, monitoring.CACHE_MISSES) == (metrics.WORKLOAD_TOKEN_CACHE_HITS, metrics.WORKLOAD_TOKEN_CACHE_MISSES)
-    from services.agent.main import SERVICE_NAME as AGENT
-    from services.session_binding.main import SERVICE_NAME as BINDING
+    from services.agent.runtime import SERVICE_NAME as AGENT
+    from services.session_binding.runtime import SERVICE_NAME as BINDING
 
     assert (monitoring.AGENT_SERVICE, monitoring.BINDING_SERVICE) == (AGENT, BINDING)
 
@@ -273,7 +272,9 @@ def test_scaling_bounds_come_from_config() -> None:
 
 
 def _graceful_shutdown_s(service: str) -> int:
-    cmd = next(line for line in (ROOT / "services" / service / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    """From the CMD of the Dockerfile's Fargate stage, which every Fargate service (`service`) runs."""
+    assert (ROOT / "services" / service / "requirements.txt").is_file()
+    cmd = next(line for line in dockerfile_stage("fargate").splitlines() if line.startswith("CMD "))
     args: list[str] = json.loads(cmd.removeprefix("CMD "))
     return int(args[args.index("--timeout-graceful-shutdown") + 1])
 
@@ -294,7 +295,7 @@ def test_uvicorn_finishes_before_the_stop_timeout_and_draining_outlasts_requests
         [drain] = [v for k, v in groups.items() if k.startswith(prefix)]
         assert drain >= graceful
         if service == "agent":  # a chat turn that started before draining ends within its own deadline
-            assert drain >= AgentSettings.model_fields["turn_timeout_s"].default
+            assert drain >= settings_class("agent").model_fields["turn_timeout_s"].default
 
 
 def test_health_check_is_the_constant_route(demo: Synth) -> None:

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from services.common.flow import MAX_FLOW_TOKEN_CHARS
-from tests.stacks.conftest import CERT, Synth, as_list, one, render, resources, statements, synth
+from tests.stacks.conftest import CERT, Synth, as_list, one, render, resources, settings_class, statements, synth
 
 AGENTCORE = "arn:${AWS::Partition}:bedrock-agentcore:${AWS::Region}:${AWS::AccountId}"
 DIRECTORY = f"{AGENTCORE}:workload-identity-directory/default"
@@ -410,7 +410,7 @@ def test_execution_role_reads_only_the_signing_key_secret(demo: Synth, service: 
 
 
 def test_binding_container_provides_every_setting_the_service_requires(demo: Synth) -> None:
-    from services.common.config import BindingSettings
+    BindingSettings = settings_class("session_binding")
 
     tasks = [t["Properties"]["ContainerDefinitions"][0] for t in resources(demo.raw("services"), "AWS::ECS::TaskDefinition").values()]
     [binding] = [c for c in tasks if "BEDROCK_MODEL_ID" not in {e["Name"] for e in c["Environment"]}]
@@ -442,7 +442,7 @@ def _ledger_table_id(synth_: Synth) -> str:
 
 
 def test_agent_container_provides_every_setting_the_service_requires(demo: Synth) -> None:
-    from services.common.config import AgentSettings
+    AgentSettings = settings_class("agent")
 
     tasks = [t["Properties"]["ContainerDefinitions"][0] for t in resources(demo.raw("services"), "AWS::ECS::TaskDefinition").values()]
     [agent] = [c for c in tasks if "BEDROCK_MODEL_ID" in {e["Name"] for e in c["Environment"]}]

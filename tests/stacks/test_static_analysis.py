@@ -14,7 +14,7 @@ import pytest
 
 from tests.stacks import static_skips
 from tests.stacks.static_skips import SKIPS
-from tests.stacks.static_tools import SHAPES, Finding, Scan, scan
+from tests.stacks.static_tools import DOCKERFILES, SHAPES, Finding, Scan, scan
 
 # A template each tool must find fault with: an unencrypted, unlogged bucket with an unknown property.
 CONTROL = {"Resources": {"Plain": {"Type": "AWS::S3::Bucket", "Properties": {"NoSuchProperty": True}}}}
@@ -38,7 +38,8 @@ def test_tools_ran_and_catch_a_planted_violation(results: Scan) -> None:
     assert "E3002" in {f.check for f in results.on_control if f.tool == "cfn-lint"}  # unknown property
     assert set(results.checkov_counts) == {"cloudformation", "dockerfile"}
     assert results.checkov_counts["cloudformation"].passed > 500
-    assert results.checkov_counts["dockerfile"].resources == 4
+    assert DOCKERFILES == ("services/Dockerfile",)  # one parameterised Dockerfile for every Python service
+    assert results.checkov_counts["dockerfile"].resources == len(DOCKERFILES)
     assert results.cfn_lint_rules > 100
     assert results.templates_scanned >= len(SHAPES)
 

@@ -19,7 +19,7 @@ import boto3
 from moto.core.authorization import enable_iam_authentication
 from moto.server import ThreadedMotoServer
 
-from cdk_app.aws_clients import AwsClients
+from deploy.aws_clients import AwsClients
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"

@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 import pytest
 
+from local.bedrock import text_response, tool_use_response
 from services.agent.tokens import WorkloadTokenCache
 from services.common.flow import read_flow_token
 from tests.services.conftest import ALICE, BOB, ORIGIN, AgentHarness, ChatTurn, parse_sse
-from tests.support.bedrock_standin import text_response, tool_use_response
 
 WORKLOAD = "GetWorkloadAccessTokenForUserId"
 OUTBOUND = "token"  # GetResourceOauth2Token is POST /identities/oauth2/token

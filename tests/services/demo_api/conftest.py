@@ -11,9 +11,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from local.dynamodb import NOTES_TABLE, LocalDynamoDB
-from services.demo_api.config import DemoApiSettings
+from local.standins.cognito_tokens import CognitoSigningKey, JwksServer
 from services.demo_api.main import create_app
-from tests.support.cognito_tokens import CognitoSigningKey, JwksServer
+from services.demo_api.settings import DemoApiSettings
 from tests.support.dynamodb import table, use_local_dynamodb
 
 REGION = "eu-west-1"

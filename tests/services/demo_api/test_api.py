@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.demo_api.main import MAX_NOTES_PER_USER
+from local.standins.cognito_tokens import CognitoSigningKey, encode_segment
+from services.demo_api.routes import MAX_NOTES_PER_USER
 from tests.services.demo_api.conftest import ALICE, ALL_SCOPES, BOB, CLIENT_ID, ISSUER, PROFILE, READ, WRITE, DemoApiHarness, bearer
-from tests.support.cognito_tokens import CognitoSigningKey, encode_segment
 
 INVALID_TOKEN = 'Bearer realm="demo-api", error="invalid_token"'
 

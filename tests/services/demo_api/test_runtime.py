@@ -11,13 +11,14 @@ import pytest
 from mangum import Mangum
 from mangum.types import LambdaCognitoIdentity, LambdaMobileClientContext
 
+from local.standins.cognito_tokens import CognitoSigningKey, JwksServer
 from services.common.logs import JsonFormatter
 from services.demo_api import main
-from services.demo_api.config import DemoApiSettings, load_demo_settings
-from services.demo_api.main import Runtime, create_app
+from services.demo_api.main import create_app
 from services.demo_api.notes import DynamoDbNotesStore
+from services.demo_api.runtime import Runtime
+from services.demo_api.settings import DemoApiSettings, load_demo_settings
 from tests.services.demo_api.conftest import ALICE, CLIENT_ID, ISSUER, PROFILE, REGION, WRITE
-from tests.support.cognito_tokens import CognitoSigningKey, JwksServer
 
 ENV = {
     "APP_PROFILE": "sandbox",

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from local.standins.cognito_tokens import CognitoSigningKey, JwksServer, b64url, encode_segment
 from services.demo_api.tokens import (
     AccessTokenVerifier,
     InvalidRequest,
@@ -21,7 +22,6 @@ from services.demo_api.tokens import (
     bearer_token,
 )
 from tests.services.demo_api.conftest import ALICE, ALL_SCOPES, CLIENT_ID, ISSUER
-from tests.support.cognito_tokens import CognitoSigningKey, JwksServer, b64url, encode_segment
 
 
 class FakeMonotonic:

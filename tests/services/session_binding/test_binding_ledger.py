@@ -20,13 +20,13 @@ import httpx
 import pytest
 
 from bench.procs import HOST, free_port, uvicorn
+from local.agentcore_identity import AgentCoreStandIn
 from local.alb.keys import KeyServer
 from local.dynamodb import LocalDynamoDB
 from services.common.signed import digest
 from services.session_binding import pages
 from tests.services.conftest import ALB_ARN, ALICE, BOB, CLIENT_ID, ISSUER, ORIGIN, REGION, SIGNING_KEYS, BindingHarness, new_session_uri
 from tests.services.session_binding.test_session_binding import assert_page
-from tests.support.agentcore_standin import AgentCoreStandIn
 
 ROOT = Path(__file__).resolve().parents[3]
 

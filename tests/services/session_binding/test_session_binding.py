@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from local.agentcore_identity import RAW_MESSAGE
 from services.common.flow import BINDING_COOKIE_PREFIX, BOUND_COOKIE_PREFIX, binding_cookie_name, new_custom_state
 from services.session_binding import pages
-from services.session_binding.main import COOKIE_GRACE_S
+from services.session_binding.routes import COOKIE_GRACE_S
 from tests.services.conftest import ALICE, AUTHORIZE_URL, BOB, PROVIDER, BindingHarness, new_session_uri
-from tests.support.agentcore_standin import RAW_MESSAGE
 
 SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",

@@ -17,9 +17,10 @@ import pytest
 from mangum import Mangum
 
 import services.session_binding.main as binding_main
-from services.common.config import BindingSettings, load_settings
+from services.common.settings import load_settings
 from services.session_binding import pages
 from services.session_binding.main import create_app
+from services.session_binding.settings import BindingSettings
 from tests.services.conftest import ALICE, ORIGIN, BindingHarness, binding_settings, new_session_uri
 
 

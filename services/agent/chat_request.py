@@ -1,0 +1,62 @@
+"""The body of `POST /api/chat`: read within a size bound, then checked, before the model sees any of it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from services.agent.settings import AgentSettings
+from services.common.errors import ApiError
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+class HistoryItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    text: str = Field(min_length=1, max_length=4000)
+    _text = field_validator("text")(_not_blank)
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=4000)
+    history: list[HistoryItem] = Field(default_factory=list, max_length=20)
+    _message = field_validator("message")(_not_blank)
+
+
+async def read_chat_request(request: Request, settings: AgentSettings) -> ChatRequest:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the request as application/json.")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY_BYTES):
+        raise ApiError(413, "too_large", f"The request is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, "too_large", f"The request is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    try:
+        parsed = ChatRequest.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", readable(exc.errors())) from None
+    if len(parsed.message) > settings.max_message_chars:
+        raise ApiError(400, "invalid_request", f"message: at most {settings.max_message_chars} characters.")
+    return parsed
+
+
+def readable(errors: Any) -> str:
+    """Pydantic errors as one line a person can act on, without echoing their input back."""
+    parts = []
+    for error in list(errors)[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{location}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)

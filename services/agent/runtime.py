@@ -1,0 +1,90 @@
+"""What the agent builds once per process from its settings: verifier, keyring, clients, caches and bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
+from typing import Annotated
+
+import anyio
+import httpx
+from fastapi import Depends, Request
+
+from services.agent.settings import AgentSettings
+from services.agent.slots import ChatSlots
+from services.agent.tokens import OutboundTokens, WorkloadTokenCache
+from services.agent.tools import Tool, tools_for
+from services.common.agentcore import LazyClient, agentcore_client, bedrock_runtime_client
+from services.common.alb_identity import AlbIdentityVerifier
+from services.common.bootstrap import build_keyring, build_verifier
+from services.common.metrics import Metrics
+from services.common.signed import Keyring
+
+SERVICE_NAME = "agent"  # the metrics' Service dimension
+
+
+@dataclass
+class Runtime:
+    settings: AgentSettings
+    keyring: Keyring
+    verifier: AlbIdentityVerifier
+    tokens: OutboundTokens
+    tools: dict[str, Tool]
+    bedrock: LazyClient
+    http: httpx.AsyncClient
+    limiter: list[anyio.CapacityLimiter]
+    slots: ChatSlots
+    metrics: Metrics
+
+    def bedrock_limiter(self) -> anyio.CapacityLimiter:
+        if len(self.limiter) < 2:  # created in the event loop, on first use
+            self.limiter.append(anyio.CapacityLimiter(self.settings.bedrock_concurrency))
+        return self.limiter[1]
+
+    @classmethod
+    def build(cls, settings: AgentSettings, clock: Callable[[], float]) -> Runtime:
+        limiter: list[anyio.CapacityLimiter] = []
+
+        def agentcore_limiter() -> anyio.CapacityLimiter:
+            if not limiter:  # created in the event loop, on first use
+                limiter.append(anyio.CapacityLimiter(settings.agentcore_concurrency))
+            return limiter[0]
+
+        http = httpx.AsyncClient(timeout=settings.tool_timeout_s, follow_redirects=False, trust_env=False)
+        # No cookies kept: one client serves every person, and a cookie an API sets for one person
+        # must never ride along on another person's request.
+        http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+
+        metrics = Metrics(namespace=settings.metrics_namespace, service=SERVICE_NAME)
+        cache = WorkloadTokenCache(max_entries=settings.workload_token_cache_size, ttl_s=settings.workload_token_ttl_s, metrics=metrics)
+        agentcore = LazyClient(lambda: agentcore_client(settings, app_id="agentcore-ecs-agent"))
+        bedrock = LazyClient(
+            lambda: bedrock_runtime_client(
+                settings, max_attempts=settings.bedrock_max_attempts, read_timeout_s=settings.bedrock_read_timeout_s
+            )
+        )
+        return cls(
+            settings=settings,
+            keyring=build_keyring(settings),
+            verifier=build_verifier(settings, clock),
+            tokens=OutboundTokens(settings, agentcore, cache, limiter=agentcore_limiter, metrics=metrics),
+            tools={tool.name: tool for tool in tools_for(settings)},
+            bedrock=bedrock,
+            http=http,
+            limiter=limiter,
+            slots=ChatSlots(total=settings.max_inflight_chats, per_user=settings.max_chats_per_user),
+            metrics=metrics,
+        )
+
+
+async def close_http(rt: Runtime) -> None:
+    await rt.http.aclose()
+
+
+async def app_runtime(request: Request) -> Runtime:  # async: FastAPI would run a plain function in a worker thread
+    runtime: Runtime = request.app.state.runtime()
+    return runtime
+
+
+AgentRuntime = Annotated[Runtime, Depends(app_runtime)]

@@ -1,0 +1,130 @@
+"""Settings the services share, and how every service reads them: the only place service code reads the environment.
+
+Each service's settings class (`services/<service>/settings.py`) builds on these checks; every variable's
+name is listed in `services/common/environment.py`. The CDK stacks set them, the local stack sets the same
+names with loopback endpoints. A missing or malformed value stops the process at start with the variable's
+name, rather than failing on the first request.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ALB_ARN = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+_NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")
+
+
+def check_region(value: str) -> str:
+    """Field check shared by every service's settings."""
+    if not _REGION.fullmatch(value):
+        raise ValueError(f"expected an AWS region such as eu-west-1, got {value!r}")
+    return value
+
+
+def check_http_url(value: str | None) -> str | None:
+    """An absolute http(s) URL without query or fragment; the trailing slash dropped."""
+    if value is None:
+        return None
+    if not _HTTP_URL.fullmatch(value):
+        raise ValueError(f"expected an http(s) URL without query or fragment, got {value!r}")
+    return value.rstrip("/")
+
+
+def require_https_outside_local(profile: str, urls: dict[str, str | None], why: str = "") -> None:
+    """Outside the local profile, every URL a service trusts or sends credentials to must be https."""
+    if profile == "local":
+        return
+    for name, value in urls.items():
+        if value is not None and not value.startswith("https://"):
+            raise ValueError(f"{name.upper()} must be https:// outside the local profile{why}, got {value!r}")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings both services share: who signs requests in, which keys sign flows, how AgentCore is called."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    app_profile: Literal["sandbox", "prod", "local"] = "sandbox"
+    aws_region: str = Field(description="Region of the ALB and AgentCore (set by ECS and Lambda)")
+    public_base_url: str = Field(description="Origin people use, e.g. https://agent.example.com")
+
+    # Proof 1, who: the ALB's x-amzn-oidc-data token.
+    alb_arn: str = Field(description="ARN of the load balancer whose tokens are accepted (the JWT `signer`)")
+    oidc_issuer: str = Field(description="Issuer of the sign-in user pool (the JWT `iss`)")
+    oidc_client_id: str = Field(description="App client the ALB signs people in with (the JWT `client`)")
+    alb_keys_base_url: str | None = Field(default=None, description="Where ALB public keys are served; default is the regional endpoint")
+    alb_key_fetch_timeout_s: float = Field(default=2.0, gt=0, le=10)
+    alb_token_leeway_s: int = Field(default=10, ge=0, le=60)
+
+    # Proofs 2 and 3: flow tokens and binding cookies.
+    flow_signing_keys: SecretStr | None = Field(default=None, description='JSON {"kid","key"} or a list of them; the first one signs')
+    # On Lambda there is no ECS secret injection: the function reads the secret itself, once, at start.
+    flow_signing_keys_secret_arn: str | None = Field(default=None, description="Secrets Manager ARN holding FLOW_SIGNING_KEYS")
+
+    # AgentCore client.
+    agentcore_connect_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    agentcore_read_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    agentcore_max_attempts: int = Field(default=3, ge=1, le=10)
+    agentcore_concurrency: int = Field(default=4, ge=1, le=64, description="AgentCore calls in flight per process")
+    agentcore_max_waiting: int = Field(default=256, ge=0, le=10_000, description="calls allowed to queue before 503")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # CloudWatch namespace of the embedded-format metrics (the CDK app sets `<app>/<profile>` by default).
+    metrics_namespace: str = "agentcore-ecs/local"
+
+    _region = field_validator("aws_region")(check_region)
+
+    @field_validator("alb_arn")
+    @classmethod
+    def _alb_arn(cls, value: str) -> str:
+        if not _ALB_ARN.fullmatch(value):
+            raise ValueError(
+                "expected an Application Load Balancer ARN (arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/app/<name>/<id>)"
+            )
+        return value
+
+    _http_url = field_validator("public_base_url", "oidc_issuer", "alb_keys_base_url")(check_http_url)
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not _NAMESPACE.fullmatch(value) or value.startswith("AWS/"):
+            raise ValueError("expected 1-255 of letters, digits and . _ / # : - (not starting with AWS/)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source_of_signing_keys(self) -> ServiceSettings:
+        if (self.flow_signing_keys is None) == (self.flow_signing_keys_secret_arn is None):
+            raise ValueError("set exactly one of FLOW_SIGNING_KEYS (the value) and FLOW_SIGNING_KEYS_SECRET_ARN (where to read it)")
+        return self
+
+    @model_validator(mode="after")
+    def _https_outside_local(self) -> ServiceSettings:
+        urls = {"oidc_issuer": self.oidc_issuer, "alb_keys_base_url": self.alb_keys_base_url, "public_base_url": self.public_base_url}
+        require_https_outside_local(self.app_profile, urls)
+        return self
+
+    @property
+    def alb_keys_url(self) -> str:
+        return self.alb_keys_base_url or f"https://public-keys.auth.elb.{self.aws_region}.amazonaws.com"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Read settings from the environment; on a bad value exit with one line per variable."""
+    try:
+        return cls()  # values come from the environment
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" if error["loc"] else error["msg"]
+            for error in exc.errors()
+        )
+        raise SystemExit(f"config error: {problems}") from None

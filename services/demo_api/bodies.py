@@ -1,0 +1,72 @@
+"""The body of `POST /notes`: read within a size bound, strict JSON types, one sentence per problem."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from services.common.errors import ApiError
+
+MAX_NOTE_CHARS = 1000
+MAX_BODY_BYTES = 8 * 1024
+
+
+class NoteIn(BaseModel):
+    """The body of `POST /notes`. Strict JSON types; any other field (a user id included) is refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must contain more than whitespace")
+        return value
+
+
+async def json_body(request: Request) -> bytes:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json).")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(400, "invalid_request", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(400, "invalid_request", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    return bytes(body)
+
+
+def note_in(body: bytes) -> NoteIn:
+    try:
+        return NoteIn.model_validate_json(body)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", _describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """One sentence naming each problem, e.g. "unknown field 'sub'" or "'text' must be 1 to 1000 characters"."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False)[:5]:
+        field = ".".join(str(part) for part in error["loc"])[:40]
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            problems.append(f"unknown field '{field}' (send only 'text')")
+        elif kind == "missing":
+            problems.append(f"missing field '{field}'")
+        elif kind in {"string_too_short", "string_too_long"}:
+            problems.append(f"'{field}' must be 1 to {MAX_NOTE_CHARS} characters")
+        elif kind == "string_type":
+            problems.append(f"'{field}' must be a string")
+        elif kind == "json_invalid":
+            problems.append("the body is not valid JSON")
+        elif kind in {"model_type", "model_attributes_type"}:
+            problems.append('the body must be a JSON object such as {"text": "..."}')
+        elif kind == "value_error":
+            problems.append(f"'{field}' {error['ctx']['error']}")
+        else:
+            problems.append(f"'{field}': {error['msg']}")
+    return "Invalid body: " + "; ".join(problems) + "."

@@ -1,0 +1,100 @@
+"""The agent service on Fargate: its environment, secrets and permissions (AgentCore outbound tokens for the
+signed-in user, the provider's client secret through AgentCore, the configured Bedrock model), and its scaling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Aws, Stack, aws_cloudwatch as cloudwatch, aws_iam as iam
+from constructs import Construct
+
+import services.common.environment as env
+from stacks.constructs.fargate_service import FargateWebService
+from stacks.constructs.nag import acknowledge
+from stacks.constructs.service_grants import acknowledge_secret_suffix, decrypt_via_secrets_manager, read_client_secret
+from stacks.constructs.service_inputs import ServiceInputs
+
+# Draining (deregistration delay): a request in flight when a task leaves may finish. A chat turn is bounded by
+# TURN_TIMEOUT_S (180 s by default). docs/operations.md, "Shutdown timings".
+AGENT_DRAIN_S = 180
+# Target tracking on load balancer requests per task and minute, next to CPU (whichever asks for more tasks wins).
+AGENT_REQUESTS_PER_TASK = 120  # chat turns hold a task for seconds (model calls), so few per minute
+
+
+class AgentService(FargateWebService):
+    """`services/agent`; `demo_api_url` is where its tools call the demo resource API (demo provider only)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, inputs: ServiceInputs, demo_api_url: str | None) -> None:
+        config = inputs.config
+        environment = {**inputs.environment, env.BEDROCK_MODEL_ID: config.bedrock_model_id}
+        if demo_api_url is not None:
+            environment[env.DEMO_API_URL] = demo_api_url
+        super().__init__(
+            scope,
+            construct_id,
+            service_dir_name="agent",
+            cluster=inputs.cluster,
+            load_balancer_security_group=inputs.load_balancer_security_group,
+            environment=environment,
+            secrets=inputs.secrets,
+            desired_count=config.agent_scaling.min_tasks,
+            logs_key=inputs.logs_key,
+            lifecycle=inputs.lifecycle,
+            deregistration_delay_s=AGENT_DRAIN_S,
+        )
+        self._config = config
+        # ECS reads the signing key at task start with the execution role: decrypt through Secrets Manager only.
+        self.task_definition.obtain_execution_role().add_to_principal_policy(decrypt_via_secrets_manager(self, inputs.secrets_key))
+        self._grant(inputs)
+
+    def _grant(self, inputs: ServiceInputs) -> None:
+        """The task's one customer-managed policy: exact AgentCore, secret and model ARNs."""
+        arns, secret = inputs.agentcore_arns, inputs.provider_client_secret
+        self.allow(
+            [
+                iam.PolicyStatement(
+                    sid="WorkloadAccessTokenPerUser",
+                    actions=["bedrock-agentcore:GetWorkloadAccessTokenForUserId"],
+                    resources=[arns.workload_identity_directory, arns.workload_identity],
+                ),
+                iam.PolicyStatement(
+                    sid="OutboundOAuthToken",
+                    actions=["bedrock-agentcore:GetResourceOauth2Token"],
+                    resources=arns.for_outbound_tokens,
+                ),
+                *read_client_secret(self, secret, inputs.secrets_key),
+                iam.PolicyStatement(
+                    sid="InvokeConfiguredModel",
+                    actions=["bedrock:InvokeModel"],  # Converse; the agent does not stream from the model
+                    resources=self._model_arns(),
+                ),
+            ]
+        )
+        acknowledge_secret_suffix(self.task_policy, secret)
+        if self._config.model_is_inference_profile:
+            acknowledge(
+                self.task_policy,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{_base_model_id(self._config.bedrock_model_id)}]",
+                "A cross-region inference profile routes to the named model in any of its regions; the grant names that one model only.",
+            )
+
+    def operate(self, deployment_alarms: Sequence[cloudwatch.IAlarm]) -> None:
+        """Scale within the configured bounds; roll a deployment back when one of these alarms fires."""
+        bounds = self._config.agent_scaling
+        # Scaling needs the target group attached to the listener (request count is per target group).
+        self.scale(min_tasks=bounds.min_tasks, max_tasks=bounds.max_tasks, requests_per_target=AGENT_REQUESTS_PER_TASK)
+        self.roll_back_on(deployment_alarms)
+
+    def _model_arns(self) -> list[str]:
+        stack, model_id = Stack.of(self), self._config.bedrock_model_id
+        if not self._config.model_is_inference_profile:
+            return [f"arn:{Aws.PARTITION}:bedrock:{stack.region}::foundation-model/{model_id}"]
+        return [
+            f"arn:{Aws.PARTITION}:bedrock:{stack.region}:{stack.account}:inference-profile/{model_id}",
+            f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/{_base_model_id(model_id)}",
+        ]
+
+
+def _base_model_id(model_id: str) -> str:
+    """`us.anthropic.claude-…` → `anthropic.claude-…` (the model behind an inference profile)."""
+    return model_id.split(".", 1)[1]

@@ -1,0 +1,53 @@
+"""What the agent and the session binding service share: where they run, the environment both get,
+the signing-key secret, and the keys and AgentCore names their permissions name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import aws_ec2 as ec2, aws_ecs as ecs, aws_kms as kms, aws_secretsmanager as secretsmanager
+
+import services.common.environment as env
+from cdk_app.config import AppConfig
+from stacks.constructs.agent_identity import AgentCoreArns, ClientSecretRef
+from stacks.constructs.lifecycle import Lifecycle
+
+
+def shared_environment(config: AppConfig, *, alb_arn: str, oidc_issuer: str, oidc_client_id: str) -> dict[str, str]:
+    """Both services get all of these; each reads its own (services/common/environment.py). The agent ignores
+    BINDING_MODE and REQUIRE_CUSTOM_STATE and the binding service the five agent names: kept so templates do not change."""
+    return {
+        env.APP_PROFILE: config.profile.value,
+        env.PUBLIC_BASE_URL: config.base_url,
+        env.ALB_ARN: alb_arn,
+        env.OIDC_ISSUER: oidc_issuer,
+        env.OIDC_CLIENT_ID: oidc_client_id,
+        env.WORKLOAD_IDENTITY_NAME: config.workload_identity_name,
+        env.CREDENTIAL_PROVIDER_NAME: config.credential_provider_name,
+        env.PROVIDER_KIND: config.provider.kind.value,
+        env.PROVIDER_SCOPES: " ".join(config.provider.scopes),
+        env.SESSION_BINDING_URL: config.session_binding_url,
+        env.BINDING_MODE: config.binding_mode.value,
+        env.REQUIRE_CUSTOM_STATE: "true" if config.binding_require_state else "false",
+        env.METRICS_NAMESPACE: config.alarms.metrics_namespace,
+    }
+
+
+@dataclass(frozen=True)
+class ServiceInputs:
+    config: AppConfig
+    cluster: ecs.ICluster
+    load_balancer_security_group: ec2.ISecurityGroup
+    environment: Mapping[str, str]
+    signing_secret: secretsmanager.ISecret
+    secrets_key: kms.IKey
+    agentcore_arns: AgentCoreArns
+    provider_client_secret: ClientSecretRef
+    logs_key: kms.IKey
+    lifecycle: Lifecycle
+
+    @property
+    def secrets(self) -> dict[str, ecs.Secret]:
+        """What ECS injects at task start: the flow signing key, never a plain environment variable."""
+        return {env.FLOW_SIGNING_KEYS: ecs.Secret.from_secrets_manager(self.signing_secret)}
