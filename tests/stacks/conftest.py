@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import tempfile
@@ -14,9 +13,13 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
+from pydantic_settings import BaseSettings
 
 from app import AppStacks, build_stacks
 from cdk_app.config import AppConfig, load_config
+from services.agent.settings import AgentSettings
+from services.demo_api.settings import DemoApiSettings
+from services.session_binding.settings import BindingSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -114,26 +117,16 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-# Where each service's settings class lives: its own settings module, or (until it moves there) the older one.
-SETTINGS_CLASSES: dict[str, tuple[tuple[str, str], ...]] = {
-    "agent": (("services.agent.settings", "AgentSettings"), ("services.common.config", "AgentSettings")),
-    "session_binding": (("services.session_binding.settings", "BindingSettings"), ("services.common.config", "BindingSettings")),
-    "demo_api": (("services.demo_api.settings", "DemoApiSettings"), ("services.demo_api.config", "DemoApiSettings")),
+SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
+    "agent": AgentSettings,
+    "session_binding": BindingSettings,
+    "demo_api": DemoApiSettings,
 }
 
 
-def settings_class(service: str) -> Any:
-    """The service's pydantic settings class, imported on first use (a missing module falls through to the next place)."""
-    for module_name, class_name in SETTINGS_CLASSES[service]:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        if hasattr(module, class_name):
-            return getattr(module, class_name)
-    raise AssertionError(f"no settings class for {service} in {SETTINGS_CLASSES[service]}")
+def settings_class(service: str) -> type[BaseSettings]:
+    """The service's pydantic settings class: the names and required fields its container must get."""
+    return SETTINGS_CLASSES[service]
 
 
 def required_variables(service: str) -> set[str]:
