@@ -101,15 +101,13 @@ def run(sections: tuple[str, ...], quick: bool) -> tuple[dict[str, Any], dict[st
         results["binding.ratio_to_bare"] = details["binding"]["c16"]["ratio_to_bare"]
     results["spread"] = spread
     results["targets"] = targets(results)
-    results["machine"] = {
-        "python": platform.python_version(),
-        "cpus": cpus,
-        "cpu_model": _cpu_model(),
-        "date": time.strftime("%Y-%m-%d"),
-        "quick": quick,
-    }
+    results["machine"] = _machine(cpus, quick)
     results["details"] = details
     return results, latencies
+
+
+def _machine(cpus: int, quick: bool) -> dict[str, Any]:
+    return {"python": platform.python_version(), "cpus": cpus, "cpu_model": _cpu_model(), "date": time.strftime("%Y-%m-%d"), "quick": quick}
 
 
 def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:

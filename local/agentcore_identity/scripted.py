@@ -58,8 +58,9 @@ class AgentCoreStandIn(IdentityServer):
         self.record_calls = value
 
     @property
-    def failures(self) -> list[str]:
-        return self.faults.scripted(ANY)
+    def failures(self) -> tuple[str, ...]:
+        """What is still queued (a snapshot: assign a list to queue faults, `.append` is not offered)."""
+        return tuple(self.faults.scripted(ANY))
 
     @failures.setter
     def failures(self, errors: list[str]) -> None:

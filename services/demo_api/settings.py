@@ -1,8 +1,9 @@
 """The demo API's settings: the only place its code reads the environment.
 
 The CDK construct (`stacks/constructs/demo_api.py`) sets these on the Lambda function; the local
-stack sets the same names with loopback endpoints (listed in `services.common.environment.DEMO_API`). A missing or malformed value stops the process
-with the variable's name rather than failing on the first request.
+stack sets the same names with loopback endpoints (all listed in `services.common.environment.DEMO_API`).
+A missing or malformed value stops the process with the variable's name rather than failing on the first
+request.
 
 Why https is required for the issuer and the key set outside `APP_PROFILE=local`: the keys fetched
 from `<issuer>/.well-known/jwks.json` decide which tokens this API accepts. Over plain http anyone on

@@ -18,6 +18,7 @@ from services.session_binding import pages
 from services.session_binding.runtime import Runtime
 
 RETRY_AFTER_S = 5
+UNNAMED_EVENT = "request_refused"  # a refusal from a route that `events` does not name
 
 
 class Refusal(Exception):
@@ -69,7 +70,9 @@ def add_refusal_handlers(app: FastAPI, *, events: Mapping[str, str]) -> None:
     """Answer refusals, sign-in errors included; `events` names each route's security event by its path."""
 
     async def refused(request: Request, refusal: Refusal) -> Response:
-        return render_refusal(request.app.state.runtime(), events[request.scope["route"].path], refusal)
+        # A route missing from `events` still refuses with its page, its event and its metric (never a 500).
+        route = request.scope.get("route")
+        return render_refusal(request.app.state.runtime(), events.get(getattr(route, "path", ""), UNNAMED_EVENT), refusal)
 
     async def sign_in_refused(request: Request, exc: SignInError) -> Response:
         # A landing's parameters are checked before the sign-in, so its session is known (and named in the event).

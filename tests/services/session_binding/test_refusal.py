@@ -95,3 +95,29 @@ def test_a_refusal_after_sign_in_names_the_user_and_the_session(harness: Binding
         "user": hashed(ALICE.user_key),
         "session": hashed(session),
     }
+
+
+def test_every_route_that_refuses_names_its_security_event() -> None:
+    from services.session_binding.routes import REFUSAL_EVENTS, router
+
+    assert {route.path for route in router.routes} == set(REFUSAL_EVENTS)  # type: ignore[attr-defined]
+
+
+def test_a_refusal_from_a_route_without_an_event_name_is_still_a_page_an_event_and_no_500(
+    harness: BindingHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fastapi import APIRouter
+
+    from services.session_binding.refusal import UNNAMED_EVENT, Refusal
+
+    extra = APIRouter()
+
+    @extra.get("/oauth2/probe")
+    async def probe() -> None:
+        raise Refusal(400, "probe", pages.MALFORMED)
+
+    harness.app.include_router(extra)
+    response = harness.browser(None).client.get("/oauth2/probe")
+    assert_page(response, 400, pages.MALFORMED)
+    [event] = security_events(caplog)
+    assert (event["event"], event["reason"], event["status"]) == (UNNAMED_EVENT, "probe", 400)
