@@ -109,6 +109,42 @@ MAX_INGRESS_CIDRS = 25  # two rules each; a security group holds 60 inbound rule
 # Inference-profile prefixes route a request to several regions (cross-region inference).
 INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "global.")
 
+# Regions the app deploys to: both services it cannot run without are offered there (read 2026-12-07).
+# ALB `authenticate-cognito`: "Prepare to use Amazon Cognito" in "Authenticate users using an Application Load
+# Balancer", https://docs.aws.amazon.com/elasticloadbalancing/latest/application/listener-authenticate-users.html.
+# Only Regions of the standard `aws` partition are listed: neither AWS GovCloud (US) nor the China Regions.
+ALB_COGNITO_REGIONS = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "ca-west-1",
+        "eu-north-1", "eu-south-1", "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-south-2",
+        "sa-east-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-south-2",
+        "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+        "me-central-1", "me-south-1", "af-south-1", "il-central-1",
+    }
+)  # fmt: skip
+# AgentCore Identity: its row in "Supported AWS Regions" of the AgentCore developer guide,
+# https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/agentcore-regions.html (the newest copy found: 22
+# columns, Identity offered in each). botocore's endpoint data cannot settle it: its `bedrock-agentcore` rule set
+# resolves a host for any region of any partition and lists none.
+AGENTCORE_IDENTITY_REGIONS = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-central-1", "eu-west-1", "eu-west-2", "eu-south-1",
+        "eu-west-3", "eu-south-2", "eu-north-1", "ap-southeast-5", "ap-south-1", "ap-south-2", "ap-southeast-1",
+        "ap-southeast-2", "ap-southeast-7", "ap-northeast-1", "ap-northeast-2", "ca-central-1", "sa-east-1", "us-gov-west-1",
+    }
+)  # fmt: skip
+SUPPORTED_REGIONS = tuple(sorted(ALB_COGNITO_REGIONS & AGENTCORE_IDENTITY_REGIONS))
+# Partitions by region name, as botocore's data/endpoints.json `regionRegex` has them; the app supports `aws` only.
+_PARTITIONS = (
+    ("aws", re.compile(r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+")),
+    ("aws-cn", re.compile(r"cn-\w+-\d+")),
+    ("aws-us-gov", re.compile(r"us-gov-\w+-\d+")),
+    ("aws-iso", re.compile(r"us-iso-\w+-\d+")),
+    ("aws-iso-b", re.compile(r"us-isob-\w+-\d+")),
+    ("aws-iso-e", re.compile(r"eu-isoe-\w+-\d+")),
+    ("aws-iso-f", re.compile(r"us-isof-\w+-\d+")),
+)
+
 
 @dataclass(frozen=True)
 class ProviderConfig:
@@ -412,7 +448,29 @@ def _load_environment(ctx: _Context) -> tuple[str | None, str | None]:
     if (account is None) != (region is None):
         missing = "region" if region is None else "account"
         raise ConfigError(missing, "set together with the other one (or neither, for an environment-agnostic synth)", missing=True)
+    if region is not None and (expected := region_not_offered(region)) is not None:
+        raise ConfigError("region", expected, region)
     return account, region
+
+
+def partition_of(region: str) -> str | None:
+    """The AWS partition a region name belongs to, or None for a name no partition claims."""
+    return next((name for name, pattern in _PARTITIONS if pattern.fullmatch(region)), None)
+
+
+def region_not_offered(region: str) -> str | None:
+    """What a region must be when the ALB's Cognito sign-in or AgentCore Identity is not offered in `region`
+    (see SUPPORTED_REGIONS); None when both are."""
+    choices = "one of " + ", ".join(SUPPORTED_REGIONS)
+    partition = partition_of(region)
+    if partition != "aws":
+        where = f"partition {partition}" if partition else "no known partition"
+        return f"a region of the aws partition, the only one where the ALB guide lists Cognito sign-in ({region} is in {where}): {choices}"
+    if region not in ALB_COGNITO_REGIONS:
+        return f"a region where the ALB offers Cognito sign-in (authenticate-cognito is not offered in {region}): {choices}"
+    if region not in AGENTCORE_IDENTITY_REGIONS:
+        return f"a region where AgentCore Identity is offered (it is not offered in {region}): {choices}"
+    return None
 
 
 def _load_auth_domain_prefix(ctx: _Context, app_name: str) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
-from cdk_app.config import AppConfig, ConfigError, Provider, load_config
+from cdk_app.config import AppConfig, ConfigError, Provider, load_config, region_not_offered
 from deploy.aws_clients import AwsClients, bootstrap_role_arn
 from deploy.cdk_args import PROJECT_DIR, bootstrap_qualifier, cdk_context, parse_cdk_args
 
@@ -123,6 +123,9 @@ def resolve_target(clients: AwsClients, config: AppConfig | None, report: Prefli
         report.failures.append(
             "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or `region` in your AWS profile), or pass -c account=... -c region=..."
         )
+    elif (config is None or config.region is None) and (expected := region_not_offered(region)) is not None:
+        # Synth checks only a configured region; the environment's is known here, before anything is deployed.
+        report.failures.append(f"AWS region {region} cannot run this app: use {expected}")
     identity = _caller_identity(clients, report)
     if identity is None or region is None:
         return None

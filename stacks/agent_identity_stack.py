@@ -9,7 +9,7 @@ from constructs import Construct
 
 from cdk_app.config import AppConfig, Provider
 from stacks.constructs.agent_identity import AgentCoreArns, AgentWorkloadIdentity, ClientSecretRef, OAuthCredentialProvider
-from stacks.constructs.auth import DemoAuthorizationServer
+from stacks.constructs.auth import DEMO_CLIENT_NAME, DemoAuthorizationServer
 from stacks.constructs.callback_registration import CallbackUrlRegistration
 from stacks.constructs.lifecycle import Lifecycle
 
@@ -60,6 +60,7 @@ class AgentIdentityStack(Stack):
                 "DemoCallbackRegistration",
                 user_pool=demo_authorization_server.user_pool,
                 client=demo_authorization_server.client,
+                client_name=DEMO_CLIENT_NAME,
                 scopes=[s.scope_name for s in demo_authorization_server.oauth_scopes],
                 callback_url=self.credential_provider.callback_url,
                 logs_key=logs_key,

@@ -35,7 +35,6 @@ class IdentityStack(Stack):
                 self,
                 "DemoAuthorizationServer",
                 domain_prefix=Fn.join("-", [prefix, "demo-as"]),
-                placeholder_callback_url=f"{config.base_url}/oauth2/callback-not-registered-yet",
                 key=self.secrets_key,
                 lifecycle=lifecycle,
                 advanced_security=config.is_prod,

@@ -19,12 +19,33 @@ _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _HTTP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
 _NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")
 
+# Where the ALB publishes the key that signs `x-amzn-oidc-data`, by partition (read 2026-12-07): "User claims
+# encoding and signature verification" in "Authenticate users using an Application Load Balancer",
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/listener-authenticate-users.html gives
+# `https://public-keys.auth.elb.<region>.amazonaws.com/<key-id>` for each AWS Region and an S3 endpoint for each
+# AWS GovCloud (US) Region; it names none for the China or isolated partitions, so there the URL must be given.
+# The key id is appended as one more path segment (AlbKeyStore), which fits both shapes.
+_STANDARD_PARTITION = re.compile(r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+")  # botocore endpoints.json, `aws` regionRegex
+_GOVCLOUD_ALB_KEYS = {
+    "us-gov-west-1": "https://s3-us-gov-west-1.amazonaws.com/aws-elb-public-keys-prod-us-gov-west-1",
+    "us-gov-east-1": "https://s3-us-gov-east-1.amazonaws.com/aws-elb-public-keys-prod-us-gov-east-1",
+}
+
 
 def check_region(value: str) -> str:
     """Field check shared by every service's settings."""
     if not _REGION.fullmatch(value):
         raise ValueError(f"expected an AWS region such as eu-west-1, got {value!r}")
     return value
+
+
+def documented_alb_keys_url(region: str) -> str | None:
+    """The ALB documentation's public-key endpoint for `region` (without the key id), or None where it gives none."""
+    if region in _GOVCLOUD_ALB_KEYS:
+        return _GOVCLOUD_ALB_KEYS[region]
+    if _STANDARD_PARTITION.fullmatch(region):
+        return f"https://public-keys.auth.elb.{region}.amazonaws.com"
+    return None
 
 
 def check_http_url(value: str | None) -> str | None:
@@ -58,7 +79,9 @@ class ServiceSettings(BaseSettings):
     alb_arn: str = Field(description="ARN of the load balancer whose tokens are accepted (the JWT `signer`)")
     oidc_issuer: str = Field(description="Issuer of the sign-in user pool (the JWT `iss`)")
     oidc_client_id: str = Field(description="App client the ALB signs people in with (the JWT `client`)")
-    alb_keys_base_url: str | None = Field(default=None, description="Where ALB public keys are served; default is the regional endpoint")
+    alb_keys_base_url: str | None = Field(
+        default=None, description="Where ALB public keys are served; default is the documented endpoint of AWS_REGION's partition"
+    )
     alb_key_fetch_timeout_s: float = Field(default=2.0, gt=0, le=10)
     alb_token_leeway_s: int = Field(default=10, ge=0, le=60)
 
@@ -105,6 +128,15 @@ class ServiceSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _alb_keys_endpoint_known(self) -> ServiceSettings:
+        if self.alb_keys_base_url is None and documented_alb_keys_url(self.aws_region) is None:
+            raise ValueError(
+                f"AWS_REGION {self.aws_region!r}: the ALB documentation gives no public-key endpoint in its partition "
+                "(only the aws partition and us-gov-west-1/us-gov-east-1); set ALB_KEYS_BASE_URL"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _https_outside_local(self) -> ServiceSettings:
         urls = {"oidc_issuer": self.oidc_issuer, "alb_keys_base_url": self.alb_keys_base_url, "public_base_url": self.public_base_url}
         require_https_outside_local(self.app_profile, urls)
@@ -112,7 +144,11 @@ class ServiceSettings(BaseSettings):
 
     @property
     def alb_keys_url(self) -> str:
-        return self.alb_keys_base_url or f"https://public-keys.auth.elb.{self.aws_region}.amazonaws.com"
+        """ALB_KEYS_BASE_URL when set (the local stack's key server), else the documented endpoint (checked at load)."""
+        url = self.alb_keys_base_url or documented_alb_keys_url(self.aws_region)
+        if url is None:  # unreachable through validation; kept so a bypassing constructor cannot yield a wrong host
+            raise ValueError(f"no ALB public-key endpoint for AWS_REGION {self.aws_region!r}; set ALB_KEYS_BASE_URL")
+        return url
 
 
 S = TypeVar("S", bound=BaseSettings)

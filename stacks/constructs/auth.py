@@ -8,7 +8,6 @@ from aws_cdk import (
     Duration,
     SecretValue,
     Stack,
-    Token,
     aws_cognito as cognito,
     aws_kms as kms,
     aws_secretsmanager as secretsmanager,
@@ -25,6 +24,8 @@ DEMO_SCOPES = {
     "notes.write": "Create notes for the signed-in user",
     "profile.read": "Read the signed-in user's profile",
 }
+# The app client AgentCore Identity uses; sent again by every registration, so a rename re-registers too.
+DEMO_CLIENT_NAME = "agentcore-identity"
 
 
 def _strong_user_pool(scope: Construct, construct_id: str, *, lifecycle: Lifecycle, advanced_security: bool) -> cognito.UserPool:
@@ -69,13 +70,6 @@ def issuer_url(pool: cognito.IUserPool) -> str:
     """The pool's OIDC issuer (`iss`). CloudFormation's ProviderURL attribute has no scheme, so build it in full."""
     stack = Stack.of(pool)
     return f"https://cognito-idp.{stack.region}.{stack.url_suffix}/{pool.user_pool_id}"
-
-
-def _client_secret_attribute(client: cognito.UserPoolClient) -> str:
-    """The client secret as a CloudFormation attribute (CDK's own getter adds a custom resource)."""
-    cfn_client = client.node.default_child
-    assert isinstance(cfn_client, cognito.CfnUserPoolClient)
-    return Token.as_string(cfn_client.get_att("ClientSecret"))
 
 
 class SignInUserPool(Construct):
@@ -129,7 +123,6 @@ class DemoAuthorizationServer(Construct):
         construct_id: str,
         *,
         domain_prefix: str,
-        placeholder_callback_url: str,
         key: kms.IKey,
         lifecycle: Lifecycle,
         advanced_security: bool,
@@ -143,31 +136,21 @@ class DemoAuthorizationServer(Construct):
             cognito.OAuthScope.OPENID,
             *(cognito.OAuthScope.resource_server(self.resource_server, s) for s in resource_scopes),
         ]
-        # The real callback is AgentCore's, known only after the credential provider exists;
-        # CallbackUrlRegistration (agent identity stack) replaces this placeholder on deploy.
-        self.client = self.user_pool.add_client(
-            "AgentCoreClient",
-            generate_secret=True,
-            auth_flows=cognito.AuthFlow(user_srp=False, user_password=False, admin_user_password=False, custom=False),
-            o_auth=cognito.OAuthSettings(
-                flows=cognito.OAuthFlows(authorization_code_grant=True),
-                scopes=list(self.oauth_scopes),
-                callback_urls=[placeholder_callback_url],
-            ),
-            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
-            prevent_user_existence_errors=True,
-            enable_token_revocation=True,
-            access_token_validity=Duration.minutes(60),
-            id_token_validity=Duration.minutes(60),
-            refresh_token_validity=Duration.days(30),
+        # Only what fixes the client's identity: every setting, AgentCore's callback URL among them, is
+        # written by CallbackUrlRegistration (agent identity stack), so no CloudFormation update of this
+        # resource can reset them (UpdateUserPoolClient resets what it is not given).
+        client_holder = Construct(self.user_pool, "AgentCoreClient")  # the logical id the L2 client had
+        self.cfn_client = cognito.CfnUserPoolClient(
+            client_holder, "Resource", user_pool_id=self.user_pool.user_pool_id, generate_secret=True, client_name=DEMO_CLIENT_NAME
         )
+        self.client = cognito.UserPoolClient.from_user_pool_client_id(self, "Client", self.cfn_client.ref)
         self.client_secret = secretsmanager.Secret(
             self,
             "ClientSecret",
             description="Client secret of the demo authorization server's app client, for AgentCore Identity",
             encryption_key=key,
             # GetAtt ClientSecret, resolved by CloudFormation at deploy: never in the template.
-            secret_object_value={"client_secret": SecretValue.resource_attribute(_client_secret_attribute(self.client))},
+            secret_object_value={"client_secret": SecretValue.resource_attribute(self.cfn_client.attr_client_secret)},
             removal_policy=lifecycle.removal_policy,
         )
         not_rotatable = (

@@ -11,15 +11,17 @@ from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.nag import acknowledge
 
 
-def demo_client_settings(*, user_pool_id: str, client_id: str, scopes: list[str], callback_url: str) -> dict[str, Any]:
-    """Every setting of the demo app client, as UpdateUserPoolClient wants them.
+def demo_client_settings(*, user_pool_id: str, client_id: str, client_name: str, scopes: list[str], callback_url: str) -> dict[str, Any]:
+    """Every setting of the demo app client, as UpdateUserPoolClient wants them: the one place they are written.
 
-    UpdateUserPoolClient resets any omitted setting to its default, so the registration sends the
-    whole client configuration; tests check it against the synthesized client so they cannot drift.
+    UpdateUserPoolClient resets any omitted setting to its default, so the registration sends the whole
+    client configuration, name included. The client's template holds none of them (auth.py), so no
+    CloudFormation update of the client can undo a registration.
     """
     return {
         "UserPoolId": user_pool_id,
         "ClientId": client_id,
+        "ClientName": client_name,
         "CallbackURLs": [callback_url],
         "AllowedOAuthFlows": ["code"],
         "AllowedOAuthFlowsUserPoolClient": True,
@@ -40,11 +42,14 @@ _AWS_CUSTOM_RESOURCE_SINGLETON_ID = "AWS679f53fac002430cb0da5b7982bd2287"
 
 
 class CallbackUrlRegistration(Construct):
-    """Registers AgentCore's callback URL at the demo app client, with no manual step.
+    """Writes every setting of the demo app client, AgentCore's callback URL among them, with no manual step.
 
     The credential provider needs the client (id and secret) and the client needs the provider's
-    callback URL: a cycle CloudFormation cannot express. This custom resource closes it after both
-    exist, calling only `cognito-idp:UpdateUserPoolClient` on the one user pool.
+    callback URL, unique per provider and known only once it exists: a cycle CloudFormation cannot
+    express. This custom resource closes it after both exist, calling only
+    `cognito-idp:UpdateUserPoolClient` on the one user pool. It owns the settings alone: any change to
+    them, a new client id or a new callback URL (a replaced provider) changes its parameters, and
+    CloudFormation runs it again.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class CallbackUrlRegistration(Construct):
         *,
         user_pool: cognito.IUserPool,
         client: cognito.IUserPoolClient,
+        client_name: str,
         scopes: list[str],
         callback_url: str,
         logs_key: kms.IKey,
@@ -61,13 +67,17 @@ class CallbackUrlRegistration(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         settings = demo_client_settings(
-            user_pool_id=user_pool.user_pool_id, client_id=client.user_pool_client_id, scopes=scopes, callback_url=callback_url
+            user_pool_id=user_pool.user_pool_id,
+            client_id=client.user_pool_client_id,
+            client_name=client_name,
+            scopes=scopes,
+            callback_url=callback_url,
         )
         call = cr.AwsSdkCall(
             service="CognitoIdentityServiceProvider",
             action="updateUserPoolClient",
             parameters=settings,
-            # Any change of settings (new client id, callback or scopes) changes the parameters and re-registers.
+            # Any change of settings (new client id, callback, scopes or any other setting) changes the parameters and re-registers.
             physical_resource_id=cr.PhysicalResourceId.of(client.user_pool_client_id),
         )
         log_group = logs.LogGroup(

@@ -327,3 +327,15 @@ def test_make_deploy_runs_preflight_then_deploy_then_outputs() -> None:
         "node_modules/.bin/cdk deploy --all --no-notices --no-version-reporting --require-approval broadening -c provider=demo",
         ".venv/bin/python -m deploy.outputs -c provider=demo",
     ]
+
+
+@pytest.mark.parametrize("region", ["ap-east-1", "us-gov-west-1"])
+def test_a_region_where_the_app_cannot_run_is_refused_before_deploying(aws: MotoAws, region: str) -> None:
+    """With no `-c region`, synth checked nothing: the region the credentials point at is checked here."""
+    report = preflight(aws, DOMAIN, region=region)
+    assert f"AWS region {region} cannot run this app: use a region" in "\n".join(report.failures)
+
+
+def test_a_supported_region_from_the_environment_passes_the_region_check(aws: MotoAws) -> None:
+    report = preflight(aws, DOMAIN)
+    assert not [line for line in report.failures if "cannot run this app" in line]

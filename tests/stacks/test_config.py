@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from cdk_app.config import BindingMode, ConfigError, Profile, Provider, load_config
+from cdk_app.config import (
+    AGENTCORE_IDENTITY_REGIONS,
+    ALB_COGNITO_REGIONS,
+    SUPPORTED_REGIONS,
+    BindingMode,
+    ConfigError,
+    Profile,
+    Provider,
+    load_config,
+    partition_of,
+)
 from tests.stacks.conftest import DEFAULT_CONTEXT, GITHUB, ROOT, context_with
 
 
@@ -89,6 +99,18 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("account", (("account", "12345"),), "12-digit"),
     ("region", (("account", "111122223333"),), "set together"),
     ("region", (("account", "111122223333"), ("region", "mars-1")), "AWS region"),
+    # Partitions and regions where the ALB's Cognito sign-in or AgentCore Identity is not offered (cdk_app/config.py cites both).
+    ("region", (("account", "111122223333"), ("region", "us-gov-west-1")), "aws partition, the only one where the ALB guide lists Cognito"),
+    ("region", (("account", "111122223333"), ("region", "cn-north-1")), "(cn-north-1 is in partition aws-cn)"),
+    ("region", (("account", "111122223333"), ("region", "us-iso-east-1")), "(us-iso-east-1 is in partition aws-iso)"),
+    ("region", (("account", "111122223333"), ("region", "ap-east-1")), "AgentCore Identity is offered (it is not offered in ap-east-1)"),
+    (
+        "region",
+        (("account", "111122223333"), ("region", "me-central-1")),
+        "AgentCore Identity is offered (it is not offered in me-central-1)",
+    ),
+    ("region", (("account", "111122223333"), ("region", "ap-southeast-7")), "authenticate-cognito is not offered in ap-southeast-7"),
+    ("region", (("account", "111122223333"), ("region", "ap-southeast-5")), "authenticate-cognito is not offered in ap-southeast-5"),
     ("domain_name", (("domain_name", None),), "it is missing"),
     ("domain_name", (("domain_name", "https://agent.example.com"),), "DNS name"),
     ("domain_name", (("domain_name", "agent.other.org"),), "inside hosted zone example.com"),
@@ -180,6 +202,47 @@ def test_bad_value_names_the_key(key: str, overrides: tuple[tuple[str, Any], ...
     assert message.startswith(f"context key '{key}': expected ")
     assert expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("region", SUPPORTED_REGIONS)
+def test_each_supported_region_synthesizes(region: str) -> None:
+    config = load_config(context_with((("account", "111122223333"), ("region", region))))
+    assert config.region == region
+
+
+def test_supported_regions_offer_both_services() -> None:
+    """Both lists come from the documentation; synth accepts where they meet, in the aws partition only."""
+    assert set(SUPPORTED_REGIONS) == ALB_COGNITO_REGIONS & AGENTCORE_IDENTITY_REGIONS
+    assert {"us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2"} <= set(SUPPORTED_REGIONS)
+    assert {partition_of(region) for region in SUPPORTED_REGIONS} == {"aws"}
+    assert "us-gov-west-1" in AGENTCORE_IDENTITY_REGIONS and "us-gov-west-1" not in SUPPORTED_REGIONS  # no ALB Cognito sign-in there
+
+
+def test_refused_region_message_lists_the_choices() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(context_with((("account", "111122223333"), ("region", "ap-east-1"))))
+    message = str(caught.value)
+    assert message.startswith("context key 'region': expected a region where AgentCore Identity is offered")
+    assert "one of " + ", ".join(SUPPORTED_REGIONS) in message
+    assert message.endswith("got 'ap-east-1'")
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [
+        ("eu-west-1", "aws"),
+        ("il-central-1", "aws"),
+        ("cn-northwest-1", "aws-cn"),
+        ("us-gov-east-1", "aws-us-gov"),
+        ("us-iso-west-1", "aws-iso"),
+        ("us-isob-east-1", "aws-iso-b"),
+        ("eu-isoe-west-1", "aws-iso-e"),
+        ("us-isof-south-1", "aws-iso-f"),
+        ("xx-east-1", None),
+    ],
+)
+def test_partition_of_a_region_name(region: str, partition: str | None) -> None:
+    assert partition_of(region) == partition
 
 
 def test_unknown_key_suggests_the_close_one() -> None:
