@@ -6,8 +6,9 @@ request serialisation, retries and error parsing are botocore's own. It speaks b
 rest-json models for:
 
 - control plane (`bedrock-agentcore-control`): CreateWorkloadIdentity, UpdateWorkloadIdentity,
-  GetWorkloadIdentity, CreateOauth2CredentialProvider (CustomOauth2, by discovery URL or explicit
-  metadata, client id and secret by value), GetOauth2CredentialProvider;
+  GetWorkloadIdentity, CreateOauth2CredentialProvider (CustomOauth2 by discovery URL or explicit
+  metadata with `clientAuthenticationMethod`; GithubOauth2, GoogleOauth2, MicrosoftOauth2, SlackOauth2;
+  the client secret by value or EXTERNAL from Secrets Manager, `providers.py`), GetOauth2CredentialProvider;
 - data plane (`bedrock-agentcore`): GetWorkloadAccessToken, GetWorkloadAccessTokenForUserId,
   GetWorkloadAccessTokenForJWT, GetResourceOauth2Token (USER_FEDERATION), CompleteResourceTokenAuth;
 - the browser-facing callback `GET /identities/oauth2/callback/<id>?code=&state=`.
@@ -16,17 +17,18 @@ Rules enforced like the real service: the return URL must be in the workload ide
 list; workload tokens are opaque and bound server-side to workload and user; a vault miss starts a
 code flow with PKCE (S256) at the provider and returns `authorizationUrl` and a `sessionUri`
 (`urn:ietf:params:oauth:request_uri:...`) valid 10 minutes (configurable); the callback exchanges
-the code (client_secret_post, with the code verifier) and redirects the browser to the return URL
+the code (authenticating the client by the provider's method, basic or post, with the code verifier) and redirects the browser to the return URL
 with `session_id=<sessionUri>` and, when the caller gave a `customState`, `state=<customState>`
 (an assumption about the real service's echo); `CompleteResourceTokenAuth` succeeds only for the
 initiating user, once, before expiry, after the callback; the vault is keyed by workload, user,
 provider and sorted scopes and refreshes expired tokens with refresh tokens; `forceAuthentication`
-always starts a new session. Errors use the AWS rest-json shape (status, `x-amzn-errortype`,
-JSON `message`).
+always starts a new session. Every request is checked against botocore's model (`model.py`). Errors
+use the AWS rest-json shape (status, `x-amzn-errortype`, JSON `message`, and ValidationException's
+`reason` and `fieldList`).
 
 Differences from AWS, on purpose: no SigV4 verification, no IAM, state in memory only, JWTs given to
 GetWorkloadAccessTokenForJWT / `userToken` are decoded without verification, `customParameters` is
-not part of the vault key, only the CustomOauth2 vendor and USER_FEDERATION flow exist, and a
+not part of the vault key, five vendors and only the USER_FEDERATION flow exist, and a
 provider's callback id is derived from account, region and name (`callback_id()`) rather than random,
 so a local stack can register the callback URL at its provider first.
 

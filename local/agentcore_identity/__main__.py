@@ -17,6 +17,7 @@ import threading
 from types import FrameType
 
 from local.agentcore_identity.faults import ANY, FaultRule, Faults, parse_assignment
+from local.agentcore_identity.providers import secretsmanager_reader
 from local.agentcore_identity.server import Emulator
 
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", action="append", metavar="[OP=]SECONDS", help="added latency per call")
     parser.add_argument("--script", action="append", metavar="[OP=]ERROR[:COUNT]", help="the next COUNT calls answer ERROR")
     parser.add_argument("--seed", type=int, default=None, help="seed for probabilistic faults")
+    parser.add_argument("--secretsmanager-endpoint", help="Secrets Manager to read EXTERNAL client secrets from (e.g. moto's server)")
     args = parser.parse_args(argv)
     try:
         faults = build_faults(args)
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         account=args.account,
         public_url=args.public_url,
         faults=faults,
+        secret_reader=secretsmanager_reader(args.secretsmanager_endpoint, args.region) if args.secretsmanager_endpoint else None,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -1,8 +1,9 @@
 """A tiny loopback OAuth 2.0 authorization server that consents at once: for the emulator's tests and tour.
 
 Discovery document, an authorization endpoint that needs no person (302 back with a code at once),
-and a token endpoint that checks the client secret (client_secret_post), the redirect URI and PKCE
-(S256), and issues opaque access and refresh tokens (refresh tokens rotate). The person-facing
+and a token endpoint that checks the client secret (by the methods it is given: client_secret_post by
+default, or client_secret_basic), the redirect URI and PKCE (S256), and issues opaque access and
+refresh tokens (refresh tokens rotate). `client_auth` records how each token request authenticated. The person-facing
 providers of the local stack are in local/idp (oidc-provider); this one is for scripts.
 """
 
@@ -29,12 +30,28 @@ class ProviderState:
     refresh_tokens: set[str] = field(default_factory=set)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    client_auth: list[str] = field(default_factory=list)  # per token request: client_secret_basic, client_secret_post or none
     issued: int = 0
 
 
+def client_credentials(form: dict[str, str], authorization: str | None) -> tuple[str, str | None, str | None]:
+    """How the client authenticated (RFC 6749 section 2.3.1), and the id and secret it sent."""
+    if authorization and authorization.lower().startswith("basic "):
+        try:
+            pair = base64.b64decode(authorization[6:], validate=True).decode()
+        except ValueError:
+            return "client_secret_basic", None, None
+        client_id, _, secret = pair.partition(":")
+        return "client_secret_basic", urllib.parse.unquote_plus(client_id), urllib.parse.unquote_plus(secret)
+    if "client_secret" in form:
+        return "client_secret_post", form.get("client_id"), form.get("client_secret")
+    return "none", form.get("client_id"), None
+
+
 class OAuthProvider:
-    def __init__(self) -> None:
+    def __init__(self, auth_methods: tuple[str, ...] = ("client_secret_post",)) -> None:
         self.state = ProviderState()
+        self.auth_methods = auth_methods
         self._lock = threading.Lock()
         provider = self
 
@@ -53,7 +70,7 @@ class OAuthProvider:
                             "authorization_endpoint": f"{base}/authorize",
                             "token_endpoint": f"{base}/token",
                             "response_types_supported": ["code"],
-                            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+                            "token_endpoint_auth_methods_supported": list(provider.auth_methods),
                             "code_challenge_methods_supported": ["S256"],
                         },
                     )
@@ -79,9 +96,12 @@ class OAuthProvider:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                method, client_id, secret = client_credentials(form, self.headers.get("authorization"))
                 with provider._lock:
                     provider.state.token_requests.append(form)
-                    status, answer = provider._token(form)
+                    provider.state.client_auth.append(method)
+                    ok = method in provider.auth_methods and client_id == CLIENT_ID and secret == CLIENT_SECRET
+                    status, answer = provider._token(form) if ok else (401, {"error": "invalid_client"})
                 self._send(status, answer)
 
         self._server = LoopbackServer(Handler, name="auto-provider")
@@ -101,9 +121,7 @@ class OAuthProvider:
         access = f"at-{self.state.issued}-{secrets.token_hex(4)}"
         return {"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": self.state.expires_in}
 
-    def _token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:  # noqa: PLR0911 - one return per OAuth error
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
-            return 401, {"error": "invalid_client"}
+    def _token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if form.get("grant_type") == "authorization_code":
             request = self.state.codes.pop(form.get("code", ""), None)
             if request is None or form.get("redirect_uri") != request["redirect_uri"]:

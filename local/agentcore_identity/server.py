@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
 from local.agentcore_identity.faults import CLOSE, HTML_503, SLOW_SUCCESS, Faults
+from local.agentcore_identity.providers import Endpoints, SecretReader
 from local.agentcore_identity.service import CALLBACK_PATH, ApiError, CallbackError, IdentityService, Settings
 from local.serving import JsonHandler, LoopbackServer
 
@@ -157,7 +158,9 @@ class Emulator(IdentityServer):
 
     `Emulator(port=0).start()` listens on loopback; `.base_url` is what to put in
     `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE(_CONTROL)`; `.counts` counts calls per operation;
-    `.faults` injects errors and latency; `.advance_clock(s)` moves time forward.
+    `.faults` injects errors and latency; `.advance_clock(s)` moves time forward. `vendor_endpoints`
+    replaces a built-in vendor's endpoints (GithubOauth2, ...); `secret_reader` is the Secrets Manager
+    EXTERNAL client secrets are read from (`providers.secretsmanager_reader()`; without one, EXTERNAL is refused).
     """
 
     def __init__(
@@ -172,8 +175,17 @@ class Emulator(IdentityServer):
         public_url: str | None = None,
         faults: Faults | None = None,
         clock: Callable[[], float] = time.time,
+        vendor_endpoints: dict[str, Endpoints] | None = None,
+        secret_reader: SecretReader | None = None,
     ) -> None:
-        settings = Settings(region=region, account=account, session_ttl_s=session_ttl_s, workload_token_ttl_s=workload_token_ttl_s)
+        settings = Settings(
+            region=region,
+            account=account,
+            session_ttl_s=session_ttl_s,
+            workload_token_ttl_s=workload_token_ttl_s,
+            vendor_endpoints=dict(vendor_endpoints or {}),
+            secret_reader=secret_reader,
+        )
         self.service = IdentityService(settings, lambda: self.base_url, clock)
         super().__init__(self.service, host, port, public_url=public_url, faults=faults, name="agentcore-identity-emulator")
 
@@ -182,9 +194,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw or b"{}")
     except json.JSONDecodeError:
-        raise ApiError("ValidationException", "request body is not JSON") from None
+        raise ApiError("ValidationException", "request body is not JSON", reason="CannotParse") from None
     if not isinstance(body, dict):
-        raise ApiError("ValidationException", "request body must be a JSON object")
+        raise ApiError("ValidationException", "request body must be a JSON object", reason="CannotParse")
     return body
 
 
@@ -201,7 +213,7 @@ class IdentityHandler(JsonHandler):
         self.send_json(status, payload, [("x-amzn-errortype", error)] if error else [])
 
     def _error(self, exc: ApiError) -> None:
-        self._json(exc.status, {"message": exc.message}, error=exc.code)
+        self._json(exc.status, exc.body(), error=exc.code)
 
     def _page(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         page = f"<!doctype html><meta charset=utf-8><title>AgentCore Identity (local)</title><p>{html.escape(text)}</p>"

@@ -21,16 +21,35 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from local.agentcore_identity import model
+from local.agentcore_identity.providers import (
+    AUTH_METHODS,
+    VENDOR_CONFIGS,
+    Endpoints,
+    SecretKeyMissing,
+    SecretMissing,
+    SecretReader,
+    SecretSource,
+    builtin_endpoints,
+    choose_auth_method,
+    read_json,
+    token_request,
+)
 
 SESSION_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 SESSION_URI_RE = re.compile(r"urn:ietf:params:oauth:request_uri:[a-zA-Z0-9\-._~]+")
-DISCOVERY_URL_RE = re.compile(r"[^\s?#]+/\.well-known/(openid-configuration|oauth-authorization-server)(/[^\s?#]+)?")
-NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
-PROVIDER_NAME_RE = re.compile(r"[a-zA-Z0-9\-_]+")
 CALLBACK_PATH = "/identities/oauth2/callback/"
-OUTBOUND_TIMEOUT_S = 10.0
+# CustomOauth2ProviderConfigInput members the emulator does not perform: refused, never silently ignored.
+NOT_EMULATED = (
+    "onBehalfOfTokenExchangeConfig",
+    "privateKeyJwtConfig",
+    "privateEndpoint",
+    "privateEndpointOverrides",
+    "certificateConfigurations",
+)
 
 ERROR_STATUS = {
     "ValidationException": 400,
@@ -44,14 +63,47 @@ ERROR_STATUS = {
 
 
 class ApiError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    """An AWS error: its code, message and, for ValidationException, the model's `reason` and `fieldList`."""
+
+    def __init__(self, code: str, message: str, *, reason: str | None = None, fields: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # ValidationExceptionReason: required by both models' ValidationException.
+        self.reason = reason or ("FieldValidationFailed" if code == "ValidationException" else None)
+        self.fields = list(fields or [])
 
     @property
     def status(self) -> int:
         return ERROR_STATUS.get(self.code, 400)
+
+    def body(self) -> dict[str, Any]:
+        """The error's JSON body: `message`, and `reason` and `fieldList` for ValidationException."""
+        out: dict[str, Any] = {"message": self.message}
+        if self.code == "ValidationException":
+            out["reason"] = self.reason
+            if self.fields:
+                out["fieldList"] = [{"name": name, "message": text} for name, text in self.fields]
+        return out
+
+
+def invalid(member: str, message: str) -> ApiError:
+    """A ValidationException about one request member (its path in the body), as AWS words them."""
+    return ApiError(
+        "ValidationException",
+        f"1 validation error detected: Value at '{member}' failed to satisfy constraint: {message}",
+        fields=[(member, message)],
+    )
+
+
+def validate_request(operation: str, body: dict[str, Any]) -> None:
+    """ValidationException for every difference between the request body and botocore's input shape."""
+    found = model.problems(body, model.operation_model(operation).input_shape)
+    if found:
+        detail = "; ".join(f"Value at '{p.path}' failed to satisfy constraint: {p.message}" for p in found)
+        raise ApiError(
+            "ValidationException", f"{len(found)} validation error(s) detected: {detail}", fields=[(p.path, p.message) for p in found]
+        )
 
 
 class CallbackError(Exception):
@@ -78,15 +130,12 @@ class Provider:
     arn: str
     vendor: str
     client_id: str
-    client_secret: str
+    secret: SecretSource
     discovery_url: str | None
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    response_types: list[str]
-    auth_methods: list[str]
+    endpoints: Endpoints
+    auth_method: str  # how the client authenticates at the token endpoint: client_secret_basic or client_secret_post
+    configured_auth_method: str | None  # clientAuthenticationMethod as given (CustomOauth2 only)
     callback_id: str
-    secret_arn: str
     created: float
     updated: float
 
@@ -139,15 +188,8 @@ class Settings:
     session_ttl_s: float = 600.0  # AgentCore: an authorization URL and its session are valid 10 minutes
     workload_token_ttl_s: float = 3600.0
     default_token_lifetime_s: float = 3600.0  # when the provider's token response has no expires_in
-
-
-def _require(body: dict[str, Any], *names: str) -> None:
-    for name in names:
-        if body.get(name) in (None, ""):
-            raise ApiError(
-                "ValidationException",
-                f"1 validation error detected: Value at '{name}' failed to satisfy constraint: Member must not be null",
-            )
+    vendor_endpoints: dict[str, Endpoints] = field(default_factory=dict)  # built-in vendor -> endpoints to use instead
+    secret_reader: SecretReader | None = None  # Secrets Manager for EXTERNAL client secrets; None refuses EXTERNAL
 
 
 def _b64url_nopad(data: bytes) -> str:
@@ -171,19 +213,6 @@ def jwt_subject(token: str) -> str:
     if not isinstance(sub, str) or not sub:
         raise ApiError("ValidationException", "userToken has no sub claim")
     return sub
-
-
-def http_json(url: str, form: dict[str, str] | None = None) -> dict[str, Any]:
-    """GET `url` (or POST `form` url-encoded) and parse a JSON object answer."""
-    data = urllib.parse.urlencode(form).encode() if form is not None else None
-    request = urllib.request.Request(url, data=data, headers={"accept": "application/json"})  # noqa: S310 - configured URLs
-    if data is not None:
-        request.add_header("content-type", "application/x-www-form-urlencoded")
-    with urllib.request.urlopen(request, timeout=OUTBOUND_TIMEOUT_S) as response:  # noqa: S310
-        parsed = json.loads(response.read())
-    if not isinstance(parsed, dict):
-        raise ValueError("expected a JSON object")
-    return parsed
 
 
 class IdentityService:
@@ -212,7 +241,8 @@ class IdentityService:
             return self.offset_s
 
     def answer(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The response body for one AWS operation, or ApiError."""
+        """The response body for one AWS operation, or ApiError; the request is checked against botocore's model first."""
+        validate_request(operation, body)
         return dict(getattr(self, f"op_{operation}")(body))
 
     def _arn(self, resource: str) -> str:
@@ -228,16 +258,10 @@ class IdentityService:
 
     @staticmethod
     def _return_urls(body: dict[str, Any]) -> list[str]:
-        urls = body.get("allowedResourceOauth2ReturnUrls") or []
-        if not isinstance(urls, list) or not all(isinstance(u, str) and re.fullmatch(r"\w+:(/?/?)\S+", u) for u in urls):
-            raise ApiError("ValidationException", "allowedResourceOauth2ReturnUrls must be a list of URLs")
-        return list(urls)
+        return [str(url) for url in body.get("allowedResourceOauth2ReturnUrls") or []]  # the model check saw each URL
 
     def op_CreateWorkloadIdentity(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "name")
         name = str(body["name"])
-        if not NAME_RE.fullmatch(name) or not 3 <= len(name) <= 255:
-            raise ApiError("ValidationException", "name must match [A-Za-z0-9_.-]+ (3-255 characters)")
         urls = self._return_urls(body)
         with self.lock:
             if name in self.workloads:
@@ -254,7 +278,6 @@ class IdentityService:
         return w
 
     def op_UpdateWorkloadIdentity(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "name")
         urls = self._return_urls(body)
         with self.lock:
             w = self._workload(str(body["name"]))
@@ -263,46 +286,43 @@ class IdentityService:
             return self._workload_out(w)
 
     def op_GetWorkloadIdentity(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "name")
         with self.lock:
             return self._workload_out(self._workload(str(body["name"])))
 
     def op_CreateOauth2CredentialProvider(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "name", "credentialProviderVendor", "oauth2ProviderConfigInput")
         name, vendor = str(body["name"]), str(body["credentialProviderVendor"])
-        if not PROVIDER_NAME_RE.fullmatch(name):
-            raise ApiError("ValidationException", "name must match [a-zA-Z0-9\\-_]+")
-        config = body["oauth2ProviderConfigInput"].get("customOauth2ProviderConfig")
-        if vendor != "CustomOauth2" or not isinstance(config, dict):
-            raise ApiError(
-                "ValidationException",
-                "this local emulator supports credentialProviderVendor=CustomOauth2 with customOauth2ProviderConfig only",
-            )
-        client_id, client_secret = config.get("clientId"), config.get("clientSecret")
-        if not client_id or not client_secret:
-            raise ApiError("ValidationException", "clientId and clientSecret are required (clientSecretConfig is not emulated)")
-        discovery = config.get("oauthDiscovery") or {}
-        discovery_url = discovery.get("discoveryUrl")
-        issuer, authz, token, response_types, auth_methods = self._provider_metadata(name, discovery)
+        member = VENDOR_CONFIGS.get(vendor)
+        if member is None:
+            raise invalid("credentialProviderVendor", f"this local emulator knows the vendors {sorted(VENDOR_CONFIGS)}")
+        given = next(iter(body["oauth2ProviderConfigInput"]))  # the model check left exactly one member
+        if given != member:
+            raise invalid(f"oauth2ProviderConfigInput.{given}", f"credentialProviderVendor {vendor} takes {member}")
+        config, path = body["oauth2ProviderConfigInput"][member], f"oauth2ProviderConfigInput.{member}"
+        for unsupported in NOT_EMULATED:
+            if unsupported in config:
+                raise invalid(f"{path}.{unsupported}", "not performed by this local emulator")
+        if not config.get("clientId"):
+            raise invalid(f"{path}.clientId", "a client id is needed for client secret authentication")
+        self._refuse_existing(name)
+        secret = self._secret_source(name, config, path)
+        discovery_url, endpoints = self._endpoints(vendor, config, path)
+        configured = config.get("clientAuthenticationMethod")
+        if configured is not None and configured not in AUTH_METHODS:
+            raise invalid(f"{path}.clientAuthenticationMethod", f"this local emulator performs {sorted(AUTH_METHODS)} only")
         with self.lock:
-            if name in self.providers:
-                raise ApiError("ConflictException", f"Credential provider {name} already exists")
+            self._refuse_existing(name)
             now = self.now()
-            suffix = secrets.token_hex(3)
             p = Provider(
                 name=name,
                 arn=self._arn(f"token-vault/default/oauth2credentialprovider/{name}"),
                 vendor=vendor,
-                client_id=str(client_id),
-                client_secret=str(client_secret),
+                client_id=str(config["clientId"]),
+                secret=secret,
                 discovery_url=discovery_url,
-                issuer=issuer,
-                authorization_endpoint=authz,
-                token_endpoint=token,
-                response_types=response_types,
-                auth_methods=auth_methods,
+                endpoints=endpoints,
+                auth_method=choose_auth_method(configured, endpoints),
+                configured_auth_method=configured,
                 callback_id=callback_id(self.settings.account, self.settings.region, name),
-                secret_arn=f"arn:aws:secretsmanager:{self.settings.region}:{self.settings.account}:secret:bedrock-agentcore-identity!default/oauth2/{name}-{suffix}",
                 created=now,
                 updated=now,
             )
@@ -312,64 +332,88 @@ class IdentityService:
                 out.pop(key)
             return out
 
-    def _provider_metadata(self, name: str, discovery: dict[str, Any]) -> tuple[str, str, str, list[str], list[str]]:
-        """Issuer, authorization and token endpoints, response types and auth methods: fetched from
-        `discoveryUrl`, or as given in `authorizationServerMetadata`."""
-        discovery_url = discovery.get("discoveryUrl")
+    def _refuse_existing(self, name: str) -> None:
+        with self.lock:
+            if name in self.providers:
+                raise ApiError("ConflictException", f"Credential provider {name} already exists")
+
+    def _secret_source(self, name: str, config: dict[str, Any], path: str) -> SecretSource:
+        """MANAGED: the secret given by value (AWS keeps it in a secret of its own); EXTERNAL: a secret and JSON key of ours."""
+        source = config.get("clientSecretSource", "MANAGED")
+        if source == "EXTERNAL":
+            reference = config.get("clientSecretConfig")
+            if reference is None or config.get("clientSecret"):
+                raise invalid(f"{path}.clientSecretConfig", "EXTERNAL takes clientSecretConfig and no clientSecret")
+            arn, _ = self.read_secret(str(reference["secretId"]), str(reference["jsonKey"]), f"{path}.clientSecretConfig")
+            return SecretSource("EXTERNAL", arn, secret_id=str(reference["secretId"]), json_key=str(reference["jsonKey"]))
+        if not config.get("clientSecret") or "clientSecretConfig" in config:
+            raise invalid(f"{path}.clientSecret", "MANAGED takes clientSecret and no clientSecretConfig")
+        suffix = secrets.token_hex(3)
+        arn = f"arn:aws:secretsmanager:{self.settings.region}:{self.settings.account}:secret:bedrock-agentcore-identity!default/oauth2/{name}-{suffix}"
+        return SecretSource("MANAGED", arn, value=str(config["clientSecret"]))
+
+    def read_secret(self, secret_id: str, json_key: str, path: str) -> tuple[str, str]:
+        """The EXTERNAL secret's ARN and value, read from the configured Secrets Manager."""
+        if self.settings.secret_reader is None:
+            raise invalid(path, "EXTERNAL client secrets need a Secrets Manager; this emulator was started without one")
+        try:
+            return self.settings.secret_reader(secret_id, json_key)
+        except SecretMissing:
+            raise ApiError("ResourceNotFoundException", f"Secrets Manager can't find the secret {secret_id}") from None
+        except SecretKeyMissing:
+            raise invalid(f"{path}.jsonKey", f"the secret has no JSON key {json_key}") from None
+
+    def client_secret(self, p: Provider) -> str:
+        """The client secret now: by value, or read from Secrets Manager at each use (so rotation takes effect)."""
+        if p.secret.value is not None:
+            return p.secret.value
+        assert p.secret.secret_id is not None and p.secret.json_key is not None
+        return self.read_secret(p.secret.secret_id, p.secret.json_key, "clientSecretConfig")[1]
+
+    def _endpoints(self, vendor: str, config: dict[str, Any], path: str) -> tuple[str | None, Endpoints]:
+        """The discovery URL (if given) and the authorization server's endpoints."""
+        if vendor != "CustomOauth2":
+            return None, self.settings.vendor_endpoints.get(vendor) or builtin_endpoints(vendor, config.get("tenantId"))
+        discovery = config["oauthDiscovery"]
         metadata = discovery.get("authorizationServerMetadata")
-        if discovery_url:
-            if not DISCOVERY_URL_RE.fullmatch(discovery_url):
-                raise ApiError(
-                    "ValidationException",
-                    "discoveryUrl must end in /.well-known/openid-configuration or /.well-known/oauth-authorization-server",
-                )
-            with self.lock:
-                if name in self.providers:  # fail fast, before the network
-                    raise ApiError("ConflictException", f"Credential provider {name} already exists")
-            try:
-                doc = http_json(discovery_url)
-            except (OSError, ValueError) as exc:
-                raise ApiError("ValidationException", f"could not fetch the discovery document: {exc}") from None
-            issuer, authz, token = doc.get("issuer"), doc.get("authorization_endpoint"), doc.get("token_endpoint")
-            response_types = list(doc.get("response_types_supported") or ["code"])
-            auth_methods = list(doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"])
-        elif isinstance(metadata, dict):
-            issuer, authz, token = metadata.get("issuer"), metadata.get("authorizationEndpoint"), metadata.get("tokenEndpoint")
-            response_types = list(metadata.get("responseTypes") or ["code"])
-            auth_methods = list(metadata.get("tokenEndpointAuthMethods") or ["client_secret_post"])
-        else:
-            raise ApiError("ValidationException", "oauthDiscovery needs discoveryUrl or authorizationServerMetadata")
+        if metadata is not None:
+            methods = tuple(metadata.get("tokenEndpointAuthMethods") or ())
+            types = tuple(metadata.get("responseTypes") or ("code",))
+            return None, Endpoints(metadata["issuer"], metadata["authorizationEndpoint"], metadata["tokenEndpoint"], types, methods)
+        url = str(discovery["discoveryUrl"])
+        try:
+            doc = read_json(url)
+        except (OSError, ValueError) as exc:
+            raise invalid(f"{path}.oauthDiscovery.discoveryUrl", f"could not fetch the discovery document: {exc}") from None
+        issuer, authz, token = doc.get("issuer"), doc.get("authorization_endpoint"), doc.get("token_endpoint")
         if not (isinstance(issuer, str) and isinstance(authz, str) and isinstance(token, str)):
-            raise ApiError("ValidationException", "provider metadata lacks issuer, authorization_endpoint or token_endpoint")
-        return issuer, authz, token, response_types, auth_methods
+            raise invalid(f"{path}.oauthDiscovery.discoveryUrl", "the document lacks issuer, authorization_endpoint or token_endpoint")
+        methods = tuple(doc.get("token_endpoint_auth_methods_supported") or ())
+        return url, Endpoints(issuer, authz, token, tuple(doc.get("response_types_supported") or ("code",)), methods)
 
     def callback_url(self, p: Provider) -> str:
         return f"{self._base_url()}{CALLBACK_PATH}{p.callback_id}"
 
     def _provider_out(self, p: Provider) -> dict[str, Any]:
-        discovery: dict[str, Any] = {
-            "authorizationServerMetadata": {
-                "issuer": p.issuer,
-                "authorizationEndpoint": p.authorization_endpoint,
-                "tokenEndpoint": p.token_endpoint,
-                "responseTypes": p.response_types,
-                "tokenEndpointAuthMethods": [m for m in p.auth_methods if m in ("client_secret_post", "client_secret_basic")],
-            }
-        }
-        if p.discovery_url:
-            discovery = {"discoveryUrl": p.discovery_url}
-        return {
-            "clientSecretArn": {"secretArn": p.secret_arn},
-            "clientSecretSource": "MANAGED",
+        discovery = {"discoveryUrl": p.discovery_url} if p.discovery_url else {"authorizationServerMetadata": p.endpoints.metadata()}
+        config: dict[str, Any] = {"oauthDiscovery": discovery, "clientId": p.client_id}
+        if p.configured_auth_method is not None:
+            config["clientAuthenticationMethod"] = p.configured_auth_method
+        out: dict[str, Any] = {
+            "clientSecretArn": {"secretArn": p.secret.arn},
+            "clientSecretSource": p.secret.source,
             "name": p.name,
             "credentialProviderArn": p.arn,
             "credentialProviderVendor": p.vendor,
             "callbackUrl": self.callback_url(p),
-            "oauth2ProviderConfigOutput": {"customOauth2ProviderConfig": {"oauthDiscovery": discovery, "clientId": p.client_id}},
+            "oauth2ProviderConfigOutput": {VENDOR_CONFIGS[p.vendor]: config},
             "createdTime": p.created,
             "lastUpdatedTime": p.updated,
             "status": "READY",
         }
+        if p.secret.json_key is not None:
+            out["clientSecretJsonKey"] = p.secret.json_key
+        return out
 
     def _provider(self, name: str) -> Provider:
         p = self.providers.get(name)
@@ -378,7 +422,6 @@ class IdentityService:
         return p
 
     def op_GetOauth2CredentialProvider(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "name")
         with self.lock:
             return self._provider_out(self._provider(str(body["name"])))
 
@@ -392,18 +435,15 @@ class IdentityService:
         return {"workloadAccessToken": token}
 
     def op_GetWorkloadAccessToken(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "workloadName")
         return self._issue_workload_token(str(body["workloadName"]), None)
 
     def op_GetWorkloadAccessTokenForUserId(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "workloadName", "userId")
         user = str(body["userId"])
         if not 1 <= len(user) <= 128:
             raise ApiError("ValidationException", "userId must be 1-128 characters")
         return self._issue_workload_token(str(body["workloadName"]), user)
 
     def op_GetWorkloadAccessTokenForJWT(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "workloadName", "userToken")
         # Local only: the JWT is decoded, not verified (see jwt_subject).
         return self._issue_workload_token(str(body["workloadName"]), jwt_subject(str(body["userToken"])))
 
@@ -416,21 +456,17 @@ class IdentityService:
 
     def _resolve(self, body: dict[str, Any]) -> tuple[Provider, VaultKey]:
         """Check the workload token, workload, provider and return URL; the vault key. Hold the lock."""
-        scopes = body["scopes"]
-        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-            raise ApiError("ValidationException", "scopes must be a list of strings")
+        scopes = [str(scope) for scope in body["scopes"]]  # the model check saw a list of 1-128 character strings
         wt = self.workload_tokens.get(str(body["workloadIdentityToken"]))
         if wt is None or wt.expires_at <= self.now():
             raise ApiError("UnauthorizedException", "The workload access token is invalid or expired")
         if wt.user is None:
-            raise ApiError("ValidationException", "USER_FEDERATION needs a workload access token issued for a user")
+            raise invalid("workloadIdentityToken", "USER_FEDERATION needs a workload access token issued for a user")
         workload = self._workload(wt.workload)
         provider = self._provider(str(body["resourceCredentialProviderName"]))
         return_url = body.get("resourceOauth2ReturnUrl")
         if return_url is not None and return_url not in workload.allowed_return_urls:
-            raise ApiError(
-                "ValidationException", "resourceOauth2ReturnUrl is not in the workload identity's allowedResourceOauth2ReturnUrls"
-            )
+            raise invalid("resourceOauth2ReturnUrl", "not in the workload identity's allowedResourceOauth2ReturnUrls")
         return provider, (workload.name, wt.user, provider.name, tuple(sorted(set(scopes))))
 
     def _pending_session(self, session_uri: str, key: VaultKey) -> dict[str, Any] | None:
@@ -446,9 +482,8 @@ class IdentityService:
         return {"authorizationUrl": session.authorization_url, "sessionUri": session.uri, "sessionStatus": status}
 
     def op_GetResourceOauth2Token(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "workloadIdentityToken", "resourceCredentialProviderName", "scopes", "oauth2Flow")
         if body["oauth2Flow"] != "USER_FEDERATION":
-            raise ApiError("ValidationException", "this local emulator supports oauth2Flow=USER_FEDERATION only")
+            raise invalid("oauth2Flow", "this local emulator performs USER_FEDERATION only")
         with self.lock:
             provider, key = self._resolve(body)
             if body.get("sessionUri"):
@@ -466,10 +501,20 @@ class IdentityService:
                     return {"accessToken": refreshed.access_token}
                 if self.vault.get(key) is entry:
                     del self.vault[key]
-        return_url, custom_state = body.get("resourceOauth2ReturnUrl"), body.get("customState")
-        if not return_url:
-            raise ApiError("ValidationException", "resourceOauth2ReturnUrl is required to start a user federation session")
-        return self._start_session(provider, key, str(return_url), None if custom_state is None else str(custom_state))
+        custom_state = body.get("customState")
+        return_url = self._return_url(key[0], body.get("resourceOauth2ReturnUrl"))
+        return self._start_session(provider, key, return_url, None if custom_state is None else str(custom_state))
+
+    def _return_url(self, workload_name: str, given: str | None) -> str:
+        """The URL the browser returns to. Optional in the model; without it, the workload identity's one
+        allowed return URL (an assumption: AWS does not document this case), else ValidationException."""
+        if given is not None:
+            return given
+        with self.lock:
+            allowed = self._workload(workload_name).allowed_return_urls
+        if len(allowed) != 1:
+            raise invalid("resourceOauth2ReturnUrl", "needed when the workload identity has not exactly one allowed return URL")
+        return allowed[0]
 
     def _token_entry(self, answer: dict[str, Any], previous_refresh: str | None = None) -> VaultEntry:
         access = answer.get("access_token")
@@ -482,16 +527,16 @@ class IdentityService:
 
     def _refresh(self, provider: Provider, entry: VaultEntry) -> VaultEntry | None:
         assert entry.refresh_token is not None
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": entry.refresh_token,
-            "client_id": provider.client_id,
-            "client_secret": provider.client_secret,
-        }
+        form = {"grant_type": "refresh_token", "refresh_token": entry.refresh_token}
         try:
-            return self._token_entry(http_json(provider.token_endpoint, form), entry.refresh_token)
-        except (OSError, ValueError):
-            return None  # refresh refused or provider down: the caller starts a new consent session
+            return self._token_entry(self._token_call(provider, form), entry.refresh_token)
+        except (OSError, ValueError, ApiError):
+            return None  # refresh refused, provider down or secret unreadable: the caller starts a new consent session
+
+    def _token_call(self, provider: Provider, form: dict[str, str]) -> dict[str, Any]:
+        """POST `form` to the provider's token endpoint, the client authenticated by the provider's method."""
+        secret = self.client_secret(provider)
+        return read_json(token_request(provider.endpoints.token_endpoint, form, provider.client_id, secret, provider.auth_method))
 
     def _start_session(self, provider: Provider, key: VaultKey, return_url: str, custom_state: str | None) -> dict[str, Any]:
         verifier = _b64url_nopad(secrets.token_bytes(32))
@@ -507,8 +552,9 @@ class IdentityService:
             "code_challenge": challenge,
             "code_challenge_method": "S256",
         }
-        separator = "&" if "?" in provider.authorization_endpoint else "?"
-        url = provider.authorization_endpoint + separator + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
+        endpoint = provider.endpoints.authorization_endpoint
+        separator = "&" if "?" in endpoint else "?"
+        url = endpoint + separator + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
         with self.lock:
             self.sessions[uri] = Session(uri, key, return_url, custom_state, state, verifier, url, self.now() + self.settings.session_ttl_s)
             self._by_state[state] = uri
@@ -535,21 +581,7 @@ class IdentityService:
             codes = query.get("code", [])
             if len(codes) != 1:
                 raise CallbackError(400, "Missing authorization code.")
-            form = {
-                "grant_type": "authorization_code",
-                "code": codes[0],
-                "redirect_uri": self.callback_url(provider),
-                "client_id": provider.client_id,
-                "client_secret": provider.client_secret,  # client_secret_post
-                "code_verifier": session.code_verifier,
-            }
-        try:
-            tokens = self._token_entry(http_json(provider.token_endpoint, form))
-        except (OSError, ValueError) as exc:
-            with self.lock:
-                session.failed = True
-            detail = f" (HTTP {exc.code})" if isinstance(exc, urllib.error.HTTPError) else ""
-            raise CallbackError(502, "The code exchange at the authorization server failed" + detail + ".") from None
+        tokens = self._exchange_code(provider, session, codes[0])
         with self.lock:
             session.tokens = tokens
             # Assumption: the browser is sent to the return URL with session_id=<sessionUri> and,
@@ -561,13 +593,24 @@ class IdentityService:
             query_string = "&".join(q for q in (parts.query, urllib.parse.urlencode(extra)) if q)
             return urllib.parse.urlunsplit(parts._replace(query=query_string))
 
+    def _exchange_code(self, provider: Provider, session: Session, code: str) -> VaultEntry:
+        """The code exchange (with the PKCE verifier); a failure fails the session."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.callback_url(provider),
+            "code_verifier": session.code_verifier,
+        }
+        try:
+            return self._token_entry(self._token_call(provider, form))
+        except (OSError, ValueError, ApiError) as exc:
+            with self.lock:
+                session.failed = True
+            detail = f" (HTTP {exc.code})" if isinstance(exc, urllib.error.HTTPError) else ""
+            raise CallbackError(502, "The code exchange at the authorization server failed" + detail + ".") from None
+
     def op_CompleteResourceTokenAuth(self, body: dict[str, Any]) -> dict[str, Any]:
-        _require(body, "sessionUri", "userIdentifier")
-        uri, identifier = str(body["sessionUri"]), body["userIdentifier"]
-        if not SESSION_URI_RE.fullmatch(uri) or len(uri) > 1024:
-            raise ApiError("ValidationException", "sessionUri is malformed")
-        if not isinstance(identifier, dict) or len([k for k in ("userId", "userToken") if identifier.get(k)]) != 1:
-            raise ApiError("ValidationException", "userIdentifier needs exactly one of userId or userToken")
+        uri, identifier = str(body["sessionUri"]), body["userIdentifier"]  # the model check saw the URI and a one-member union
         # Local only: userToken is decoded, not verified (see jwt_subject).
         user = str(identifier["userId"]) if identifier.get("userId") else jwt_subject(str(identifier["userToken"]))
         with self.lock:

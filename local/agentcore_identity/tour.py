@@ -73,12 +73,13 @@ def _client(service: str, endpoint: str) -> Any:
 
 
 def _unsigned_jwt(sub: str) -> str:
-    """A JWT-shaped user token (the emulator reads `sub` without verifying, as documented)."""
+    """A JWT-shaped user token (the emulator reads `sub` without verifying, as documented). The signature
+    part is a placeholder: botocore's UserTokenType pattern needs three non-empty parts."""
 
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
-    return f"{part({'alg': 'none'})}.{part({'sub': sub, 'iss': 'https://issuer.example'})}."
+    return f"{part({'alg': 'none'})}.{part({'sub': sub, 'iss': 'https://issuer.example'})}.unsigned"
 
 
 def tour(endpoint: str, provider: OAuthProvider) -> None:
