@@ -125,11 +125,13 @@ def dict_secret_reader(secrets: Mapping[str, tuple[str, Mapping[str, str]]]) -> 
     return read
 
 
-def secretsmanager_reader(endpoint_url: str | None = None, region: str = "us-east-1") -> SecretReader:
-    """A reader over Secrets Manager through boto3 (`AWS_ENDPOINT_URL_SECRETS_MANAGER`, e.g. moto's server)."""
-    import boto3  # noqa: PLC0415 - only the EXTERNAL path needs a Secrets Manager client
+def secretsmanager_reader(endpoint_url: str | None = None, region: str = "us-east-1", *, client: Any = None) -> SecretReader:
+    """A reader over Secrets Manager through boto3 (`AWS_ENDPOINT_URL_SECRETS_MANAGER`, e.g. moto's server),
+    or through `client`, a boto3 Secrets Manager client made by the caller (the local stack's, with its own keys)."""
+    if client is None:
+        import boto3  # noqa: PLC0415 - only the EXTERNAL path needs a Secrets Manager client
 
-    client = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region)
+        client = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region)
 
     def read(secret_id: str, json_key: str) -> tuple[str, str]:
         try:

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -229,6 +230,8 @@ class IdentityService:
         self.sessions: dict[str, Session] = {}
         self._by_state: dict[str, str] = {}
         self.vault: dict[VaultKey, VaultEntry] = {}
+        # (provider name, client authentication method) -> token endpoint requests sent that way (for tests)
+        self.token_requests: Counter[tuple[str, str]] = Counter()
         self.lock = threading.RLock()
 
     def now(self) -> float:
@@ -536,6 +539,8 @@ class IdentityService:
     def _token_call(self, provider: Provider, form: dict[str, str]) -> dict[str, Any]:
         """POST `form` to the provider's token endpoint, the client authenticated by the provider's method."""
         secret = self.client_secret(provider)
+        with self.lock:
+            self.token_requests[(provider.name, provider.auth_method)] += 1
         return read_json(token_request(provider.endpoints.token_endpoint, form, provider.client_id, secret, provider.auth_method))
 
     def _start_session(self, provider: Provider, key: VaultKey, return_url: str, custom_state: str | None) -> dict[str, Any]:

@@ -8,13 +8,17 @@ Started in dependency order, all on loopback:
 2. the OIDC providers (one Node process, two issuers): sign-in, standing in for Cognito, and the demo
    notes API's authorization server, whose client's redirect URI is the emulator's callback URL;
 3. the workload identity and the credential provider, registered in the emulator through boto3,
-   as `cdk deploy` registers them in AgentCore;
+   as `cdk deploy` registers them in AgentCore: the provider's client secret is stored as JSON in a
+   local Secrets Manager (moto's server in this process, `local/demo/secretsmanager.py`) and referenced
+   by ARN and JSON key (`clientSecretSource` EXTERNAL), and the client authenticates with HTTP Basic
+   (`CLIENT_SECRET_BASIC`), as in the AgentIdentity stack;
 4. the model stand-in (unless a real Bedrock model is configured) and the ALB's key endpoint;
 5. the demo API, the session binding service and the agent, each in its own uvicorn process with
    the same settings names as in ECS and Lambda (`APP_PROFILE=local`, loopback endpoints);
 6. the local ALB on the public port, routing by `cdk_app/routes.py`.
 
-Secrets (client secrets, the flow signing key) are generated for each run and never written to disk.
+Secrets (client secrets, the flow signing key) are generated for each run and never written to disk
+(the local Secrets Manager keeps its copy in memory).
 Logs of the service processes go to files in `log_dir`.
 """
 
@@ -45,6 +49,7 @@ from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_i
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
 from local.bedrock import DemoModel
+from local.demo.secretsmanager import LocalSecretsManager
 from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, LocalDynamoDBError, create_table
 from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, IdpStartError, demo_config
 from local.processes import die_with_parent, stop_process
@@ -58,6 +63,8 @@ ALB_CLIENT_ID = "local-alb"
 AGENTCORE_CLIENT_ID = "local-agentcore"
 WORKLOAD_NAME = "local-demo-agent"
 PROVIDER_NAME = "local-demo-notes"
+CLIENT_SECRET_NAME = "local-demo-notes-client"  # noqa: S105 - a name; a random suffix makes each stack's secret its own
+CLIENT_SECRET_JSON_KEY = "client_secret"  # noqa: S105 - the JSON key the AgentIdentity stack uses, not a secret
 SCOPES = "demo-api/notes.read demo-api/notes.write demo-api/profile.read"
 STAND_IN_MODEL_ID = "local.demo-model-stand-in"
 NOTES_TABLE_NAME = "local-demo-notes"
@@ -148,7 +155,17 @@ class DemoStack:
         self.binding_url = f"{self.public_url}/oauth2/session-binding"
         self.region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION) if model_id else REGION
         self.dynamodb = LocalDynamoDB(host, ports.dynamodb, region=self.region, backend_port=ports.dynalite)
-        self.emulator = Emulator(host, ports.agentcore, session_ttl_s=session_ttl_s, region=self.region, account=ACCOUNT, faults=faults)
+        self.secrets_manager = LocalSecretsManager(self.region)
+        self.client_secret_arn: str | None = None  # the provider's EXTERNAL secret, once stored
+        self.emulator = Emulator(
+            host,
+            ports.agentcore,
+            session_ttl_s=session_ttl_s,
+            region=self.region,
+            account=ACCOUNT,
+            faults=faults,
+            secret_reader=self.secrets_manager.read,
+        )
         self.model: DemoModel | None = None
         self.alb_key = AlbSigningKey()
         self.key_server = KeyServer([self.alb_key], host=host, port=ports.alb_keys)
@@ -231,6 +248,7 @@ class DemoStack:
             self._stop_services,
             self.key_server.stop,
             self.emulator.stop,
+            self.secrets_manager.delete_all,
             self.dynamodb.stop,
         ]
         if self.model is not None:
@@ -320,7 +338,12 @@ class DemoStack:
 
     def _register(self) -> None:
         """What the AgentIdentity stack does in AWS: the workload identity with its one allowed return
-        URL, and the credential provider for the notes API's authorization server (by discovery URL)."""
+        URL, and the credential provider for the notes API's authorization server (by discovery URL),
+        its client secret in a Secrets Manager secret of ours (EXTERNAL: ARN and JSON key), the client
+        authenticated with HTTP Basic (`stacks/constructs/agent_identity.py`)."""
+        self.client_secret_arn = self.secrets_manager.create_json_secret(
+            CLIENT_SECRET_NAME, {CLIENT_SECRET_JSON_KEY: self._secrets["agentcore_client"]}
+        )
         control = self.agentcore_control()
         control.create_workload_identity(name=WORKLOAD_NAME, allowedResourceOauth2ReturnUrls=[self.binding_url])
         provider = control.create_oauth2_credential_provider(
@@ -330,7 +353,9 @@ class DemoStack:
                 "customOauth2ProviderConfig": {
                     "oauthDiscovery": {"discoveryUrl": f"{self.consent_issuer}/.well-known/openid-configuration"},
                     "clientId": AGENTCORE_CLIENT_ID,
-                    "clientSecret": self._secrets["agentcore_client"],
+                    "clientSecretSource": "EXTERNAL",
+                    "clientSecretConfig": {"secretId": self.client_secret_arn, "jsonKey": CLIENT_SECRET_JSON_KEY},
+                    "clientAuthenticationMethod": "CLIENT_SECRET_BASIC",
                 }
             },
         )

@@ -9,14 +9,14 @@ process, one or more issuers, each on its own host and port:
   `email`, `email_verified`, `username` and `name`. The ALB's client is first-party: no consent page.
 * the **consent** issuer stands in for the demo notes API's authorization server (the external
   OAuth server AgentCore Identity talks to): authorization code flow with PKCE S256 required,
-  `client_secret_post`, a consent page with Allow and Deny, a refresh token on every code exchange,
-  and access tokens that are RS256 JWTs in the Cognito format (`iss`, `token_use=access`,
-  `client_id`, `scope`, `sub`, `username`, `exp`, `iat`, `jti`) which `services/demo_api/tokens.py`
-  verifies. Like GitHub, Google and Cognito, it remembers consent (`skip_consent_when_granted`,
-  on by default): once a person pressed Allow, a later authorization request from a browser signed
-  in as that person, for scopes they all already granted this client, redirects back with a code
-  at once, without the consent page; `prompt=consent` always shows it. Off, the page shows on
-  every authorization request.
+  `client_secret_basic` (as the stacks deploy the provider: `CLIENT_SECRET_BASIC`), a consent page
+  with Allow and Deny, a refresh token on every code exchange, and access tokens that are RS256
+  JWTs in the Cognito format (`iss`, `token_use=access`, `client_id`, `scope`, `sub`, `username`,
+  `exp`, `iat`, `jti`) which `services/demo_api/tokens.py` verifies. Like GitHub, Google and
+  Cognito, it remembers consent (`skip_consent_when_granted`, on by default): once a person
+  pressed Allow, a later authorization request from a browser signed in as that person, for scopes
+  they all already granted this client, redirects back with a code at once, without the consent
+  page; `prompt=consent` always shows it. Off, the page shows on every authorization request.
 
 Both use Cognito's paths (see `endpoints`), fresh RSA keys each start (nothing is written to disk
 but the temporary configuration, removed on stop), in-memory state, and plain-HTML sign-in and
@@ -53,7 +53,7 @@ IssuerKind = Literal["sign-in", "consent"]
 SIGN_IN_TITLE = "Example Sign-in (local stand-in for Amazon Cognito)"
 CONSENT_TITLE = "Demo Notes (local authorization server)"
 SIGN_IN_AUTH_METHOD = "client_secret_basic"  # how the ALB authenticates to Cognito
-CONSENT_AUTH_METHOD = "client_secret_post"  # how AgentCore Identity authenticates to the notes API's server
+CONSENT_AUTH_METHOD = "client_secret_basic"  # how AgentCore Identity authenticates to the notes API's server (CLIENT_SECRET_BASIC)
 
 DEMO_API_RESOURCE = "urn:example:demo-api"  # the access tokens' `aud`; the demo API does not check it
 DEMO_API_SCOPES: Mapping[str, str] = {

@@ -4,8 +4,9 @@
 //   client_secret_basic, RS256 ID tokens, a userinfo endpoint; the client is first-party, so
 //   there is no consent screen (grants are given on sign-in).
 // * `consent` stands in for the demo notes API's authorization server: code flow with PKCE S256
-//   required, client_secret_post, a consent page, a refresh token on every code exchange, and
-//   RS256 JWT access tokens in the Cognito format (`token_use`, `client_id`, `scope`, `username`).
+//   required, client_secret_basic (the auth method configured per client), a consent page, a
+//   refresh token on every code exchange, and RS256 JWT access tokens in the Cognito format
+//   (`token_use`, `client_id`, `scope`, `username`).
 //   With `skip_consent_when_granted` (the default) it remembers what each person allowed each
 //   client, like GitHub, Google and Cognito: see `RememberedGrants`.
 import { generateKeyPairSync, randomBytes, randomUUID, timingSafeEqual, createHash } from 'node:crypto';

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import expect
 
-from local.demo.stack import PROVIDER_NAME, SCOPES, WORKLOAD_NAME
+from local.demo.stack import CLIENT_SECRET_JSON_KEY, PROVIDER_NAME, SCOPES, WORKLOAD_NAME
 from local.idp import ALICE, BOB
 from tests.e2e.conftest import Site, ask, assistant_says, authorize_button, consent, sign_in
 
@@ -92,3 +93,26 @@ def test_deny_at_the_provider_stores_nothing_and_the_agent_can_ask_again(site: S
     alice.page.get_by_role("button", name="Allow").click()
     expect(alice.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
     assert site.completions() == 1
+
+
+def test_the_provider_is_deployed_the_stacks_way_external_secret_and_basic_auth(site: Site) -> None:
+    """As the AgentIdentity stack deploys it: the client secret in a Secrets Manager secret of ours
+    (EXTERNAL, by ARN and JSON key), the client authenticated with HTTP Basic at the token endpoint."""
+    stack = site.stack
+    provider = stack.agentcore_control().get_oauth2_credential_provider(name=PROVIDER_NAME)
+    assert provider["clientSecretSource"] == "EXTERNAL"
+    assert provider["clientSecretArn"]["secretArn"] == stack.client_secret_arn
+    assert provider["clientSecretJsonKey"] == CLIENT_SECRET_JSON_KEY
+    config = provider["oauth2ProviderConfigOutput"]["customOauth2ProviderConfig"]
+    assert config["clientAuthenticationMethod"] == "CLIENT_SECRET_BASIC"
+    stored = stack.secrets_manager.client().get_secret_value(SecretId=stack.client_secret_arn)
+    assert stored["ARN"] == stack.client_secret_arn and set(json.loads(stored["SecretString"])) == {CLIENT_SECRET_JSON_KEY}
+
+    alice = site.person(ALICE)
+    sign_in(site, alice)
+    ask(alice, "show my notes")
+    authorize_button(alice).click()
+    consent(alice)  # the consent issuer accepts only client_secret_basic: a secret in the form would fail here
+    expect(alice.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
+    assert site.completions() == 1
+    assert stack.emulator.service.token_requests == {(PROVIDER_NAME, "client_secret_basic"): 1}, "one code exchange, with Basic"

@@ -247,17 +247,12 @@ def consent_code(browser: httpx.Client, consent: str, user: DemoUser = ALICE) ->
     return query["code"], verifier
 
 
-def exchange_post(consent: str, code: str, verifier: str) -> httpx.Response:
+def exchange(consent: str, code: str, verifier: str) -> httpx.Response:
+    """The code exchange as AgentCore Identity makes it for the stacks' provider: client_secret_basic."""
     return httpx.post(
         endpoints(consent).token,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": CONSENT_CLIENT.redirect_uris[0],
-            "code_verifier": verifier,
-            "client_id": CONSENT_CLIENT.client_id,
-            "client_secret": CONSENT_CLIENT.client_secret,
-        },
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": CONSENT_CLIENT.redirect_uris[0], "code_verifier": verifier},
+        auth=(CONSENT_CLIENT.client_id, CONSENT_CLIENT.client_secret),
         timeout=TIMEOUT,
     )
 
@@ -265,12 +260,8 @@ def exchange_post(consent: str, code: str, verifier: str) -> httpx.Response:
 def refresh(consent: str, refresh_token: str) -> httpx.Response:
     return httpx.post(
         endpoints(consent).token,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": CONSENT_CLIENT.client_id,
-            "client_secret": CONSENT_CLIENT.client_secret,
-        },
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(CONSENT_CLIENT.client_id, CONSENT_CLIENT.client_secret),
         timeout=TIMEOUT,
     )
 
@@ -322,7 +313,7 @@ def test_discovery_documents(sign_in: str, consent: str) -> None:
     assert {"openid", "email", "profile"} <= set(sign_in_doc["scopes_supported"])
     consent_doc = httpx.get(endpoints(consent).discovery, timeout=TIMEOUT).json()
     assert consent_doc["code_challenge_methods_supported"] == ["S256"]
-    assert consent_doc["token_endpoint_auth_methods_supported"] == ["client_secret_post"]
+    assert consent_doc["token_endpoint_auth_methods_supported"] == ["client_secret_basic"]  # as the stacks' CLIENT_SECRET_BASIC
     assert "refresh_token" in consent_doc["grant_types_supported"]
 
 
@@ -471,7 +462,7 @@ def test_deny_ends_with_access_denied(browser: httpx.Client, consent: str) -> No
 def test_allow_exchange_verify_and_refresh(browser: httpx.Client, consent: str) -> None:
     code, verifier = consent_code(browser, consent)
 
-    token = exchange_post(consent, code, verifier)
+    token = exchange(consent, code, verifier)
     assert token.status_code == 200, token.text
     body = token.json()
     assert body["expires_in"] == 3600 and body["scope"] == API_SCOPES and body["refresh_token"]
@@ -493,7 +484,7 @@ def test_allow_exchange_verify_and_refresh(browser: httpx.Client, consent: str) 
     assert verifier_api.verify(new["access_token"]).sub == ALICE.consent_sub
     assert refresh(consent, body["refresh_token"]).status_code == 200  # reusable
 
-    again = exchange_post(consent, code, verifier)  # codes are single-use...
+    again = exchange(consent, code, verifier)  # codes are single-use...
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     revoked = refresh(consent, body["refresh_token"])  # ...and a replayed code revokes what it gave (RFC 6749 section 4.1.2)
     assert revoked.status_code == 400 and revoked.json()["error"] == "invalid_grant"
@@ -501,24 +492,30 @@ def test_allow_exchange_verify_and_refresh(browser: httpx.Client, consent: str) 
 
 def test_wrong_verifier_and_wrong_client_auth_are_refused(browser: httpx.Client, consent: str) -> None:
     code, verifier = consent_code(browser, consent)
-    wrong = exchange_post(consent, code, pkce_pair()[0])
+    wrong = exchange(consent, code, pkce_pair()[0])
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
 
     code, verifier = consent_code(browser, consent)
-    basic = httpx.post(
+    in_form = httpx.post(
         endpoints(consent).token,
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": CONSENT_CLIENT.redirect_uris[0], "code_verifier": verifier},
-        auth=(CONSENT_CLIENT.client_id, CONSENT_CLIENT.client_secret),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": CONSENT_CLIENT.redirect_uris[0],
+            "code_verifier": verifier,
+            "client_id": CONSENT_CLIENT.client_id,
+            "client_secret": CONSENT_CLIENT.client_secret,
+        },
         timeout=TIMEOUT,
     )
-    assert basic.status_code == 401 and basic.json()["error"] == "invalid_client"  # registered for client_secret_post
+    assert in_form.status_code == 401 and in_form.json()["error"] == "invalid_client"  # registered for client_secret_basic
 
 
 def test_short_access_token_ttl_and_refresh() -> None:
     with _start(access_token_ttl_s=2) as short, httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as b:
         consent = short.issuers["consent"]
         code, verifier = consent_code(b, consent, BOB)
-        body = exchange_post(consent, code, verifier).json()
+        body = exchange(consent, code, verifier).json()
         assert body["expires_in"] == 2
         claims = b64url_json(body["access_token"].split(".")[1])
         assert claims["exp"] - claims["iat"] == 2 and claims["sub"] == BOB.consent_sub
@@ -619,7 +616,7 @@ def decide(browser: httpx.Client, page: httpx.Response, req: Request, decision: 
 
 
 def tokens(consent: str, query: dict[str, str], req: Request) -> dict[str, Any]:
-    token = exchange_post(consent, query["code"], req.verifier)
+    token = exchange(consent, query["code"], req.verifier)
     assert token.status_code == 200, token.text
     body = token.json()
     assert isinstance(body, dict)
