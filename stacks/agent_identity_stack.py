@@ -48,6 +48,9 @@ class AgentIdentityStack(Stack):
             discovery_url=discovery_url,
             lifecycle=lifecycle,
         )
+        # The L2 types it optional (an imported provider may lack it); a created one always has the attribute.
+        assert self.credential_provider.callback_url is not None
+        self.callback_url: str = self.credential_provider.callback_url
         self.arns = AgentCoreArns.for_names(
             self,
             workload_identity_name=config.workload_identity_name,
@@ -62,7 +65,7 @@ class AgentIdentityStack(Stack):
                 client=demo_authorization_server.client,
                 client_name=DEMO_CLIENT_NAME,
                 scopes=[s.scope_name for s in demo_authorization_server.oauth_scopes],
-                callback_url=self.credential_provider.callback_url,
+                callback_url=self.callback_url,
                 logs_key=logs_key,
                 lifecycle=lifecycle,
             )
@@ -99,7 +102,7 @@ class AgentIdentityStack(Stack):
         CfnOutput(
             self,
             "ProviderCallbackUrl",
-            value=self.credential_provider.callback_url,
+            value=self.callback_url,
             description=(
                 "Registered at the demo authorization server automatically"
                 if provider.kind is Provider.DEMO

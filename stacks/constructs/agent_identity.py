@@ -1,5 +1,22 @@
-"""AgentCore Identity: the agent's workload identity, its OAuth2 credential provider, and the
-registration of AgentCore's callback URL at the demo authorization server."""
+"""AgentCore Identity: the agent's workload identity and its OAuth2 credential provider, on the stable L2
+constructs of `aws_cdk.aws_bedrockagentcore` (aws-cdk-lib 2.275.0).
+
+What the L2 gives, and what it does not (read from the installed library's
+`aws-bedrockagentcore/lib/identity/*.js`):
+- `WorkloadIdentity` writes `Name`, `AllowedResourceOauth2ReturnUrls` and `Tags` into a `CfnWorkloadIdentity`
+  with child id `Resource`: exactly today's resource, at the same construct path and logical id.
+- `OAuth2CredentialProvider`'s constructor passes `oauth2_provider_config_input` (the L1 property type) through
+  unchanged, also as child `Resource`. Its vendor factories (`using_github/google/microsoft/slack/custom`) are
+  not used: each builds `{clientId, clientSecret: props.clientSecret.unsafeUnwrap()}`, a service-managed secret
+  whose value is written into the template, and none can set `ClientSecretSource: EXTERNAL` with a
+  `ClientSecretConfig` (secret id and JSON key) or `using_custom`'s `ClientAuthenticationMethod`. The vendor
+  block is therefore built below from the L1 property types and handed to the L2 constructor.
+- Grants: the L2's `grant_use` is not used for the service roles. `OAuth2CredentialProvider.grant_use` grants
+  `GetResourceOauth2Token` together with `CompleteResourceTokenAuth`, on `…/workload-identity/*` and
+  `token-vault/default/oauth2credentialprovider` besides the exact ARNs, and `WorkloadIdentity.grant_use` adds
+  `GetWorkloadAccessToken` and `…ForJWT`. The agent may only read tokens and the session binding service may
+  only complete consents, each on the exact ARNs in `AgentCoreArns` (docs/security/iam.md).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +33,14 @@ from constructs import Construct
 from cdk_app.config import Provider, ProviderConfig
 from stacks.constructs.lifecycle import Lifecycle
 
+_VENDOR = agentcore.OAuth2CredentialProviderVendor
 _VENDORS = {
-    Provider.DEMO: "CustomOauth2",
-    Provider.CUSTOM_OIDC: "CustomOauth2",
-    Provider.GITHUB: "GithubOauth2",
-    Provider.GOOGLE: "GoogleOauth2",
-    Provider.MICROSOFT: "MicrosoftOauth2",
-    Provider.SLACK: "SlackOauth2",
+    Provider.DEMO: _VENDOR.CUSTOM,
+    Provider.CUSTOM_OIDC: _VENDOR.CUSTOM,
+    Provider.GITHUB: _VENDOR.GITHUB,
+    Provider.GOOGLE: _VENDOR.GOOGLE,
+    Provider.MICROSOFT: _VENDOR.MICROSOFT,
+    Provider.SLACK: _VENDOR.SLACK,
 }
 
 
@@ -53,17 +71,13 @@ class AgentCoreArns:
         return [self.workload_identity_directory, self.workload_identity, self.token_vault, self.credential_provider]
 
 
-class AgentWorkloadIdentity(Construct):
+class AgentWorkloadIdentity(agentcore.WorkloadIdentity):
     """The agent's identity in AgentCore; the only return URL it accepts is our session binding URL."""
 
     def __init__(self, scope: Construct, construct_id: str, *, name: str, session_binding_url: str, lifecycle: Lifecycle) -> None:
-        super().__init__(scope, construct_id)
-        self.name = name
-        self.resource = agentcore.CfnWorkloadIdentity(
-            self, "Resource", name=name, allowed_resource_oauth2_return_urls=[session_binding_url]
-        )
+        super().__init__(scope, construct_id, workload_identity_name=name, allowed_resource_oauth2_return_urls=[session_binding_url])
         # The token vault keys consents by workload identity: deleting it in prod would make every user consent again.
-        self.resource.apply_removal_policy(lifecycle.removal_policy)
+        self.apply_removal_policy(lifecycle.removal_policy)
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,9 @@ class ClientSecretRef:
     iam_arn: str  # exact ARN for IAM; a secret known by name gets the `-??????` suffix wildcard
 
 
-class OAuthCredentialProvider(Construct):
-    """AgentCore's OAuth2 client for the external authorization server."""
+class OAuthCredentialProvider(agentcore.OAuth2CredentialProvider):
+    """AgentCore's OAuth2 client for the external authorization server (`callback_url`: AgentCore's
+    `…/identities/oauth2/callback/<id>`, to register at the provider)."""
 
     def __init__(
         self,
@@ -90,26 +105,15 @@ class OAuthCredentialProvider(Construct):
         discovery_url: str | None,
         lifecycle: Lifecycle,
     ) -> None:
-        super().__init__(scope, construct_id)
-        self.name = name
-        self.client_secret = client_secret
-        self.resource = agentcore.CfnOAuth2CredentialProvider(
-            self,
-            "Resource",
-            name=name,
-            credential_provider_vendor=_VENDORS[provider.kind],
+        super().__init__(
+            scope,
+            construct_id,
+            o_auth2_credential_provider_name=name,
+            credential_provider_vendor=_VENDORS[provider.kind].value,
             oauth2_provider_config_input=_provider_config(provider, client_id, client_secret, discovery_url),
         )
-        self.resource.apply_removal_policy(lifecycle.removal_policy)
-
-    @property
-    def callback_url(self) -> str:
-        """AgentCore's callback (`…/identities/oauth2/callback/<id>`), to register at the provider."""
-        return self.resource.attr_callback_url
-
-    @property
-    def arn(self) -> str:
-        return self.resource.attr_credential_provider_arn
+        self.client_secret = client_secret
+        self.apply_removal_policy(lifecycle.removal_policy)
 
 
 def _provider_config(

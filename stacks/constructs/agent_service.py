@@ -49,6 +49,7 @@ class AgentService(FargateWebService):
 
     def _grant(self, inputs: ServiceInputs) -> None:
         """The task's one customer-managed policy: exact AgentCore, secret and model ARNs."""
+        # Token reads only, written out: the L2's `grant_use` would add CompleteResourceTokenAuth (agent_identity.py).
         arns, secret = inputs.agentcore_arns, inputs.provider_client_secret
         self.allow(
             [

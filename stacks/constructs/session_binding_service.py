@@ -43,6 +43,7 @@ def _statements(
     scope: Construct, inputs: ServiceInputs, ledger: BindingLedger, *, extra: Sequence[iam.PolicyStatement] = ()
 ) -> list[iam.PolicyStatement]:
     return [
+        # Consent completion only, written out: the L2's `grant_use` would add GetResourceOauth2Token (agent_identity.py).
         iam.PolicyStatement(
             sid="CompleteUserConsent",
             actions=["bedrock-agentcore:CompleteResourceTokenAuth"],
