@@ -26,7 +26,15 @@ class AgentService(FargateWebService):
 
     def __init__(self, scope: Construct, construct_id: str, *, inputs: ServiceInputs, demo_api_url: str | None) -> None:
         config = inputs.config
-        environment = {**inputs.environment, env.BEDROCK_MODEL_ID: config.bedrock_model_id}
+        environment = {
+            **inputs.environment,
+            env.WORKLOAD_IDENTITY_NAME: config.workload_identity_name,
+            env.CREDENTIAL_PROVIDER_NAME: config.credential_provider_name,
+            env.PROVIDER_KIND: config.provider.kind.value,
+            env.PROVIDER_SCOPES: " ".join(config.provider.scopes),
+            env.SESSION_BINDING_URL: config.session_binding_url,
+            env.BEDROCK_MODEL_ID: config.bedrock_model_id,
+        }
         if demo_api_url is not None:
             environment[env.DEMO_API_URL] = demo_api_url
         super().__init__(

@@ -15,21 +15,14 @@ from stacks.constructs.lifecycle import Lifecycle
 
 
 def shared_environment(config: AppConfig, *, alb_arn: str, oidc_issuer: str, oidc_client_id: str) -> dict[str, str]:
-    """Both services get all of these; each reads its own (services/common/environment.py). The agent ignores
-    BINDING_MODE and REQUIRE_CUSTOM_STATE and the binding service the five agent names: kept so templates do not change."""
+    """What both services read (ServiceSettings): whose sign-in to accept and where metrics go. Each service's
+    construct adds its own names, so neither gets a variable it does not read (tests/stacks/test_environment.py)."""
     return {
         env.APP_PROFILE: config.profile.value,
         env.PUBLIC_BASE_URL: config.base_url,
         env.ALB_ARN: alb_arn,
         env.OIDC_ISSUER: oidc_issuer,
         env.OIDC_CLIENT_ID: oidc_client_id,
-        env.WORKLOAD_IDENTITY_NAME: config.workload_identity_name,
-        env.CREDENTIAL_PROVIDER_NAME: config.credential_provider_name,
-        env.PROVIDER_KIND: config.provider.kind.value,
-        env.PROVIDER_SCOPES: " ".join(config.provider.scopes),
-        env.SESSION_BINDING_URL: config.session_binding_url,
-        env.BINDING_MODE: config.binding_mode.value,
-        env.REQUIRE_CUSTOM_STATE: "true" if config.binding_require_state else "false",
         env.METRICS_NAMESPACE: config.alarms.metrics_namespace,
     }
 

@@ -34,6 +34,8 @@ def session_binding_service(
 def _environment(inputs: ServiceInputs, ledger: BindingLedger) -> dict[str, str]:
     return {
         **inputs.environment,
+        env.BINDING_MODE: inputs.config.binding_mode.value,
+        env.REQUIRE_CUSTOM_STATE: "true" if inputs.config.binding_require_state else "false",
         env.CUSTOM_STATE_PARAM: inputs.config.binding_state_param,
         env.BINDING_TABLE: ledger.table.table_name,
     }
