@@ -8,6 +8,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.agent.settings import AgentSettings
+from services.common.bodies import read_json_body
 from services.common.errors import ApiError
 
 MAX_BODY_BYTES = 256 * 1024
@@ -34,18 +35,16 @@ class ChatRequest(BaseModel):
 
 
 async def read_chat_request(request: Request, settings: AgentSettings) -> ChatRequest:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the request as application/json.")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY_BYTES):
-        raise ApiError(413, "too_large", f"The request is larger than {MAX_BODY_BYTES // 1024} KiB.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, "too_large", f"The request is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    too_large = ApiError(413, "too_large", f"The request is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    body = await read_json_body(
+        request,
+        max_bytes=MAX_BODY_BYTES,
+        wrong_type=ApiError(415, "unsupported_media_type", "Send the request as application/json."),
+        too_large=too_large,
+        strict_length=True,
+    )
     try:
-        parsed = ChatRequest.model_validate_json(bytes(body))
+        parsed = ChatRequest.model_validate_json(body)
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", readable(exc.errors())) from None
     if len(parsed.message) > settings.max_message_chars:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from services.common.bodies import read_json_body
 from services.common.errors import ApiError
 
 MAX_NOTE_CHARS = 1000
@@ -26,18 +27,14 @@ class NoteIn(BaseModel):
 
 
 async def json_body(request: Request) -> bytes:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json).")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(400, "invalid_request", f"The body is larger than {MAX_BODY_BYTES} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(400, "invalid_request", f"The body is larger than {MAX_BODY_BYTES} bytes.")
-    return bytes(body)
+    too_large = ApiError(400, "invalid_request", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    return await read_json_body(
+        request,
+        max_bytes=MAX_BODY_BYTES,
+        wrong_type=ApiError(415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json)."),
+        too_large=too_large,
+        strict_length=False,
+    )
 
 
 def note_in(body: bytes) -> NoteIn:

@@ -4,6 +4,7 @@ a service's `fargate` or `lambda` stage, chosen by the build target, the service
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import aws_ecr_assets as ecr_assets, aws_ecs as ecs, aws_lambda as lambda_
 
@@ -23,27 +24,23 @@ def build_args(service_dir_name: str) -> dict[str, str]:
     return {"SERVICE": service_dir_name}
 
 
+def _asset_options(service_dir_name: str, stage: str) -> dict[str, Any]:
+    """Where and how a service's stage is built. Built for the task's or function's architecture wherever
+    `cdk deploy` runs (an arm64 laptop included)."""
+    return {
+        "file": DOCKERFILE,
+        "target": stage,
+        "build_args": build_args(service_dir_name),
+        "exclude": ASSET_EXCLUDES,
+        "platform": ecr_assets.Platform.LINUX_AMD64,
+    }
+
+
 def fargate_image(service_dir_name: str) -> ecs.ContainerImage:
     """The service's uvicorn image for an ECS task."""
-    # Built for the task's architecture wherever `cdk deploy` runs (an arm64 laptop included).
-    return ecs.ContainerImage.from_asset(
-        str(SERVICES_DIR),
-        file=DOCKERFILE,
-        target=FARGATE_STAGE,
-        build_args=build_args(service_dir_name),
-        exclude=ASSET_EXCLUDES,
-        platform=ecr_assets.Platform.LINUX_AMD64,
-    )
+    return ecs.ContainerImage.from_asset(str(SERVICES_DIR), **_asset_options(service_dir_name, FARGATE_STAGE))
 
 
 def lambda_image(service_dir_name: str) -> lambda_.DockerImageCode:
     """The service's image for AWS Lambda; its handler is the image's own CMD (no ImageConfig in the template)."""
-    # Built for the function's architecture wherever `cdk deploy` runs (an arm64 laptop included).
-    return lambda_.DockerImageCode.from_image_asset(
-        str(SERVICES_DIR),
-        file=DOCKERFILE,
-        target=LAMBDA_STAGE,
-        build_args=build_args(service_dir_name),
-        exclude=ASSET_EXCLUDES,
-        platform=ecr_assets.Platform.LINUX_AMD64,
-    )
+    return lambda_.DockerImageCode.from_image_asset(str(SERVICES_DIR), **_asset_options(service_dir_name, LAMBDA_STAGE))
