@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 ARGS ?=
 PYTEST_ARGS ?=
+URL ?=
 CHROMIUM ?= /usr/bin/chromium
 CHECKOV_VENV := .venv-checkov
 
@@ -17,7 +18,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help install browser static-tools bench-check synth test lint typecheck unit nag-doc deploy destroy demo load bench clean
+.PHONY: help install browser static-tools bench-check synth test lint typecheck unit nag-doc deploy verify destroy demo load bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +73,9 @@ deploy: install ## preflight, cdk deploy --all, then what to do next (ARGS='-c k
 	$(CDK) deploy --all $(CDK_FLAGS) --require-approval broadening $(ARGS)
 	$(PY) -m deploy.outputs $(ARGS)
 
+verify: install browser ## check a deployed stack for what only AWS can answer (URL=https://… or the outputs; same ARGS as deploy)
+	CHROMIUM_PATH=$(CHROMIUM) $(PY) -m deploy.verify $(if $(URL),--url '$(URL)') $(ARGS)
+
 destroy: install ## cdk destroy --all, then list what is still tagged (same ARGS as deploy; prod: CONFIRM_DESTROY_PROD=<app>-prod)
 	$(PY) -m deploy.teardown guard $(ARGS)
 	$(CDK) destroy --all --force $(CDK_FLAGS) $(ARGS)
@@ -90,5 +94,5 @@ bench-check: install ## compare bench/results.json with the targets (information
 	$(PY) -m bench.check $(ARGS)
 
 clean: ## remove generated output (keeps the venv and node_modules)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .cache .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -not -path './node_modules/*' -exec rm -rf {} +

@@ -53,6 +53,11 @@ class AwsClients:
         session = boto3.Session(profile_name=profile)
         return cls(session, region=region or region_from_environment(environ, session))
 
+    @property
+    def endpoint_url(self) -> str | None:
+        """The one endpoint every client uses (a local stand-in in tests), or None for AWS's own."""
+        return self._endpoint_url
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
             region = self.region or (_STS_FALLBACK_REGION if service == "sts" else None)

@@ -16,7 +16,9 @@ locally; `tests/local/test_tables.py` checks them against what the CDK synthesiz
 
 How it differs from DynamoDB:
 
-* No SigV4 or IAM: any credentials pass. No capacity, throttling, encryption, backups or streams.
+* SigV4 and IAM only after `check_iam(principals, account)` (the local stack does it): then each
+  request must be signed by a known principal whose synthesized statements allow it
+  (`local/iam/dynamodb.py`); before, any credentials pass. No capacity, throttling, encryption, backups or streams.
   State is in memory and ends with `stop()`. Region is ignored: every client sees the same tables.
 * TTL: dynalite answers UpdateTimeToLive with UnknownOperationException, so `create_table` enables no
   TTL and nothing expires. Code must compare the expiry attribute itself (it must in AWS as well:
@@ -49,6 +51,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from local.iam.dynamodb import refusal
+from local.iam.principals import ADMINISTRATOR, Principals
 from local.processes import die_with_parent, stop_process
 from local.serving import JsonHandler, LoopbackServer
 
@@ -185,16 +189,28 @@ class LocalDynamoDB:
     def running(self) -> bool:
         return self._front is not None and self._process is not None and self._process.poll() is None
 
+    def check_iam(self, principals: Principals | None, account: str) -> None:
+        """Check every request's signature and IAM from now on (None: stop checking)."""
+        if self._front is None:
+            raise LocalDynamoDBError("the local DynamoDB is not started")
+        self._front.principals, self._front.account, self._front.region = principals, account, self.region
+
     def client(self, region: str | None = None) -> Any:
-        """A boto3 DynamoDB client for this server: dummy credentials, short timeouts, never a proxy."""
+        """A boto3 DynamoDB client for this server: short timeouts, never a proxy; dummy credentials, or the
+        administrator's once IAM is checked."""
         config = Config(
             connect_timeout=2,
             read_timeout=10,
             retries={"mode": "standard", "max_attempts": 2},
             proxies={},  # not None: botocore would read the proxy environment variables then
         )
+        principals = self._front.principals if self._front is not None else None
+        keys = CREDENTIALS
+        if principals is not None:
+            admin = principals[ADMINISTRATOR]
+            keys = {"aws_access_key_id": admin.access_key_id, "aws_secret_access_key": admin.secret_access_key}
         return boto3.session.Session().client(
-            "dynamodb", endpoint_url=self.endpoint, region_name=region or self.region, config=config, **CREDENTIALS
+            "dynamodb", endpoint_url=self.endpoint, region_name=region or self.region, config=config, **keys
         )
 
     def output(self, limit: int = 4000) -> str:
@@ -376,6 +392,9 @@ class _Front:
     def __init__(self, host: str, port: int) -> None:
         self.upstream: tuple[str, int] = (host, 0)  # set once dynalite answers, before the server starts
         self.lock = threading.Lock()
+        self.principals: Principals | None = None
+        self.account = "123456789012"
+        self.region = DEFAULT_REGION
         self.server = LoopbackServer(_handler_for(self), host=host, port=port, name="local-dynamodb")
 
     # -------------------------------------------------------------- forwarding
@@ -560,6 +579,12 @@ def _handler_for(front: _Front) -> type[JsonHandler]:
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             operation = (self.headers.get("x-amz-target") or "").rpartition(".")[2]
+            if front.principals is not None:
+                request = (self.command, self.path, dict(self.headers.items()), body)
+                refused = refusal(front.principals, request, region=front.region, account=front.account)
+                if refused is not None:
+                    self.send_body(refused[0], json.dumps(refused[1]).encode(), _CONTENT_TYPE)
+                    return
             if self.command == "POST" and operation in _SERVED:
                 status, payload = front.serve(operation, body)
                 self.send_body(status, json.dumps(payload).encode(), _CONTENT_TYPE)

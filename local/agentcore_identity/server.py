@@ -26,9 +26,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
+from local.agentcore_identity.access import acting_as
 from local.agentcore_identity.faults import CLOSE, HTML_503, SLOW_SUCCESS, Faults
 from local.agentcore_identity.providers import Endpoints, SecretReader
 from local.agentcore_identity.service import CALLBACK_PATH, ApiError, CallbackError, IdentityService, Settings
+from local.iam.principals import Principal, Principals, SignatureError
 from local.serving import JsonHandler, LoopbackServer
 
 # Request path -> operation name (botocore's requestUri for each operation).
@@ -92,8 +94,10 @@ class IdentityServer:
         faults: Faults | None = None,
         record_calls: bool = False,
         name: str = "agentcore-identity",
+        principals: Principals | None = None,
     ) -> None:
         self.backend = backend
+        self.principals = principals  # None: any signature or none; else SigV4 with a known principal's keys
         self.faults = faults or Faults()
         self.counts: Counter[str] = Counter()  # by AWS operation name
         self.calls: list[Call] = []
@@ -177,6 +181,7 @@ class Emulator(IdentityServer):
         clock: Callable[[], float] = time.time,
         vendor_endpoints: dict[str, Endpoints] | None = None,
         secret_reader: SecretReader | None = None,
+        principals: Principals | None = None,
     ) -> None:
         settings = Settings(
             region=region,
@@ -185,9 +190,16 @@ class Emulator(IdentityServer):
             workload_token_ttl_s=workload_token_ttl_s,
             vendor_endpoints=dict(vendor_endpoints or {}),
             secret_reader=secret_reader,
+            principals=principals,
         )
         self.service = IdentityService(settings, lambda: self.base_url, clock)
-        super().__init__(self.service, host, port, public_url=public_url, faults=faults, name="agentcore-identity-emulator")
+        super().__init__(
+            self.service, host, port, public_url=public_url, faults=faults, name="agentcore-identity-emulator", principals=principals
+        )
+
+    def check_iam(self, principals: Principals | None) -> None:
+        """Start (or, with None, stop) checking signatures and each caller's IAM statements."""
+        self.principals = self.service.settings.principals = principals
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -236,7 +248,18 @@ class IdentityHandler(JsonHandler):
             body, invalid = {}, exc
         headers = {name.lower(): value for name, value in self.headers.items()}
         self.front.note_call(operation, Call(path.rsplit("/", 1)[-1], body, headers))
-        self._answer_with_faults(operation, body, invalid)
+        try:
+            caller = self._caller(headers, raw)
+        except SignatureError as exc:
+            self._error(ApiError(exc.code, exc.message))
+            return
+        with acting_as(caller):
+            self._answer_with_faults(operation, body, invalid)
+
+    def _caller(self, headers: dict[str, str], raw: bytes) -> Principal | None:
+        """Who signed the request (None when the front checks no signatures)."""
+        principals = self.front.principals
+        return None if principals is None else principals.authenticate("POST", self.path, headers, raw)
 
     def _answer_with_faults(self, operation: str, body: dict[str, Any], invalid: ApiError | None) -> None:
         fault = self.front.faults.decide(operation)

@@ -3,7 +3,8 @@
 Each public `op_*` method takes the request body botocore serialised and returns the response
 body, or raises `ApiError` with an AWS error code. The HTTP layer (`server.py`) maps those to the
 rest-json wire shape. This is a local stand-in, not AWS: tokens are opaque random strings held in
-memory, nothing is encrypted at rest, and request signatures are not checked.
+memory and nothing is encrypted at rest. With `Settings.principals`, each operation is authorized
+against the caller's synthesized IAM statements (`access.py`); without, nothing is.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.agentcore_identity import model
+from local.agentcore_identity.access import CALLER, Arns, acting_as, read_secret_as_caller, require, resources_for
 from local.agentcore_identity.providers import (
     AUTH_METHODS,
     VENDOR_CONFIGS,
@@ -39,6 +41,7 @@ from local.agentcore_identity.providers import (
     read_json,
     token_request,
 )
+from local.iam.principals import AccessDenied, Principal, Principals
 
 SESSION_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 SESSION_URI_RE = re.compile(r"urn:ietf:params:oauth:request_uri:[a-zA-Z0-9\-._~]+")
@@ -60,6 +63,11 @@ ERROR_STATUS = {
     "ConflictException": 409,
     "ThrottlingException": 429,
     "InternalServerException": 500,
+    # Before any operation: the request's signature (local.iam.sigv4), as AWS answers them.
+    "MissingAuthenticationTokenException": 403,
+    "IncompleteSignatureException": 403,
+    "UnrecognizedClientException": 403,
+    "InvalidSignatureException": 403,
 }
 
 
@@ -180,6 +188,7 @@ class Session:
     tokens: VaultEntry | None = None
     completed: bool = False
     failed: bool = False
+    initiator: Principal | None = None  # who asked for the token: the code exchange runs with its credentials
 
 
 @dataclass
@@ -191,6 +200,7 @@ class Settings:
     default_token_lifetime_s: float = 3600.0  # when the provider's token response has no expires_in
     vendor_endpoints: dict[str, Endpoints] = field(default_factory=dict)  # built-in vendor -> endpoints to use instead
     secret_reader: SecretReader | None = None  # Secrets Manager for EXTERNAL client secrets; None refuses EXTERNAL
+    principals: Principals | None = None  # who may call what (local.iam); None: no IAM check
 
 
 def _b64url_nopad(data: bytes) -> str:
@@ -246,7 +256,24 @@ class IdentityService:
     def answer(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         """The response body for one AWS operation, or ApiError; the request is checked against botocore's model first."""
         validate_request(operation, body)
+        self.authorize(operation, body)
         return dict(getattr(self, f"op_{operation}")(body))
+
+    def authorize(self, operation: str, body: dict[str, Any]) -> None:
+        """AccessDeniedException unless the caller's role allows `operation` on its resources (`access.py`)."""
+        workload = provider = None
+        with self.lock:
+            if operation == "GetResourceOauth2Token":
+                token = self.workload_tokens.get(str(body.get("workloadIdentityToken")))
+                workload, provider = (token.workload if token else None), str(body["resourceCredentialProviderName"])
+            elif operation == "CompleteResourceTokenAuth":
+                session = self.sessions.get(str(body.get("sessionUri")))
+                workload, provider = (session.key[0], session.key[2]) if session else (None, None)
+        arns = Arns(self.settings.region, self.settings.account)
+        try:
+            require(self.settings.principals, f"bedrock-agentcore:{operation}", resources_for(arns, operation, body, workload, provider))
+        except AccessDenied as exc:
+            raise ApiError("AccessDeniedException", exc.message) from None
 
     def _arn(self, resource: str) -> str:
         return f"arn:aws:bedrock-agentcore:{self.settings.region}:{self.settings.account}:{resource}"
@@ -371,7 +398,12 @@ class IdentityService:
         if p.secret.value is not None:
             return p.secret.value
         assert p.secret.secret_id is not None and p.secret.json_key is not None
-        return self.read_secret(p.secret.secret_id, p.secret.json_key, "clientSecretConfig")[1]
+        arn, value = self.read_secret(p.secret.secret_id, p.secret.json_key, "clientSecretConfig")
+        try:
+            read_secret_as_caller(self.settings.principals, arn, self.settings.region)
+        except AccessDenied as exc:
+            raise ApiError("AccessDeniedException", exc.message) from None
+        return value
 
     def _endpoints(self, vendor: str, config: dict[str, Any], path: str) -> tuple[str | None, Endpoints]:
         """The discovery URL (if given) and the authorization server's endpoints."""
@@ -561,7 +593,8 @@ class IdentityService:
         separator = "&" if "?" in endpoint else "?"
         url = endpoint + separator + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
         with self.lock:
-            self.sessions[uri] = Session(uri, key, return_url, custom_state, state, verifier, url, self.now() + self.settings.session_ttl_s)
+            expires_at = self.now() + self.settings.session_ttl_s
+            self.sessions[uri] = Session(uri, key, return_url, custom_state, state, verifier, url, expires_at, initiator=CALLER.get())
             self._by_state[state] = uri
         return {"authorizationUrl": url, "sessionUri": uri, "sessionStatus": "IN_PROGRESS"}
 
@@ -586,7 +619,8 @@ class IdentityService:
             codes = query.get("code", [])
             if len(codes) != 1:
                 raise CallbackError(400, "Missing authorization code.")
-        tokens = self._exchange_code(provider, session, codes[0])
+        with acting_as(session.initiator):
+            tokens = self._exchange_code(provider, session, codes[0])
         with self.lock:
             session.tokens = tokens
             # Assumption: the browser is sent to the return URL with session_id=<sessionUri> and,

@@ -3,8 +3,12 @@
 Environment:
   DEMO_PORT         first of eleven consecutive ports; the agent is at http://127.0.0.1:$DEMO_PORT (default 8000)
   DEMO_LOG_DIR      where the service logs go (default .demo/logs)
+  DEMO_VERIFY_ARGS  where `make verify` finds this stack's arguments (default .demo/verify.args)
   BEDROCK_MODEL_ID  a real Bedrock model or inference profile; AWS credentials come from the usual places.
                     Unset: the local model stand-in (local/bedrock), which understands a few plain requests.
+
+While it runs, `.demo/verify.args` holds what `make verify URL=<its URL>` needs besides the URL (the
+emulator's endpoint and administrator keys, a demo user); it is removed at the end.
 """
 
 from __future__ import annotations
@@ -20,6 +24,28 @@ from local.demo.stack import ROOT, DemoError, DemoStack, Ports
 from local.idp import DEMO_USERS
 
 HOST = "127.0.0.1"
+VERIFY_ARGS = ".demo/verify.args"  # relative to the repository; DEMO_VERIFY_ARGS overrides it
+
+
+def banner(stack: DemoStack, model_id: str | None) -> str:
+    alice = DEMO_USERS[0]
+    others = ", ".join(f"{user.username} / {user.password}" for user in DEMO_USERS[1:])
+    model = f"Bedrock model {model_id} in {stack.region}" if model_id else "the local model stand-in (try: show my notes)"
+    iam = (
+        "each service signs with its own keys; AgentCore and DynamoDB calls are checked against its role in the synthesized templates"
+        if stack.principals
+        else "off (a real Bedrock model: the services hold your AWS credentials)"
+    )
+    return (
+        f"\nOpen {stack.public_url} and sign in as {alice.username} / {alice.password}\n"
+        f"  (also: {others}; the agent uses {model})\n"
+        f"  sign-in issuer     {stack.sign_in_issuer}   (stands in for Amazon Cognito)\n"
+        f"  notes API issuer   {stack.consent_issuer}   (the external authorization server)\n"
+        f"  AgentCore Identity {stack.emulator.base_url}   (emulator; vault at /_emulator/vault)\n"
+        f"  IAM                {iam}\n"
+        f"  check it           make verify URL={stack.public_url}   (from another terminal)\n"
+        "Press Ctrl-C to stop."
+    )
 
 
 def main() -> int:
@@ -30,6 +56,7 @@ def main() -> int:
         return 2
     log_dir = Path(os.environ.get("DEMO_LOG_DIR") or ROOT / ".demo" / "logs")
     model_id = os.environ.get("BEDROCK_MODEL_ID") or None
+    verify_args = Path(os.environ.get("DEMO_VERIFY_ARGS") or ROOT / VERIFY_ARGS)
     stop = threading.Event()
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
@@ -49,18 +76,8 @@ def main() -> int:
         return 130
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda signum, frame: stop.set())
-    alice = DEMO_USERS[0]
-    others = ", ".join(f"{user.username} / {user.password}" for user in DEMO_USERS[1:])
-    model = f"Bedrock model {model_id} in {stack.region}" if model_id else "the local model stand-in (try: show my notes)"
-    print(
-        f"\nOpen {stack.public_url} and sign in as {alice.username} / {alice.password}\n"
-        f"  (also: {others}; the agent uses {model})\n"
-        f"  sign-in issuer     {stack.sign_in_issuer}   (stands in for Amazon Cognito)\n"
-        f"  notes API issuer   {stack.consent_issuer}   (the external authorization server)\n"
-        f"  AgentCore Identity {stack.emulator.base_url}   (emulator; vault at /_emulator/vault)\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
+    stack.write_verify_arguments(verify_args)
+    print(banner(stack, model_id), flush=True)
     code = 0
     try:
         while not stop.wait(0.5):
@@ -70,6 +87,7 @@ def main() -> int:
                 break
     finally:
         print("\nStopping ...", flush=True)
+        verify_args.unlink(missing_ok=True)
         try:
             stack.stop()
         except DemoError as exc:

@@ -10,7 +10,9 @@ kernel picks, in a daemon thread, so it ends with the process; every stack in th
 and stores its secrets under names of its own, deleted when it stops. Request logs are off. Clients
 get fixed local keys, so boto3 never looks for credentials elsewhere. Moto keeps its state in module
 globals: a `/moto-api/reset` on another moto server of the same process (`tests/support/moto_aws.py`)
-also empties this one. Not AWS: no KMS, no resource policy, no IAM.
+also empties this one. Not AWS: no KMS, no resource policy, no IAM here. Each stack's secrets count as
+encrypted under a KMS key ARN of its own (`key_arn`): the local IAM check asks the reading role for
+`kms:Decrypt` on it, as AWS asks for it on the secret's customer-managed key (`local/iam/principals.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,6 +62,7 @@ class LocalSecretsManager:
 
     def __init__(self, region: str) -> None:
         self.region = region
+        self.key_arn = f"arn:aws:kms:{region}:123456789012:key/{uuid.uuid4()}"  # stands for the stack's secrets key
         self._client: Any = None
         self._reader: SecretReader | None = None
         self._arns: list[str] = []

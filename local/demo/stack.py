@@ -51,6 +51,8 @@ from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbSt
 from local.bedrock import DemoModel
 from local.demo.secretsmanager import LocalSecretsManager
 from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, LocalDynamoDBError, create_table
+from local.iam.principals import ADMINISTRATOR, Principals
+from local.iam.templates import LocalResources, TemplateError, Templates, synthesized
 from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, IdpStartError, demo_config
 from local.processes import die_with_parent, stop_process
 from services.common import environment as names
@@ -61,8 +63,10 @@ ACCOUNT = "123456789012"
 ALB_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/local-demo/0123456789abcdef"
 ALB_CLIENT_ID = "local-alb"
 AGENTCORE_CLIENT_ID = "local-agentcore"
-WORKLOAD_NAME = "local-demo-agent"
-PROVIDER_NAME = "local-demo-notes"
+# The names the stacks deploy with the default cdk.json (checked against the synthesized templates at start):
+# the IAM statements name them in their ARNs.
+WORKLOAD_NAME = "agentcore-ecs-sandbox-agent"
+PROVIDER_NAME = "agentcore-ecs-sandbox-demo"
 CLIENT_SECRET_NAME = "local-demo-notes-client"  # noqa: S105 - a name; a random suffix makes each stack's secret its own
 CLIENT_SECRET_JSON_KEY = "client_secret"  # noqa: S105 - the JSON key the AgentIdentity stack uses, not a secret
 SCOPES = "demo-api/notes.read demo-api/notes.write demo-api/profile.read"
@@ -146,8 +150,14 @@ class DemoStack:
         faults: Faults | None = None,
         service_env: dict[str, dict[str, str]] | None = None,
         users: tuple[DemoUser, ...] = DEMO_USERS,
+        iam_check: bool = True,
+        adjust_principals: Callable[[Principals], Principals] | None = None,
     ) -> None:
-        """`model_id`: a real Bedrock model (AWS credentials from the environment); None: the stand-in."""
+        """`model_id`: a real Bedrock model (AWS credentials from the environment); None: the stand-in.
+        `iam_check`: each service signs with keys of its own and the emulator and the local DynamoDB
+        allow only what its role's synthesized statements allow (off with a real model: the services
+        then hold the environment's AWS credentials). `adjust_principals`: change the principals first
+        (tests take a statement away)."""
         self.host, self.ports, self.log_dir = host, ports, log_dir
         ports.check_free(host)  # before anything here binds one of them
         self.model_id = model_id
@@ -157,6 +167,10 @@ class DemoStack:
         self.dynamodb = LocalDynamoDB(host, ports.dynamodb, region=self.region, backend_port=ports.dynalite)
         self.secrets_manager = LocalSecretsManager(self.region)
         self.client_secret_arn: str | None = None  # the provider's EXTERNAL secret, once stored
+        self.iam_check = iam_check and model_id is None
+        self._adjust_principals = adjust_principals
+        self.principals: Principals | None = None  # once the templates are read
+        self._templates: Path | TemplateError | None = None
         self.emulator = Emulator(
             host,
             ports.agentcore,
@@ -218,10 +232,17 @@ class DemoStack:
         """Start everything in order; on any failure stop what started and raise DemoError saying what to do."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _bypass_proxies_for_loopback()
+        synth = threading.Thread(target=self._synthesize, name="local-iam-synth", daemon=True)
+        if self.iam_check:
+            synth.start()  # meanwhile the rest starts
         try:
             self._start_dynamodb()
             self.emulator.start()
             self.idp = IdpProcess(self._idp_config()).start(timeout_s=timeout_s / 2)
+            self._store_client_secret()
+            if self.iam_check:
+                synth.join()
+                self._check_iam()
             self._register()
             if self.model_id is None:
                 self.model = DemoModel(self.host, self.ports.model).start()
@@ -235,7 +256,7 @@ class DemoStack:
             self._start_alb()
         except BaseException as exc:
             self.stop()
-            if isinstance(exc, IdpStartError | LocalDynamoDBError | OSError | ClientError | BotoCoreError):
+            if isinstance(exc, IdpStartError | LocalDynamoDBError | OSError | ClientError | BotoCoreError | TemplateError):
                 raise DemoError(f"{exc} (logs in {self.log_dir})") from exc
             raise
         return self
@@ -326,14 +347,60 @@ class DemoStack:
             users=self.users,
         )
 
+    @property
+    def admin_credentials(self) -> dict[str, str]:
+        """boto3 keyword arguments for the administrator (the deployer): allowed everything, as in AWS."""
+        if self.principals is None:
+            return {"aws_access_key_id": "local", "aws_secret_access_key": "local"}  # nothing checks them
+        admin = self.principals[ADMINISTRATOR]
+        return {"aws_access_key_id": admin.access_key_id, "aws_secret_access_key": admin.secret_access_key}
+
     def agentcore_control(self) -> Any:
         return boto3.client(
             "bedrock-agentcore-control",
             region_name=self.region,
             endpoint_url=self.emulator.base_url,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the emulator checks no signature
             config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=10),
+            **self.admin_credentials,
+        )
+
+    def _synthesize(self) -> None:
+        """The CDK templates the IAM check reads (cached; about 9 s when the stacks changed)."""
+        try:
+            self._templates = synthesized()
+        except (TemplateError, OSError, subprocess.SubprocessError) as exc:
+            self._templates = TemplateError(f"the local IAM check needs the synthesized templates: {exc}")
+
+    def local_resources(self) -> LocalResources:
+        """The local stand-ins of what the templates' statements name, by ARN."""
+        assert self.client_secret_arn is not None
+        table = f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/"
+        return LocalResources(
+            partition="aws",
+            region=self.region,
+            account=ACCOUNT,
+            client_secret_arn=self.client_secret_arn,
+            client_secret_key_arn=self.secrets_manager.key_arn,
+            tables={names.BINDING_TABLE: table + BINDING_TABLE_NAME, names.NOTES_TABLE: table + NOTES_TABLE_NAME},
+        )
+
+    def _check_iam(self) -> None:
+        """Each service's principal from its role's synthesized statements; the emulator and the local
+        DynamoDB check every call against them from here on."""
+        if isinstance(self._templates, TemplateError) or self._templates is None:
+            raise self._templates or TemplateError("the templates were not synthesized")
+        templates = Templates.load(self._templates, self.local_resources())
+        deployed = templates.names()
+        if deployed != {"workload_identity": WORKLOAD_NAME, "credential_provider": PROVIDER_NAME}:
+            raise TemplateError(f"the stacks deploy AgentCore names {deployed}; local/demo/stack.py uses {WORKLOAD_NAME}, {PROVIDER_NAME}")
+        principals = Principals.for_services(templates, self.local_resources())
+        self.principals = self._adjust_principals(principals) if self._adjust_principals else principals
+        self.emulator.check_iam(self.principals)
+        self.dynamodb.check_iam(self.principals, ACCOUNT)
+
+    def _store_client_secret(self) -> None:
+        self.client_secret_arn = self.secrets_manager.create_json_secret(
+            CLIENT_SECRET_NAME, {CLIENT_SECRET_JSON_KEY: self._secrets["agentcore_client"]}
         )
 
     def _register(self) -> None:
@@ -341,9 +408,6 @@ class DemoStack:
         URL, and the credential provider for the notes API's authorization server (by discovery URL),
         its client secret in a Secrets Manager secret of ours (EXTERNAL: ARN and JSON key), the client
         authenticated with HTTP Basic (`stacks/constructs/agent_identity.py`)."""
-        self.client_secret_arn = self.secrets_manager.create_json_secret(
-            CLIENT_SECRET_NAME, {CLIENT_SECRET_JSON_KEY: self._secrets["agentcore_client"]}
-        )
         control = self.agentcore_control()
         control.create_workload_identity(name=WORKLOAD_NAME, allowedResourceOauth2ReturnUrls=[self.binding_url])
         provider = control.create_oauth2_credential_provider(
@@ -368,16 +432,11 @@ class DemoStack:
         return doc
 
     def _env(self, name: str, jwks_url: str) -> dict[str, str]:
+        keys = self.principals[name].environment() if self.principals else {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
         aws = (
             {}
             if self.model_id
-            else {
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_CONFIG_FILE": os.devnull,
-                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                "AWS_EC2_METADATA_DISABLED": "true",
-            }
+            else keys | {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"}
         )
         common = {
             "PYTHONPATH": str(ROOT),
@@ -502,6 +561,29 @@ class DemoStack:
             time.sleep(0.01)
 
     # ------------------------------------------------------------------ for tests and the console
+
+    def verify_arguments(self) -> list[str]:
+        """`python -m deploy.verify` arguments for this stack: what differs from an account (the issuers,
+        AgentCore's endpoint and the administrator's keys for it, a demo user), given explicitly."""
+        keys, user = self.admin_credentials, self.users[0]
+        return [
+            f"--url={self.public_url}",
+            f"--sign-in-issuer={self.sign_in_issuer}",
+            f"--agentcore-endpoint={self.emulator.base_url}",
+            f"--agentcore-access-key-id={keys['aws_access_key_id']}",
+            f"--agentcore-secret-access-key={keys['aws_secret_access_key']}",
+            f"--region={self.region}",
+            f"--user={user.username}",
+            f"--password={user.password}",
+        ]
+
+    def write_verify_arguments(self, path: Path) -> None:
+        """The arguments, one per line, readable by this user only: `make verify URL=<this stack's URL>` reads them."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write("\n".join(self.verify_arguments()) + "\n")
 
     def log_lines(self, name: str) -> Iterator[dict[str, Any]]:
         for line in self.services[name].log.read_text(errors="replace").splitlines():

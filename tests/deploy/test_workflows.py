@@ -239,6 +239,15 @@ def test_push_to_main_deploys_sandbox_then_smoke_checks() -> None:
     assert _step("deploy.yml", "Smoke check through the ALB")["run"] == 'bash tools/smoke-check.sh "$AGENT_URL"'
 
 
+def test_after_the_smoke_check_make_verify_runs_from_the_outputs_of_the_same_configuration() -> None:
+    steps = _workflow("deploy.yml")["jobs"]["deploy"]["steps"]
+    names = [s.get("name", s.get("uses", "")) for s in steps]
+    assert names.index("Smoke check through the ALB") < names.index("make verify") == len(names) - 1
+    run = _step("deploy.yml", "make verify")["run"]
+    # The context the deploy had (so the same stacks are read), without --yes and without a URL: from the outputs.
+    assert run == 'make verify ARGS="-c profile=$PROFILE $CDK_CONTEXT_ARGS $EXTRA_CDK_ARGS"'
+
+
 def test_scheduled_destroy_is_sandbox_only() -> None:
     destroy = _workflow("destroy.yml")
     (schedule,) = destroy["on"]["schedule"]

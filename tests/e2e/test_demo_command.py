@@ -43,7 +43,13 @@ class Demo:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.demo"],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "DEMO_LOG_DIR": str(tmp_path / "logs"), **env},
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "DEMO_LOG_DIR": str(tmp_path / "logs"),
+                "DEMO_VERIFY_ARGS": str(tmp_path / "verify.args"),
+                **env,
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -1,0 +1,154 @@
+"""Where a `Target`'s inputs come from: the command line, the deployed stacks' outputs, AgentCore.
+
+Two ways in, one result. With `--url`, everything is explicit (the local demo passes its issuers,
+the emulator's endpoint and keys, and a demo user). Without it, the stack outputs name the URL and
+the user pools, the caller's AWS credentials reach AgentCore, and the temporary user is created in
+Cognito. In both, the consent client and the callback URL are read from the credential provider
+(`GetOauth2CredentialProvider`) unless given.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdk_app.config import AppConfig, Provider
+from deploy.aws_clients import AwsClients
+from deploy.outputs import read_outputs
+from deploy.verify.target import DEFAULT_CHROMIUM, DEFAULT_QUESTION, AgentCoreAccess, ConsentClient, Target
+from deploy.verify.users import given_person, temporary_cognito_user
+
+LOCAL_REGION = "us-east-1"  # what an endpoint of one's own is signed for when no region is given
+
+
+@dataclass(frozen=True)
+class Explicit:
+    """What the command line gave; None means "find it" (or, failing that, skip what needs it)."""
+
+    url: str | None = None
+    sign_in_issuer: str | None = None
+    agentcore_endpoint: str | None = None
+    agentcore_keys: tuple[str, str] | None = field(default=None, repr=False)
+    workload_name: str | None = None
+    provider_name: str | None = None
+    state_param: str | None = None
+    client_id: str | None = None
+    callback_url: str | None = None
+    consent_issuer: str | None = None
+    scope: str = "openid"
+    user: tuple[str, str] | None = field(default=None, repr=False)
+    question: str = DEFAULT_QUESTION
+
+
+def _chromium() -> Path:
+    return Path(os.environ.get("CHROMIUM_PATH") or DEFAULT_CHROMIUM)
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "Unknown"))
+    return type(error).__name__
+
+
+def agentcore_access(given: Explicit, aws: AwsClients | None, region: str | None = None) -> tuple[AgentCoreAccess | None, str]:
+    """The emulator's endpoint with the keys given, or the caller's AWS session; else why neither."""
+    if given.agentcore_endpoint:
+        if given.agentcore_keys is None:
+            return None, "--agentcore-endpoint needs --agentcore-access-key-id and --agentcore-secret-access-key"
+        key_id, secret = given.agentcore_keys
+        session = boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret)
+        return AgentCoreAccess(session, region or (aws.region if aws else None) or LOCAL_REGION, given.agentcore_endpoint), ""
+    if aws is None or not aws.region:
+        return None, "no AWS region for AgentCore: set AWS_REGION or pass -c region=..."
+    return AgentCoreAccess(aws.session, aws.region, aws.endpoint_url), ""
+
+
+def consent_client(given: Explicit, agentcore: AgentCoreAccess | None, provider_name: str) -> tuple[ConsentClient | None, str]:
+    """The client id, callback URL and provider's endpoint: as given, else from the credential provider."""
+    if given.client_id and given.callback_url and given.consent_issuer:
+        return ConsentClient(given.client_id, given.callback_url, discovery_url=given.consent_issuer, scope=given.scope), ""
+    if agentcore is None:
+        return None, "give --client-id, --callback-url and --consent-issuer, or a way to reach AgentCore"
+    try:
+        provider = agentcore.client("bedrock-agentcore-control").get_oauth2_credential_provider(name=provider_name)
+    except (ClientError, BotoCoreError) as error:
+        return (
+            None,
+            f"GetOauth2CredentialProvider {provider_name} failed ({_why(error)}): give --client-id, --callback-url, --consent-issuer",
+        )
+    return _from_provider(given, provider), ""
+
+
+def _from_provider(given: Explicit, provider: dict[str, Any]) -> ConsentClient:
+    outputs = provider.get("oauth2ProviderConfigOutput", {})
+    config: dict[str, Any] = next(iter(outputs.values()), {}) if isinstance(outputs, dict) else {}
+    discovery = config.get("oauthDiscovery", {})
+    metadata = discovery.get("authorizationServerMetadata") or {}
+    return ConsentClient(
+        client_id=given.client_id or str(config.get("clientId", "")),
+        callback_url=given.callback_url or str(provider.get("callbackUrl", "")),
+        authorization_endpoint=None if given.consent_issuer else metadata.get("authorizationEndpoint"),
+        discovery_url=given.consent_issuer or discovery.get("discoveryUrl"),
+        scope=given.scope,
+    )
+
+
+def from_arguments(given: Explicit, config: AppConfig, aws: AwsClients | None, *, region: str | None = None) -> Target:
+    """`--url` and the rest as given; names not given are the config's (cdk.json and -c)."""
+    if given.url is None:
+        raise ValueError("from_arguments needs --url")
+    agentcore, why_agentcore = agentcore_access(given, aws, region)
+    provider_name = given.provider_name or config.credential_provider_name
+    consent, why_consent = consent_client(given, agentcore, provider_name)
+    people = given_person(*given.user) if given.user else None
+    return Target(
+        where=given.url,
+        url=given.url.rstrip("/"),
+        workload_name=given.workload_name or config.workload_identity_name,
+        provider_name=provider_name,
+        state_param=given.state_param or config.binding_state_param,
+        question=given.question,
+        chromium=_chromium(),
+        sign_in_issuer=given.sign_in_issuer,
+        agentcore=agentcore,
+        consent=consent,
+        people=people,
+        missing={
+            "agentcore": why_agentcore,
+            "consent": why_consent,
+            "people": "give --user and --password: a user at both the sign-in issuer and the provider",
+            "sign_in_issuer": "no --sign-in-issuer",
+        },
+    )
+
+
+def from_outputs(given: Explicit, config: AppConfig, aws: AwsClients) -> Target:
+    """The deployed stacks: outputs for the URL and pools, Cognito for a temporary user."""
+    outputs = read_outputs(aws, config)
+    region = str(aws.region)
+    target = from_arguments(replace(given, url=outputs.agent_url), config, aws)
+    people, why_people = target.people, ""
+    if people is None and config.provider.kind is Provider.DEMO and outputs.demo_user_pool_id:
+        pools = [outputs.sign_in_user_pool_id, outputs.demo_user_pool_id]
+        people = temporary_cognito_user(aws.client("cognito-idp"), pools)
+    elif people is None:
+        why_people = f"provider {config.provider.kind.value}: give --user and --password of a person who may sign in there"
+    return replace(
+        target,
+        where=f"{_account(aws)} in {region}, {outputs.agent_url}",
+        sign_in_issuer=given.sign_in_issuer or f"https://cognito-idp.{region}.amazonaws.com/{outputs.sign_in_user_pool_id}",
+        people=people,
+        missing={**target.missing, "people": why_people or target.why_missing("people")},
+    )
+
+
+def _account(aws: AwsClients) -> str:
+    try:
+        return f"account {aws.client('sts').get_caller_identity()['Account']}"
+    except (ClientError, BotoCoreError):
+        return "the caller's account"
