@@ -51,7 +51,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local.iam.dynamodb import refusal
+from local.iam.dynamodb import Request, refusal
 from local.iam.principals import ADMINISTRATOR, Principals
 from local.processes import die_with_parent, stop_process
 from local.serving import JsonHandler, LoopbackServer
@@ -578,9 +578,10 @@ def _handler_for(front: _Front) -> type[JsonHandler]:
     class FrontHandler(JsonHandler):
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            operation = (self.headers.get("x-amz-target") or "").rpartition(".")[2]
+            targets = self.headers.get_all("x-amz-target") or []
+            operation = targets[-1].rpartition(".")[2] if targets else ""  # one value: a repeat is refused below
             if front.principals is not None:
-                request = (self.command, self.path, dict(self.headers.items()), body)
+                request = Request(self.command, self.path, tuple(self.headers.items()), body, operation)
                 refused = refusal(front.principals, request, region=front.region, account=front.account)
                 if refused is not None:
                     self.send_body(refused[0], json.dumps(refused[1]).encode(), _CONTENT_TYPE)

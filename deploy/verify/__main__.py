@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,8 +28,8 @@ from deploy.aws_clients import AwsClients
 from deploy.cdk_args import load_cli_config, parse_cdk_args
 from deploy.outputs import OutputsError
 from deploy.verify.checks import ALL_CHECKS, run_checks
-from deploy.verify.report import exit_code, render
-from deploy.verify.sources import Explicit, from_arguments, from_outputs
+from deploy.verify.report import exit_code, github_annotations, render
+from deploy.verify.sources import Explicit, from_arguments, from_outputs, is_loopback
 from deploy.verify.target import DEFAULT_QUESTION
 
 
@@ -51,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--password", help="that user's password")
     p.add_argument("--question", default=DEFAULT_QUESTION, help="what the consent check asks the agent")
     p.add_argument("--check", action="append", choices=ALL_CHECKS, default=[], help="run only this check (repeatable)")
+    p.add_argument("--strict", action="store_true", help="a skipped check fails the run too")
     return p
 
 
@@ -94,7 +96,8 @@ def main(argv: Sequence[str] | None = None, *, clients: AwsClients | None = None
     try:
         config = load_cli_config(cdk)
         aws = clients
-        if aws is None and (given.url is None or not given.agentcore_endpoint):
+        # A URL on this machine is the local demo: never ask the environment's AWS account about it.
+        if aws is None and (given.url is None or not (given.agentcore_endpoint or is_loopback(given.url))):
             aws = AwsClients.from_environment(profile=cdk.aws_profile, region=args.region or config.region, environ=os.environ)
         if given.url:
             target = from_arguments(given, config, aws, region=args.region)
@@ -113,8 +116,12 @@ def main(argv: Sequence[str] | None = None, *, clients: AwsClients | None = None
         return 2
     results = run_checks(target, args.check)
     print("\n".join(render(target.where, results)), file=out)
-    return exit_code(results)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print("\n".join(github_annotations(results)), file=out)
+    return exit_code(results, strict=args.strict)
 
 
 if __name__ == "__main__":
+    # SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so the temporary user is still deleted.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sys.exit(main())

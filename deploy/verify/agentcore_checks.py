@@ -43,9 +43,12 @@ def _ask(name: str, target: Target, call: Callable[[Any], object], *, validate: 
 
 
 def _caller_problem(name: str, error: ClientError) -> Result | None:
-    """A refusal of the caller's credentials, not an answer about the request."""
-    if _code(error) == "AccessDeniedException":
-        return skipped(name, "the caller may not make this call (AccessDeniedException): run with credentials that may")
+    """A refusal of the caller's credentials, not an answer about the request. IAM words its refusal
+    "User: <arn> is not authorized to perform: <action> …"; any other AccessDeniedException is AgentCore's
+    answer about the made-up request, and the services do not expect it: a failure, not a skip."""
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    if _code(error) == "AccessDeniedException" and "is not authorized to perform" in message:
+        return skipped(name, "the caller may not make this call (IAM AccessDeniedException): run with credentials that may")
     if _code(error) in CREDENTIAL_ERRORS:
         return failed(name, f"AgentCore did not accept the caller's credentials ({_code(error)}): check the keys and region")
     return None

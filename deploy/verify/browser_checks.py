@@ -136,7 +136,11 @@ def forged_headers_signed_in(visit: Visit) -> Result:
         return failed(
             FORGED_SIGNED_IN, f"signed in, GET /api/session with forged x-amzn-oidc-* headers answered {forged.status}, expected 200"
         )
-    if forged.json().get("user") != own.json().get("user"):
+    try:
+        same = forged.json().get("user") == own.json().get("user")
+    except (ValueError, AttributeError):
+        return failed(FORGED_SIGNED_IN, "GET /api/session did not answer a JSON object")
+    if not same:
         return failed(FORGED_SIGNED_IN, "signed in, forged x-amzn-oidc-* headers changed who the agent answered for")
     return passed(FORGED_SIGNED_IN, "signed in, forged x-amzn-oidc-* headers were ignored: answered as the signed-in user")
 

@@ -168,6 +168,10 @@ def callback_registered(target: Target) -> Result:
     consent = target.consent
     if consent is None:
         return skipped(name, target.why_missing("consent"))
+    if not consent.authorization_endpoint and not consent.discovery_url:
+        # GitHub, Google, Microsoft, Slack: AgentCore knows their endpoints, and some check redirect_uri only
+        # after their own sign-in, so an unauthenticated request proves nothing either way.
+        return skipped(name, "a built-in vendor: register the callback URL in its console; `state_echo_and_chat` uses it")
     try:
         endpoint = consent.authorization_endpoint or str(discover(str(consent.discovery_url))["authorization_endpoint"])
         with http_client() as client:

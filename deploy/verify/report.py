@@ -2,7 +2,8 @@
 
 A check passes, fails with one line a person understands, or is skipped with the reason it could not
 run (an input it lacks, a permission the caller does not have). The exit code is 0 only when
-nothing failed: a skipped check is named in the report, never hidden, but does not fail the run.
+nothing failed: a skipped check is named in the report, never hidden, but does not fail the run
+unless `strict` (`--strict`). In GitHub Actions each failed or skipped check is also an annotation.
 """
 
 from __future__ import annotations
@@ -51,5 +52,13 @@ def render(where: str, results: Sequence[Result]) -> list[str]:
     return [f"Verified {where}:", *(r.line for r in results), "", summary(results)]
 
 
-def exit_code(results: Sequence[Result]) -> int:
-    return 1 if any(r.status is Status.FAILED for r in results) else 0
+def exit_code(results: Sequence[Result], *, strict: bool = False) -> int:
+    """1 when a check failed (or, strict, was skipped); else 0."""
+    failing = {Status.FAILED, Status.SKIPPED} if strict else {Status.FAILED}
+    return 1 if any(r.status in failing for r in results) else 0
+
+
+def github_annotations(results: Sequence[Result]) -> list[str]:
+    """GitHub Actions workflow commands: an error per failed check, a warning per skipped one."""
+    kinds = {Status.FAILED: "error", Status.SKIPPED: "warning"}
+    return [f"::{kinds[r.status]} title=make verify {r.name}::{r.detail}" for r in results if r.status in kinds]

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -55,14 +56,24 @@ def _why(error: Exception) -> str:
     return type(error).__name__
 
 
-def agentcore_access(given: Explicit, aws: AwsClients | None, region: str | None = None) -> tuple[AgentCoreAccess | None, str]:
-    """The emulator's endpoint with the keys given, or the caller's AWS session; else why neither."""
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def agentcore_access(
+    given: Explicit, aws: AwsClients | None, region: str | None = None, *, from_outputs: bool = False
+) -> tuple[AgentCoreAccess | None, str]:
+    """The emulator's endpoint with the keys given, or the caller's AWS session; else why neither. A URL on
+    this machine never gets the AWS session: its AgentCore is the demo's emulator."""
     if given.agentcore_endpoint:
         if given.agentcore_keys is None:
             return None, "--agentcore-endpoint needs --agentcore-access-key-id and --agentcore-secret-access-key"
         key_id, secret = given.agentcore_keys
         session = boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret)
         return AgentCoreAccess(session, region or (aws.region if aws else None) or LOCAL_REGION, given.agentcore_endpoint), ""
+    if given.url and is_loopback(given.url) and not from_outputs:
+        return None, "a URL on this machine: give --agentcore-endpoint and its keys (`make demo` keeps them in .demo/verify.args)"
     if aws is None or not aws.region:
         return None, "no AWS region for AgentCore: set AWS_REGION or pass -c region=..."
     return AgentCoreAccess(aws.session, aws.region, aws.endpoint_url), ""
@@ -98,16 +109,18 @@ def _from_provider(given: Explicit, provider: dict[str, Any]) -> ConsentClient:
     )
 
 
-def from_arguments(given: Explicit, config: AppConfig, aws: AwsClients | None, *, region: str | None = None) -> Target:
+def from_arguments(
+    given: Explicit, config: AppConfig, aws: AwsClients | None, *, region: str | None = None, from_outputs: bool = False
+) -> Target:
     """`--url` and the rest as given; names not given are the config's (cdk.json and -c)."""
     if given.url is None:
         raise ValueError("from_arguments needs --url")
-    agentcore, why_agentcore = agentcore_access(given, aws, region)
+    agentcore, why_agentcore = agentcore_access(given, aws, region, from_outputs=from_outputs)
     provider_name = given.provider_name or config.credential_provider_name
     consent, why_consent = consent_client(given, agentcore, provider_name)
     people = given_person(*given.user) if given.user else None
     return Target(
-        where=given.url,
+        where=given.url + (f" (AgentCore at {given.agentcore_endpoint})" if given.agentcore_endpoint else ""),
         url=given.url.rstrip("/"),
         workload_name=given.workload_name or config.workload_identity_name,
         provider_name=provider_name,
@@ -131,7 +144,7 @@ def from_outputs(given: Explicit, config: AppConfig, aws: AwsClients) -> Target:
     """The deployed stacks: outputs for the URL and pools, Cognito for a temporary user."""
     outputs = read_outputs(aws, config)
     region = str(aws.region)
-    target = from_arguments(replace(given, url=outputs.agent_url), config, aws)
+    target = from_arguments(replace(given, url=outputs.agent_url), config, aws, from_outputs=True)
     people, why_people = target.people, ""
     if people is None and config.provider.kind is Provider.DEMO and outputs.demo_user_pool_id:
         pools = [outputs.sign_in_user_pool_id, outputs.demo_user_pool_id]

@@ -38,9 +38,10 @@ class UserSetupError(Exception):
     `denied`: the caller may not make the call (its credentials, not the stack, stop the check).
     """
 
-    def __init__(self, message: str, *, denied: bool = False) -> None:
+    def __init__(self, message: str, *, denied: bool = False, answered: bool = True) -> None:
         super().__init__(message)
         self.denied = denied
+        self.answered = answered  # Cognito answered (the call did not happen); False: no answer, it may have
 
 
 def given_person(username: str, password: str) -> People:
@@ -75,8 +76,15 @@ def temporary_cognito_user(cognito: Any, pool_ids: Sequence[str], *, deleted: li
         created: list[str] = []
         try:
             for pool_id in pool_ids:
-                _create(cognito, pool_id, who)
+                # Recorded first: a create that timed out after Cognito made the user is still cleaned up
+                # (deleting a user that does not exist is not an error).
                 created.append(pool_id)
+                try:
+                    _create(cognito, pool_id, who)
+                except UserSetupError as error:
+                    if error.answered:
+                        created.remove(pool_id)
+                    raise
                 _set_password(cognito, pool_id, who)
             yield who
         finally:
@@ -94,7 +102,8 @@ def _create(cognito: Any, pool_id: str, who: Person) -> None:
             MessageAction="SUPPRESS",  # no invitation mail
         )
     except (ClientError, BotoCoreError) as error:
-        raise UserSetupError(f"cognito-idp AdminCreateUser in {pool_id} failed: {_why(error)}", denied=_denied(error)) from None
+        message = f"cognito-idp AdminCreateUser in {pool_id} failed: {_why(error)}"
+        raise UserSetupError(message, denied=_denied(error), answered=isinstance(error, ClientError)) from None
 
 
 def _set_password(cognito: Any, pool_id: str, who: Person) -> None:
@@ -111,7 +120,8 @@ def _delete_all(cognito: Any, pool_ids: Sequence[str], username: str, deleted: l
         try:
             cognito.admin_delete_user(UserPoolId=pool_id, Username=username)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "UserNotFoundException":
+            # Not there (never created, or the pool does not exist): nothing to delete.
+            if error.response.get("Error", {}).get("Code") not in ("UserNotFoundException", "ResourceNotFoundException"):
                 problems.append(f"cognito-idp AdminDeleteUser {username} in {pool_id} failed: {_why(error)}; delete it by hand")
                 continue
         except BotoCoreError as error:

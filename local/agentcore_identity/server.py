@@ -95,9 +95,11 @@ class IdentityServer:
         record_calls: bool = False,
         name: str = "agentcore-identity",
         principals: Principals | None = None,
+        region: str = "us-east-1",
     ) -> None:
         self.backend = backend
         self.principals = principals  # None: any signature or none; else SigV4 with a known principal's keys
+        self.region = region  # the credential scope's region requests must be signed for
         self.faults = faults or Faults()
         self.counts: Counter[str] = Counter()  # by AWS operation name
         self.calls: list[Call] = []
@@ -194,7 +196,14 @@ class Emulator(IdentityServer):
         )
         self.service = IdentityService(settings, lambda: self.base_url, clock)
         super().__init__(
-            self.service, host, port, public_url=public_url, faults=faults, name="agentcore-identity-emulator", principals=principals
+            self.service,
+            host,
+            port,
+            public_url=public_url,
+            faults=faults,
+            name="agentcore-identity-emulator",
+            principals=principals,
+            region=region,
         )
 
     def check_iam(self, principals: Principals | None) -> None:
@@ -249,17 +258,20 @@ class IdentityHandler(JsonHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         self.front.note_call(operation, Call(path.rsplit("/", 1)[-1], body, headers))
         try:
-            caller = self._caller(headers, raw)
+            caller = self._caller(raw)
         except SignatureError as exc:
             self._error(ApiError(exc.code, exc.message))
             return
         with acting_as(caller):
             self._answer_with_faults(operation, body, invalid)
 
-    def _caller(self, headers: dict[str, str], raw: bytes) -> Principal | None:
+    def _caller(self, raw: bytes) -> Principal | None:
         """Who signed the request (None when the front checks no signatures)."""
         principals = self.front.principals
-        return None if principals is None else principals.authenticate("POST", self.path, headers, raw)
+        if principals is None:
+            return None
+        # Both planes sign as `bedrock-agentcore` (the signingName of both botocore models).
+        return principals.authenticate("POST", self.path, self.headers.items(), raw, scope=(self.front.region, "bedrock-agentcore"))
 
     def _answer_with_faults(self, operation: str, body: dict[str, Any], invalid: ApiError | None) -> None:
         fault = self.front.faults.decide(operation)

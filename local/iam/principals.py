@@ -23,12 +23,13 @@ from __future__ import annotations
 import secrets
 import string
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from local.iam.policy import Decision, Statement, denial_reason, evaluate
-from local.iam.sigv4 import SignatureError, verify
+from local.iam.sigv4 import SignatureError, single_valued, verify
 from local.iam.templates import SERVICES, LocalResources, Templates
 
 ADMINISTRATOR = "administrator"
@@ -92,7 +93,7 @@ class Principals:
         self._by_key = {p.access_key_id: p for p in principals}
         self._by_name = {p.name: p for p in self._by_key.values()}
         self.secret_keys = dict(secret_keys or {})  # secret ARN -> the KMS key ARN it is encrypted under
-        self.decided: list[Decided] = []
+        self.decided: deque[Decided] = deque(maxlen=20_000)  # the latest; a long `make demo` keeps no more
         self._lock = threading.Lock()
 
     @classmethod
@@ -112,17 +113,29 @@ class Principals:
 
     # -------------------------------------------------------------- the checks
 
-    def authenticate(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Principal:
-        """The principal whose keys signed this request; SignatureError as AWS words it otherwise."""
-        signed = verify(method, target, headers, body, lambda key: p.secret_access_key if (p := self._by_key.get(key)) else None)
+    def authenticate(
+        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes, *, scope: tuple[str, str]
+    ) -> Principal:
+        """The principal whose keys signed this request for `scope` (region, signing name); SignatureError as
+        AWS words it otherwise, also for a header sent twice."""
+        signed = verify(
+            method,
+            target,
+            single_valued(headers),
+            body,
+            lambda key: p.secret_access_key if (p := self._by_key.get(key)) else None,
+            scope=scope,
+        )
         return self._by_key[signed.access_key_id]
 
     def require(
         self, principal: Principal, action: str, resources: Sequence[str], context: Mapping[str, str | Sequence[str]] | None = None
     ) -> None:
-        """Raise AccessDenied unless `principal` may do `action` on every one of `resources`."""
+        """Raise AccessDenied unless `principal` may do `action` on every one of `resources`. The request context
+        holds the global keys AWS sets on every call (a direct call unless `context` says otherwise)."""
+        full = self._base_context(principal) | dict(context or {})
         for resource in resources:
-            decision = Decision.ALLOW if principal.statements is None else evaluate(principal.statements, action, resource, context)
+            decision = Decision.ALLOW if principal.statements is None else evaluate(principal.statements, action, resource, full)
             with self._lock:
                 self.decided.append(Decided(principal.name, action, resource, decision))
             if decision is not Decision.ALLOW:
@@ -133,12 +146,22 @@ class Principals:
                     resource=resource,
                 )
 
+    @staticmethod
+    def _base_context(principal: Principal) -> dict[str, str]:
+        return {
+            "aws:PrincipalArn": f"arn:aws:iam::{principal.account}:role/{principal.role_name}",
+            "aws:PrincipalAccount": principal.account,
+            "aws:ViaAWSService": "false",
+            "aws:SecureTransport": "true",  # the services reach AWS over HTTPS only; locally plain HTTP stands in for it
+        }
+
     def forward_read_secret(self, principal: Principal, secret_arn: str, region: str) -> None:
         """An AWS service reads `secret_arn` for `principal` with its credentials (see the module docstring)."""
-        self.require(principal, "secretsmanager:GetSecretValue", [secret_arn], {"aws:ViaAWSService": "true"})
+        via = {"aws:ViaAWSService": "true", "aws:CalledVia": "bedrock-agentcore.amazonaws.com"}
+        self.require(principal, "secretsmanager:GetSecretValue", [secret_arn], via)
         key = self.secret_keys.get(secret_arn)
         if key is not None:
-            self.require(principal, "kms:Decrypt", [key], {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"})
+            self.require(principal, "kms:Decrypt", [key], via | {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"})
 
     def denials(self) -> list[Decided]:
         with self._lock:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote_plus
@@ -208,6 +208,17 @@ def _check_date(amz_date: str | None, auth: _Authorization, now: datetime) -> No
         raise SignatureError(INVALID, f"Signature not yet current: {amz_date} is still later than {latest} ({now_text} + 15 min.)")
 
 
+def single_valued(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The request's headers by lower-case name; IncompleteSignatureException when one appears twice (an
+    SDK never sends that, and a server that read one copy while the signature covered another would be fooled)."""
+    found: dict[str, str] = {}
+    for name, value in items:
+        if name.lower() in found:
+            raise SignatureError(INCOMPLETE, f"The header {name.lower()} appears more than once.")
+        found[name.lower()] = value
+    return found
+
+
 def verify(
     method: str,
     target: str,
@@ -216,11 +227,13 @@ def verify(
     secret_for: Callable[[str], str | None],
     *,
     now: datetime | None = None,
+    scope: tuple[str, str] | None = None,
 ) -> Signed:
     """Check the SigV4 Authorization header of one request; SignatureError (status 403) says why it fails.
 
     `target` is the request line's path and query as received; `secret_for` maps an access key id to its
-    secret access key, or None for a key that does not exist.
+    secret access key, or None for a key that does not exist; `scope` is the (region, signing name) the
+    endpoint answers for, which the credential scope must name.
     """
     lowered = _lowercased(headers)
     header = lowered.get("authorization")
@@ -231,6 +244,10 @@ def verify(
     if secret is None:
         raise SignatureError(UNRECOGNIZED, "The security token included in the request is invalid.")
     now = datetime.now(UTC) if now is None else now if now.tzinfo else now.replace(tzinfo=UTC)
+    if scope is not None and auth.region != scope[0]:
+        raise SignatureError(INVALID, f"Credential should be scoped to a valid region, not '{auth.region}'. ")
+    if scope is not None and auth.service != scope[1]:
+        raise SignatureError(INVALID, f"Credential should be scoped to correct service: '{scope[1]}'. ")
     _check_date(lowered.get("x-amz-date"), auth, now)
     expected = _signature(secret, lowered["x-amz-date"], auth, canonical_request(method, target, lowered, body, auth.signed_headers))
     if not hmac.compare_digest(expected.encode(), auth.signature.encode()):

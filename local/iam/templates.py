@@ -33,6 +33,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from services.common import environment as names
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "local-iam"
-SOURCES = ("app.py", "cdk.json", "cdk_app", "stacks")
+SOURCES = ("app.py", "cdk.json", "cdk_app", "stacks", "services/common/environment.py")  # stacks/ imports the last
 UNRESOLVED = "arn:unresolved:cloudformation:::"  # + the logical id: an ARN in no partition, matching no request
 SERVICES = ("agent", "session_binding", "demo_api")
 
@@ -61,12 +62,11 @@ def fingerprint(root: Path = ROOT) -> str:
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
         for file in files:
             digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes() + b"\0")
-    try:
-        from importlib.metadata import version  # noqa: PLC0415 - only needed here
-
-        digest.update(version("aws-cdk-lib").encode())
-    except Exception:
-        digest.update(b"no aws-cdk-lib")
+    for package in ("aws-cdk-lib", "cdk-nag"):
+        try:
+            digest.update(package.encode() + version(package).encode())
+        except PackageNotFoundError:
+            digest.update(b"no " + package.encode())  # the synth below fails and says so
     return digest.hexdigest()[:16]
 
 
@@ -238,8 +238,8 @@ class Templates:
             role = self.target(stack, self._resources(stack)[function]["Properties"]["Role"])
         else:
             stack = "Services"
-            route = next(r for r in ROUTES if r.target == Target(service) and "*" not in r.paths[0])
-            role = self._role_behind(stack, route.paths[0])
+            route = next((r for r in ROUTES if r.target == Target(service) and "*" not in r.paths[0]), None)
+            role = self._role_behind(stack, route.paths[0]) if route is not None else None
         if role is None:
             raise TemplateError(f"no role found for {service}")
         return role
@@ -276,7 +276,12 @@ class Templates:
             if (stack, policy_id) in attached or (stack, role_id) in roles:
                 documents.append(policy["Properties"]["PolicyDocument"])
         bound = self._bindings()
-        return [self.resolve(stack, s, bound) for d in documents for s in d["Statement"]]
+        resolved = [self.resolve(stack, s, bound) for d in documents for s in d["Statement"]]
+        for statement in resolved:
+            if statement.get("Effect") == "Deny" and UNRESOLVED in json.dumps(statement):
+                # A Deny about a resource the local stack does not have would deny nothing here: say so instead.
+                raise TemplateError(f"{service}: a Deny statement the local IAM check cannot resolve: {json.dumps(statement)}")
+        return resolved
 
     def role_name(self, service: str) -> str:
         """The role's logical id: what AccessDenied messages name (the deployed name is CloudFormation's choice)."""

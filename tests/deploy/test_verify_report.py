@@ -8,10 +8,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
-from deploy.verify.__main__ import main
+from deploy.verify.__main__ import main, with_demo_arguments
+from deploy.verify.agentcore_checks import _caller_problem
 from deploy.verify.checks import ALL_CHECKS
-from deploy.verify.report import Status, exit_code, failed, passed, render, skipped
+from deploy.verify.report import Status, exit_code, failed, github_annotations, passed, render, skipped
 from tests.support.moto_aws import REGION, MotoAws, moto_aws
 
 POOL_ID = f"{REGION}_AbCdEf123"
@@ -93,3 +95,48 @@ def test_without_a_url_or_a_deployed_stack_the_run_stops_with_what_to_do(aws: Mo
     code, lines = run([], clients=aws.clients())
     assert code == 2 and lines == []
     assert "not found" in capsys.readouterr().err
+
+
+def test_strict_fails_on_a_skip_and_github_gets_an_annotation_per_problem() -> None:
+    results = [passed("health", "200"), skipped("sign_in", "no user given"), failed("state_echo_and_chat", "no 'state'")]
+    assert exit_code(results[:2]) == 0 and exit_code(results[:2], strict=True) == 1
+    assert github_annotations(results) == [
+        "::warning title=make verify sign_in::no user given",
+        "::error title=make verify state_echo_and_chat::no 'state'",
+    ]
+
+
+def test_a_local_url_never_asks_the_environments_aws_account(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without the demo's endpoint, AgentCore checks of a loopback URL are skipped, not sent to AWS."""
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("DEMO_VERIFY_ARGS", str(tmp_path / "absent.args"))
+    code, lines = run(["--url", closed_port_url(), "--check", "agentcore_unknown_workload"])
+    assert code == 0
+    assert lines[1].startswith("skip  agentcore_unknown_workload") and ".demo/verify.args" in lines[1]
+
+
+def test_the_demo_arguments_apply_only_to_the_demo_url(tmp_path: Path) -> None:
+    saved = tmp_path / "verify.args"
+    saved.write_text("--url=http://127.0.0.1:8000\n--user=alice\n")
+    environ = {"DEMO_VERIFY_ARGS": str(saved)}
+    assert with_demo_arguments(["--url", "http://127.0.0.1:8000/"], environ) == [
+        "--url=http://127.0.0.1:8000",
+        "--user=alice",
+        "--url",
+        "http://127.0.0.1:8000/",
+    ]
+    assert with_demo_arguments(["--url", "http://127.0.0.1:9000"], environ) == ["--url", "http://127.0.0.1:9000"]
+    assert with_demo_arguments(["--check", "health"], environ) == ["--check", "health"]
+
+
+def _denied(message: str) -> ClientError:
+    return ClientError({"Error": {"Code": "AccessDeniedException", "Message": message}}, "GetResourceOauth2Token")
+
+
+def test_only_iams_refusal_of_the_caller_is_a_skip() -> None:
+    """AgentCore answering AccessDenied about a made-up token is a finding (the agent expects Unauthorized)."""
+    iam = _denied("User: arn:aws:sts::111122223333:assumed-role/R/s is not authorized to perform: bedrock-agentcore:GetResourceOauth2Token")
+    assert _caller_problem("agentcore_bad_workload_token", iam) == skipped(
+        "agentcore_bad_workload_token", "the caller may not make this call (IAM AccessDeniedException): run with credentials that may"
+    )
+    assert _caller_problem("agentcore_bad_workload_token", _denied("Access denied")) is None

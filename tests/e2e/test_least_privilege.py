@@ -9,7 +9,7 @@ AccessDeniedException at the call that needed it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,24 +18,27 @@ from playwright.sync_api import expect
 from local.demo.stack import DemoStack
 from local.iam.policy import Decision
 from local.iam.principals import Principal, Principals
+from local.iam.templates import UNRESOLVED
 from local.idp import ALICE, OIDC_PROVIDER_DIR
 from tests.e2e.conftest import SESSION_TTL_S, Site, ask, assistant_says, authorize_button, consent, sign_in
 
-# Actions of these services the templates grant and the flow below must use (not logs, not KMS via DynamoDB:
-# the local DynamoDB has no encryption or log groups).
-CHECKED_SERVICES = ("bedrock-agentcore:", "dynamodb:", "secretsmanager:")
+# Actions of these services the templates grant and the flow below must use, on every resource the local stack
+# has (not logs, not KMS keys of DynamoDB tables: the local DynamoDB has no encryption or log groups).
+CHECKED_SERVICES = ("bedrock-agentcore:", "dynamodb:", "secretsmanager:", "kms:")
 # Granted, and not used here: AWS does not document whose credentials AgentCore reads the client secret with
 # when it exchanges the code (the emulator uses the session's initiator, the agent), so the binding role
 # holds the read too (docs/deploy.md, "How AgentCore reads the client secret"; checked only in an account).
-ASSUMED_UNUSED = {("session_binding", "secretsmanager:getsecretvalue")}
+ASSUMED_UNUSED = {("session_binding", "secretsmanager:getsecretvalue"), ("session_binding", "kms:decrypt")}
 
 
-def _without(action: str, service: str) -> tuple[str, object]:
+def _without(action: str, service: str) -> Callable[[Principals], Principals]:
+    """The principals with every statement of `service` that grants `action` taken away."""
+
     def adjust(principals: Principals) -> Principals:
         principal: Principal = principals[service]
         return principals.replaced(principal.without(lambda s: action.lower() not in {a.lower() for a in s.actions}))
 
-    return service, adjust
+    return adjust
 
 
 @pytest.fixture
@@ -79,15 +82,23 @@ def test_the_flow_passes_with_the_synthesized_statements_and_uses_every_grant(si
     _consent_and_show_notes(site)
     principals = _principals(site)
     assert principals.denials() == []
-    used = {(d.principal, d.action.lower()) for d in principals.decided if d.decision is Decision.ALLOW}
+    used = {(d.principal, d.action.lower(), d.resource) for d in principals.decided if d.decision is Decision.ALLOW}
     for service in ("agent", "session_binding", "demo_api"):
         statements = principals[service].statements or ()
-        granted = {(service, a.lower()) for s in statements for a in s.actions if a.lower().startswith(CHECKED_SERVICES)}
+        granted = {
+            (service, a.lower(), r)
+            for s in statements
+            for a in s.actions
+            for r in s.resources
+            if a.lower().startswith(CHECKED_SERVICES) and not r.startswith(UNRESOLVED)
+        }
         assert granted, service
-        assert granted - ASSUMED_UNUSED <= used, f"{service} is granted actions the whole flow never used: {sorted(granted - used)}"
+        unused = {g for g in granted - used if g[:2] not in ASSUMED_UNUSED}
+        assert not unused, f"{service} is granted what the whole flow never used: {sorted(unused)}"
     # Each service called as itself: the agent never completed a consent, the binding service never read a token.
-    assert ("session_binding", "bedrock-agentcore:getresourceoauth2token") not in used
-    assert ("agent", "bedrock-agentcore:completeresourcetokenauth") not in used
+    pairs = {(principal, action) for principal, action, _ in used}
+    assert ("session_binding", "bedrock-agentcore:getresourceoauth2token") not in pairs
+    assert ("agent", "bedrock-agentcore:completeresourcetokenauth") not in pairs
 
 
 def _denied(site: Site, service: str, action: str) -> str:
@@ -96,7 +107,7 @@ def _denied(site: Site, service: str, action: str) -> str:
     return found[0].resource
 
 
-@pytest.mark.parametrize("stack", [_without("bedrock-agentcore:GetResourceOauth2Token", "agent")[1]], indirect=True, ids=["agent"])
+@pytest.mark.parametrize("stack", [_without("bedrock-agentcore:GetResourceOauth2Token", "agent")], indirect=True, ids=["agent"])
 def test_without_the_token_read_the_agent_cannot_fetch_a_token(site: Site) -> None:
     alice = site.person(ALICE)
     sign_in(site, alice)
@@ -107,7 +118,7 @@ def test_without_the_token_read_the_agent_cannot_fetch_a_token(site: Site) -> No
 
 
 @pytest.mark.parametrize(
-    "stack", [_without("bedrock-agentcore:CompleteResourceTokenAuth", "session_binding")[1]], indirect=True, ids=["binding"]
+    "stack", [_without("bedrock-agentcore:CompleteResourceTokenAuth", "session_binding")], indirect=True, ids=["binding"]
 )
 def test_without_complete_resource_token_auth_no_consent_is_stored(site: Site) -> None:
     alice = site.person(ALICE)
@@ -120,7 +131,7 @@ def test_without_complete_resource_token_auth_no_consent_is_stored(site: Site) -
     assert site.vault() == {}
 
 
-@pytest.mark.parametrize("stack", [_without("dynamodb:PutItem", "session_binding")[1]], indirect=True, ids=["ledger"])
+@pytest.mark.parametrize("stack", [_without("dynamodb:PutItem", "session_binding")], indirect=True, ids=["ledger"])
 def test_without_the_ledger_statement_no_authorization_starts(site: Site) -> None:
     alice = site.person(ALICE)
     sign_in(site, alice)
@@ -131,13 +142,22 @@ def test_without_the_ledger_statement_no_authorization_starts(site: Site) -> Non
     assert site.vault() == {}
 
 
-@pytest.mark.parametrize("stack", [_without("secretsmanager:GetSecretValue", "agent")[1]], indirect=True, ids=["secret"])
-def test_without_the_client_secret_read_the_code_exchange_fails(site: Site) -> None:
+@pytest.mark.parametrize(
+    ("stack", "action"),
+    [
+        (_without("secretsmanager:GetSecretValue", "agent"), "secretsmanager:GetSecretValue"),
+        (_without("kms:Decrypt", "agent"), "kms:Decrypt"),
+    ],
+    indirect=["stack"],
+    ids=["secret", "key"],
+)
+def test_without_the_client_secret_or_its_key_the_code_exchange_fails(site: Site, action: str) -> None:
     alice = site.person(ALICE)
     sign_in(site, alice)
     ask(alice, "show my notes")
     authorize_button(alice).click()
     consent(alice)
     expect(alice.page.get_by_text("The code exchange at the authorization server failed")).to_be_visible()
-    assert _denied(site, "agent", "secretsmanager:GetSecretValue") == site.stack.client_secret_arn
+    expected = site.stack.client_secret_arn if action.startswith("secretsmanager") else site.stack.secrets_manager.key_arn
+    assert _denied(site, "agent", action) == expected
     assert site.vault() == {}

@@ -53,11 +53,13 @@ def verify_args(stack: DemoStack) -> list[str]:
     return stack.verify_arguments()
 
 
-def run(argv: list[str]) -> tuple[int, dict[str, str]]:
-    """The exit code, and each check's report line by check name."""
+def run(argv: list[str], *, secrets: tuple[str, ...] = ()) -> tuple[int, dict[str, str]]:
+    """The exit code, and each check's report line by check name; none of `secrets` may appear in the report."""
     out = io.StringIO()
     code = main(argv, out=out)
-    lines = out.getvalue().splitlines()
+    text = out.getvalue()
+    assert not [s for s in secrets if s in text], "the report shows a secret"
+    lines = text.splitlines()
     return code, {line.split()[1]: line for line in lines[1:] if line[:4] in ("pass", "FAIL", "skip")}
 
 
@@ -65,7 +67,8 @@ def test_every_check_passes_against_the_local_stack(demo: DemoStack, tmp_path: P
     """The command a person types, `make verify URL=<the demo's URL>`: the rest comes from the file the demo writes."""
     demo.write_verify_arguments(tmp_path / "verify.args")
     monkeypatch.setenv("DEMO_VERIFY_ARGS", str(tmp_path / "verify.args"))
-    code, lines = run(["--url", demo.public_url])
+    secrets = (demo.admin_credentials["aws_secret_access_key"], demo.users[0].password)
+    code, lines = run(["--url", demo.public_url], secrets=secrets)
     assert list(lines) == list(ALL_CHECKS), "the report lists every check, in order"
     assert code == 0, "\n".join(lines.values())
     assert all(line.startswith("pass") for line in lines.values())
@@ -89,7 +92,8 @@ def echo_elsewhere(tmp_path: Path) -> Iterator[DemoStack]:
 
 
 def test_a_return_without_the_echo_fails_the_echo_check_and_names_what_arrived(echo_elsewhere: DemoStack) -> None:
-    code, lines = run([*verify_args(echo_elsewhere), "--state-param", "custom_state", "--check", "state_echo_and_chat"])
+    secrets = (echo_elsewhere.admin_credentials["aws_secret_access_key"], echo_elsewhere.users[0].password)
+    code, lines = run([*verify_args(echo_elsewhere), "--state-param", "custom_state", "--check", "state_echo_and_chat"], secrets=secrets)
     assert code == 1
     assert lines["sign_in"].startswith("pass") and lines["forged_headers_signed_in"].startswith("pass")
     assert lines["state_echo_and_chat"].startswith("FAIL")

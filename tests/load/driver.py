@@ -65,6 +65,9 @@ class Published:
     owner: str
     used: threading.Event = field(default_factory=threading.Event)  # set once the owner has used it
     tried: threading.Event = field(default_factory=threading.Event)  # set once an attacker has tried it
+    # Set before an attacker's request leaves: under load it can reach the service before the owner's own
+    # landing and cancel the session while `tried` is still unset (the answer not back yet).
+    sent: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -145,7 +148,7 @@ class LoadRun:
             page = person.follow(landing.url)
             binding_s = time.perf_counter() - t0
             landing.used.set()
-            if page.status_code == 410 and CANCELLED in page.text and landing.tried.is_set():
+            if page.status_code == 410 and CANCELLED in page.text and landing.sent.is_set():
                 # An attacker's browser came back with this session first: cancelled for everyone. Ask again.
                 with self._lock:
                     self.result.asked_again += 1
@@ -216,6 +219,7 @@ class LoadRun:
 
     def _attack(self, person: ScriptedPerson, item: Published) -> None:
         when = "after-owner" if item.used.is_set() else "before-owner"
+        item.sent.set()
         response = person.send("GET", item.url)
         item.tried.set()
         status = response.status_code

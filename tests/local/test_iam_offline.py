@@ -3,23 +3,29 @@ refusals of the AgentCore Identity emulator and the local DynamoDB, through real
 
 from __future__ import annotations
 
+import copy
+import http.client
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from local.agentcore_identity import Emulator
 from local.demo.stack import PROVIDER_NAME, WORKLOAD_NAME
-from local.dynamodb import NOTES_TABLE, LocalDynamoDB, create_table
-from local.iam.dynamodb import needs
-from local.iam.policy import Decision
+from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, create_table
+from local.iam.dynamodb import Unauthorizable, needs
+from local.iam.policy import Decision, Statement
 from local.iam.principals import ADMINISTRATOR, AccessDenied, Principal, Principals
-from local.iam.templates import UNRESOLVED, LocalResources, Templates, fingerprint, synthesized
+from local.iam.templates import UNRESOLVED, LocalResources, TemplateError, Templates, fingerprint, synthesized
 from services.common import environment as names
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -91,6 +97,8 @@ def test_the_roles_are_the_ones_behind_the_routes(templates: Templates) -> None:
 def test_the_fingerprint_follows_the_sources(tmp_path: Path) -> None:
     (tmp_path / "stacks").mkdir()
     (tmp_path / "cdk_app").mkdir()
+    (tmp_path / "services" / "common").mkdir(parents=True)
+    (tmp_path / "services" / "common" / "environment.py").write_text("names")
     (tmp_path / "app.py").write_text("app")
     (tmp_path / "cdk.json").write_text("{}")
     (tmp_path / "stacks" / "a.py").write_text("one")
@@ -203,3 +211,100 @@ def test_the_local_dynamodb_answers_each_role_as_its_statements_say(principals: 
     denied = [d for d in principals.denials() if d.action.startswith("dynamodb:")]
     assert {(d.principal, d.action) for d in denied} >= {("session_binding", "dynamodb:PutItem"), ("demo_api", "dynamodb:GetItem")}
     assert all(d.decision is Decision.IMPLICIT_DENY for d in denied)
+
+
+def _signed(principal: Principal, url: str, target: str, body: dict[str, Any], region: str = REGION) -> dict[str, str]:
+    request = AWSRequest(
+        method="POST",
+        url=url + "/",
+        data=json.dumps(body).encode(),
+        headers={"x-amz-target": f"DynamoDB_20120810.{target}", "content-type": "application/x-amz-json-1.0"},
+    )
+    SigV4Auth(Credentials(principal.access_key_id, principal.secret_access_key), "dynamodb", region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_a_repeated_header_cannot_smuggle_another_operation_past_the_check(principals: Principals) -> None:
+    """Signed as the demo API for a Query on its own table, with a second, unsigned X-Amz-Target in front:
+    refused before anything runs, and the ledger stays empty."""
+    with LocalDynamoDB() as server:
+        create_table(server.client(), "notes", NOTES_TABLE)
+        create_table(server.client(), "ledger", BINDING_TABLE)
+        server.check_iam(principals, ACCOUNT)
+        smuggled = {"TransactItems": [{"Put": {"TableName": "ledger", "Item": {"session": {"S": "smuggled"}}}}]}
+        query = {"TableName": "notes", "KeyConditionExpression": "#s = :s", "ExpressionAttributeNames": {"#s": "sub"}}
+        headers = _signed(principals["demo_api"], server.endpoint, "Query", query)
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+        connection.putrequest("POST", "/", skip_accept_encoding=True)
+        connection.putheader("X-Amz-Target", "DynamoDB_20120810.TransactWriteItems")
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        payload = json.dumps(smuggled).encode()  # the body the signature does not cover: refused either way
+        connection.putheader("Content-Length", str(len(payload)))
+        connection.endheaders(payload)
+        answer = connection.getresponse()
+        assert answer.status == 400
+        assert json.loads(answer.read())["__type"].endswith("IncompleteSignatureException")
+        connection.close()
+        assert server.client().scan(TableName="ledger")["Items"] == []
+
+
+def test_a_request_signed_for_another_region_or_service_is_refused(principals: Principals) -> None:
+    with LocalDynamoDB() as server:
+        server.check_iam(principals, ACCOUNT)
+        for region, service in (("eu-west-1", "dynamodb"), (REGION, "s3")):
+            request = AWSRequest(
+                method="POST", url=server.endpoint + "/", data=b"{}", headers={"x-amz-target": "DynamoDB_20120810.ListTables"}
+            )
+            admin = principals[ADMINISTRATOR]
+            SigV4Auth(Credentials(admin.access_key_id, admin.secret_access_key), service, region).add_auth(request)
+            connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+            connection.request("POST", "/", body=b"{}", headers=dict(request.headers.items()))
+            answer = json.loads(connection.getresponse().read())
+            connection.close()
+            assert answer["__type"].endswith("InvalidSignatureException"), (region, service)
+            assert ("region" if region != REGION else "service") in answer["message"]
+
+
+def test_requests_without_a_table_or_with_unknown_items_are_not_authorizable() -> None:
+    assert needs("ExecuteStatement", {"Statement": "SELECT * FROM ledger"}, REGION, ACCOUNT) == [("dynamodb:ExecuteStatement", "*")]
+    assert needs("GetItem", {}, REGION, ACCOUNT) == [("dynamodb:GetItem", "*")]
+    bodies: list[dict[str, Any]] = [
+        {"TransactItems": [{"put": {"TableName": "notes"}}]},
+        {"TransactItems": [{"Put": "notes"}]},
+        {"TransactItems": []},
+    ]
+    for body in bodies:
+        with pytest.raises(Unauthorizable):
+            needs("TransactWriteItems", body, REGION, ACCOUNT)
+
+
+def test_a_direct_call_is_not_a_call_through_an_aws_service(principals: Principals) -> None:
+    """AWS sets `aws:ViaAWSService` false on a direct call: a Deny on that holds for the task's own call only."""
+    deny_direct = Statement.from_json(
+        {
+            "Effect": "Deny",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "*",
+            "Condition": {"Bool": {"aws:ViaAWSService": "false"}},
+        }
+    )
+    allow = Statement.from_json({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "kms:Decrypt"], "Resource": "*"})
+    guarded = replace(principals["agent"], statements=(allow, deny_direct))
+    with pytest.raises(AccessDenied, match="explicit deny"):
+        principals.require(guarded, "secretsmanager:GetSecretValue", [SECRET])
+    principals.forward_read_secret(guarded, SECRET, REGION)
+
+
+def test_a_deny_the_local_stack_cannot_resolve_stops_the_start(templates: Templates) -> None:
+    stacks = copy.deepcopy(dict(templates.stacks))
+    role = templates.role_of("agent")[1]
+    stacks["Services"]["Resources"]["Planted"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "Roles": [{"Ref": role}],
+            "PolicyDocument": {"Statement": [{"Effect": "Deny", "Action": "dynamodb:*", "Resource": {"Fn::GetAtt": ["Elsewhere", "Arn"]}}]},
+        },
+    }
+    with pytest.raises(TemplateError, match="Deny"):
+        Templates(stacks, LOCAL).statements("agent")
