@@ -62,6 +62,7 @@ def service_env(keys_url: str, agentcore: str, bedrock: str, resource: str) -> d
         "PROVIDER_KIND": "demo",
         "PROVIDER_SCOPES": "demo-api/profile.read demo-api/notes.read",
         "SESSION_BINDING_URL": f"http://{HOST}/oauth2/session-binding",
+        "SIGN_OUT_URL": f"http://{HOST}/logout",
         "DEMO_API_URL": resource,
         "LOG_LEVEL": "INFO",
     }

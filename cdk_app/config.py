@@ -20,6 +20,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from cdk_app.routes import SIGNED_OUT_PATH
+
 T = TypeVar("T")
 
 
@@ -211,6 +213,11 @@ class AppConfig:
     def session_binding_url(self) -> str:
         """Ours: AgentCore sends the browser here after consent (the return URL)."""
         return f"{self.base_url}/oauth2/session-binding"
+
+    @property
+    def signed_out_url(self) -> str:
+        """Where the sign-in pool's logout endpoint sends the browser after sign-out (a registered logout URL)."""
+        return f"{self.base_url}{SIGNED_OUT_PATH}"
 
     @property
     def alb_callback_url(self) -> str:

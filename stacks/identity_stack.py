@@ -25,7 +25,7 @@ class IdentityStack(Stack):
             "SignIn",
             domain_prefix=Fn.join("-", [prefix, "signin"]),
             callback_url=config.alb_callback_url,
-            logout_url=config.base_url,
+            logout_url=config.signed_out_url,
             lifecycle=lifecycle,
             advanced_security=config.is_prod,
         )

@@ -66,7 +66,13 @@ class ServicesStack(Stack):
         )
         self.demo_api = self._demo_api(config, demo_authorization_server, logs_key, lifecycle)
         # The agent's tools call the demo API with the person's tokens from the demo authorization server.
-        self.agent = AgentService(self, "Agent", inputs=inputs, demo_api_url=None if self.demo_api is None else self.demo_api.url)
+        self.agent = AgentService(
+            self,
+            "Agent",
+            inputs=inputs,
+            demo_api_url=None if self.demo_api is None else self.demo_api.url,
+            sign_out_url=sign_in.sign_out_url(config.signed_out_url),
+        )
         # Completed and burned sessions, shared by every binding task or function instance (single use across them).
         self.binding_ledger = BindingLedger(self, "BindingLedger", lifecycle=lifecycle, point_in_time_recovery=config.is_prod)
         self.session_binding = session_binding_service(self, "SessionBinding", inputs=inputs, ledger=self.binding_ledger)

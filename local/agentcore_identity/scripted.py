@@ -41,6 +41,7 @@ class AgentCoreStandIn(IdentityServer):
         self.workload_tokens: dict[str, str] = {}  # token -> userId
         self.vault: dict[VaultKey, str] = {}
         self.custom_states: dict[str, str] = {}  # sessionUri -> customState sent with it
+        self.failed: set[str] = set()  # sessions the person declined: asked with their sessionUri, they answer FAILED
         self._pending: dict[str, VaultKey] = {}
         self._lock = threading.Lock()
         super().__init__(self, port=port, faults=Faults(), record_calls=True, name="agentcore-standin")
@@ -113,6 +114,10 @@ class AgentCoreStandIn(IdentityServer):
                 return {}, "UnauthorizedException"
             key = (user, str(body["resourceCredentialProviderName"]), tuple(body["scopes"]))
             token = self.vault.get(key)
+            asked = str(body.get("sessionUri", ""))
+            if asked in self.failed and self._pending.get(asked) == key:
+                url = f"https://idp.example.org/authorize?request_uri={asked}"
+                return {"authorizationUrl": url, "sessionUri": asked, "sessionStatus": "FAILED"}, None
             if token is not None and not body.get("forceAuthentication"):
                 return {"accessToken": token}, None
             session = f"urn:ietf:params:oauth:request_uri:{uuid.uuid4()}"

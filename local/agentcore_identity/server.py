@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import secrets
 import threading
 import time
 import urllib.parse
@@ -49,6 +50,13 @@ ROUTES = {
 # botocore's modelled success codes (the Create operations answer 201).
 SUCCESS_STATUS = {"CreateWorkloadIdentity": 201, "CreateOauth2CredentialProvider": 201}
 CALLBACK_OPERATION = "OAuth2Callback"
+_PAGE_CSS = (
+    "body{margin:0;font:15px/1.5 'Amazon Ember',system-ui,sans-serif;background:#f2f3f3;color:#16191f}"
+    "header{background:#232f3e;color:#fff;padding:.7rem 1.2rem;font-weight:700}header span{font-weight:400;color:#d5dbdb;margin-left:.5rem}"
+    "main{max-width:34rem;margin:2.5rem auto;background:#fff;border-top:3px solid #d13212;padding:1.2rem 1.6rem;box-shadow:0 1px 2px #0003}"
+    "h1{font-size:1.3rem;margin:.2rem 0 .8rem}a.back{display:inline-block;background:#ec7211;color:#fff;padding:.45rem 1rem;"
+    "border-radius:2px;text-decoration:none;font-weight:700}"
+)
 PAGE_HEADERS = {
     "cache-control": "no-store",
     "referrer-policy": "no-referrer",
@@ -236,9 +244,19 @@ class IdentityHandler(JsonHandler):
     def _error(self, exc: ApiError) -> None:
         self._json(exc.status, exc.body(), error=exc.code)
 
-    def _page(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
-        page = f"<!doctype html><meta charset=utf-8><title>AgentCore Identity (local)</title><p>{html.escape(text)}</p>"
-        self.send_body(status, page.encode(), "text/html; charset=utf-8", (PAGE_HEADERS | (headers or {})).items())
+    def _page(self, status: int, text: str, headers: dict[str, str] | None = None, *, back_url: str | None = None) -> None:
+        """A page in the manner of an AWS service page: the service's name, what happened, and a way back."""
+        nonce = secrets.token_urlsafe(16)
+        back = f'<p><a class="back" href="{html.escape(back_url)}">Return to the application</a></p>' if back_url else ""
+        heading = "Authorization not completed" if status >= 400 else "Redirecting"
+        page = (
+            "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'>"
+            f"<title>{heading} - Amazon Bedrock AgentCore Identity (local emulator)</title><style nonce='{nonce}'>{_PAGE_CSS}</style>"
+            "<header>Amazon Bedrock AgentCore Identity <span>local emulator</span></header>"
+            f"<main><h1>{heading}</h1><p>{html.escape(text)}</p>{back}</main></html>"
+        )
+        csp = {"content-security-policy": f"default-src 'none'; style-src 'nonce-{nonce}'; frame-ancestors 'none'"}
+        self.send_body(status, page.encode(), "text/html; charset=utf-8", (PAGE_HEADERS | csp | (headers or {})).items())
 
     def do_POST(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
@@ -310,7 +328,7 @@ class IdentityHandler(JsonHandler):
             try:
                 location = self.front.backend.callback(parts.path[len(CALLBACK_PATH) :], urllib.parse.parse_qs(parts.query))
             except CallbackError as exc:
-                self._page(exc.status, exc.message)
+                self._page(exc.status, exc.message, back_url=exc.back_url)
             else:
                 self._page(302, "Redirecting.", {"location": location})
         elif parts.path == "/_emulator/stats":

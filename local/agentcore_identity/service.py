@@ -116,12 +116,20 @@ def validate_request(operation: str, body: dict[str, Any]) -> None:
 
 
 class CallbackError(Exception):
-    """The browser-facing callback cannot continue; shown as a plain page with `status`."""
+    """The browser-facing callback cannot continue; shown as a page with `status` and, when the session
+    is known, a link back to the application (`back_url`: the origin of its return URL)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, back_url: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.back_url = back_url
+
+
+def application_root(return_url: str) -> str:
+    """The application's own start page: the origin of the session's return URL, and `/`."""
+    parts = urllib.parse.urlsplit(return_url)
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 @dataclass
@@ -609,16 +617,17 @@ class IdentityService:
             session = self.sessions.get(uri) if uri else None
             if session is None or session.key[2] != provider.name:
                 raise CallbackError(400, "Unknown or missing state.")
+            back = application_root(session.return_url)
             if session.expires_at <= self.now():
-                raise CallbackError(400, "This authorization session has expired.")
+                raise CallbackError(400, "This authorization session has expired.", back)
             if session.tokens is not None or session.completed or session.failed:
-                raise CallbackError(400, "This authorization session was already used.")
+                raise CallbackError(400, "This authorization session was already used.", back)
             if "error" in query:
-                session.failed = True
-                raise CallbackError(400, "The authorization server refused: " + query["error"][0])
+                session.failed = True  # GetResourceOauth2Token with its sessionUri now answers sessionStatus FAILED
+                raise CallbackError(400, "Access was not granted. The authorization server answered: " + query["error"][0] + ".", back)
             codes = query.get("code", [])
             if len(codes) != 1:
-                raise CallbackError(400, "Missing authorization code.")
+                raise CallbackError(400, "Missing authorization code.", back)
         with acting_as(session.initiator):
             tokens = self._exchange_code(provider, session, codes[0])
         with self.lock:
@@ -646,7 +655,9 @@ class IdentityService:
             with self.lock:
                 session.failed = True
             detail = f" (HTTP {exc.code})" if isinstance(exc, urllib.error.HTTPError) else ""
-            raise CallbackError(502, "The code exchange at the authorization server failed" + detail + ".") from None
+            raise CallbackError(
+                502, "The code exchange at the authorization server failed" + detail + ".", application_root(session.return_url)
+            ) from None
 
     def op_CompleteResourceTokenAuth(self, body: dict[str, Any]) -> dict[str, Any]:
         uri, identifier = str(body["sessionUri"]), body["userIdentifier"]  # the model check saw the URI and a one-member union

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -44,7 +45,7 @@ import uvicorn
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdk_app.routes import Target
+from cdk_app.routes import SIGNED_OUT_PATH, Target
 from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_id
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
@@ -223,6 +224,16 @@ class DemoStack:
     def callback_url(self) -> str:
         return f"{self.emulator.base_url}{CALLBACK_PATH}{callback_id(ACCOUNT, self.region, PROVIDER_NAME)}"
 
+    @property
+    def signed_out_url(self) -> str:
+        return f"{self.public_url}{SIGNED_OUT_PATH}"
+
+    @property
+    def sign_out_url(self) -> str:
+        """The sign-in issuer's logout, Cognito's shape: it returns to the agent's signed-out page."""
+        query = urllib.parse.urlencode({"client_id": ALB_CLIENT_ID, "logout_uri": self.signed_out_url})
+        return f"{self.sign_in_issuer}/logout?{query}"
+
     def service_url(self, name: str) -> str:
         return f"http://{self.host}:{getattr(self.ports, name)}"
 
@@ -337,6 +348,7 @@ class DemoStack:
                 client_secret=self._secrets["alb_client"],
                 redirect_uris=(f"{self.public_url}{ALB_CALLBACK_PATH}",),
                 client_name="Example Agent",
+                logout_uris=(self.signed_out_url,),
             ),
             consent_client=ClientSpec(
                 client_id=AGENTCORE_CLIENT_ID,
@@ -476,6 +488,7 @@ class DemoStack:
                 names.PROVIDER_KIND: "demo",
                 names.PROVIDER_SCOPES: SCOPES,
                 names.SESSION_BINDING_URL: self.binding_url,
+                names.SIGN_OUT_URL: self.sign_out_url,
                 names.DEMO_API_URL: self.service_url("demo_api"),
             }
             if self.model is not None:

@@ -116,6 +116,7 @@ class ClientSpec:
     client_secret: str
     redirect_uris: tuple[str, ...]
     client_name: str | None = None  # shown on the sign-in and consent pages; defaults to client_id
+    logout_uris: tuple[str, ...] = ()  # sign-in kind: where `/logout?client_id=&logout_uri=` may return (Cognito's LogoutURLs)
 
     def to_json(self, *, token_endpoint_auth_method: str) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -126,6 +127,8 @@ class ClientSpec:
         }
         if self.client_name is not None:
             entry["client_name"] = self.client_name
+        if self.logout_uris:
+            entry["logout_uris"] = list(self.logout_uris)
         return entry
 
 

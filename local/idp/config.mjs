@@ -70,6 +70,12 @@ function checkClient(raw, path) {
     httpUrl(uri, key);
     return uri;
   });
+  const logoutUris = (raw.logout_uris === undefined ? [] : list(raw, 'logout_uris', path)).map((uri, i) => {
+    const key = `${path}.logout_uris[${i}]`;
+    if (typeof uri !== 'string') throw new ConfigError(key, 'must be a string');
+    httpUrl(uri, key);
+    return uri;
+  });
   const method = string(raw, 'token_endpoint_auth_method', path);
   if (!AUTH_METHODS.has(method)) {
     throw new ConfigError(`${path}.token_endpoint_auth_method`, `must be one of ${[...AUTH_METHODS].join(', ')}`);
@@ -79,6 +85,7 @@ function checkClient(raw, path) {
     client_secret: string(raw, 'client_secret', path),
     client_name: string(raw, 'client_name', path, { optional: true }),
     redirect_uris: redirectUris,
+    logout_uris: logoutUris,
     token_endpoint_auth_method: method,
   };
 }

@@ -184,12 +184,40 @@ export function createProvider(config) {
   provider.proxy = false;
 
   provider.use(onlyRegisteredClientAuth(authMethods));
+  if (!consentKind) provider.use(cognitoLogout({ config, title, names: cookieNames(name) }));
   provider.use(interactionRoutes({ provider, config, usersByName, usersBySub, demoHint, remembered }));
   provider.on('server_error', (_ctx, error) => {
     process.stderr.write(`${name}: server_error ${error?.stack ?? error}\n`);
   });
   provider.store = store;
   return provider;
+}
+
+// Cognito's logout endpoint, as the sign-in issuer's stand-in offers it ("Logout endpoint" in the Cognito
+// developer guide): GET /logout?client_id=...&logout_uri=... ends this browser's sign-in session (its
+// cookies expire) and redirects to logout_uri, which must be one of the client's logout URLs exactly;
+// anything else gets an error page and changes nothing. No confirmation page, as at Cognito.
+function cognitoLogout({ config, title, names }) {
+  return async function logout(ctx, next) {
+    if (ctx.path !== '/logout') return next();
+    if (ctx.method !== 'GET') {
+      ctx.set('Allow', 'GET');
+      return send(ctx, 405, errorPage({ issuerTitle: title, message: 'Method not allowed.' }));
+    }
+    const client = config.clients.find((c) => c.client_id === ctx.query.client_id);
+    const target = typeof ctx.query.logout_uri === 'string' ? ctx.query.logout_uri : '';
+    if (!client || !client.logout_uris.includes(target)) {
+      return send(ctx, 400, errorPage({ issuerTitle: title, message: 'This sign-out link is not registered for the application.' }));
+    }
+    for (const cookie of [names.session, names.interaction, names.resume]) {
+      for (const suffix of ['', '.sig', '.legacy', '.legacy.sig']) {
+        ctx.cookies.set(cookie + suffix, null, { path: '/', httpOnly: true, sameSite: 'lax', overwrite: true });
+      }
+    }
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = 302;
+    ctx.redirect(target);
+  };
 }
 
 // With client_secret_basic not enabled, oidc-provider ignores a client_secret in the form but

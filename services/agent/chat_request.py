@@ -31,6 +31,10 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: str = Field(min_length=1, max_length=4000)
     history: list[HistoryItem] = Field(default_factory=list, max_length=20)
+    # The `flow` of the start link the person followed before this request came back: the agent asks that
+    # consent session how it ended (declined: it says so instead of asking again). Signed by the agent; a
+    # token that is not this person's, or has expired, is ignored.
+    after_consent: str | None = Field(default=None, min_length=1, max_length=4096)
     _message = field_validator("message")(_not_blank)
 
 

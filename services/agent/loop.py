@@ -23,11 +23,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
 from services.agent.settings import AgentSettings
-from services.agent.tokens import AccessToken, AgentCoreError, ConsentNeeded, OutboundTokens
+from services.agent.tokens import AccessToken, AgentCoreError, ConsentDeclined, ConsentNeeded, OutboundTokens
 from services.agent.tools import DISPLAY_NAMES, ReauthorizationNeeded, Tool, ToolFailed
 from services.common.agentcore import TRANSIENT_ERROR_CODES
 from services.common.alb_identity import AlbIdentity
-from services.common.flow import issue_flow_token
+from services.common.flow import FlowToken, issue_flow_token
 from services.common.metrics import AUTHORIZATION_PROMPTS, Metrics, no_metrics
 from services.common.signed import Keyring
 
@@ -64,6 +64,7 @@ class ChatContext:
     bedrock: Any  # the process's bedrock-runtime client
     bedrock_limiter: anyio.CapacityLimiter | None = None  # Converse calls in flight per process
     metrics: Metrics = dataclasses.field(default_factory=no_metrics)
+    resumed: FlowToken | None = None  # the consent session this request came back from; asked once, then cleared
 
 
 class _TurnEnds(Exception):
@@ -217,6 +218,8 @@ async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseMo
     force = False
     for _ in range(2):
         grant = await _outbound(ctx, force_authentication=force)
+        if isinstance(grant, ConsentDeclined):
+            raise _TurnEnds(_declined_event(ctx))
         if isinstance(grant, ConsentNeeded):
             raise _TurnEnds(_consent_event(ctx, grant))
         try:
@@ -235,9 +238,10 @@ async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseMo
     raise ToolFailed("The service keeps refusing the permission given.")
 
 
-async def _outbound(ctx: ChatContext, *, force_authentication: bool) -> AccessToken | ConsentNeeded:
+async def _outbound(ctx: ChatContext, *, force_authentication: bool) -> AccessToken | ConsentNeeded | ConsentDeclined:
+    resume, ctx.resumed = ctx.resumed, None  # the session the person came back from is asked about once
     try:
-        return await ctx.tokens.get(ctx.identity, force_authentication=force_authentication)
+        return await ctx.tokens.get(ctx.identity, force_authentication=force_authentication, resume=resume)
     except AgentCoreError as exc:
         _log.warning("identity_error", extra={"event": "identity_error", "code": exc.code})
         if exc.code in TRANSIENT_ERROR_CODES:
@@ -267,6 +271,20 @@ def _consent_event(ctx: ChatContext, grant: ConsentNeeded) -> Event:
             "display_name": DISPLAY_NAMES.get(ctx.settings.provider_kind, ctx.settings.provider_kind),
             "scopes": list(ctx.settings.scopes),
             "start_url": f"/oauth2/start?flow={quote(flow, safe='')}",
+        },
+    )
+
+
+def _declined_event(ctx: ChatContext) -> Event:
+    """The person came back from a consent that ended without a grant: say so, and ask nothing by ourselves."""
+    name = DISPLAY_NAMES.get(ctx.settings.provider_kind, ctx.settings.provider_kind)
+    _log.info("authorization_declined", extra={"event": "authorization_declined", "provider": ctx.settings.provider_kind})
+    return Event(
+        "authorization_declined",
+        {
+            "provider": ctx.settings.provider_kind,
+            "display_name": name,
+            "message": f"You did not give the agent permission to use {name}, so nothing was shared with it.",
         },
     )
 

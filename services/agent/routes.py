@@ -1,22 +1,30 @@
-"""The agent's routes: the chat UI, who is signed in, and a chat turn as server-sent events."""
+"""The agent's routes: the chat UI, who is signed in, sign-out, and a chat turn as server-sent events."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from pathlib import Path
 
 import anyio
 from fastapi import APIRouter, Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from services.agent.chat_request import read_chat_request
 from services.agent.loop import ChatContext, run_turn, with_heartbeat
-from services.agent.runtime import AgentRuntime
+from services.agent.runtime import AgentRuntime, Runtime
+from services.agent.sign_out import SIGNED_OUT_PATH, expire_alb_session
 from services.agent.slots import ChatStream
+from services.common.alb_identity import AlbIdentity
+from services.common.bodies import read_json_body
 from services.common.errors import ApiError
+from services.common.flow import FlowError, FlowToken, read_flow_token
 from services.common.identity import CurrentUser
 from services.common.logs import hashed
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+_log = logging.getLogger("agent")
 
 router = APIRouter()
 
@@ -28,8 +36,52 @@ async def index() -> FileResponse:
 
 @router.get("/api/session")
 async def session(identity: CurrentUser) -> dict[str, str | None]:
-    """Who is signed in, as an opaque digest: the UI keeps its history per person with it."""
-    return {"user": hashed(identity.user_key)}
+    """Who is signed in: an opaque digest (the UI keeps its history per person with it) and, to show in the
+    header, the email address the sign-in provider vouched for (None when it sent none)."""
+    return {"user": hashed(identity.user_key), "email": identity.email}
+
+
+@router.post("/api/sign-out")
+async def sign_out(request: Request, rt: AgentRuntime, identity: CurrentUser) -> Response:
+    """Expire the ALB session cookies and answer where the browser goes next: the sign-in provider's logout.
+    A JSON body is required, which a cross-site form cannot send (as for /api/chat)."""
+    body = await read_json_body(
+        request,
+        max_bytes=64,
+        wrong_type=ApiError(415, "unsupported_media_type", "Send the request as application/json."),
+        too_large=ApiError(413, "too_large", "The request is larger than 64 bytes."),
+        strict_length=True,
+    )
+    try:
+        if json.loads(body) != {}:
+            raise ValueError
+    except ValueError:
+        raise ApiError(400, "invalid_request", "Send an empty JSON object: {}.") from None
+    _log.info("signed_out", extra={"event": "signed_out", "user": hashed(identity.user_key)})
+    response = JSONResponse({"location": rt.settings.sign_out_url}, headers={"cache-control": "no-store"})
+    expire_alb_session(response)
+    return response
+
+
+@router.get(SIGNED_OUT_PATH, include_in_schema=False)
+async def signed_out() -> Response:
+    """Where the sign-in provider's logout returns the browser; needs no session (its listener rule signs nobody in)."""
+    response = FileResponse(STATIC_DIR / "signed-out.html", media_type="text/html", headers={"cache-control": "no-store"})
+    expire_alb_session(response)  # again: a browser that came here some other way is signed out too
+    return response
+
+
+def _resumed(rt: Runtime, identity: AlbIdentity, token: str | None) -> FlowToken | None:
+    """The consent session a resumed request came back from, if the token is ours, this person's and current."""
+    if token is None:
+        return None
+    try:
+        flow = read_flow_token(rt.keyring, token, now=int(time.time()))
+    except FlowError:
+        return None  # expired or not ours: the request runs as a new one
+    if not flow.owned_by(identity) or flow.provider != rt.settings.credential_provider_name:
+        return None
+    return flow
 
 
 @router.post("/api/chat")
@@ -50,6 +102,7 @@ async def chat(request: Request, rt: AgentRuntime, identity: CurrentUser) -> Res
         bedrock=bedrock,
         bedrock_limiter=rt.bedrock_limiter(),
         metrics=rt.metrics,
+        resumed=_resumed(rt, identity, body.after_consent),
     )
     history: list[tuple[str, str]] = (
         [(item.role, item.text) for item in body.history[-rt.settings.max_history :]] if rt.settings.max_history else []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -23,6 +24,9 @@ class AgentSettings(ServiceSettings):
     provider_kind: Literal["demo", "github", "google", "microsoft", "slack", "custom-oidc"] = "demo"
     provider_scopes: str = Field(description="Space-separated scopes requested for every outbound token")
     session_binding_url: str = Field(description="Where AgentCore returns the browser after consent (allowed return URL)")
+    sign_out_url: str = Field(
+        description="The sign-in provider's logout endpoint, with the client id and the registered return to /signed-out"
+    )
     demo_api_url: str | None = Field(default=None, description="Base URL of the demo resource API (demo provider)")
     github_api_url: str = "https://api.github.com"
 
@@ -43,6 +47,15 @@ class AgentSettings(ServiceSettings):
 
     _service_url = field_validator("session_binding_url", "demo_api_url", "github_api_url")(check_http_url)
 
+    @field_validator("sign_out_url")
+    @classmethod
+    def _sign_out_url(cls, value: str) -> str:
+        """An absolute http(s) URL; its query (client id, return URL) is part of it. No fragment, no user info."""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment or "@" in parts.netloc:
+            raise ValueError(f"expected an absolute http(s) URL without fragment, got {value!r}")
+        return value
+
     @field_validator("provider_scopes")
     @classmethod
     def _scopes(cls, value: str) -> str:
@@ -55,7 +68,12 @@ class AgentSettings(ServiceSettings):
     def _demo_needs_api(self) -> AgentSettings:
         if self.provider_kind == "demo" and not self.demo_api_url:
             raise ValueError("DEMO_API_URL is required when PROVIDER_KIND is demo")
-        urls = {"session_binding_url": self.session_binding_url, "demo_api_url": self.demo_api_url, "github_api_url": self.github_api_url}
+        urls = {
+            "session_binding_url": self.session_binding_url,
+            "demo_api_url": self.demo_api_url,
+            "github_api_url": self.github_api_url,
+            "sign_out_url": self.sign_out_url,
+        }
         require_https_outside_local(self.app_profile, urls, " (bearer tokens travel there)")
         return self
 

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from services.agent.settings import AgentSettings
 from services.common.agentcore import LazyClient, error_code
 from services.common.alb_identity import AlbIdentity
-from services.common.flow import new_custom_state
+from services.common.flow import FlowToken, new_custom_state
 from services.common.metrics import AGENTCORE_ERRORS, WORKLOAD_TOKEN_CACHE_HITS, WORKLOAD_TOKEN_CACHE_MISSES, Metrics, no_metrics
 
 
@@ -41,6 +41,12 @@ class ConsentNeeded:
     authorization_url: str = field(repr=False)
     session_uri: str = field(repr=False)
     flow_id: str = ""  # digest of the customState sent to AgentCore; the browser only ever sees this
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentDeclined:
+    """The consent session the person went to ended without a grant (they pressed Deny, or the provider
+    refused): AgentCore answers `sessionStatus` FAILED for it. Nothing was stored or shared."""
 
 
 class AgentCoreError(Exception):
@@ -141,12 +147,28 @@ class OutboundTokens:
         self.limiter = limiter
         self.calls: dict[str, int] = {"GetWorkloadAccessTokenForUserId": 0, "GetResourceOauth2Token": 0}
 
-    async def get(self, identity: AlbIdentity, *, force_authentication: bool = False) -> AccessToken | ConsentNeeded:
-        """The user's access token for the configured provider and scopes, or what consent needs."""
+    async def get(
+        self, identity: AlbIdentity, *, force_authentication: bool = False, resume: FlowToken | None = None
+    ) -> AccessToken | ConsentNeeded | ConsentDeclined:
+        """The user's access token for the configured provider and scopes, or what consent needs. With `resume`
+        (the consent session the person just came back from), that session is asked first: its token, the
+        same session again while it is in progress, or ConsentDeclined when it failed. A session AgentCore
+        no longer knows (expired) is not an error: the usual request follows."""
+        if resume is not None:
+            try:
+                return await self._tokens(identity, force_authentication=False, resume=resume)
+            except AgentCoreError as exc:
+                if exc.code not in ("ValidationException", "ResourceNotFoundException"):
+                    raise
+        return await self._tokens(identity, force_authentication=force_authentication, resume=None)
+
+    async def _tokens(
+        self, identity: AlbIdentity, *, force_authentication: bool, resume: FlowToken | None
+    ) -> AccessToken | ConsentNeeded | ConsentDeclined:
         for attempt in (1, 2):
             workload_token = await self.cache.get(identity.sub, lambda: self._workload_token(identity.sub))
             try:
-                return await self._resource_token(workload_token, force_authentication=force_authentication)
+                return await self._resource_token(workload_token, force_authentication=force_authentication, resume=resume)
             except AgentCoreError as exc:
                 if exc.code != "UnauthorizedException" or attempt == 2:
                     raise
@@ -160,10 +182,17 @@ class OutboundTokens:
         )
         return str(response["workloadAccessToken"])
 
-    async def _resource_token(self, workload_token: str, *, force_authentication: bool) -> AccessToken | ConsentNeeded:
-        custom_state, flow_id = new_custom_state()
+    async def _resource_token(
+        self, workload_token: str, *, force_authentication: bool, resume: FlowToken | None
+    ) -> AccessToken | ConsentNeeded | ConsentDeclined:
+        # One request shape, every time: the vault keys on provider, scopes and parameters. Asking about a
+        # session already started sends its sessionUri and no new customState (the session keeps its own).
+        if resume is None:
+            custom_state, flow_id = new_custom_state()
+            session: dict[str, object] = {"customState": custom_state, "forceAuthentication": force_authentication}
+        else:
+            flow_id, session = resume.flow_id, {"sessionUri": resume.session_uri}
         self.calls["GetResourceOauth2Token"] += 1
-        # One request shape, every time: the vault keys on provider, scopes and parameters.
         response = await self._call(
             "get_resource_oauth2_token",
             workloadIdentityToken=workload_token,
@@ -171,11 +200,12 @@ class OutboundTokens:
             scopes=list(self._settings.scopes),
             oauth2Flow="USER_FEDERATION",
             resourceOauth2ReturnUrl=self._settings.session_binding_url,
-            customState=custom_state,
-            forceAuthentication=force_authentication,
+            **session,
         )
         if response.get("accessToken"):
             return AccessToken(str(response["accessToken"]))
+        if resume is not None and response.get("sessionStatus") == "FAILED":
+            return ConsentDeclined()
         if response.get("authorizationUrl") and response.get("sessionUri"):
             return ConsentNeeded(str(response["authorizationUrl"]), str(response["sessionUri"]), flow_id)
         raise AgentCoreError("EmptyResponse")

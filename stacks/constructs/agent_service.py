@@ -22,9 +22,10 @@ AGENT_REQUESTS_PER_TASK = 120  # chat turns hold a task for seconds (model calls
 
 
 class AgentService(FargateWebService):
-    """`services/agent`; `demo_api_url` is where its tools call the demo resource API (demo provider only)."""
+    """`services/agent`; `demo_api_url` is where its tools call the demo resource API (demo provider only);
+    `sign_out_url` is the sign-in pool's logout endpoint for the ALB's client, returning to /signed-out."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, inputs: ServiceInputs, demo_api_url: str | None) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, inputs: ServiceInputs, demo_api_url: str | None, sign_out_url: str) -> None:
         config = inputs.config
         environment = {
             **inputs.environment,
@@ -33,6 +34,7 @@ class AgentService(FargateWebService):
             env.PROVIDER_KIND: config.provider.kind.value,
             env.PROVIDER_SCOPES: " ".join(config.provider.scopes),
             env.SESSION_BINDING_URL: config.session_binding_url,
+            env.SIGN_OUT_URL: sign_out_url,
             env.BEDROCK_MODEL_ID: config.bedrock_model_id,
         }
         if demo_api_url is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from aws_cdk import (
     Duration,
@@ -107,6 +108,12 @@ class SignInUserPool(Construct):
             access_token_validity=Duration.minutes(60),
             refresh_token_validity=Duration.hours(12),
         )
+
+    def sign_out_url(self, logout_url: str) -> str:
+        """Cognito's logout endpoint for the ALB's client ("Logout endpoint", Cognito developer guide): it ends
+        the hosted sign-in session and sends the browser to `logout_url`, which must be a registered logout URL."""
+        query = f"client_id={self.alb_client.user_pool_client_id}&logout_uri={quote(logout_url, safe='')}"
+        return f"{self.domain.base_url()}/logout?{query}"
 
 
 class DemoAuthorizationServer(Construct):

@@ -128,7 +128,7 @@ def authorize_button(person: Person) -> Locator:
     expect(button).to_be_focused()
     waiting = page.locator("#messages .entry-tool")
     expect(waiting).to_have_attribute("data-state", "stopped")
-    expect(waiting.locator("summary")).to_have_text("get_profile did not finish")
+    expect(waiting.locator("summary")).to_have_text("get_profile is waiting for your permission")
     return button
 
 

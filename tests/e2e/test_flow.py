@@ -73,26 +73,56 @@ def test_each_person_consents_for_themselves_and_sees_only_their_notes(site: Sit
         person.watch.assert_clean()
 
 
-def test_deny_at_the_provider_stores_nothing_and_the_agent_can_ask_again(site: Site) -> None:
+def test_deny_at_the_provider_stores_nothing_and_the_chat_says_so_with_try_again(site: Site) -> None:
     alice = site.person(ALICE)
+    page = alice.page
     sign_in(site, alice)
     ask(alice, "who am I")
+    expect(page.get_by_text("get_profile is waiting for your permission")).to_be_visible()
     authorize_button(alice).click()
     consent(alice, allow=False)
-    # AgentCore's callback gets error=access_denied and shows its own page; nothing reaches the binding service.
-    expect(alice.page.get_by_text("access_denied")).to_be_visible()
+    # AgentCore's callback gets error=access_denied and shows its own page, with a way back; nothing
+    # reaches the session binding service.
+    expect(page.get_by_role("heading", name="Authorization not completed")).to_be_visible()
+    expect(page.get_by_text("access_denied")).to_be_visible()
     alice.shot("denied")
     assert site.vault() == {}
     assert site.completions() == 0
 
-    # Back at the agent, the waiting request runs again and asks again: a fresh authorization session.
-    alice.page.goto(site.url + "/")
-    expect(alice.page.get_by_text("Continuing where you left off…")).to_be_visible()
+    # Back at the agent, the waiting request runs again and learns how that consent ended: no new prompt.
+    page.get_by_role("link", name="Return to the application").click()
+    card = page.get_by_role("region", name="Permission not given")
+    expect(card).to_contain_text("You did not give the agent permission to use Demo API, so nothing was shared with it.")
+    assert page.get_by_role("button", name="Authorize Demo API").count() == 0, "no silent loop back to the consent card"
+    alice.shot("declined")
+
+    # Try again: a fresh consent, approved this time (already signed in at the provider: straight to its page).
+    card.get_by_role("button", name="Try again").click()
     authorize_button(alice).click()
-    # Signed in at the provider already: straight to its consent page.
-    alice.page.get_by_role("button", name="Allow").click()
-    expect(alice.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
+    page.get_by_role("button", name="Allow").click()
+    expect(page.get_by_role("heading", name="Authorization complete")).to_be_visible()
+    page.get_by_role("link", name="Return to the agent").click()
+    assistant_says(alice, "You are alice")
     assert site.completions() == 1
+
+
+def test_cancel_after_a_declined_consent_asks_nothing_more(site: Site) -> None:
+    alice = site.person(ALICE)
+    page = alice.page
+    sign_in(site, alice)
+    ask(alice, "show my notes")
+    authorize_button(alice).click()
+    consent(alice, allow=False)
+    page.get_by_role("link", name="Return to the application").click()
+    card = page.get_by_role("region", name="Permission not given")
+    card.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text("Cancelled. Nothing was shared with Demo API.")).to_be_visible()
+    expect(card.get_by_role("button", name="Try again")).to_be_disabled()
+    page.reload()  # nothing is waiting any more: no request runs again, no card comes back
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    assert page.get_by_role("region", name="Permission not given").count() == 0
+    assert page.get_by_role("button", name="Authorize Demo API").count() == 0
+    assert site.vault() == {} and site.completions() == 0
 
 
 def test_the_provider_is_deployed_the_stacks_way_external_secret_and_basic_auth(site: Site) -> None:

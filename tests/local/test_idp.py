@@ -58,6 +58,7 @@ SIGN_IN_CLIENT = ClientSpec(
     client_secret=secrets.token_urlsafe(24),
     redirect_uris=("http://127.0.0.1:8000/oauth2/idpresponse",),
     client_name="Agent chat",
+    logout_uris=("http://127.0.0.1:8000/signed-out",),
 )
 CONSENT_CLIENT = ClientSpec(
     client_id="agentcore-client",
@@ -389,6 +390,36 @@ def test_sign_in_client_must_use_basic_and_exact_redirect_uri(browser: httpx.Cli
         )
         assert refused.status_code == 400 and "location" not in refused.headers  # never redirected to an unregistered URI
         assert "redirect_uri" in refused.text and " at " not in refused.text  # a message, no stack trace
+
+
+def test_logout_ends_the_sign_in_session_and_returns_only_to_a_registered_page(browser: httpx.Client, sign_in: str) -> None:
+    """Cognito's `/logout?client_id=&logout_uri=`: the next authorization asks for credentials again (bob can
+    sign in where alice was); an unregistered return or client changes nothing."""
+    result, _ = authorize(browser, sign_in, SIGN_IN_CLIENT, "openid email")
+    callback(sign_in_at(browser, result, ALICE, SIGN_IN_CLIENT.redirect_uris[0]))
+    callback(authorize(browser, sign_in, SIGN_IN_CLIENT, "openid email")[0])  # signed in: straight back
+    logout = f"{sign_in}/logout"
+    for params in (
+        {"client_id": SIGN_IN_CLIENT.client_id, "logout_uri": "http://127.0.0.1:8000/elsewhere"},
+        {"client_id": "someone-else", "logout_uri": SIGN_IN_CLIENT.logout_uris[0]},
+        {"client_id": SIGN_IN_CLIENT.client_id},
+    ):
+        refused = browser.get(logout, params=params)
+        assert refused.status_code == 400 and "not registered" in refused.text and "location" not in refused.headers
+    callback(authorize(browser, sign_in, SIGN_IN_CLIENT, "openid email")[0])  # still signed in
+    out = browser.get(logout, params={"client_id": SIGN_IN_CLIENT.client_id, "logout_uri": SIGN_IN_CLIENT.logout_uris[0]})
+    assert out.status_code == 302 and out.headers["location"] == SIGN_IN_CLIENT.logout_uris[0]
+    again = page_at(authorize(browser, sign_in, SIGN_IN_CLIENT, "openid email")[0])
+    assert "Sign in" in again.text
+    query = callback(sign_in_at(browser, again, BOB, SIGN_IN_CLIENT.redirect_uris[0]))
+    token = httpx.post(
+        endpoints(sign_in).token,
+        data={"grant_type": "authorization_code", "code": query["code"], "redirect_uri": SIGN_IN_CLIENT.redirect_uris[0]},
+        auth=(SIGN_IN_CLIENT.client_id, SIGN_IN_CLIENT.client_secret),
+        timeout=TIMEOUT,
+    )
+    claims = verify_id_token(token.json()["id_token"], httpx.get(endpoints(sign_in).jwks, timeout=TIMEOUT).json())
+    assert claims["sub"] == BOB.sign_in_sub
 
 
 def test_alice_and_bob_have_different_subs(sign_in: str) -> None:

@@ -48,8 +48,12 @@ DOCUMENTED_QUERY = {
     ("GET", "/oauth2/session-binding"): ("session_id", "state", "code"),
     ("GET", "/api/session"): (),
     ("POST", "/api/chat"): (),
+    ("POST", "/api/sign-out"): (),
 }
-JSON_BODIES = {("POST", "/api/chat"): ChatRequest.model_json_schema()}
+JSON_BODIES = {
+    ("POST", "/api/chat"): ChatRequest.model_json_schema(),
+    ("POST", "/api/sign-out"): {"type": "object", "additionalProperties": False},
+}
 
 AUTH_KINDS = ("valid", "valid", "valid", "none", "garbage", "expired", "other_alb", "identity_mismatch", "fuzzed_sub")
 

@@ -245,6 +245,7 @@ def agent_settings(key_server: KeyServer, resource: ResourceStandIn, **overrides
         "provider_kind": "demo",
         "provider_scopes": AGENT_SCOPES,
         "session_binding_url": f"{ORIGIN}/oauth2/session-binding",
+        "sign_out_url": "https://signin.example/logout?client_id=alb-client&logout_uri=https%3A%2F%2Fagent.example.com%2Fsigned-out",
         "demo_api_url": resource.base_url,
         "tool_timeout_s": 2.0,
     }

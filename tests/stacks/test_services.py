@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aws_cdk.assertions import Match
@@ -70,14 +71,20 @@ def test_alb_drops_invalid_headers_and_logs_access(demo: Synth) -> None:
 
 def test_listener_rules_route_binding_paths_and_authenticate_before_forwarding(demo: Synth) -> None:
     rules = _rules(demo.raw("services"))
-    assert [r["Priority"] for r in rules] == [5, 10, 20, 30]
-    health, binding, api, ui = rules
+    assert [r["Priority"] for r in rules] == [5, 7, 10, 20, 30]
+    health, signed_out, binding, api, ui = rules
 
     assert health["Conditions"] == [
         {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/health"]}},
         {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["GET"]}},
     ]
     assert [a["Type"] for a in health["Actions"]] == ["forward"]
+    # The page the sign-in pool's logout returns to, and its stylesheet: no session needed, GET only.
+    assert signed_out["Conditions"] == [
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/signed-out", "/static/app.css"]}},
+        {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["GET"]}},
+    ]
+    assert [a["Type"] for a in signed_out["Actions"]] == ["forward"] and _target_of(signed_out).startswith("AgentTargetGroup")
 
     assert binding["Conditions"] == [
         {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/oauth2/start", "/oauth2/session-binding"]}}
@@ -455,3 +462,19 @@ def test_agent_container_provides_every_setting_the_service_requires(demo: Synth
     known = {name.upper() for name in AgentSettings.model_fields}
     assert not set(env) - known, f"the agent does not read {sorted(set(env) - known)}"
     assert not {"BINDING_TABLE", "CUSTOM_STATE_PARAM"} & set(env)  # the binding service's alone
+
+
+def test_sign_out_goes_to_the_pools_logout_and_back_to_a_registered_page(demo: Synth) -> None:
+    """The agent's SIGN_OUT_URL is Cognito's logout endpoint for the ALB's client, returning to /signed-out,
+    and exactly that page is the client's one logout URL (Cognito refuses any other)."""
+    from services.agent.sign_out import SIGNED_OUT_PATH
+
+    assert SIGNED_OUT_PATH == "/signed-out"
+    signed_out = f"https://{demo.config.domain_name}{SIGNED_OUT_PATH}"
+    client = one(demo.raw("identity"), "AWS::Cognito::UserPoolClient", "AlbClient")["Properties"]
+    assert client["LogoutURLs"] == [signed_out]
+    [task] = [t for k, t in resources(demo.raw("services"), "AWS::ECS::TaskDefinition").items() if k.startswith("AgentTaskDefinition")]
+    env = {e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    url = str(render(env["SIGN_OUT_URL"]))
+    assert url.startswith("https://${Import:") and ".auth.${AWS::Region}.amazoncognito.com/logout?client_id=${Import:" in url
+    assert url.endswith("&logout_uri=" + quote(signed_out, safe=""))

@@ -4,9 +4,13 @@
 // connect-src 'self'): no inline code or styles, no eval, and every piece of text coming
 // from the server or the person is inserted with textContent, never as HTML.
 //
-// Protocol: GET /api/session answers {"user": "<opaque digest>"} for the signed-in person;
+// Protocol: GET /api/session answers {"user": "<opaque digest>", "email": "<address or null>"} for the
+// signed-in person; POST /api/sign-out {} expires the load balancer's session cookies and answers
+// {"location": "<the sign-in provider's logout URL>"}, where the page then goes;
 // POST /api/chat {message, history} answers with server-sent events over the response body
-// (message, tool_call, tool_result, authorization_required, error, done).
+// (message, tool_call, tool_result, authorization_required, authorization_declined, error, done).
+// A request resent after a consent round trip carries "after_consent": the start link's flow token, so
+// the agent can tell a declined consent ("nothing was shared": Try again or Cancel) from a finished one.
 //
 // sessionStorage belongs to the tab, not to the person: someone else may sign in in the same tab.
 // So the stored conversation and pending request are kept for one person ("agent.user"), and are
@@ -35,6 +39,7 @@
     resuming: "Continuing where you left off\u2026",
     working: "The agent is working\u2026",
     tooLong: "Messages can be at most " + MAX_MESSAGE_CHARS + " characters.",
+    signingOut: "Signing out\u2026",
   };
 
   // ---------------------------------------------------------------- storage
@@ -152,7 +157,11 @@
     ) {
       return null;
     }
-    return { message: pending.message, history: historyForRequest(pending.history) };
+    const resumed = { message: pending.message, history: historyForRequest(pending.history) };
+    if (typeof pending.after_consent === "string" && pending.after_consent.length > 0 && pending.after_consent.length <= 4096) {
+      resumed.after_consent = pending.after_consent;
+    }
+    return resumed;
   }
 
   // The stored conversation cut back to the moment the pending request was sent (what came
@@ -179,6 +188,9 @@
     input: document.getElementById("message-input"),
     send: document.getElementById("send"),
     newConversation: document.getElementById("new-conversation"),
+    account: document.getElementById("account"),
+    signedInAs: document.getElementById("signed-in-as"),
+    signOut: document.getElementById("sign-out"),
   };
 
   // Nothing stored is used before GET /api/session has answered: until then, who is signed in is unknown.
@@ -303,7 +315,8 @@
     for (const line of state.tools.values()) {
       if (line.item.getAttribute("data-state") === "running") {
         line.item.setAttribute("data-state", "stopped");
-        line.label.textContent = line.name + " did not finish";
+        const why = state.declined ? " was not allowed" : state.awaitingPermission ? " is waiting for your permission" : " did not finish";
+        line.label.textContent = line.name + why;
       }
     }
   }
@@ -321,6 +334,51 @@
     } catch (_err) {
       return false;
     }
+  }
+
+  function flowOf(startUrl) {
+    try {
+      return new URL(startUrl, window.location.origin).searchParams.get("flow") || undefined;
+    } catch (_err) {
+      return undefined;
+    }
+  }
+
+  // The person came back from a consent that ended without a grant: say so, and let them choose.
+  function onAuthorizationDeclined(state, data) {
+    const displayName = (typeof data.display_name === "string" && data.display_name) || "the service";
+    const message =
+      (typeof data.message === "string" && data.message) ||
+      "You did not give the agent permission to use " + displayName + ", so nothing was shared with it.";
+    const item = el("li", "entry entry-auth");
+    const card = el("section", "auth-card auth-declined");
+    const headingId = "auth-heading-" + ++authCounter;
+    const heading = el("h3", "auth-title", "Permission not given");
+    heading.id = headingId;
+    card.setAttribute("aria-labelledby", headingId);
+    card.appendChild(heading);
+    card.appendChild(el("p", "auth-text", message));
+    const actions = el("div", "auth-actions");
+    const retry = el("button", "button button-primary", "Try again");
+    retry.type = "button";
+    const cancel = el("button", "button button-secondary", "Cancel");
+    cancel.type = "button";
+    const request = { message: state.request.message, history: state.request.history };
+    retry.addEventListener("click", () => {
+      retry.disabled = cancel.disabled = true;
+      sendRequest(request); // the same request, as new: the agent asks for permission again
+    });
+    cancel.addEventListener("click", () => {
+      retry.disabled = cancel.disabled = true;
+      showNotice("Cancelled. Nothing was shared with " + displayName + ".");
+      els.input.focus();
+    });
+    actions.appendChild(retry);
+    actions.appendChild(cancel);
+    card.appendChild(actions);
+    item.appendChild(card);
+    appendItem(item);
+    state.authButton = retry;
   }
 
   function onAuthorizationRequired(state, data) {
@@ -369,6 +427,7 @@
           user,
           message: request.message,
           history: request.history,
+          after_consent: flowOf(startUrl),
           saved_at: Date.now(),
         });
       if (!saved) {
@@ -471,7 +530,12 @@
         onToolResult(state, data);
         break;
       case "authorization_required":
+        state.awaitingPermission = true;
         onAuthorizationRequired(state, data);
+        break;
+      case "authorization_declined":
+        state.declined = true;
+        onAuthorizationDeclined(state, data);
         break;
       case "error":
         showError(typeof data.message === "string" && data.message ? data.message : TEXT.unexpected);
@@ -502,7 +566,7 @@
   // ---------------------------------------------------------------- sending
 
   async function sendRequest(request) {
-    const state = { request, tools: new Map(), done: false, authButton: null };
+    const state = { request, tools: new Map(), done: false, authButton: null, awaitingPermission: false, declined: false };
     const abort = new AbortController();
     currentAbort = abort;
     let idleTimer = 0;
@@ -524,7 +588,11 @@
           method: "POST",
           credentials: "same-origin",
           headers: { "content-type": "application/json", accept: "text/event-stream" },
-          body: JSON.stringify({ message: request.message, history: request.history }),
+          body: JSON.stringify(
+            request.after_consent
+              ? { message: request.message, history: request.history, after_consent: request.after_consent }
+              : { message: request.message, history: request.history },
+          ),
           cache: "no-store",
           // The load balancer answers an expired sign-in with a redirect to the identity
           // provider; following it from script cannot work, so treat it as "signed out".
@@ -624,7 +692,7 @@
     try {
       const body = await response.json();
       if (body && typeof body.user === "string" && body.user) {
-        return { user: body.user };
+        return { user: body.user, email: typeof body.email === "string" ? body.email : "" };
       }
     } catch (_err) {
       // not JSON
@@ -641,10 +709,60 @@
       return false;
     }
     currentUser = result.user;
+    showAccount(result.email);
     storageOwner = claimStorage(result.user) ? result.user : null;
     history = storageOwner === null ? [] : loadHistory();
     renderHistory();
     return storageOwner === null ? null : takePendingRequest(result.user);
+  }
+
+  function showAccount(email) {
+    els.signedInAs.textContent = email ? "Signed in as " + email : "Signed in";
+    els.account.hidden = false;
+  }
+
+  // Ends the session in this browser: the server expires the load balancer's cookies, then the page
+  // goes to the sign-in provider's logout, which ends its own session and comes back to /signed-out.
+  // This tab's stored conversation is dropped first: the next person to sign in here must not see it.
+  async function signOut() {
+    if (currentAbort) {
+      currentAbort.abort();
+      currentAbort = null;
+    }
+    setBusy(true, TEXT.signingOut);
+    let response;
+    try {
+      response = await fetch("/api/sign-out", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: "{}",
+        cache: "no-store",
+        redirect: "manual",
+      });
+    } catch (_err) {
+      setBusy(false);
+      showError(TEXT.network);
+      return;
+    }
+    let location = null;
+    if (response.ok) {
+      try {
+        const body = await response.json();
+        location = body && typeof body.location === "string" ? new URL(body.location) : null;
+      } catch (_err) {
+        location = null;
+      }
+    }
+    if (location === null || (location.protocol !== "https:" && location.protocol !== "http:")) {
+      setBusy(false);
+      showError(response.ok || response.type === "opaqueredirect" ? TEXT.unexpected : await readErrorMessage(response));
+      return;
+    }
+    removeKey(HISTORY_KEY);
+    removeKey(PENDING_KEY);
+    removeKey(USER_KEY);
+    window.location.assign(location.href);
   }
 
   // ---------------------------------------------------------------- composing
@@ -712,6 +830,7 @@
   });
 
   els.newConversation.addEventListener("click", newConversation);
+  els.signOut.addEventListener("click", signOut);
 
   async function start() {
     setBusy(true, "");

@@ -497,6 +497,7 @@ def test_token_urls_must_be_https_outside_local(key_server: Any, resource: Any) 
             alb_keys_base_url="https://keys.example",
             oidc_issuer="https://issuer.example",
             session_binding_url="https://agent.example.com/oauth2/session-binding",
+            sign_out_url="https://signin.example/logout",
             demo_api_url="http://api.example",
         )
 

@@ -161,8 +161,11 @@ def _has_lone_surrogate(text: str) -> bool:
 
 def _contract_problem(body: Any) -> str | None:
     """The request shape the agent service accepts; anything else is a UI bug."""
-    if not isinstance(body, dict) or set(body) != {"message", "history"}:
-        return f"fields must be exactly message and history, got {sorted(body) if isinstance(body, dict) else body!r}"
+    if not isinstance(body, dict) or set(body) - {"after_consent"} != {"message", "history"}:
+        return f"fields must be message, history and at most after_consent, got {sorted(body) if isinstance(body, dict) else body!r}"
+    after = body.get("after_consent")
+    if after is not None and (not isinstance(after, str) or not 1 <= len(after) <= 4096):
+        return "after_consent must be the start link's flow, 1..4096 characters"
     message, history = body["message"], body["history"]
     if not isinstance(message, str) or not 1 <= len(message) <= 4000 or _has_lone_surrogate(message):
         return "message must be 1..4000 characters"
@@ -459,7 +462,7 @@ def test_authorization_round_trip_resumes_the_request(ui: Ui) -> None:
     ui.expect_idle()
     waiting = page.locator('[data-tool-id="t1"]')
     expect(waiting).to_have_attribute("data-state", "stopped")
-    expect(waiting.locator("summary")).to_have_text("list_notes did not finish")
+    expect(waiting.locator("summary")).to_have_text("list_notes is waiting for your permission")
     assert ui.storage("agent.pending") is None, "saved only when the person chooses to authorize"
 
     authorize.click()
@@ -470,14 +473,12 @@ def test_authorization_round_trip_resumes_the_request(ui: Ui) -> None:
 
     assert ui.script.start_hits == ["v1.abc-DEF_123"]
     first_try, resumed = ui.script.requests[1], ui.script.requests[2]
-    assert (
-        first_try
-        == resumed
-        == {
-            "message": "show my notes",
-            "history": [{"role": "user", "text": "hello"}, {"role": "assistant", "text": "Hi, what can I do?"}],
-        }
-    )
+    asked = {
+        "message": "show my notes",
+        "history": [{"role": "user", "text": "hello"}, {"role": "assistant", "text": "Hi, what can I do?"}],
+    }
+    # The resent request names the consent it came back from: the start link's flow, nothing else.
+    assert first_try == asked and resumed == asked | {"after_consent": "v1.abc-DEF_123"}
     assert ui.bubbles("user") == ["hello", "show my notes"]
     assert page.get_by_role("button", name="Authorize Demo Notes").count() == 0
     assert ui.storage("agent.pending") is None
@@ -757,4 +758,25 @@ def test_message_length_is_counted_in_code_points(ui: Ui) -> None:
     box.press("Enter")
     expect(ui.page.locator("#messages .bubble-assistant")).to_have_text(["ok"])
     assert ui.script.requests == [{"message": "\N{GRINNING FACE}" * 4000, "history": []}]
+    ui.assert_clean()
+
+
+def test_a_declined_consent_shows_try_again_and_cancel(ui: Ui) -> None:
+    declined = ("authorization_declined", {"provider": "demo", "display_name": "Demo API", "message": "Nothing was shared."})
+    tool = ("tool_call", {"id": "t1", "name": "list_notes", "input": {}})
+    prompt = ("authorization_required", {"display_name": "Demo API", "scopes": [], "start_url": "/oauth2/start?flow=v1.again"})
+    ui.script.replies.extend([Reply(events=[tool, declined, ("done", {})]), Reply(events=[tool, prompt, ("done", {})])])
+    ui.open()
+    page = ui.page
+    ui.send("show my notes")
+    card = page.get_by_role("region", name="Permission not given")
+    expect(card).to_contain_text("Nothing was shared.")
+    expect(page.locator('[data-tool-id="t1"] summary')).to_have_text("list_notes was not allowed")
+    expect(card.get_by_role("button", name="Try again")).to_be_focused()
+    assert page.get_by_role("button", name="Authorize Demo API").count() == 0, "nothing is asked by itself"
+
+    card.get_by_role("button", name="Try again").click()
+    expect(page.get_by_role("button", name="Authorize Demo API")).to_be_visible()
+    assert ui.script.requests[-1] == ui.script.requests[0] == {"message": "show my notes", "history": []}, "sent again as new"
+    expect(card.get_by_role("button", name="Cancel")).to_be_disabled()
     ui.assert_clean()
