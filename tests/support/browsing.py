@@ -23,15 +23,10 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Request, Route, WebError, sync_playwright
 
+from deploy.verify.browser_checks import CHROMIUM_ARGS as VERIFY_CHROMIUM_ARGS
+
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = list(VERIFY_CHROMIUM_ARGS)  # one set of flags for the tests and `make verify`
 WAIT_MS = 5_000  # every wait in the browser tests is bounded by this
 
 # A DOM-level listener as well as the console: Chromium reports violations both ways.
