@@ -83,13 +83,16 @@ BINDING_PATHS = ("/oauth2/start", "/oauth2/session-binding")
 # Where the sign-in provider's logout endpoint returns the browser: a page that needs no session.
 SIGNED_OUT_PATH = "/signed-out"
 SIGNED_OUT_STYLESHEET = "/static/app.css"
+# Its icon too: a browser's own icon request would otherwise go through sign-in (and, with the sign-in
+# provider's session still alive, could quietly sign the person back in).
+SIGNED_OUT_ICON = "/static/favicon.svg"
 
 ROUTES: tuple[Route, ...] = (
     # The target group's health probe does not pass listener rules; this is for smoke checks,
     # answered by a route that returns a constant and calls nothing.
     Route("Health", 5, ("/health",), Target.AGENT, SignIn.NONE, methods=("GET",)),
     # The signed-out page and the one stylesheet it uses: shown to a browser that has no session any more.
-    Route("SignedOut", 7, (SIGNED_OUT_PATH, SIGNED_OUT_STYLESHEET), Target.AGENT, SignIn.NONE, methods=("GET",)),
+    Route("SignedOut", 7, (SIGNED_OUT_PATH, SIGNED_OUT_STYLESHEET, SIGNED_OUT_ICON), Target.AGENT, SignIn.NONE, methods=("GET",)),
     Route("SessionBinding", 10, BINDING_PATHS, Target.SESSION_BINDING, SignIn.AUTHENTICATE),
     Route("AgentApi", 20, ("/api/*",), Target.AGENT, SignIn.DENY),
     Route("AgentUi", 30, ("/*",), Target.AGENT, SignIn.AUTHENTICATE),

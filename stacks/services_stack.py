@@ -71,7 +71,7 @@ class ServicesStack(Stack):
             "Agent",
             inputs=inputs,
             demo_api_url=None if self.demo_api is None else self.demo_api.url,
-            sign_out_url=sign_in.sign_out_url(config.signed_out_url),
+            sign_out_url=sign_in.sign_out_url,
         )
         # Completed and burned sessions, shared by every binding task or function instance (single use across them).
         self.binding_ledger = BindingLedger(self, "BindingLedger", lifecycle=lifecycle, point_in_time_recovery=config.is_prod)

@@ -115,9 +115,15 @@ class AgentCoreStandIn(IdentityServer):
             key = (user, str(body["resourceCredentialProviderName"]), tuple(body["scopes"]))
             token = self.vault.get(key)
             asked = str(body.get("sessionUri", ""))
-            if asked in self.failed and self._pending.get(asked) == key:
-                url = f"https://idp.example.org/authorize?request_uri={asked}"
-                return {"authorizationUrl": url, "sessionUri": asked, "sessionStatus": "FAILED"}, None
+            if asked and asked not in self._pending:
+                return {}, "ValidationException"  # a session it does not know (expired, made up), as the emulator answers
+            if asked and self._pending.get(asked) == key and token is None:  # that session, still open: the same, as AWS answers
+                status = "FAILED" if asked in self.failed else "IN_PROGRESS"
+                return {
+                    "authorizationUrl": f"https://idp.example.org/authorize?request_uri={asked}",
+                    "sessionUri": asked,
+                    "sessionStatus": status,
+                }, None
             if token is not None and not body.get("forceAuthentication"):
                 return {"accessToken": token}, None
             session = f"urn:ietf:params:oauth:request_uri:{uuid.uuid4()}"

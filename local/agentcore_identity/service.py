@@ -624,7 +624,8 @@ class IdentityService:
                 raise CallbackError(400, "This authorization session was already used.", back)
             if "error" in query:
                 session.failed = True  # GetResourceOauth2Token with its sessionUri now answers sessionStatus FAILED
-                raise CallbackError(400, "Access was not granted. The authorization server answered: " + query["error"][0] + ".", back)
+                code = query["error"][0] if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", query["error"][0]) else "an error"
+                raise CallbackError(400, f"Access was not granted. The authorization server answered: {code}.", back)
             codes = query.get("code", [])
             if len(codes) != 1:
                 raise CallbackError(400, "Missing authorization code.", back)

@@ -226,6 +226,7 @@ class DemoStack:
 
     @property
     def signed_out_url(self) -> str:
+        """The agent's signed-out page: the sign-in client's one registered logout URL."""
         return f"{self.public_url}{SIGNED_OUT_PATH}"
 
     @property

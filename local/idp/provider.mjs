@@ -184,7 +184,7 @@ export function createProvider(config) {
   provider.proxy = false;
 
   provider.use(onlyRegisteredClientAuth(authMethods));
-  if (!consentKind) provider.use(cognitoLogout({ config, title, names: cookieNames(name) }));
+  if (!consentKind) provider.use(cognitoLogout({ provider, config, title, names: cookieNames(name) }));
   provider.use(interactionRoutes({ provider, config, usersByName, usersBySub, demoHint, remembered }));
   provider.on('server_error', (_ctx, error) => {
     process.stderr.write(`${name}: server_error ${error?.stack ?? error}\n`);
@@ -194,10 +194,11 @@ export function createProvider(config) {
 }
 
 // Cognito's logout endpoint, as the sign-in issuer's stand-in offers it ("Logout endpoint" in the Cognito
-// developer guide): GET /logout?client_id=...&logout_uri=... ends this browser's sign-in session (its
-// cookies expire) and redirects to logout_uri, which must be one of the client's logout URLs exactly;
-// anything else gets an error page and changes nothing. No confirmation page, as at Cognito.
-function cognitoLogout({ config, title, names }) {
+// developer guide): GET /logout?client_id=...&logout_uri=... ends this browser's sign-in session (the
+// stored session is destroyed, so a copied cookie no longer works either, and the cookie expires) and
+// redirects to logout_uri, which must be one of the client's logout URLs exactly; anything else gets an
+// error page and changes nothing. No confirmation page, as at Cognito.
+function cognitoLogout({ provider, config, title, names }) {
   return async function logout(ctx, next) {
     if (ctx.path !== '/logout') return next();
     if (ctx.method !== 'GET') {
@@ -209,10 +210,10 @@ function cognitoLogout({ config, title, names }) {
     if (!client || !client.logout_uris.includes(target)) {
       return send(ctx, 400, errorPage({ issuerTitle: title, message: 'This sign-out link is not registered for the application.' }));
     }
-    for (const cookie of [names.session, names.interaction, names.resume]) {
-      for (const suffix of ['', '.sig', '.legacy', '.legacy.sig']) {
-        ctx.cookies.set(cookie + suffix, null, { path: '/', httpOnly: true, sameSite: 'lax', overwrite: true });
-      }
+    const session = await provider.Session.get(ctx);
+    if (ctx.cookies.get(names.session)) await session.destroy();
+    for (const suffix of ['', '.sig']) {
+      ctx.cookies.set(names.session + suffix, null, { path: '/', httpOnly: true, sameSite: 'lax', overwrite: true });
     }
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 302;

@@ -284,7 +284,8 @@ def _declined_event(ctx: ChatContext) -> Event:
         {
             "provider": ctx.settings.provider_kind,
             "display_name": name,
-            "message": f"You did not give the agent permission to use {name}, so nothing was shared with it.",
+            # Neutral: FAILED also covers a provider error after Allow, not only Deny.
+            "message": f"The agent did not get permission to use {name}: it was declined or could not be completed. Nothing was shared.",
         },
     )
 

@@ -79,7 +79,7 @@ def _resumed(rt: Runtime, identity: AlbIdentity, token: str | None) -> FlowToken
         flow = read_flow_token(rt.keyring, token, now=int(time.time()))
     except FlowError:
         return None  # expired or not ours: the request runs as a new one
-    if not flow.owned_by(identity) or flow.provider != rt.settings.credential_provider_name:
+    if not flow.owned_by(identity) or flow.provider != rt.settings.credential_provider_name or flow.scopes != rt.settings.scopes:
         return None
     return flow
 

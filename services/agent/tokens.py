@@ -49,6 +49,20 @@ class ConsentDeclined:
     refused): AgentCore answers `sessionStatus` FAILED for it. Nothing was stored or shared."""
 
 
+_NOT_THAT_SESSION = "NotTheResumedSession"  # an AgentCoreError code of ours, never AgentCore's
+
+
+def _resumed_session(response: dict[str, object], resume: FlowToken) -> ConsentNeeded | ConsentDeclined:
+    """What asking about the person's own session may answer: FAILED (declined), or that same session still in
+    progress. Anything else (another session, which would carry no customState of ours) is not used: the
+    caller starts afresh with a new customState."""
+    if response.get("sessionStatus") == "FAILED":
+        return ConsentDeclined()
+    if response.get("sessionUri") == resume.session_uri and response.get("authorizationUrl"):
+        return ConsentNeeded(str(response["authorizationUrl"]), resume.session_uri, resume.flow_id)
+    raise AgentCoreError(_NOT_THAT_SESSION)
+
+
 class AgentCoreError(Exception):
     """AgentCore refused or failed; `code` is its error code (for events and logs, never shown raw)."""
 
@@ -158,13 +172,14 @@ class OutboundTokens:
             try:
                 return await self._tokens(identity, force_authentication=False, resume=resume)
             except AgentCoreError as exc:
-                if exc.code not in ("ValidationException", "ResourceNotFoundException"):
+                if exc.code not in ("ValidationException", "ResourceNotFoundException", _NOT_THAT_SESSION):
                     raise
         return await self._tokens(identity, force_authentication=force_authentication, resume=None)
 
     async def _tokens(
         self, identity: AlbIdentity, *, force_authentication: bool, resume: FlowToken | None
     ) -> AccessToken | ConsentNeeded | ConsentDeclined:
+        """One token request, with the workload token fetched again once if AgentCore no longer accepts it."""
         for attempt in (1, 2):
             workload_token = await self.cache.get(identity.sub, lambda: self._workload_token(identity.sub))
             try:
@@ -204,8 +219,8 @@ class OutboundTokens:
         )
         if response.get("accessToken"):
             return AccessToken(str(response["accessToken"]))
-        if resume is not None and response.get("sessionStatus") == "FAILED":
-            return ConsentDeclined()
+        if resume is not None:
+            return _resumed_session(response, resume)
         if response.get("authorizationUrl") and response.get("sessionUri"):
             return ConsentNeeded(str(response["authorizationUrl"]), str(response["sessionUri"]), flow_id)
         raise AgentCoreError("EmptyResponse")

@@ -90,6 +90,7 @@ class SignInUserPool(Construct):
         super().__init__(scope, construct_id)
         self.user_pool = _strong_user_pool(self, "Pool", lifecycle=lifecycle, advanced_security=advanced_security)
         self.domain = self.user_pool.add_domain("HostedDomain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix))
+        self.logout_url = logout_url
         # The ALB is a confidential OIDC client: authorization code grant, callback /oauth2/idpresponse.
         self.alb_client = self.user_pool.add_client(
             "AlbClient",
@@ -109,10 +110,11 @@ class SignInUserPool(Construct):
             refresh_token_validity=Duration.hours(12),
         )
 
-    def sign_out_url(self, logout_url: str) -> str:
+    @property
+    def sign_out_url(self) -> str:
         """Cognito's logout endpoint for the ALB's client ("Logout endpoint", Cognito developer guide): it ends
-        the hosted sign-in session and sends the browser to `logout_url`, which must be a registered logout URL."""
-        query = f"client_id={self.alb_client.user_pool_client_id}&logout_uri={quote(logout_url, safe='')}"
+        the hosted sign-in session and sends the browser to the client's one registered logout URL."""
+        query = f"client_id={self.alb_client.user_pool_client_id}&logout_uri={quote(self.logout_url, safe='')}"
         return f"{self.domain.base_url()}/logout?{query}"
 
 

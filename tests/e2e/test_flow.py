@@ -92,7 +92,9 @@ def test_deny_at_the_provider_stores_nothing_and_the_chat_says_so_with_try_again
     # Back at the agent, the waiting request runs again and learns how that consent ended: no new prompt.
     page.get_by_role("link", name="Return to the application").click()
     card = page.get_by_role("region", name="Permission not given")
-    expect(card).to_contain_text("You did not give the agent permission to use Demo API, so nothing was shared with it.")
+    expect(card).to_contain_text(
+        "The agent did not get permission to use Demo API: it was declined or could not be completed. Nothing was shared."
+    )
     assert page.get_by_role("button", name="Authorize Demo API").count() == 0, "no silent loop back to the consent card"
     alice.shot("declined")
 

@@ -407,8 +407,14 @@ def test_logout_ends_the_sign_in_session_and_returns_only_to_a_registered_page(b
         refused = browser.get(logout, params=params)
         assert refused.status_code == 400 and "not registered" in refused.text and "location" not in refused.headers
     callback(authorize(browser, sign_in, SIGN_IN_CLIENT, "openid email")[0])  # still signed in
+    # The session cookie (and its signature) as someone who copied them before the logout would hold them.
+    copied = {name: value for name, value in browser.cookies.items() if name.startswith("idp-sign-in-session")}
+    assert copied
     out = browser.get(logout, params={"client_id": SIGN_IN_CLIENT.client_id, "logout_uri": SIGN_IN_CLIENT.logout_uris[0]})
     assert out.status_code == 302 and out.headers["location"] == SIGN_IN_CLIENT.logout_uris[0]
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False, cookies=copied) as thief:
+        stale = page_at(authorize(thief, sign_in, SIGN_IN_CLIENT, "openid email")[0])
+        assert "Sign in" in stale.text and "Demo accounts" in stale.text, "the session itself ended, not only the cookie"
     again = page_at(authorize(browser, sign_in, SIGN_IN_CLIENT, "openid email")[0])
     assert "Sign in" in again.text
     query = callback(sign_in_at(browser, again, BOB, SIGN_IN_CLIENT.redirect_uris[0]))

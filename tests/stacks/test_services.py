@@ -81,7 +81,7 @@ def test_listener_rules_route_binding_paths_and_authenticate_before_forwarding(d
     assert [a["Type"] for a in health["Actions"]] == ["forward"]
     # The page the sign-in pool's logout returns to, and its stylesheet: no session needed, GET only.
     assert signed_out["Conditions"] == [
-        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/signed-out", "/static/app.css"]}},
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/signed-out", "/static/app.css", "/static/favicon.svg"]}},
         {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["GET"]}},
     ]
     assert [a["Type"] for a in signed_out["Actions"]] == ["forward"] and _target_of(signed_out).startswith("AgentTargetGroup")
@@ -467,9 +467,10 @@ def test_agent_container_provides_every_setting_the_service_requires(demo: Synth
 def test_sign_out_goes_to_the_pools_logout_and_back_to_a_registered_page(demo: Synth) -> None:
     """The agent's SIGN_OUT_URL is Cognito's logout endpoint for the ALB's client, returning to /signed-out,
     and exactly that page is the client's one logout URL (Cognito refuses any other)."""
-    from services.agent.sign_out import SIGNED_OUT_PATH
+    from cdk_app.routes import SIGNED_OUT_PATH as LISTENER_PATH
+    from services.agent.sign_out import SIGNED_OUT_PATH  # the agent's copy: services import nothing from cdk_app
 
-    assert SIGNED_OUT_PATH == "/signed-out"
+    assert SIGNED_OUT_PATH == LISTENER_PATH == "/signed-out"
     signed_out = f"https://{demo.config.domain_name}{SIGNED_OUT_PATH}"
     client = one(demo.raw("identity"), "AWS::Cognito::UserPoolClient", "AlbClient")["Properties"]
     assert client["LogoutURLs"] == [signed_out]

@@ -565,6 +565,24 @@
 
   // ---------------------------------------------------------------- sending
 
+  function chatFetchOptions(request, abort) {
+    const body = { message: request.message, history: request.history };
+    if (request.after_consent) {
+      body.after_consent = request.after_consent;
+    }
+    return {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+      // The load balancer answers an expired sign-in with a redirect to the identity
+      // provider; following it from script cannot work, so treat it as "signed out".
+      redirect: "manual",
+      signal: abort.signal,
+    };
+  }
+
   async function sendRequest(request) {
     const state = { request, tools: new Map(), done: false, authButton: null, awaitingPermission: false, declined: false };
     const abort = new AbortController();
@@ -584,21 +602,7 @@
     try {
       let response;
       try {
-        response = await fetch("/api/chat", {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { "content-type": "application/json", accept: "text/event-stream" },
-          body: JSON.stringify(
-            request.after_consent
-              ? { message: request.message, history: request.history, after_consent: request.after_consent }
-              : { message: request.message, history: request.history },
-          ),
-          cache: "no-store",
-          // The load balancer answers an expired sign-in with a redirect to the identity
-          // provider; following it from script cannot work, so treat it as "signed out".
-          redirect: "manual",
-          signal: abort.signal,
-        });
+        response = await fetch("/api/chat", chatFetchOptions(request, abort));
       } catch (_err) {
         if (!abort.signal.aborted || timedOut) {
           showError(timedOut ? TEXT.timeout : TEXT.network);
@@ -724,15 +728,24 @@
   // Ends the session in this browser: the server expires the load balancer's cookies, then the page
   // goes to the sign-in provider's logout, which ends its own session and comes back to /signed-out.
   // This tab's stored conversation is dropped first: the next person to sign in here must not see it.
+  // Whatever the answer, this tab forgets the conversation first, and the browser leaves: to the provider's
+  // logout when the server names it, else to /signed-out, which expires the load balancer's cookies too.
   async function signOut() {
     if (currentAbort) {
       currentAbort.abort();
       currentAbort = null;
     }
+    els.signOut.disabled = true;
     setBusy(true, TEXT.signingOut);
-    let response;
+    removeKey(HISTORY_KEY);
+    removeKey(PENDING_KEY);
+    removeKey(USER_KEY);
+    window.location.assign(await signOutLocation());
+  }
+
+  async function signOutLocation() {
     try {
-      response = await fetch("/api/sign-out", {
+      const response = await fetch("/api/sign-out", {
         method: "POST",
         credentials: "same-origin",
         headers: { "content-type": "application/json", accept: "application/json" },
@@ -740,29 +753,15 @@
         cache: "no-store",
         redirect: "manual",
       });
-    } catch (_err) {
-      setBusy(false);
-      showError(TEXT.network);
-      return;
-    }
-    let location = null;
-    if (response.ok) {
-      try {
-        const body = await response.json();
-        location = body && typeof body.location === "string" ? new URL(body.location) : null;
-      } catch (_err) {
-        location = null;
+      const body = response.ok ? await response.json() : null;
+      const location = body && typeof body.location === "string" ? new URL(body.location) : null;
+      if (location !== null && (location.protocol === "https:" || location.protocol === "http:")) {
+        return location.href;
       }
+    } catch (_err) {
+      // unreachable, or not JSON: fall through
     }
-    if (location === null || (location.protocol !== "https:" && location.protocol !== "http:")) {
-      setBusy(false);
-      showError(response.ok || response.type === "opaqueredirect" ? TEXT.unexpected : await readErrorMessage(response));
-      return;
-    }
-    removeKey(HISTORY_KEY);
-    removeKey(PENDING_KEY);
-    removeKey(USER_KEY);
-    window.location.assign(location.href);
+    return "/signed-out";
   }
 
   // ---------------------------------------------------------------- composing
