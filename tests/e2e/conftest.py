@@ -29,6 +29,7 @@ from local.idp import CONSENT_TITLE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, DemoUser
 from tests.support.browsing import PageWatch
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"  # written only with DOCS_IMAGES=1
 SESSION_TTL_S = 600
 
 
@@ -55,11 +56,15 @@ class Person:
     shots: Path
     taken: list[Path] = field(default_factory=list)
 
-    def shot(self, name: str) -> None:
-        """A screenshot of the page as it is now, numbered in the order taken."""
+    def shot(self, name: str, *, docs: str | None = None) -> None:
+        """A screenshot of the page as it is now, numbered in the order taken. With `docs`, and
+        `DOCS_IMAGES=1` in the environment, also `docs/images/<docs>.png` (the README's pictures)."""
         path = self.shots / f"{len(self.taken) + 1:02d}-{self.user.username}-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         self.taken.append(path)
+        if docs is not None and os.environ.get("DOCS_IMAGES") == "1":
+            DOCS_IMAGES.mkdir(exist_ok=True)
+            self.page.screenshot(path=str(DOCS_IMAGES / f"{docs}.png"))
 
 
 @dataclass
@@ -161,7 +166,7 @@ def consent(person: Person, *, shot: bool = False, allow: bool = True) -> None:
     fill_login(page, person.user, CONSENT_TITLE)
     expect(page.get_by_role("button", name="Allow")).to_be_visible()
     if shot:
-        person.shot("consent")
+        person.shot("consent", docs="provider-consent")
     page.get_by_role("button", name="Allow" if allow else "Deny").click()
 
 

@@ -22,7 +22,7 @@ def test_alice_signs_in_consents_and_sees_her_notes(site: Site) -> None:
 
     ask(alice, "show my notes")
     authorize = authorize_button(alice)
-    alice.shot("authorize-button")
+    alice.shot("authorize-button", docs="consent-card")
     assert site.vault() == {}
 
     # The start link, then the notes API's sign-in and consent pages, then AgentCore's callback,
@@ -34,7 +34,7 @@ def test_alice_signs_in_consents_and_sees_her_notes(site: Site) -> None:
     consent(alice, shot=True)
     expect(page.get_by_role("heading", name="Authorization complete")).to_be_visible()
     assert urlsplit(page.url).path == "/oauth2/session-binding"
-    alice.shot("binding-success")
+    alice.shot("binding-success", docs="authorization-complete")
     assert site.completions() == 1
     assert list(site.vault()) == [VAULT_KEY.format(sub=ALICE.sign_in_sub)], "one grant, for Alice (her sign-in sub)"
 
@@ -46,7 +46,7 @@ def test_alice_signs_in_consents_and_sees_her_notes(site: Site) -> None:
     assistant_says(alice, "Added your note: water the plants")
     ask(alice, "show my notes")
     assistant_says(alice, "- water the plants")
-    alice.shot("notes")
+    alice.shot("notes", docs="chat")
     assert page.get_by_role("button", name="Authorize Demo API").count() == 0
     assert site.completions() == 1, "no second consent"
     alice.watch.assert_clean()
@@ -96,7 +96,7 @@ def test_deny_at_the_provider_stores_nothing_and_the_chat_says_so_with_try_again
         "The agent did not get permission to use Demo API: it was declined or could not be completed. Nothing was shared."
     )
     assert page.get_by_role("button", name="Authorize Demo API").count() == 0, "no silent loop back to the consent card"
-    alice.shot("declined")
+    alice.shot("declined", docs="declined")
 
     # Try again: a fresh consent, approved this time (already signed in at the provider: straight to its page).
     card.get_by_role("button", name="Try again").click()

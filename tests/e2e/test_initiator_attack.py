@@ -144,7 +144,7 @@ def test_the_attack_fails_and_alice_is_told_the_truth(site: Site) -> None:
     landing = alice_opens(alice, url)
     assert parse_qs(urlsplit(landing).query)["session_id"] == [session]
     heading(alice.page, pages.CANCELLED_NOT_YOURS.title)  # not "nothing was changed" on a 403 that changed nothing
-    alice.shot("someone-else-started-this")
+    alice.shot("someone-else-started-this", docs="refusal")
 
     heading(bob_completes_by_hand(site, bob, session), pages.CANCELLED_ELSEWHERE.title)
     bob.shot("cancelled")

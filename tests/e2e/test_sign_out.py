@@ -21,7 +21,7 @@ def test_alice_signs_out_and_bob_signs_in_in_the_same_browser(site: Site) -> Non
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(site.url + "/signed-out")
     expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
-    alice.shot("signed-out")
+    alice.shot("signed-out", docs="signed-out")
     assert not [c for c in alice.context.cookies() if c["name"].startswith("AWSELBAuthSessionCookie")]
     assert page.request.get(site.url + "/api/session").status == 401, "no API call works after sign-out"
 
