@@ -67,6 +67,12 @@ SIGN_IN_SCOPE = "openid email"
 SIGN_IN_SESSION_TIMEOUT_S = 8 * 3600
 # The load balancer's idle timeout: longer than the agent's SSE heartbeat, so a quiet stream stays open.
 IDLE_TIMEOUT_S = 120
+# How long each target keeps an idle keep-alive connection open: longer than the load balancer's idle timeout,
+# so the load balancer always closes first. A target that closes first can race a request the load balancer has
+# just sent on that connection, and the person gets a 502 ("Edit attributes for your Application Load Balancer",
+# Connection idle timeout). uvicorn's default is 5 s. Used by services/Dockerfile's CMD (a test compares) and the
+# local stack.
+TARGET_KEEP_ALIVE_S = IDLE_TIMEOUT_S + 10
 # The listener's default action, for a request no rule matches.
 NOT_FOUND_BODY = "Not found"
 

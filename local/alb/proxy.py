@@ -172,7 +172,9 @@ class LocalAlb:
             timeout=httpx.Timeout(config.upstream_timeout_s, connect=5.0),
             follow_redirects=False,
             trust_env=False,
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            # An idle connection to a target is closed after the listener's idle timeout, as the ALB does (the
+            # targets keep theirs open longer: TARGET_KEEP_ALIVE_S).
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=config.upstream_timeout_s),
         )
         methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         self.app = Starlette(routes=[StarletteRoute("/{path:path}", self.listener, methods=methods)], lifespan=self._lifespan)

@@ -45,7 +45,7 @@ import uvicorn
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdk_app.routes import SIGNED_OUT_PATH, Target
+from cdk_app.routes import SIGNED_OUT_PATH, TARGET_KEEP_ALIVE_S, Target
 from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_id
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
@@ -517,6 +517,8 @@ class DemoStack:
             "on",
             "--timeout-graceful-shutdown",
             str(GRACEFUL_SHUTDOWN_S),
+            "--timeout-keep-alive",
+            str(TARGET_KEEP_ALIVE_S),  # the local ALB closes idle connections first, as the deployed one does
         ]
         with log.open("ab") as out:
             # The hook makes one C call (prctl, resolved before the fork): no locks, no imports.

@@ -255,3 +255,32 @@ def test_a_target_that_is_down_gets_502(alb: Alb) -> None:
     with LiveServer(create_alb_app(config, alb.key), lifespan="on", port=port) as down:
         response = httpx.get(down.base_url + "/health")
     assert response.status_code == 502 and "Bad Gateway" in response.text
+
+
+def test_an_idle_target_connection_is_closed_by_the_listener_after_its_idle_timeout() -> None:
+    """Like the deployed listener, the local ALB drops a target connection idle for its idle timeout, and reuses one
+    used more recently. (The targets keep theirs open longer, TARGET_KEEP_ALIVE_S, so the ALB always closes first.)"""
+
+    async def peer(request: Request) -> Response:
+        client = request.scope["client"]
+        return JSONResponse({"port": client[1]})
+
+    upstream = Starlette(routes=[Route("/health", peer)])
+    port = _free_port()
+    with LiveServer(upstream, proxy_headers=False) as target:
+        config = AlbConfig(
+            public_url=f"http://127.0.0.1:{port}",
+            upstreams={Target.AGENT: target.base_url, Target.SESSION_BINDING: target.base_url},
+            issuer="http://127.0.0.1:1/unused",
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            signer_arn=SIGNER,
+            upstream_timeout_s=0.3,
+        )
+        with LiveServer(create_alb_app(config, AlbSigningKey()), lifespan="on", port=port, proxy_headers=False) as listener:
+            with httpx.Client(base_url=listener.base_url, trust_env=False) as client:
+                first, again = (client.get("/health").json()["port"] for _ in range(2))
+                time.sleep(0.6)
+                later = client.get("/health").json()["port"]
+    assert first == again, "a connection used a moment ago is reused"
+    assert later != first, "a connection idle past the listener's idle timeout is not"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from stacks.constructs.service_image import ASSET_EXCLUDES, SERVICES_DIR
-from tests.stacks.conftest import DEFAULT_CONTEXT, ROOT, Synth, dockerfile_stage, image_assets, resources, synth
+from tests.stacks.conftest import DEFAULT_CONTEXT, ROOT, Synth, dockerfile_stage, image_assets, one, resources, synth
 
 SERVICES = ["agent", "session_binding"]
 ON_LAMBDA = (("binding_compute", "lambda"),)
@@ -36,6 +36,20 @@ def test_dockerfile_is_pinned_non_root_with_exec_form_cmd(service: str, demo: Sy
     assert (SERVICES_DIR / service / "main.py").is_file()
     # Dependencies are installed before the code is copied, so code changes reuse the layer.
     assert text.index("COPY ${SERVICE}/requirements.txt ") < text.index("pip install") < text.index("COPY ${SERVICE} ")
+
+
+def test_targets_keep_idle_connections_open_longer_than_the_load_balancer(demo: Synth) -> None:
+    """The ALB must close an idle target connection first, or a request it sends as the target closes gets a 502."""
+    from cdk_app.routes import IDLE_TIMEOUT_S, TARGET_KEEP_ALIVE_S
+
+    cmd = re.search(r"^CMD (.+)$", dockerfile_stage("fargate"), re.MULTILINE)
+    assert cmd
+    argv = json.loads(cmd.group(1))
+    keep_alive = int(argv[argv.index("--timeout-keep-alive") + 1])
+    assert keep_alive == TARGET_KEEP_ALIVE_S > IDLE_TIMEOUT_S
+    balancer = one(demo.raw("services"), "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    attributes = {a["Key"]: a["Value"] for a in balancer["Properties"]["LoadBalancerAttributes"]}
+    assert attributes["idle_timeout.timeout_seconds"] == str(IDLE_TIMEOUT_S)
 
 
 def test_uvicorn_reads_its_app_from_uvicorn_app() -> None:
