@@ -66,7 +66,7 @@ def build_stacks(app: App, config: AppConfig) -> AppStacks:
         lifecycle=lifecycle,
         logs_key=network.logs_key,
         demo_authorization_server=identity.demo_authorization_server,
-        description="AgentCore workload identity and OAuth2 credential provider (stateful)",
+        description="AgentCore workload identity and the OAuth2 credential providers (stateful)",
         **common,
     )
     services = ServicesStack(
@@ -81,12 +81,12 @@ def build_stacks(app: App, config: AppConfig) -> AppStacks:
         flow_signing_key=identity.flow_signing_key.secret,
         secrets_key=identity.secrets_key,
         agentcore_arns=agent_identity.arns,
-        provider_client_secret=agent_identity.credential_provider.client_secret,
+        provider_client_secrets=agent_identity.client_secrets,
         demo_authorization_server=identity.demo_authorization_server,
         description="ALB, WAF, ECS cluster, agent and session binding services, demo resource API",
         **common,
     )
-    services.add_stack_dependency(agent_identity, "services use the workload identity and credential provider by name")
+    services.add_stack_dependency(agent_identity, "services use the workload identity and credential providers by name")
 
     github_deploy = _github_deploy(app, config, [network, identity, agent_identity, services], common) if config.github_repository else None
 

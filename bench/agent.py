@@ -58,12 +58,20 @@ def service_env(keys_url: str, agentcore: str, bedrock: str, resource: str) -> d
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock,
         "BEDROCK_MODEL_ID": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
         "WORKLOAD_IDENTITY_NAME": "bench-agent",
-        "CREDENTIAL_PROVIDER_NAME": "bench-demo",
-        "PROVIDER_KIND": "demo",
-        "PROVIDER_SCOPES": "demo-api/profile.read demo-api/notes.read",
+        "PROVIDERS": json.dumps(
+            [
+                {
+                    "name": "notes",
+                    "kind": "demo",
+                    "display_name": "Demo Notes",
+                    "credential_provider": "bench-demo",
+                    "scopes": {"demo-api/profile.read": "See your profile", "demo-api/notes.read": "Read your notes"},
+                    "api_url": resource,
+                }
+            ]
+        ),
         "SESSION_BINDING_URL": f"http://{HOST}/oauth2/session-binding",
         "SIGN_OUT_URL": f"http://{HOST}/logout",
-        "DEMO_API_URL": resource,
         "LOG_LEVEL": "INFO",
     }
 

@@ -55,6 +55,7 @@ def service_env(keys_url: str, agentcore_endpoint: str, dynamodb_endpoint: str) 
         # dynalite itself: the service's ledger makes single-item conditional writes, which it serves natively.
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
         "BINDING_TABLE": TABLE,
+        "CONNECTIONS_TABLE": "bench-connections",  # the bench's flows name no connection: nothing is written there
         "AWS_ACCESS_KEY_ID": "AKIDBENCH",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_CONFIG_FILE": "/dev/null",

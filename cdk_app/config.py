@@ -67,16 +67,56 @@ class BindingMode(StrEnum):
     SAME_USER = "same-user"
 
 
-# Scopes asked for when `provider_scopes` is not set. The demo scopes are the
-# custom scopes of the in-stack resource server (see stacks/constructs/auth.py).
+# The demo authorization server's resource server (stacks/constructs/auth.py builds it): its identifier and its
+# custom scopes, each with what it allows in words. Tokens name a scope `<identifier>/<scope>`.
+DEMO_RESOURCE_SERVER_ID = "demo-api"
+DEMO_API_SCOPES: Mapping[str, str] = {
+    "profile.read": "See your profile (name and email address)",
+    "notes.read": "Read your notes",
+    "notes.write": "Create, change and delete your notes",
+    "tasks.read": "Read your task list",
+    "tasks.write": "Add and complete tasks",
+}
+
+# Scopes asked for when a provider's `scopes` is not set (a demo provider always names its own).
 DEFAULT_SCOPES: Mapping[Provider, tuple[str, ...]] = {
-    Provider.DEMO: ("demo-api/notes.read", "demo-api/profile.read"),
     Provider.GITHUB: ("read:user", "repo"),
     Provider.GOOGLE: ("openid", "email", "https://www.googleapis.com/auth/userinfo.profile"),
     Provider.MICROSOFT: ("openid", "offline_access", "User.Read"),
     Provider.SLACK: ("users:read",),
     Provider.CUSTOM_OIDC: ("openid",),
 }
+# What each default scope allows, in the words people read on the consent card.
+DEFAULT_SCOPE_WORDS: Mapping[str, str] = {
+    "read:user": "See your GitHub profile",
+    "repo": "Read and change your public and private repositories",
+    "openid": "Confirm who you are",
+    "email": "See your email address",
+    "https://www.googleapis.com/auth/userinfo.profile": "See your name and profile picture",
+    "offline_access": "Keep access while you are away, until you disconnect",
+    "User.Read": "See your profile and sign you in",
+    "users:read": "See the people in your workspace",
+}
+MAX_PROVIDERS = 10
+# What `providers` holds when it is not set: the two demo providers of cdk.json (tests/stacks/test_config.py).
+DEFAULT_PROVIDERS: tuple[Mapping[str, Any], ...] = (
+    {
+        "name": "notes",
+        "kind": "demo",
+        "display_name": "Demo Notes",
+        "scopes": {
+            "demo-api/profile.read": "See your profile (name and email address)",
+            "demo-api/notes.read": "Read your notes",
+            "demo-api/notes.write": "Create, change and delete your notes",
+        },
+    },
+    {
+        "name": "tasks",
+        "kind": "demo",
+        "display_name": "Demo Tasks",
+        "scopes": {"demo-api/tasks.read": "Read your task list", "demo-api/tasks.write": "Add and complete tasks"},
+    },
+)
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -99,6 +139,8 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{
 _NAMESPACE = re.compile(r"^(?!AWS/)[A-Za-z0-9._/#:-]{1,255}$")
 _MODEL_ID = re.compile(r"^((us|eu|apac|jp|au|ca|us-gov|global)\.)?[a-z0-9-]+\.[A-Za-z0-9.:_-]{1,200}$")
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,128}$")
+_DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+_PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 # GitHub: an owner is 1-39 letters, digits and single inner hyphens; a repository name 1-100 of [A-Za-z0-9._-].
 _GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$")
 # A branch name as it appears in the OIDC subject `ref:refs/heads/<branch>`; no IAM wildcards (* ?).
@@ -150,13 +192,40 @@ _PARTITIONS = (
 
 @dataclass(frozen=True)
 class ProviderConfig:
+    """One outbound provider: an external authorization server the agent calls APIs at, on the person's behalf."""
+
+    name: str  # [a-z][a-z0-9-]{0,19}: part of resource names (its credential provider's, for one)
     kind: Provider
-    scopes: tuple[str, ...]
-    client_id: str | None
+    display_name: str  # the name people read, e.g. "Demo Notes"
+    scopes: tuple[tuple[str, str], ...]  # (scope, what it allows in words), in the configured order
+    client_id: str | None  # None for kind demo: its client is generated in-stack
     client_secret_name: str | None
     client_secret_json_key: str
     discovery_url: str | None
     microsoft_tenant_id: str | None
+
+    @property
+    def is_demo(self) -> bool:
+        return self.kind is Provider.DEMO
+
+    @property
+    def scope_names(self) -> tuple[str, ...]:
+        return tuple(scope for scope, _ in self.scopes)
+
+    @property
+    def id_part(self) -> str:
+        """The name in PascalCase, for construct ids and output names: `notes` -> `Notes`, `my-idp` -> `MyIdp`."""
+        return "".join(part[:1].upper() + part[1:] for part in self.name.split("-"))
+
+    @property
+    def callback_url_output(self) -> str:
+        """The agent identity stack's output holding AgentCore's callback URL to register at this provider."""
+        return f"CallbackUrl{self.id_part}"
+
+    @property
+    def credential_provider_output(self) -> str:
+        """The agent identity stack's output holding the name of this provider's AgentCore credential provider."""
+        return f"CredentialProviderName{self.id_part}"
 
 
 @dataclass(frozen=True)
@@ -190,7 +259,7 @@ class AppConfig:
     agent_scaling: TaskBounds
     binding_scaling: TaskBounds  # unused when the binding service runs on Lambda
     waf_enabled: bool
-    provider: ProviderConfig
+    providers: tuple[ProviderConfig, ...]  # in the order people see them
     binding_mode: BindingMode
     binding_compute: BindingCompute
     binding_require_state: bool
@@ -228,9 +297,14 @@ class AppConfig:
     def workload_identity_name(self) -> str:
         return f"{self.app_name}-{self.profile.value}-agent"
 
+    def credential_provider_name(self, provider: ProviderConfig) -> str:
+        """The AgentCore OAuth2 credential provider of `provider`: `<app>-<profile>-<name>`."""
+        return f"{self.app_name}-{self.profile.value}-{provider.name}"
+
     @property
-    def credential_provider_name(self) -> str:
-        return f"{self.app_name}-{self.profile.value}-{self.provider.kind.value}"
+    def demo_providers(self) -> tuple[ProviderConfig, ...]:
+        """The providers served by the in-stack demo authorization server (none: no demo server, no demo API)."""
+        return tuple(p for p in self.providers if p.is_demo)
 
     @property
     def model_is_inference_profile(self) -> bool:
@@ -243,8 +317,13 @@ class AppConfig:
 class _Context:
     """Typed readers over raw context values; blank strings count as unset."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], prefix: str = "") -> None:
         self._values = values
+        self._prefix = prefix  # e.g. "providers[1]." for the keys of one entry of a list
+
+    def path(self, key: str) -> str:
+        """What an error names: the key, inside its entry when the values are one entry of a list."""
+        return self._prefix + key
 
     def raw(self, key: str) -> Any:
         value = self._values.get(key)
@@ -256,7 +335,7 @@ class _Context:
         value = self.optional_text(key, pattern, expected)
         if value is None:
             if default is None:
-                raise ConfigError(key, expected, missing=True)
+                raise ConfigError(self.path(key), expected, missing=True)
             return default
         return value
 
@@ -265,7 +344,7 @@ class _Context:
         if value is None:
             return None
         if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
-            raise ConfigError(key, expected, value)
+            raise ConfigError(self.path(key), expected, value)
         return value.strip()
 
     def choice(self, key: str, enum: type[T], default: T) -> T:
@@ -274,7 +353,7 @@ class _Context:
         if value is None:
             return default
         if not isinstance(value, str) or value.strip() not in options:
-            raise ConfigError(key, "one of " + ", ".join(options), value)
+            raise ConfigError(self.path(key), "one of " + ", ".join(options), value)
         return enum(value.strip())  # type: ignore[call-arg]
 
     def integer(self, key: str, low: int, high: int, default: int) -> int:
@@ -283,11 +362,11 @@ class _Context:
         if value is None:
             return default
         if isinstance(value, bool):
-            raise ConfigError(key, expected, value)
+            raise ConfigError(self.path(key), expected, value)
         if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
             value = int(value)
         if not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(key, expected, value)
+            raise ConfigError(self.path(key), expected, value)
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -298,7 +377,7 @@ class _Context:
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"
-        raise ConfigError(key, "true or false", value)
+        raise ConfigError(self.path(key), "true or false", value)
 
     def text_list(self, key: str, check: Callable[[str], bool], expected: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self.raw(key)
@@ -310,17 +389,17 @@ class _Context:
                 try:
                     value = json.loads(stripped)
                 except json.JSONDecodeError:
-                    raise ConfigError(key, expected, value) from None
+                    raise ConfigError(self.path(key), expected, value) from None
             else:
                 value = [part for part in re.split(r"[,\s]+", stripped) if part]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise ConfigError(key, expected, value)
+            raise ConfigError(self.path(key), expected, value)
         items = tuple(v.strip() for v in value)
         for item in items:
             if not check(item):
-                raise ConfigError(key, expected, item)
+                raise ConfigError(self.path(key), expected, item)
         if len(set(items)) != len(items):
-            raise ConfigError(key, expected + " without duplicates", value)
+            raise ConfigError(self.path(key), expected + " without duplicates", value)
         return items
 
 
@@ -360,13 +439,7 @@ CONTEXT_KEYS = frozenset(
         "alarm_email",
         "alarm_refusals_per_5min",
         "waf_enabled",
-        "provider",
-        "provider_scopes",
-        "provider_client_id",
-        "provider_client_secret_name",
-        "provider_client_secret_json_key",
-        "provider_discovery_url",
-        "microsoft_tenant_id",
+        "providers",
         "binding_mode",
         "binding_compute",
         "binding_require_state",
@@ -379,6 +452,32 @@ CONTEXT_KEYS = frozenset(
 )
 
 
+_PROVIDERS_EXAMPLE = (
+    'providers=[{"name": "github", "kind": "github", "display_name": "GitHub", "client_id": "...", "client_secret_name": "..."}]'
+)
+# The single-provider keys that `providers` replaced, and what to write instead (never "did you mean").
+RETIRED_PROVIDER_KEYS: Mapping[str, str] = {
+    "provider": "the 'providers' list instead",
+    "provider_scopes": "'scopes' in an entry of the 'providers' list instead, each scope with what it allows in words",
+    "provider_client_id": "'client_id' in an entry of the 'providers' list instead",
+    "provider_client_secret_name": "'client_secret_name' in an entry of the 'providers' list instead",
+    "provider_client_secret_json_key": "'client_secret_json_key' in an entry of the 'providers' list instead",
+    "provider_discovery_url": "'discovery_url' in an entry of the 'providers' list instead",
+    "microsoft_tenant_id": "'microsoft_tenant_id' in an entry of the 'providers' list instead",
+}
+PROVIDER_KEYS = (
+    "name",
+    "kind",
+    "display_name",
+    "scopes",
+    "client_id",
+    "client_secret_name",
+    "client_secret_json_key",
+    "discovery_url",
+    "microsoft_tenant_id",
+)
+
+
 def _is_cdk_internal(key: str) -> bool:
     """Feature flags (`@aws-cdk/...`) and CLI-provided keys (`aws:cdk:...`) are not ours."""
     return key.startswith("@") or ":" in key or key.startswith("cdk-") or key == "acknowledged-issue-numbers"
@@ -386,6 +485,7 @@ def _is_cdk_internal(key: str) -> bool:
 
 def load_config(context: Mapping[str, Any]) -> AppConfig:
     """Build and validate the configuration from all CDK context values (unknown keys are errors)."""
+    _reject_retired_keys(context)
     _reject_unknown_keys(context)
     ctx = _Context(context)
 
@@ -398,7 +498,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
     nat_gateways = ctx.integer("nat_gateways", 1, 2, 1 if profile is Profile.SANDBOX else 2)
     waf_enabled = ctx.boolean("waf_enabled", True)
 
-    provider = _load_provider(ctx)
+    providers = _load_providers(ctx)
     binding_mode = ctx.choice("binding_mode", BindingMode, BindingMode.SAME_BROWSER)
     binding_compute = ctx.choice("binding_compute", BindingCompute, BindingCompute.FARGATE)
     agent_scaling = _task_bounds(ctx, "agent", profile)
@@ -426,7 +526,7 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
         agent_scaling=agent_scaling,
         binding_scaling=binding_scaling,
         waf_enabled=waf_enabled,
-        provider=provider,
+        providers=providers,
         binding_mode=binding_mode,
         binding_compute=binding_compute,
         binding_require_state=require_state,
@@ -439,10 +539,18 @@ def load_config(context: Mapping[str, Any]) -> AppConfig:
     )
 
 
+def _reject_retired_keys(context: Mapping[str, Any]) -> None:
+    for key in sorted(context):
+        if key in RETIRED_PROVIDER_KEYS:
+            # Never echoed: a value typed for an old key may be a client id or secret name someone keeps private.
+            raise ConfigError(key, f"{RETIRED_PROVIDER_KEYS[key]}, e.g. {_PROVIDERS_EXAMPLE}", echo=False)
+
+
 def _reject_unknown_keys(context: Mapping[str, Any]) -> None:
     for key in sorted(context):
         if not _is_cdk_internal(key) and key not in CONTEXT_KEYS:
-            close = [k for k in sorted(CONTEXT_KEYS) if k.split("_")[0] == key.split("_")[0]]
+            first = key.split("_")[0]
+            close = [k for k in sorted(CONTEXT_KEYS) if k.split("_")[0] in (first, first + "s")]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             # The value of a key we do not know is never repeated: it may be a secret typed in the wrong place.
             raise ConfigError(key, "a known configuration key" + hint, echo=False)
@@ -582,57 +690,146 @@ def _load_github(ctx: _Context) -> tuple[str | None, str]:
     return repository, branch
 
 
-def _load_provider(ctx: _Context) -> ProviderConfig:
-    kind = ctx.choice("provider", Provider, Provider.DEMO)
-    scopes = ctx.text_list("provider_scopes", lambda s: bool(_SCOPE.fullmatch(s)), "a list of OAuth scope strings", DEFAULT_SCOPES[kind])
-    client_id = ctx.optional_text("provider_client_id", _CLIENT_ID, "the OAuth client id registered at the provider")
-    secret_name = ctx.optional_text("provider_client_secret_name", _SECRET_NAME, "the Secrets Manager name of the provider's client secret")
-    json_key_set = ctx.raw("provider_client_secret_json_key") is not None
-    json_key = ctx.text(
-        "provider_client_secret_json_key", _JSON_KEY, "the JSON key that holds the client secret in that secret", "client_secret"
-    )
-    discovery_url = ctx.raw("provider_discovery_url")
-    tenant = ctx.optional_text("microsoft_tenant_id", _TENANT, "an Entra ID tenant id or domain")
+# --------------------------------------------------------------------------- providers
 
-    if kind is Provider.DEMO:
-        # The demo authorization server is built in-stack: its client id and secret are generated.
-        generated = (
-            ("provider_client_id", client_id),
-            ("provider_client_secret_name", secret_name),
-            ("provider_client_secret_json_key", json_key if json_key_set else None),
-        )
-        for key, value in generated:
-            if value is not None:
-                raise ConfigError(key, "unset for provider 'demo' (the demo authorization server's client is generated)", value)
-    else:
-        if client_id is None:
-            raise ConfigError("provider_client_id", f"the OAuth client id registered at {kind.value}", missing=True)
-        if secret_name is None:
-            raise ConfigError(
-                "provider_client_secret_name",
-                f"the Secrets Manager secret name holding the {kind.value} client secret as JSON",
-                missing=True,
-            )
-    if kind is Provider.CUSTOM_OIDC:
-        if discovery_url is None:
-            raise ConfigError("provider_discovery_url", "the https OpenID discovery URL of the custom provider", missing=True)
-        if (
-            not isinstance(discovery_url, str)
-            or not _is_https_url(discovery_url)
-            or not discovery_url.endswith("/.well-known/openid-configuration")
-        ):
-            raise ConfigError("provider_discovery_url", "an https URL ending in /.well-known/openid-configuration", discovery_url)
-    elif discovery_url is not None:
-        raise ConfigError("provider_discovery_url", "unset unless provider is 'custom-oidc'", discovery_url)
-    if tenant is not None and kind is not Provider.MICROSOFT:
-        raise ConfigError("microsoft_tenant_id", "unset unless provider is 'microsoft'", tenant)
 
+def _load_providers(ctx: _Context) -> tuple[ProviderConfig, ...]:
+    """`providers`: a JSON list (cdk.json) or its string spelling (`-c providers='[...]'`), one object per provider."""
+    entries = _provider_entries(ctx.raw("providers"))
+    providers = tuple(_load_provider(i, entry) for i, entry in enumerate(entries))
+    _check_distinct(providers)
+    return providers
+
+
+def _provider_entries(value: Any) -> list[Any]:
+    expected = f"a JSON list of provider objects, e.g. {_PROVIDERS_EXAMPLE}"
+    if value is None:
+        return [dict(entry) for entry in DEFAULT_PROVIDERS]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            # Not echoed: a malformed list may hold anything, a secret typed into the wrong key among it.
+            raise ConfigError("providers", expected + " (it is not valid JSON)", echo=False) from None
+    if not isinstance(value, list):
+        raise ConfigError("providers", expected, echo=False)
+    if not value:
+        raise ConfigError("providers", "at least one provider, " + expected, missing=True)
+    if len(value) > MAX_PROVIDERS:
+        # AgentCore holds 50 OAuth2 credential providers per account and region (quota L-431051DC); ten per deployment.
+        raise ConfigError("providers", f"at most {MAX_PROVIDERS} providers", len(value))
+    return value
+
+
+def _load_provider(index: int, entry: Any) -> ProviderConfig:
+    path = f"providers[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(path, "an object with name, kind, display_name and (for kind demo) scopes", echo=False)
+    for key in entry:
+        if key not in PROVIDER_KEYS:
+            # Never echoed: an unknown key may be a client secret typed in the wrong place.
+            raise ConfigError(f"{path}.{key}", "one of the provider keys " + ", ".join(PROVIDER_KEYS), echo=False)
+    ctx = _Context(entry, prefix=f"{path}.")
+    name = ctx.text("name", _PROVIDER_NAME, "1-20 lowercase letters, digits or '-', starting with a letter")
+    if ctx.raw("kind") is None:
+        raise ConfigError(ctx.path("kind"), "one of " + ", ".join(k.value for k in Provider), missing=True)
+    kind = ctx.choice("kind", Provider, Provider.DEMO)
+    client_id, secret_name, json_key, discovery_url, tenant = _provider_client(ctx, kind)
     return ProviderConfig(
+        name=name,
         kind=kind,
-        scopes=scopes,
+        display_name=_words(ctx, "display_name", 40, "the name people read, such as GitHub"),
+        scopes=_provider_scopes(ctx, kind),
         client_id=client_id,
         client_secret_name=secret_name,
         client_secret_json_key=json_key,
         discovery_url=discovery_url,
         microsoft_tenant_id=tenant,
     )
+
+
+def _words(ctx: _Context, key: str, limit: int, what: str) -> str:
+    """Text people read: 1-`limit` printable characters, without surrounding blanks."""
+    value = ctx.raw(key)
+    expected = f"{what}: 1-{limit} printable characters"
+    if value is None:
+        raise ConfigError(ctx.path(key), expected, missing=True)
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= limit or not value.isprintable():
+        raise ConfigError(ctx.path(key), expected, value)
+    return value.strip()
+
+
+def _provider_scopes(ctx: _Context, kind: Provider) -> tuple[tuple[str, str], ...]:
+    """Each scope with what it allows in words; a vendor's defaults when unset (a demo provider names its own)."""
+    key = ctx.path("scopes")
+    demo_scopes = [f"{DEMO_RESOURCE_SERVER_ID}/{name}" for name in DEMO_API_SCOPES]
+    example = '{"demo-api/notes.read": "Read your notes"}' if kind is Provider.DEMO else '{"read:user": "See your GitHub profile"}'
+    expected = f"an object mapping each OAuth scope to what it allows in 1-100 printable characters, e.g. {example}"
+    value = ctx.raw("scopes")
+    if value is None and kind is not Provider.DEMO:
+        return tuple((scope, DEFAULT_SCOPE_WORDS[scope]) for scope in DEFAULT_SCOPES[kind])
+    if value is None:
+        raise ConfigError(key, expected + " (a demo provider names its scopes)", missing=True)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(key, expected, value)
+    scopes = []
+    for scope, words in value.items():
+        if not isinstance(scope, str) or not _SCOPE.fullmatch(scope):
+            raise ConfigError(key, expected, scope)
+        if not isinstance(words, str) or not 1 <= len(words.strip()) <= 100 or not words.isprintable():
+            raise ConfigError(key, f"1-100 printable characters saying what {scope} allows", words)
+        if kind is Provider.DEMO and scope not in demo_scopes:
+            raise ConfigError(key, "scopes of the demo resource server: " + ", ".join(demo_scopes), scope)
+        scopes.append((scope, words.strip()))
+    return tuple(scopes)
+
+
+def _provider_client(ctx: _Context, kind: Provider) -> tuple[str | None, str | None, str, str | None, str | None]:
+    """AgentCore's client at the provider: none for kind demo (generated in-stack), else an id and a secret by name."""
+    client_id = ctx.optional_text("client_id", _CLIENT_ID, "the OAuth client id registered at the provider")
+    secret_name = ctx.optional_text("client_secret_name", _SECRET_NAME, "the Secrets Manager name of the provider's client secret")
+    json_key_set = ctx.raw("client_secret_json_key") is not None
+    json_key = ctx.text("client_secret_json_key", _JSON_KEY, "the JSON key that holds the client secret in that secret", "client_secret")
+    discovery_url = ctx.raw("discovery_url")
+    tenant = ctx.optional_text("microsoft_tenant_id", _TENANT, "an Entra ID tenant id or domain")
+
+    if kind is Provider.DEMO:
+        generated = (
+            ("client_id", client_id),
+            ("client_secret_name", secret_name),
+            ("client_secret_json_key", json_key if json_key_set else None),
+        )
+        for key, value in generated:
+            if value is not None:
+                raise ConfigError(ctx.path(key), "unset for kind 'demo' (the demo authorization server's client is generated)", value)
+    else:
+        if client_id is None:
+            raise ConfigError(ctx.path("client_id"), f"the OAuth client id registered at {kind.value}", missing=True)
+        if secret_name is None:
+            expected = f"the Secrets Manager secret name holding the {kind.value} client secret as JSON"
+            raise ConfigError(ctx.path("client_secret_name"), expected, missing=True)
+    if kind is Provider.CUSTOM_OIDC:
+        if discovery_url is None:
+            raise ConfigError(ctx.path("discovery_url"), "the https OpenID discovery URL of the custom provider", missing=True)
+        if not isinstance(discovery_url, str) or not _is_https_url(discovery_url) or not discovery_url.endswith(_DISCOVERY_SUFFIX):
+            raise ConfigError(ctx.path("discovery_url"), f"an https URL ending in {_DISCOVERY_SUFFIX}", discovery_url)
+    elif discovery_url is not None:
+        raise ConfigError(ctx.path("discovery_url"), "unset unless kind is 'custom-oidc'", discovery_url)
+    if tenant is not None and kind is not Provider.MICROSOFT:
+        raise ConfigError(ctx.path("microsoft_tenant_id"), "unset unless kind is 'microsoft'", tenant)
+    return client_id, secret_name, json_key, discovery_url, tenant
+
+
+def _check_distinct(providers: tuple[ProviderConfig, ...]) -> None:
+    """Names (and the construct ids made of them) and display names tell the providers apart."""
+    for index, provider in enumerate(providers):
+        for earlier_index, earlier in enumerate(providers[:index]):
+            where = f"providers[{earlier_index}]"
+            if provider.name == earlier.name:
+                raise ConfigError(f"providers[{index}].name", f"a name no other provider has ({where} has it)", provider.name)
+            if provider.id_part == earlier.id_part:
+                expected = f"a name that differs from {where}'s ({earlier.name}) in more than its '-'"
+                raise ConfigError(f"providers[{index}].name", expected, provider.name)
+            if provider.display_name.casefold() == earlier.display_name.casefold():
+                expected = f"a display name no other provider has ({where} has it)"
+                raise ConfigError(f"providers[{index}].display_name", expected, provider.display_name)

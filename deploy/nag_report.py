@@ -21,11 +21,28 @@ from cdk_app.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "security" / "nag-acknowledgements.md"
 
+_GITHUB = {
+    "name": "github",
+    "kind": "github",
+    "display_name": "GitHub",
+    "client_id": "Iv1.example",
+    "client_secret_name": "agent/github-oauth",
+}
+_IDP = {
+    "name": "idp",
+    "kind": "custom-oidc",
+    "display_name": "Company IdP",
+    "client_id": "agent",
+    "client_secret_name": "idp/agent",
+    "discovery_url": "https://idp.example.org/.well-known/openid-configuration",
+}
+_NOTES = {"name": "notes", "kind": "demo", "display_name": "Demo Notes", "scopes": {"demo-api/notes.read": "Read your notes"}}
 # Shapes of the app whose acknowledgements differ (labels as shown in the "when" column).
 VARIANTS: Mapping[str, Mapping[str, Any]] = {
     "sandbox": {},
     "prod": {"profile": "prod"},
-    "vendor provider": {"provider": "github", "provider_client_id": "Iv1.example", "provider_client_secret_name": "agent/github-oauth"},
+    "vendor provider": {"providers": json.dumps([_GITHUB])},
+    "several providers": {"providers": json.dumps([_NOTES, _GITHUB, _IDP])},
     "waf_enabled=false": {"waf_enabled": "false"},
     "github_repository set": {"github_repository": "octo/agent"},
 }

@@ -1,7 +1,7 @@
 """What to do after `cdk deploy`: `python -m deploy.outputs [cdk args]`.
 
 Reads the deployed stacks' outputs (CloudFormation DescribeStacks through `AwsClients`) and prints
-the agent URL, the AgentCore callback URL to register at an external provider, and the exact
+the agent URL, for each external provider the AgentCore callback URL to register there, and the exact
 command that creates the first Cognito user.
 """
 
@@ -16,7 +16,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdk_app.config import AppConfig, ConfigError, Provider
+from cdk_app.config import AppConfig, ConfigError, Provider, ProviderConfig
 from cdk_app.naming import stack_name
 from deploy.aws_clients import AwsClients
 from deploy.cdk_args import load_cli_config, parse_cdk_args
@@ -41,7 +41,7 @@ class OutputsError(Exception):
 class DeployedOutputs:
     agent_url: str
     sign_in_user_pool_id: str
-    callback_url: str
+    callback_urls: Mapping[str, str]  # AgentCore's callback URL, by provider name
     demo_user_pool_id: str | None
 
 
@@ -89,14 +89,14 @@ def read_outputs(clients: AwsClients, config: AppConfig) -> DeployedOutputs:
     agent_identity = stack_outputs(clients, stack_name(config, "agent-identity"))
     agent_url = services.require("AgentUrl")
     sign_in_pool = services.require("SignInUserPoolId")
-    callback_url = agent_identity.require("ProviderCallbackUrl")
+    callback_urls = {p.name: agent_identity.require(p.callback_url_output) for p in config.providers}
     demo_pool = None
-    if config.provider.kind is Provider.DEMO:
+    if config.demo_providers:
         try:
             demo_pool = demo_user_pool_id(clients, stack_name(config, "identity"))
         except ClientError:
             demo_pool = None  # a convenience only: the text then names the stack that holds the pool
-    return DeployedOutputs(agent_url=agent_url, sign_in_user_pool_id=sign_in_pool, callback_url=callback_url, demo_user_pool_id=demo_pool)
+    return DeployedOutputs(agent_url=agent_url, sign_in_user_pool_id=sign_in_pool, callback_urls=callback_urls, demo_user_pool_id=demo_pool)
 
 
 def create_user_command(region: str, user_pool_id: str, email: str = "you@example.com") -> str:
@@ -121,30 +121,34 @@ def create_user_command(region: str, user_pool_id: str, email: str = "you@exampl
     )
 
 
+def callback_lines(provider: ProviderConfig, callback_url: str) -> list[str]:
+    """What to do with AgentCore's callback URL of one provider: nothing for a demo one, else register it there."""
+    label = f"Callback URL for {provider.display_name} ({provider.name})"
+    if provider.is_demo:
+        return [f"{label}: nothing to do: AgentCore's callback URL is registered at the demo authorization server automatically."]
+    kind = provider.kind
+    return [f"{label}: register this redirect URI at {kind.value} ({CALLBACK_FIELD[kind]}):", f"  {callback_url}"]
+
+
 def render(config: AppConfig, region: str, outputs: DeployedOutputs) -> list[str]:
-    kind = config.provider.kind
     lines = [
         f"Deployed {config.app_name} (profile {config.profile.value}) in {region}.",
         "",
         f"Agent URL: {outputs.agent_url}",
         "",
     ]
-    if kind is Provider.DEMO:
-        lines.append(
-            "Callback URL: nothing to do for provider demo: AgentCore's callback URL is registered at the demo authorization server automatically."
-        )
-    else:
-        lines += [
-            f"Callback URL: register this redirect URI at {kind.value} ({CALLBACK_FIELD[kind]}):",
-            f"  {outputs.callback_url}",
-        ]
+    for provider in config.providers:
+        lines += callback_lines(provider, outputs.callback_urls[provider.name])
     lines += [
         "",
         "First user: create it in the sign-in user pool (Cognito emails a temporary password; use your own address):",
         f"  {create_user_command(region, outputs.sign_in_user_pool_id)}",
     ]
-    if kind is Provider.DEMO:
-        lines.append("Provider demo: create the same person at the demo authorization server (it stands in for the external service):")
+    if config.demo_providers:
+        names = ", ".join(p.display_name for p in config.demo_providers)
+        lines.append(
+            f"Demo providers ({names}): create the same person at the demo authorization server (it stands in for the external services):"
+        )
         if outputs.demo_user_pool_id:
             lines.append(f"  {create_user_command(region, outputs.demo_user_pool_id)}")
         else:

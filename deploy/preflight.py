@@ -2,7 +2,7 @@
 
 Each problem is one line saying what to do; all problems are printed, then the exit code is 2.
 Checks: the config the app would synthesize (placeholders refused), AWS credentials, account and
-region, the CDK bootstrap, and the external provider's client secret. AWS calls go through
+region, the CDK bootstrap, and each external provider's client secret. AWS calls go through
 `AwsClients` only.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
-from cdk_app.config import AppConfig, ConfigError, Provider, load_config, region_not_offered
+from cdk_app.config import AppConfig, ConfigError, ProviderConfig, load_config, region_not_offered
 from deploy.aws_clients import AwsClients, bootstrap_role_arn
 from deploy.cdk_args import PROJECT_DIR, bootstrap_qualifier, cdk_context, parse_cdk_args
 
@@ -179,42 +179,47 @@ def _bootstrap_version(clients: AwsClients, parameter: str) -> int | None:
     return int(value) if str(value).isdigit() else 0
 
 
-def check_provider_secret(clients: AwsClients, config: AppConfig, target: Target, qualifier: str, report: PreflightReport) -> None:
-    """The external provider's client secret must exist, by name, in the deployment region. Its value is not read."""
-    provider = config.provider
-    if provider.kind is Provider.DEMO or provider.client_secret_name is None:
-        report.passed.append("provider demo: its client and secret are created by the stacks")
-        return
-    name = provider.client_secret_name
+def check_provider_secrets(clients: AwsClients, config: AppConfig, target: Target, qualifier: str, report: PreflightReport) -> None:
+    """Each external provider's client secret must exist, by name, in the deployment region. No value is read."""
+    for provider in config.providers:
+        if provider.is_demo or provider.client_secret_name is None:
+            report.passed.append(f"provider {provider.name} (demo): its client and secret are created by the stacks")
+        else:
+            check_provider_secret(clients, provider, target, qualifier, report)
+
+
+def check_provider_secret(clients: AwsClients, provider: ProviderConfig, target: Target, qualifier: str, report: PreflightReport) -> None:
+    assert provider.client_secret_name is not None
+    name, label = provider.client_secret_name, f"provider {provider.name} ({provider.kind.value})"
     try:
         secret = _describe_secret(clients, name)
     except ClientError as error:
         if not _is_access_denied(error):
-            report.failures.append(f"cannot check provider secret '{name}' ({_code(error)}): {error}")
+            report.failures.append(f"{label}: cannot check secret '{name}' ({_code(error)}): {error}")
             return
         # A least-privilege CI identity may only assume the bootstrap roles; the lookup role reads metadata.
         try:
             secret = _describe_secret(clients.assume_role(target.bootstrap_role(qualifier, "lookup"), "cdk-preflight"), name)
         except ClientError as role_error:
             report.warnings.append(
-                f"could not check that secret '{name}' exists ({_code(role_error)}); "
+                f"{label}: could not check that secret '{name}' exists ({_code(role_error)}); "
                 f"the deploy fails at the credential provider if it does not"
             )
             return
     if secret is None:
         json_key = provider.client_secret_json_key
         report.failures.append(
-            f"provider secret '{name}' not found in {target.region}: create it with "
+            f"{label}: secret '{name}' not found in {target.region}: create it with "
             f"`aws secretsmanager create-secret --region {target.region} --name {name} "
             f'--secret-string \'{{"{json_key}":"<{provider.kind.value} client secret>"}}\'`'
         )
     elif secret.get("DeletedDate") is not None:
         report.failures.append(
-            f"provider secret '{name}' is scheduled for deletion: restore it with "
+            f"{label}: secret '{name}' is scheduled for deletion: restore it with "
             f"`aws secretsmanager restore-secret --region {target.region} --secret-id {name}`"
         )
     else:
-        report.passed.append(f"provider {provider.kind.value}: client secret '{name}' exists")
+        report.passed.append(f"{label}: client secret '{name}' exists")
 
 
 def _describe_secret(clients: AwsClients, name: str) -> dict[str, Any] | None:
@@ -253,11 +258,11 @@ def run_preflight(
         clients = clients_factory(args.aws_profile, config.region if config else None)
     except ProfileNotFound as error:
         report.failures.append(_profile_not_found(error))
-        report.skipped.append("credentials, bootstrap and provider secret")
+        report.skipped.append("credentials, bootstrap and provider secrets")
         return report
     target = resolve_target(clients, config, report)
     if target is None:
-        report.skipped.append("bootstrap and provider secret")
+        report.skipped.append("bootstrap and provider secrets")
         return report
     qualifier = bootstrap_qualifier(context)
     try:
@@ -265,9 +270,9 @@ def run_preflight(
     except ClientError as error:
         report.failures.append(f"cannot read the CDK bootstrap version in {target.environment} ({_code(error)}): {error}")
     if config is None:
-        report.skipped.append("provider secret (needs a valid config)")
+        report.skipped.append("provider secrets (need a valid config)")
     else:
-        check_provider_secret(clients, config, target, qualifier, report)
+        check_provider_secrets(clients, config, target, qualifier, report)
     return report
 
 

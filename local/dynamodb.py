@@ -11,8 +11,9 @@ two transaction calls itself, with dynalite's own conditional writes (below). Th
 process that started it, and dynalite gets SIGTERM when that process dies (Linux), so a killed run
 leaves nothing behind.
 
-The table shapes here (`NOTES_TABLE`, `BINDING_TABLE`) are the one source for creating tables
-locally; `tests/local/test_tables.py` checks them against what the CDK synthesizes.
+The table shapes here (`NOTES_TABLE`, `BINDING_TABLE`, `CONNECTIONS_TABLE`) are the one source for
+creating tables locally; `tests/local/test_tables.py` checks them against what the CDK synthesizes
+(the connections table once a stack makes it).
 
 How it differs from DynamoDB:
 
@@ -103,6 +104,9 @@ class TableShape:
 BINDING_TABLE = TableShape(partition_key=("session", "S"), ttl_attribute="expires_at")
 # The demo API's notes (stacks/constructs/demo_api.py, services/demo_api/notes.py).
 NOTES_TABLE = TableShape(partition_key=("sub", "S"), sort_key=("id", "S"))
+# The connections registry (services/common/connections.py): per person and provider, no TTL (records
+# are kept until the person's data is removed).
+CONNECTIONS_TABLE = TableShape(partition_key=("user", "S"), sort_key=("provider", "S"))
 
 
 def create_table(client: Any, name: str, shape: TableShape, *, timeout_s: float = 10.0) -> None:

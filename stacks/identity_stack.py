@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk import Aws, Fn, Stack
 from constructs import Construct
 
-from cdk_app.config import AppConfig, Provider
+from cdk_app.config import AppConfig
 from stacks.constructs.auth import DemoAuthorizationServer, SignInUserPool
 from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.secrets import FlowSigningKey
@@ -29,12 +29,14 @@ class IdentityStack(Stack):
             lifecycle=lifecycle,
             advanced_security=config.is_prod,
         )
+        # One authorization server for every demo provider, each with its own app client; none without a demo provider.
         self.demo_authorization_server: DemoAuthorizationServer | None = None
-        if config.provider.kind is Provider.DEMO:
+        if config.demo_providers:
             self.demo_authorization_server = DemoAuthorizationServer(
                 self,
                 "DemoAuthorizationServer",
                 domain_prefix=Fn.join("-", [prefix, "demo-as"]),
+                providers=config.demo_providers,
                 key=self.secrets_key,
                 lifecycle=lifecycle,
                 advanced_security=config.is_prod,

@@ -1,5 +1,5 @@
 """Services (stateless): ECS cluster, ALB with Cognito sign-in, the agent and session binding services,
-and for the demo provider the demo resource API."""
+and with a demo provider the demo resource API."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack, aws_ec2 as ec2, aws_ecs as ecs, aws_kms as kms, aws_route53 as route53, aws_secretsmanager as sm
 from constructs import Construct
 
-from cdk_app.config import AppConfig, Provider
+from cdk_app.config import AppConfig
 from cdk_app.routes import Target
 from stacks.constructs.agent_identity import AgentCoreArns, ClientSecretRef
 from stacks.constructs.agent_service import AgentService
 from stacks.constructs.alarm_topic import AlarmTopic
 from stacks.constructs.auth import DemoAuthorizationServer, SignInUserPool, issuer_url
 from stacks.constructs.binding_ledger import BindingLedger
+from stacks.constructs.connections_table import ConnectionsTable
 from stacks.constructs.demo_api import DemoApi
 from stacks.constructs.ingress import Ingress
 from stacks.constructs.lifecycle import Lifecycle
@@ -38,7 +39,7 @@ class ServicesStack(Stack):
         flow_signing_key: sm.ISecret,
         secrets_key: kms.IKey,
         agentcore_arns: AgentCoreArns,
-        provider_client_secret: ClientSecretRef,
+        provider_client_secrets: tuple[ClientSecretRef, ...],
         demo_authorization_server: DemoAuthorizationServer | None = None,
         **kwargs: Any,
     ) -> None:
@@ -60,22 +61,24 @@ class ServicesStack(Stack):
             signing_secret=sm.Secret.from_secret_complete_arn(self, "FlowSigningKeySecret", flow_signing_key.secret_arn),
             secrets_key=secrets_key,
             agentcore_arns=agentcore_arns,
-            provider_client_secret=provider_client_secret,
+            provider_client_secrets=provider_client_secrets,
             logs_key=logs_key,
             lifecycle=lifecycle,
         )
         self.demo_api = self._demo_api(config, demo_authorization_server, logs_key, lifecycle)
-        # The agent's tools call the demo API with the person's tokens from the demo authorization server.
+        self._tables(config, lifecycle)
+        # The agent's tools call the demo API with the person's tokens from the demo authorization server (each demo provider's).
         self.agent = AgentService(
             self,
             "Agent",
             inputs=inputs,
+            connections=self.connections,
             demo_api_url=None if self.demo_api is None else self.demo_api.url,
             sign_out_url=sign_in.sign_out_url,
         )
-        # Completed and burned sessions, shared by every binding task or function instance (single use across them).
-        self.binding_ledger = BindingLedger(self, "BindingLedger", lifecycle=lifecycle, point_in_time_recovery=config.is_prod)
-        self.session_binding = session_binding_service(self, "SessionBinding", inputs=inputs, ledger=self.binding_ledger)
+        self.session_binding = session_binding_service(
+            self, "SessionBinding", inputs=inputs, ledger=self.binding_ledger, connections=self.connections
+        )
         add_routes(
             ingress.https_listener,
             sign_in,
@@ -83,6 +86,13 @@ class ServicesStack(Stack):
         )
         self._operate(config, ingress, lifecycle)
         self._outputs(config, ingress, sign_in)
+
+    def _tables(self, config: AppConfig, lifecycle: Lifecycle) -> None:
+        """The services' own state, each table under its own key; point-in-time recovery in prod."""
+        # Which accounts each person connected: the binding service records consents, the agent uses and disconnects.
+        self.connections = ConnectionsTable(self, "Connections", lifecycle=lifecycle, point_in_time_recovery=config.is_prod)
+        # Completed and burned sessions, shared by every binding task or function instance (single use across them).
+        self.binding_ledger = BindingLedger(self, "BindingLedger", lifecycle=lifecycle, point_in_time_recovery=config.is_prod)
 
     def _ingress(self, config: AppConfig, vpc: ec2.IVpc, logs_key: kms.IKey, lifecycle: Lifecycle) -> Ingress:
         hosted_zone = (
@@ -117,14 +127,15 @@ class ServicesStack(Stack):
     def _demo_api(
         self, config: AppConfig, server: DemoAuthorizationServer | None, logs_key: kms.IKey, lifecycle: Lifecycle
     ) -> DemoApi | None:
-        if config.provider.kind is not Provider.DEMO:
+        if not config.demo_providers:
             return None
-        assert server is not None, "the demo provider needs the demo authorization server"
+        assert server is not None, "a demo provider needs the demo authorization server"
         return DemoApi(
             self,
             "DemoApi",
             issuer=issuer_url(server.user_pool),
-            client_id=server.client.user_pool_client_id,
+            # Tokens issued to any demo provider's client are accepted; each route still needs its own scope.
+            client_ids=[server.clients[p.name].client.user_pool_client_id for p in config.demo_providers],
             app_profile=config.profile.value,
             point_in_time_recovery=config.is_prod,
             logs_key=logs_key,

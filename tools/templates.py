@@ -21,19 +21,29 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PROD = {"profile": "prod"}
-GITHUB = {"provider": "github", "provider_client_id": "Iv1.0123456789abcdef", "provider_client_secret_name": "agent/github-oauth"}
+GITHUB_PROVIDER = {
+    "name": "github",
+    "kind": "github",
+    "display_name": "GitHub",
+    "client_id": "Iv1.0123456789abcdef",
+    "client_secret_name": "agent/github-oauth",
+}
+IDP_PROVIDER = {
+    "name": "idp",
+    "kind": "custom-oidc",
+    "display_name": "Company IdP",
+    "client_id": "agent",
+    "client_secret_name": "idp/agent",
+    "discovery_url": "https://idp.example.org/.well-known/openid-configuration",
+}
+NOTES_PROVIDER = {"name": "notes", "kind": "demo", "display_name": "Demo Notes", "scopes": {"demo-api/notes.read": "Read your notes"}}
+GITHUB = {"providers": json.dumps([GITHUB_PROVIDER])}
 CERT = {
     "hosted_zone_id": "",
     "hosted_zone_name": "",
     "certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/12345678-1234-1234-1234-123456789012",
 }
-CUSTOM_OIDC = {
-    "provider": "custom-oidc",
-    "provider_client_id": "agent",
-    "provider_client_secret_name": "idp/agent",
-    "provider_discovery_url": "https://idp.example.org/.well-known/openid-configuration",
-    "bedrock_model_id": "anthropic.claude-3-5-haiku-20241022-v1:0",
-}
+CUSTOM_OIDC = {"providers": json.dumps([IDP_PROVIDER]), "bedrock_model_id": "anthropic.claude-3-5-haiku-20241022-v1:0"}
 TUNED = {
     "alarm_email": "ops@example.com",
     "alarm_refusals_per_5min": "7",
@@ -57,6 +67,7 @@ SHAPES: Mapping[str, Mapping[str, str]] = {
     "relaxed-state": {"binding_require_state": "false", "binding_state_param": "custom_state"},
     "narrow-us-east-1": {"allowed_ingress_cidrs": "203.0.113.0/24", "account": "111122223333", "region": "us-east-1"},
     "same-user": {"binding_mode": "same-user"},
+    "three-providers": {"providers": json.dumps([NOTES_PROVIDER, GITHUB_PROVIDER, IDP_PROVIDER])},
 }
 # A container image asset's hash: in the ECR image URI (`...container-assets-<account>-<region>:<hash>`), or in
 # the name of an asset parameter (legacy synthesizer).

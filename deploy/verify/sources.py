@@ -4,7 +4,8 @@ Two ways in, one result. With `--url`, everything is explicit (the local demo pa
 the emulator's endpoint and keys, and a demo user). Without it, the stack outputs name the URL and
 the user pools, the caller's AWS credentials reach AgentCore, and the temporary user is created in
 Cognito. In both, the consent client and the callback URL are read from the credential provider
-(`GetOauth2CredentialProvider`) unless given.
+(`GetOauth2CredentialProvider`) unless given: that of `--provider-name`, else of the first configured
+provider, asking for that provider's scopes unless `--scope` says otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdk_app.config import AppConfig, Provider
+from cdk_app.config import AppConfig, ProviderConfig
 from deploy.aws_clients import AwsClients
 from deploy.outputs import read_outputs
 from deploy.verify.target import DEFAULT_CHROMIUM, DEFAULT_QUESTION, AgentCoreAccess, ConsentClient, Target
@@ -41,7 +42,7 @@ class Explicit:
     client_id: str | None = None
     callback_url: str | None = None
     consent_issuer: str | None = None
-    scope: str = "openid"
+    scope: str | None = None  # None: the checked provider's configured scopes
     user: tuple[str, str] | None = field(default=None, repr=False)
     question: str = DEFAULT_QUESTION
 
@@ -79,10 +80,18 @@ def agentcore_access(
     return AgentCoreAccess(aws.session, aws.region, aws.endpoint_url), ""
 
 
-def consent_client(given: Explicit, agentcore: AgentCoreAccess | None, provider_name: str) -> tuple[ConsentClient | None, str]:
+def checked_provider(given: Explicit, config: AppConfig) -> tuple[str, ProviderConfig | None]:
+    """The credential provider the checks use (`--provider-name`, else the first configured), and its configuration."""
+    name = given.provider_name or config.credential_provider_name(config.providers[0])
+    return name, next((p for p in config.providers if config.credential_provider_name(p) == name), None)
+
+
+def consent_client(
+    given: Explicit, agentcore: AgentCoreAccess | None, provider_name: str, scope: str = "openid"
+) -> tuple[ConsentClient | None, str]:
     """The client id, callback URL and provider's endpoint: as given, else from the credential provider."""
     if given.client_id and given.callback_url and given.consent_issuer:
-        return ConsentClient(given.client_id, given.callback_url, discovery_url=given.consent_issuer, scope=given.scope), ""
+        return ConsentClient(given.client_id, given.callback_url, discovery_url=given.consent_issuer, scope=scope), ""
     if agentcore is None:
         return None, "give --client-id, --callback-url and --consent-issuer, or a way to reach AgentCore"
     try:
@@ -92,10 +101,10 @@ def consent_client(given: Explicit, agentcore: AgentCoreAccess | None, provider_
             None,
             f"GetOauth2CredentialProvider {provider_name} failed ({_why(error)}): give --client-id, --callback-url, --consent-issuer",
         )
-    return _from_provider(given, provider), ""
+    return _from_provider(given, provider, scope), ""
 
 
-def _from_provider(given: Explicit, provider: dict[str, Any]) -> ConsentClient:
+def _from_provider(given: Explicit, provider: dict[str, Any], scope: str) -> ConsentClient:
     outputs = provider.get("oauth2ProviderConfigOutput", {})
     config: dict[str, Any] = next(iter(outputs.values()), {}) if isinstance(outputs, dict) else {}
     discovery = config.get("oauthDiscovery", {})
@@ -105,7 +114,7 @@ def _from_provider(given: Explicit, provider: dict[str, Any]) -> ConsentClient:
         callback_url=given.callback_url or str(provider.get("callbackUrl", "")),
         authorization_endpoint=None if given.consent_issuer else metadata.get("authorizationEndpoint"),
         discovery_url=given.consent_issuer or discovery.get("discoveryUrl"),
-        scope=given.scope,
+        scope=scope,
     )
 
 
@@ -116,8 +125,10 @@ def from_arguments(
     if given.url is None:
         raise ValueError("from_arguments needs --url")
     agentcore, why_agentcore = agentcore_access(given, aws, region, from_outputs=from_outputs)
-    provider_name = given.provider_name or config.credential_provider_name
-    consent, why_consent = consent_client(given, agentcore, provider_name)
+    provider_name, provider = checked_provider(given, config)
+    # A demo client may ask for its own scopes only: the request carries the provider's, unless --scope is given.
+    scope = given.scope or (" ".join(provider.scope_names) if provider else "openid")
+    consent, why_consent = consent_client(given, agentcore, provider_name, scope)
     people = given_person(*given.user) if given.user else None
     return Target(
         where=given.url + (f" (AgentCore at {given.agentcore_endpoint})" if given.agentcore_endpoint else ""),
@@ -146,11 +157,13 @@ def from_outputs(given: Explicit, config: AppConfig, aws: AwsClients) -> Target:
     region = str(aws.region)
     target = from_arguments(replace(given, url=outputs.agent_url), config, aws, from_outputs=True)
     people, why_people = target.people, ""
-    if people is None and config.provider.kind is Provider.DEMO and outputs.demo_user_pool_id:
+    _, provider = checked_provider(given, config)
+    if people is None and provider is not None and provider.is_demo and outputs.demo_user_pool_id:
         pools = [outputs.sign_in_user_pool_id, outputs.demo_user_pool_id]
         people = temporary_cognito_user(aws.client("cognito-idp"), pools)
     elif people is None:
-        why_people = f"provider {config.provider.kind.value}: give --user and --password of a person who may sign in there"
+        kind = provider.kind.value if provider else "not in the config"
+        why_people = f"provider {target.provider_name} ({kind}): give --user and --password of a person who may sign in there"
     return replace(
         target,
         where=f"{_account(aws)} in {region}, {outputs.agent_url}",

@@ -6,9 +6,10 @@ Started in dependency order, all on loopback:
    API's notes table and the session binding service's ledger table;
 1. the AgentCore Identity emulator (in this process);
 2. the OIDC providers (one Node process, two issuers): sign-in, standing in for Cognito, and the demo
-   notes API's authorization server, whose client's redirect URI is the emulator's callback URL;
-3. the workload identity and the credential provider, registered in the emulator through boto3,
-   as `cdk deploy` registers them in AgentCore: the provider's client secret is stored as JSON in a
+   authorization server, with one client per `demo` provider of cdk.json (Demo Notes, Demo Tasks: see
+   `local/demo/providers.py`), each client's redirect URI its provider's callback URL at the emulator;
+3. the workload identity and one credential provider per demo provider, registered in the emulator through
+   boto3, as `cdk deploy` registers them in AgentCore: each client secret is stored as JSON in a
    local Secrets Manager (moto's server in this process, `local/demo/secretsmanager.py`) and referenced
    by ARN and JSON key (`clientSecretSource` EXTERNAL), and the client authenticates with HTTP Basic
    (`CLIENT_SECRET_BASIC`), as in the AgentIdentity stack;
@@ -50,8 +51,9 @@ from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_i
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
 from local.bedrock import DemoModel
+from local.demo.providers import CLIENT_SECRET_JSON_KEY, LocalProvider, local_providers
 from local.demo.secretsmanager import LocalSecretsManager
-from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, LocalDynamoDBError, create_table
+from local.dynamodb import BINDING_TABLE, CONNECTIONS_TABLE, NOTES_TABLE, LocalDynamoDB, LocalDynamoDBError, create_table
 from local.iam.principals import ADMINISTRATOR, Principals
 from local.iam.templates import LocalResources, TemplateError, Templates, synthesized
 from local.idp import DEMO_USERS, ClientSpec, DemoUser, IdpProcess, IdpStartError, demo_config
@@ -63,17 +65,17 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ALB_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/local-demo/0123456789abcdef"
 ALB_CLIENT_ID = "local-alb"
-AGENTCORE_CLIENT_ID = "local-agentcore"
 # The names the stacks deploy with the default cdk.json (checked against the synthesized templates at start):
 # the IAM statements name them in their ARNs.
 WORKLOAD_NAME = "agentcore-ecs-sandbox-agent"
-PROVIDER_NAME = "agentcore-ecs-sandbox-demo"
-CLIENT_SECRET_NAME = "local-demo-notes-client"  # noqa: S105 - a name; a random suffix makes each stack's secret its own
-CLIENT_SECRET_JSON_KEY = "client_secret"  # noqa: S105 - the JSON key the AgentIdentity stack uses, not a secret
-SCOPES = "demo-api/notes.read demo-api/notes.write demo-api/profile.read"
+PROVIDERS = local_providers()  # the demo entries of cdk.json's `providers`
+NOTES = PROVIDERS[0]  # the first: the one most tests consent to
+PROVIDER_NAME = NOTES.credential_provider
+SCOPES = NOTES.scope_string
 STAND_IN_MODEL_ID = "local.demo-model-stand-in"
 NOTES_TABLE_NAME = "local-demo-notes"
 BINDING_TABLE_NAME = "local-demo-binding-sessions"
+CONNECTIONS_TABLE_NAME = "local-demo-connections"
 GRACEFUL_SHUTDOWN_S = 20  # as in the Dockerfiles
 SERVICE_APPS = {
     "demo_api": "services.demo_api.main:app",
@@ -167,7 +169,7 @@ class DemoStack:
         self.region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION) if model_id else REGION
         self.dynamodb = LocalDynamoDB(host, ports.dynamodb, region=self.region, backend_port=ports.dynalite)
         self.secrets_manager = LocalSecretsManager(self.region)
-        self.client_secret_arn: str | None = None  # the provider's EXTERNAL secret, once stored
+        self.client_secret_arns: dict[str, str] = {}  # each provider's EXTERNAL secret by provider name, once stored
         self.iam_check = iam_check and model_id is None
         self._adjust_principals = adjust_principals
         self.principals: Principals | None = None  # once the templates are read
@@ -193,7 +195,7 @@ class DemoStack:
         self._alb_thread: threading.Thread | None = None
         self._secrets = {
             "alb_client": secrets.token_urlsafe(32),
-            "agentcore_client": secrets.token_urlsafe(32),
+            **{f"client:{p.name}": secrets.token_urlsafe(32) for p in PROVIDERS},
             "flow_key": secrets.token_urlsafe(48),
         }
 
@@ -222,7 +224,16 @@ class DemoStack:
 
     @property
     def callback_url(self) -> str:
-        return f"{self.emulator.base_url}{CALLBACK_PATH}{callback_id(ACCOUNT, self.region, PROVIDER_NAME)}"
+        """AgentCore's callback URL of the first demo provider (registered at its client)."""
+        return self.callback_url_for(NOTES)
+
+    def callback_url_for(self, provider: LocalProvider) -> str:
+        return f"{self.emulator.base_url}{CALLBACK_PATH}{callback_id(ACCOUNT, self.region, provider.credential_provider)}"
+
+    @property
+    def client_secret_arn(self) -> str | None:
+        """The first demo provider's EXTERNAL client secret, once stored."""
+        return self.client_secret_arns.get(NOTES.name)
 
     @property
     def signed_out_url(self) -> str:
@@ -332,12 +343,13 @@ class DemoStack:
     # ------------------------------------------------------------------ steps
 
     def _start_dynamodb(self) -> None:
-        """What the CDK deploys as tables: the demo API's notes and the session binding ledger, with the
+        """What the CDK deploys as tables: the demo API's notes, the session binding ledger and the connections registry, with the
         shapes `tests/local/test_tables.py` checks against the synthesized templates."""
         self.dynamodb.start()
         client = self.dynamodb.client()
         create_table(client, NOTES_TABLE_NAME, NOTES_TABLE)
         create_table(client, BINDING_TABLE_NAME, BINDING_TABLE)
+        create_table(client, CONNECTIONS_TABLE_NAME, CONNECTIONS_TABLE)
 
     def _idp_config(self) -> dict[str, Any]:
         return demo_config(
@@ -351,11 +363,14 @@ class DemoStack:
                 client_name="Example Agent",
                 logout_uris=(self.signed_out_url,),
             ),
-            consent_client=ClientSpec(
-                client_id=AGENTCORE_CLIENT_ID,
-                client_secret=self._secrets["agentcore_client"],
-                redirect_uris=(self.callback_url,),
-                client_name="Example Agent",
+            consent_clients=tuple(
+                ClientSpec(
+                    client_id=provider.client_id,
+                    client_secret=self._secrets[f"client:{provider.name}"],
+                    redirect_uris=(self.callback_url_for(provider),),
+                    client_name=f"Example Agent ({provider.display_name})",
+                )
+                for provider in PROVIDERS
             ),
             users=self.users,
         )
@@ -386,15 +401,18 @@ class DemoStack:
 
     def local_resources(self) -> LocalResources:
         """The local stand-ins of what the templates' statements name, by ARN."""
-        assert self.client_secret_arn is not None
         table = f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/"
         return LocalResources(
             partition="aws",
             region=self.region,
             account=ACCOUNT,
-            client_secret_arn=self.client_secret_arn,
+            client_secrets={p.credential_provider: self.client_secret_arns[p.name] for p in PROVIDERS},
             client_secret_key_arn=self.secrets_manager.key_arn,
-            tables={names.BINDING_TABLE: table + BINDING_TABLE_NAME, names.NOTES_TABLE: table + NOTES_TABLE_NAME},
+            tables={
+                names.BINDING_TABLE: table + BINDING_TABLE_NAME,
+                names.NOTES_TABLE: table + NOTES_TABLE_NAME,
+                names.CONNECTIONS_TABLE: table + CONNECTIONS_TABLE_NAME,
+            },
         )
 
     def _check_iam(self) -> None:
@@ -404,17 +422,19 @@ class DemoStack:
             raise self._templates or TemplateError("the templates were not synthesized")
         templates = Templates.load(self._templates, self.local_resources())
         deployed = templates.names()
-        if deployed != {"workload_identity": WORKLOAD_NAME, "credential_provider": PROVIDER_NAME}:
-            raise TemplateError(f"the stacks deploy AgentCore names {deployed}; local/demo/stack.py uses {WORKLOAD_NAME}, {PROVIDER_NAME}")
+        ours = {"workload_identity": (WORKLOAD_NAME,), "credential_providers": tuple(sorted(p.credential_provider for p in PROVIDERS))}
+        if deployed != ours:
+            raise TemplateError(f"the stacks deploy AgentCore names {deployed}; the local stack uses {ours}")
         principals = Principals.for_services(templates, self.local_resources())
         self.principals = self._adjust_principals(principals) if self._adjust_principals else principals
         self.emulator.check_iam(self.principals)
         self.dynamodb.check_iam(self.principals, ACCOUNT)
 
     def _store_client_secret(self) -> None:
-        self.client_secret_arn = self.secrets_manager.create_json_secret(
-            CLIENT_SECRET_NAME, {CLIENT_SECRET_JSON_KEY: self._secrets["agentcore_client"]}
-        )
+        for provider in PROVIDERS:
+            self.client_secret_arns[provider.name] = self.secrets_manager.create_json_secret(
+                provider.secret_name, {CLIENT_SECRET_JSON_KEY: self._secrets[f"client:{provider.name}"]}
+            )
 
     def _register(self) -> None:
         """What the AgentIdentity stack does in AWS: the workload identity with its one allowed return
@@ -423,21 +443,22 @@ class DemoStack:
         authenticated with HTTP Basic (`stacks/constructs/agent_identity.py`)."""
         control = self.agentcore_control()
         control.create_workload_identity(name=WORKLOAD_NAME, allowedResourceOauth2ReturnUrls=[self.binding_url])
-        provider = control.create_oauth2_credential_provider(
-            name=PROVIDER_NAME,
-            credentialProviderVendor="CustomOauth2",
-            oauth2ProviderConfigInput={
-                "customOauth2ProviderConfig": {
-                    "oauthDiscovery": {"discoveryUrl": f"{self.consent_issuer}/.well-known/openid-configuration"},
-                    "clientId": AGENTCORE_CLIENT_ID,
-                    "clientSecretSource": "EXTERNAL",
-                    "clientSecretConfig": {"secretId": self.client_secret_arn, "jsonKey": CLIENT_SECRET_JSON_KEY},
-                    "clientAuthenticationMethod": "CLIENT_SECRET_BASIC",
-                }
-            },
-        )
-        if provider["callbackUrl"] != self.callback_url:
-            raise DemoError(f"the emulator's callback URL {provider['callbackUrl']} is not the one registered at the provider")
+        for spec in PROVIDERS:
+            provider = control.create_oauth2_credential_provider(
+                name=spec.credential_provider,
+                credentialProviderVendor="CustomOauth2",
+                oauth2ProviderConfigInput={
+                    "customOauth2ProviderConfig": {
+                        "oauthDiscovery": {"discoveryUrl": f"{self.consent_issuer}/.well-known/openid-configuration"},
+                        "clientId": spec.client_id,
+                        "clientSecretSource": "EXTERNAL",
+                        "clientSecretConfig": {"secretId": self.client_secret_arns[spec.name], "jsonKey": CLIENT_SECRET_JSON_KEY},
+                        "clientAuthenticationMethod": "CLIENT_SECRET_BASIC",
+                    }
+                },
+            )
+            if provider["callbackUrl"] != self.callback_url_for(spec):
+                raise DemoError(f"the emulator's callback URL {provider['callbackUrl']} is not the one registered at {spec.display_name}")
 
     def _discover(self, issuer: str) -> dict[str, Any]:
         with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=5) as response:  # noqa: S310 - loopback
@@ -463,7 +484,7 @@ class DemoStack:
             env = {
                 **common,
                 names.DEMO_ISSUER: self.consent_issuer,
-                names.DEMO_CLIENT_ID: AGENTCORE_CLIENT_ID,
+                names.DEMO_CLIENT_IDS: " ".join(p.client_id for p in PROVIDERS),
                 names.DEMO_JWKS_URL: jwks_url,
                 names.NOTES_TABLE: NOTES_TABLE_NAME,
                 "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
@@ -479,18 +500,17 @@ class DemoStack:
                 names.FLOW_SIGNING_KEYS: json.dumps({"kid": "local-1", "key": self._secrets["flow_key"]}),
                 "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": self.emulator.base_url,
             }
+        if name in ("session_binding", "agent"):
+            env |= {names.CONNECTIONS_TABLE: CONNECTIONS_TABLE_NAME, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint}
         if name == "session_binding":
-            env |= {names.BINDING_TABLE: BINDING_TABLE_NAME, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint}
+            env |= {names.BINDING_TABLE: BINDING_TABLE_NAME}
         if name == "agent":
             env |= {
                 names.BEDROCK_MODEL_ID: self.model_id or STAND_IN_MODEL_ID,
                 names.WORKLOAD_IDENTITY_NAME: WORKLOAD_NAME,
-                names.CREDENTIAL_PROVIDER_NAME: PROVIDER_NAME,
-                names.PROVIDER_KIND: "demo",
-                names.PROVIDER_SCOPES: SCOPES,
+                names.PROVIDERS: json.dumps([p.agent_entry(self.service_url("demo_api")) for p in PROVIDERS]),
                 names.SESSION_BINDING_URL: self.binding_url,
                 names.SIGN_OUT_URL: self.sign_out_url,
-                names.DEMO_API_URL: self.service_url("demo_api"),
             }
             if self.model is not None:
                 env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = self.model.endpoint

@@ -101,7 +101,7 @@ class Principals:
         """One principal per service with its role's synthesized statements, and the administrator."""
         made = [_principal(name, templates.role_name(name), local.account, templates.statements(name)) for name in SERVICES]
         made.append(Principal(ADMINISTRATOR, "Administrator", local.account, _new_key_id(), secrets.token_urlsafe(30), None))
-        return cls(made, secret_keys={local.client_secret_arn: local.client_secret_key_arn})
+        return cls(made, secret_keys=dict.fromkeys(local.client_secrets.values(), local.client_secret_key_arn))
 
     def __getitem__(self, name: str) -> Principal:
         return self._by_name[name]

@@ -112,8 +112,8 @@ class LocalResources:
     partition: str
     region: str
     account: str
-    client_secret_arn: str
-    client_secret_key_arn: str
+    client_secrets: Mapping[str, str]  # credential provider name -> the ARN of the client secret it reads
+    client_secret_key_arn: str  # the KMS key of those secrets
     tables: Mapping[str, str] = field(default_factory=dict)  # environment variable name -> table ARN
 
 
@@ -176,10 +176,11 @@ class Templates:
                     if resource["Type"].endswith("OAuth2CredentialProvider")
                     else {}
                 )
+                local_secret = self.local.client_secrets.get(str(resource["Properties"].get("Name")))
                 for vendor in config.values():
                     secret = self.target(stack, vendor.get("ClientSecretConfig", {}).get("SecretId"))
-                    if secret is not None:
-                        bound[secret] = self.local.client_secret_arn
+                    if secret is not None and local_secret is not None:
+                        bound[secret] = local_secret
                         key = self.target(secret[0], self._resources(secret[0])[secret[1]]["Properties"].get("KmsKeyId"))
                         if key is not None:
                             bound[key] = self.local.client_secret_key_arn
@@ -287,13 +288,13 @@ class Templates:
         """The role's logical id: what AccessDenied messages name (the deployed name is CloudFormation's choice)."""
         return self.role_of(service)[1]
 
-    def names(self) -> dict[str, str]:
-        """The AgentCore resource names the stacks deploy: `workload_identity` and `credential_provider`."""
-        found: dict[str, str] = {}
+    def names(self) -> dict[str, tuple[str, ...]]:
+        """The AgentCore resource names the stacks deploy, sorted: `workload_identity` and `credential_providers`."""
+        found: dict[str, list[str]] = {"workload_identity": [], "credential_providers": []}
         for template in self.stacks.values():
             for resource in template["Resources"].values():
                 if resource["Type"] == "AWS::BedrockAgentCore::WorkloadIdentity":
-                    found["workload_identity"] = str(resource["Properties"]["Name"])
+                    found["workload_identity"].append(str(resource["Properties"]["Name"]))
                 elif resource["Type"] == "AWS::BedrockAgentCore::OAuth2CredentialProvider":
-                    found["credential_provider"] = str(resource["Properties"]["Name"])
-        return found
+                    found["credential_providers"].append(str(resource["Properties"]["Name"]))
+        return {kind: tuple(sorted(values)) for kind, values in found.items()}

@@ -7,7 +7,8 @@ process, one or more issuers, each on its own host and port:
   (`authenticate-oidc`): authorization code flow, scopes `openid email profile`, client
   authentication `client_secret_basic`, RS256 ID tokens, and a userinfo endpoint returning `sub`,
   `email`, `email_verified`, `username` and `name`. The ALB's client is first-party: no consent page.
-* the **consent** issuer stands in for the demo notes API's authorization server (the external
+* the **consent** issuer stands in for the demo API's authorization server, one client per demo provider
+  (Demo Notes, Demo Tasks), as the stacks deploy one app client each (the external
   OAuth server AgentCore Identity talks to): authorization code flow with PKCE S256 required,
   `client_secret_basic` (as the stacks deploy the provider: `CLIENT_SECRET_BASIC`), a consent page
   with Allow and Deny, a refresh token on every code exchange, and access tokens that are RS256
@@ -51,7 +52,7 @@ OIDC_PROVIDER_DIR = REPO_ROOT / "node_modules" / "oidc-provider"
 IssuerKind = Literal["sign-in", "consent"]
 
 SIGN_IN_TITLE = "Example Sign-in (local stand-in for Amazon Cognito)"
-CONSENT_TITLE = "Demo Notes (local authorization server)"
+CONSENT_TITLE = "Demo Accounts (local authorization server)"
 SIGN_IN_AUTH_METHOD = "client_secret_basic"  # how the ALB authenticates to Cognito
 CONSENT_AUTH_METHOD = "client_secret_basic"  # how AgentCore Identity authenticates to the notes API's server (CLIENT_SECRET_BASIC)
 
@@ -60,6 +61,8 @@ DEMO_API_SCOPES: Mapping[str, str] = {
     "demo-api/profile.read": "See your profile (name and email address)",
     "demo-api/notes.read": "Read your notes",
     "demo-api/notes.write": "Create, change and delete your notes",
+    "demo-api/tasks.read": "Read your task list",
+    "demo-api/tasks.write": "Add and complete tasks",
 }
 
 
@@ -219,12 +222,13 @@ def demo_config(
     sign_in_port: int,
     consent_port: int,
     sign_in_client: ClientSpec,
-    consent_client: ClientSpec,
+    consent_clients: tuple[ClientSpec, ...],
     access_token_ttl_s: int = 3600,
     users: tuple[DemoUser, ...] = DEMO_USERS,
     skip_consent_when_granted: bool = True,
 ) -> dict[str, Any]:
     """The standard two issuers, `sign-in` and `consent`, with the same users at both (the demo users by default).
+    The consent issuer is the demo authorization server: one client per demo provider, as the stacks deploy.
 
     `skip_consent_when_granted` is the consent issuer's option (see `IssuerSpec`).
     """
@@ -237,7 +241,7 @@ def demo_config(
             kind="consent",
             host=host,
             port=consent_port,
-            clients=(consent_client,),
+            clients=consent_clients,
             title=CONSENT_TITLE,
             access_token_ttl_s=access_token_ttl_s,
             users=users,

@@ -3,6 +3,11 @@
 The loop is bounded (`max_model_turns` model calls). When a tool needs the person's consent, the
 turn emits `authorization_required` with a first-party start link and ends at once: nothing waits
 for the person, and the model never sees an authorization URL.
+
+Before a tool uses an account, the connections registry is read (strongly consistent): an account the
+person disconnected is asked for again with `forceAuthentication`, so the vault's old grant is never
+used, on any task, whether or not the provider revoked it. A registry that cannot be read ends the turn
+(fail closed). After a use, the registry records it (`last_used_at`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
-from services.agent.settings import AgentSettings
+from services.agent.account_tools import AccountScope, AccountTool, DisconnectAsked, UnknownAccount
+from services.agent.settings import AgentSettings, ProviderSpec
 from services.agent.tokens import AccessToken, AgentCoreError, ConsentDeclined, ConsentNeeded, OutboundTokens
-from services.agent.tools import DISPLAY_NAMES, ReauthorizationNeeded, Tool, ToolFailed
+from services.agent.tools import ReauthorizationNeeded, Tool, ToolFailed
 from services.common.agentcore import TRANSIENT_ERROR_CODES
 from services.common.alb_identity import AlbIdentity
+from services.common.connections import Connection, ConnectionsRegistry, RegistryUnavailable, connection_user
 from services.common.flow import FlowToken, issue_flow_token
 from services.common.metrics import AUTHORIZATION_PROMPTS, Metrics, no_metrics
 from services.common.signed import Keyring
@@ -58,8 +65,9 @@ class ChatContext:
     identity: AlbIdentity
     settings: AgentSettings
     tokens: OutboundTokens
+    connections: ConnectionsRegistry
     keyring: Keyring
-    tools: dict[str, Tool]
+    tools: dict[str, Tool | AccountTool]
     http: httpx.AsyncClient
     bedrock: Any  # the process's bedrock-runtime client
     bedrock_limiter: anyio.CapacityLimiter | None = None  # Converse calls in flight per process
@@ -135,8 +143,9 @@ async def run_turn(ctx: ChatContext, message: str, history: list[tuple[str, str]
                 if "toolUse" in block:
                     use = block["toolUse"]
                     yield Event("tool_call", {"id": use["toolUseId"], "name": use["name"], "input": use.get("input", {})})
-                    result, event = await _run_tool(ctx, use)
-                    yield event
+                    result, events = await _run_tool(ctx, use)
+                    for event in events:
+                        yield event
                     results.append({"toolResult": result})
             messages.append({"role": "user", "content": results})
         yield Event(
@@ -192,7 +201,7 @@ async def _converse(ctx: ChatContext, messages: list[dict[str, Any]], tool_confi
     return response["output"]["message"], str(response.get("stopReason", "end_turn"))
 
 
-async def _run_tool(ctx: ChatContext, use: dict[str, Any]) -> tuple[dict[str, Any], Event]:
+async def _run_tool(ctx: ChatContext, use: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
     tool_id, name = use["toolUseId"], use["name"]
     tool = ctx.tools.get(name)
     if tool is None:
@@ -203,28 +212,41 @@ async def _run_tool(ctx: ChatContext, use: dict[str, Any]) -> tuple[dict[str, An
         return _failure(tool_id, name, "The tool's input was not valid.")
     started = time.perf_counter()
     try:
-        output = await _with_token(ctx, tool, params)
+        output = await (_account_tool(ctx, tool, params) if isinstance(tool, AccountTool) else _with_token(ctx, tool, params))
     except ToolFailed as exc:
         return _failure(tool_id, name, exc.summary)
     _log.info("tool_used", extra={"event": "tool_used", "tool": name, "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
     payload = output.model_dump(mode="json")
-    return (
-        {"toolUseId": tool_id, "content": [{"json": payload}], "status": "success"},
-        Event("tool_result", {"id": tool_id, "name": name, "ok": True, "summary": _summary(output)}),
-    )
+    events = [Event("tool_result", {"id": tool_id, "name": name, "ok": True, "summary": _summary(output)})]
+    if isinstance(output, DisconnectAsked):  # the card where the person confirms, or not
+        events.append(Event("disconnect_requested", {"provider": output.account, "display_name": output.display_name}))
+    return {"toolUseId": tool_id, "content": [{"json": payload}], "status": "success"}, events
+
+
+async def _account_tool(ctx: ChatContext, tool: AccountTool, params: BaseModel) -> BaseModel:
+    try:
+        return await tool.run(AccountScope(ctx.settings, ctx.connections, ctx.identity), params)
+    except UnknownAccount as exc:
+        raise ToolFailed(exc.summary) from None
+    except RegistryUnavailable:
+        raise ToolFailed("Your connected accounts cannot be read right now. Try again in a few seconds.") from None
 
 
 async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseModel:
-    force = False
+    provider = ctx.settings.provider(tool.provider)
+    record = await _connection(ctx, provider)
+    force = record is not None and not record.usable  # disconnected: the old grant is never used, consent is asked anew
     for _ in range(2):
-        grant = await _outbound(ctx, force_authentication=force)
+        grant = await _outbound(ctx, provider, force_authentication=force)
         if isinstance(grant, ConsentDeclined):
-            raise _TurnEnds(_declined_event(ctx))
+            raise _TurnEnds(_declined_event(provider))
         if isinstance(grant, ConsentNeeded):
-            raise _TurnEnds(_consent_event(ctx, grant))
+            raise _TurnEnds(_consent_event(ctx, provider, grant, generation=record.generation if record else 0))
         try:
             async with asyncio.timeout(ctx.settings.tool_timeout_s):  # the whole call: a slow drip cannot hold the turn
-                return await tool.run(ctx.http, grant.value, params)
+                output = await tool.run(ctx.http, grant.value, params)
+            await _record_use(ctx, provider)
+            return output
         except TimeoutError as exc:
             raise ToolFailed("The service did not answer in time.") from exc
         except ReauthorizationNeeded:
@@ -238,10 +260,31 @@ async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseMo
     raise ToolFailed("The service keeps refusing the permission given.")
 
 
-async def _outbound(ctx: ChatContext, *, force_authentication: bool) -> AccessToken | ConsentNeeded | ConsentDeclined:
-    resume, ctx.resumed = ctx.resumed, None  # the session the person came back from is asked about once
+async def _connection(ctx: ChatContext, provider: ProviderSpec) -> Connection | None:
     try:
-        return await ctx.tokens.get(ctx.identity, force_authentication=force_authentication, resume=resume)
+        return await ctx.connections.get(connection_user(ctx.identity), provider.name)
+    except RegistryUnavailable as exc:
+        _log.warning("connections_unavailable", extra={"event": "connections_unavailable", "code": str(exc)})
+        message = "The agent cannot check your connected accounts right now. Please try again in a few seconds."
+        raise _TurnEnds(Event("error", {"code": "connections_unavailable", "message": message})) from None
+
+
+async def _record_use(ctx: ChatContext, provider: ProviderSpec) -> None:
+    """`last_used_at`, and a record for a grant older than the registry. Best effort: the use happened."""
+    try:
+        await ctx.connections.record_used(connection_user(ctx.identity), provider.name, provider.scope_set, now=int(time.time()))
+    except RegistryUnavailable as exc:
+        _log.warning("connection_use_not_recorded", extra={"event": "connection_use_not_recorded", "code": str(exc)})
+
+
+async def _outbound(
+    ctx: ChatContext, provider: ProviderSpec, *, force_authentication: bool
+) -> AccessToken | ConsentNeeded | ConsentDeclined:
+    resume = None
+    if ctx.resumed is not None and ctx.resumed.provider == provider.credential_provider:
+        resume, ctx.resumed = ctx.resumed, None  # the session the person came back from is asked about once
+    try:
+        return await ctx.tokens.get(ctx.identity, provider, force_authentication=force_authentication, resume=resume)
     except AgentCoreError as exc:
         _log.warning("identity_error", extra={"event": "identity_error", "code": exc.code})
         if exc.code in TRANSIENT_ERROR_CODES:
@@ -251,38 +294,41 @@ async def _outbound(ctx: ChatContext, *, force_authentication: bool) -> AccessTo
         raise _TurnEnds(Event("error", {"code": "identity_unavailable", "message": message})) from None
 
 
-def _consent_event(ctx: ChatContext, grant: ConsentNeeded) -> Event:
+def _consent_event(ctx: ChatContext, provider: ProviderSpec, grant: ConsentNeeded, *, generation: int) -> Event:
     flow = issue_flow_token(
         ctx.keyring,
         identity=ctx.identity,
         session_uri=grant.session_uri,
         authorization_url=grant.authorization_url,
-        provider=ctx.settings.credential_provider_name,
-        scopes=ctx.settings.scopes,
+        provider=provider.credential_provider,
+        scopes=provider.scope_set,
         flow_id=grant.flow_id,
         now=int(time.time()),
+        display_name=provider.display_name,
+        connection=provider.name,
+        generation=generation,
     )
-    _log.info("authorization_prompted", extra={"event": "authorization_prompted", "provider": ctx.settings.provider_kind})
+    _log.info("authorization_prompted", extra={"event": "authorization_prompted", "provider": provider.name})
     ctx.metrics.count(AUTHORIZATION_PROMPTS)
     return Event(
         "authorization_required",
         {
-            "provider": ctx.settings.provider_kind,
-            "display_name": DISPLAY_NAMES.get(ctx.settings.provider_kind, ctx.settings.provider_kind),
-            "scopes": list(ctx.settings.scopes),
+            "provider": provider.name,
+            "display_name": provider.display_name,
+            "scopes": provider.permissions,  # in words, as configured; the raw scope strings stay on our side
             "start_url": f"/oauth2/start?flow={quote(flow, safe='')}",
         },
     )
 
 
-def _declined_event(ctx: ChatContext) -> Event:
+def _declined_event(provider: ProviderSpec) -> Event:
     """The person came back from a consent that ended without a grant: say so, and ask nothing by ourselves."""
-    name = DISPLAY_NAMES.get(ctx.settings.provider_kind, ctx.settings.provider_kind)
-    _log.info("authorization_declined", extra={"event": "authorization_declined", "provider": ctx.settings.provider_kind})
+    name = provider.display_name
+    _log.info("authorization_declined", extra={"event": "authorization_declined", "provider": provider.name})
     return Event(
         "authorization_declined",
         {
-            "provider": ctx.settings.provider_kind,
+            "provider": provider.name,
             "display_name": name,
             # Neutral: FAILED also covers a provider error after Allow, not only Deny.
             "message": f"The agent did not get permission to use {name}: it was declined or could not be completed. Nothing was shared.",
@@ -290,15 +336,15 @@ def _declined_event(ctx: ChatContext) -> Event:
     )
 
 
-def _failure(tool_id: str, name: str, summary: str) -> tuple[dict[str, Any], Event]:
+def _failure(tool_id: str, name: str, summary: str) -> tuple[dict[str, Any], list[Event]]:
     return (
         {"toolUseId": tool_id, "content": [{"text": summary}], "status": "error"},
-        Event("tool_result", {"id": tool_id, "name": name, "ok": False, "summary": summary}),
+        [Event("tool_result", {"id": tool_id, "name": name, "ok": False, "summary": summary})],
     )
 
 
 def _summary(output: BaseModel) -> str:
-    for field in ("notes", "repos"):
+    for field in ("notes", "tasks", "repos", "accounts"):
         items = getattr(output, field, None)
         if isinstance(items, list):
             return f"{len(items)} {field if len(items) != 1 else field[:-1]}"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from services.agent.connections import router as connections_router
 from services.agent.errors import add_error_handlers
 from services.agent.routes import STATIC_DIR, router
 from services.agent.runtime import Runtime, close_http
@@ -55,6 +56,7 @@ def create_app(
     app.include_router(health_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
+    app.include_router(connections_router)
     app.state.runtime = get_runtime
     return app
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from services.agent.runtime import AgentRuntime, Runtime
 from services.agent.sign_out import SIGNED_OUT_PATH, expire_alb_session
 from services.agent.slots import ChatStream
 from services.common.alb_identity import AlbIdentity
-from services.common.bodies import read_json_body
+from services.common.bodies import read_empty_json
 from services.common.errors import ApiError
 from services.common.flow import FlowError, FlowToken, read_flow_token
 from services.common.identity import CurrentUser
@@ -45,18 +44,7 @@ async def session(identity: CurrentUser) -> dict[str, str | None]:
 async def sign_out(request: Request, rt: AgentRuntime, identity: CurrentUser) -> Response:
     """Expire the ALB session cookies and answer where the browser goes next: the sign-in provider's logout.
     A JSON body is required, which a cross-site form cannot send (as for /api/chat)."""
-    body = await read_json_body(
-        request,
-        max_bytes=64,
-        wrong_type=ApiError(415, "unsupported_media_type", "Send the request as application/json."),
-        too_large=ApiError(413, "too_large", "The request is larger than 64 bytes."),
-        strict_length=True,
-    )
-    try:
-        if json.loads(body) != {}:
-            raise ValueError
-    except ValueError:
-        raise ApiError(400, "invalid_request", "Send an empty JSON object: {}.") from None
+    await read_empty_json(request)
     _log.info("signed_out", extra={"event": "signed_out", "user": hashed(identity.user_key)})
     response = JSONResponse({"location": rt.settings.sign_out_url}, headers={"cache-control": "no-store"})
     expire_alb_session(response)
@@ -79,7 +67,8 @@ def _resumed(rt: Runtime, identity: AlbIdentity, token: str | None) -> FlowToken
         flow = read_flow_token(rt.keyring, token, now=int(time.time()))
     except FlowError:
         return None  # expired or not ours: the request runs as a new one
-    if not flow.owned_by(identity) or flow.provider != rt.settings.credential_provider_name or flow.scopes != rt.settings.scopes:
+    provider = rt.settings.provider_of(flow.provider)
+    if not flow.owned_by(identity) or provider is None or flow.scopes != provider.scope_set:
         return None
     return flow
 
@@ -96,6 +85,7 @@ async def chat(request: Request, rt: AgentRuntime, identity: CurrentUser) -> Res
         identity=identity,
         settings=rt.settings,
         tokens=rt.tokens,
+        connections=rt.connections,
         keyring=rt.keyring,
         tools=rt.tools,
         http=rt.http,

@@ -11,6 +11,7 @@ import anyio
 import httpx
 from fastapi import Depends, Request
 
+from services.agent.account_tools import ACCOUNT_TOOLS, AccountTool
 from services.agent.settings import AgentSettings
 from services.agent.slots import ChatSlots
 from services.agent.tokens import OutboundTokens, WorkloadTokenCache
@@ -18,6 +19,7 @@ from services.agent.tools import Tool, tools_for
 from services.common.agentcore import LazyClient, agentcore_client, bedrock_runtime_client
 from services.common.alb_identity import AlbIdentityVerifier
 from services.common.bootstrap import build_keyring, build_verifier
+from services.common.connections import ConnectionsRegistry, registry_client
 from services.common.metrics import Metrics
 from services.common.signed import Keyring
 
@@ -30,7 +32,8 @@ class Runtime:
     keyring: Keyring
     verifier: AlbIdentityVerifier
     tokens: OutboundTokens
-    tools: dict[str, Tool]
+    connections: ConnectionsRegistry
+    tools: dict[str, Tool | AccountTool]
     bedrock: LazyClient
     http: httpx.AsyncClient
     limiter: list[anyio.CapacityLimiter]
@@ -69,13 +72,26 @@ class Runtime:
             keyring=build_keyring(settings),
             verifier=build_verifier(settings, clock),
             tokens=OutboundTokens(settings, agentcore, cache, limiter=agentcore_limiter, metrics=metrics),
-            tools={tool.name: tool for tool in tools_for(settings)},
+            connections=ConnectionsRegistry(
+                settings.connections_table,
+                LazyClient(lambda: registry_client(settings.aws_region)).get,
+                concurrency=settings.agentcore_concurrency,
+            ),
+            tools=_tools(settings),
             bedrock=bedrock,
             http=http,
             limiter=limiter,
             slots=ChatSlots(total=settings.max_inflight_chats, per_user=settings.max_chats_per_user),
             metrics=metrics,
         )
+
+
+def _tools(settings: AgentSettings) -> dict[str, Tool | AccountTool]:
+    """Every provider's tools, then the tools about the connected accounts themselves (their names are taken first)."""
+    tools: dict[str, Tool | AccountTool] = {tool.name: tool for tool in ACCOUNT_TOOLS}
+    for tool in tools_for(settings):
+        tools.setdefault(tool.name, tool)
+    return tools
 
 
 async def close_http(rt: Runtime) -> None:

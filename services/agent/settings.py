@@ -1,7 +1,8 @@
-"""The agent's settings: the model, the workload identity and credential provider, and the bounds of a chat.
+"""The agent's settings: the model, the workload identity, the outbound providers, and the bounds of a chat.
 
 Read from the environment by `services.common.settings.load_settings`; each field's variable is its name,
-upper-cased, and is listed in `services.common.environment.AGENT`.
+upper-cased, and is listed in `services.common.environment.AGENT`. `PROVIDERS` is a JSON list of
+`ProviderSpec` (the stacks write it from the `providers` configuration; the local stack the same shape).
 """
 
 from __future__ import annotations
@@ -10,9 +11,55 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.common.settings import ServiceSettings, check_http_url, require_https_outside_local
+
+ProviderKind = Literal["demo", "github", "google", "microsoft", "slack", "custom-oidc"]
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749 scope-token; AgentCore takes up to 128
+MAX_PROVIDERS = 10
+
+
+class ProviderSpec(BaseModel):
+    """One outbound provider: where the agent acts for the person, as whom AgentCore keeps the grant, with which scopes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$", description="the configuration's name, e.g. notes")
+    kind: ProviderKind
+    display_name: str = Field(min_length=1, max_length=40, description="the one name people see, e.g. Demo Notes")
+    credential_provider: str = Field(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="AgentCore OAuth2 credential provider name")
+    scopes: dict[str, str] = Field(min_length=1, description="each scope asked for, with what it allows in words")
+    api_url: str | None = Field(default=None, description="base URL of the API the tools call (demo: required)")
+    revocation_url: str | None = Field(default=None, description="where a token is revoked on disconnect (google, slack: known)")
+
+    _api_url = field_validator("api_url", "revocation_url")(check_http_url)
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: dict[str, str]) -> dict[str, str]:
+        for scope, words in value.items():
+            if not _SCOPE.fullmatch(scope):
+                raise ValueError(f"expected OAuth scopes, got {scope!r}")
+            if not words.strip() or len(words) > 100:
+                raise ValueError(f"scope {scope!r}: expected 1-100 characters saying what it allows")
+        return value
+
+    @model_validator(mode="after")
+    def _demo_needs_api(self) -> ProviderSpec:
+        if self.kind == "demo" and not self.api_url:
+            raise ValueError(f"provider {self.name!r}: api_url is required for kind demo")
+        return self
+
+    @property
+    def scope_set(self) -> tuple[str, ...]:
+        """The one normalised scope set of every outbound token request for this provider (the vault keys on it)."""
+        return tuple(sorted(self.scopes))
+
+    @property
+    def permissions(self) -> list[str]:
+        """The scopes in words, in the configured order: what the consent card shows."""
+        return list(self.scopes.values())
 
 
 class AgentSettings(ServiceSettings):
@@ -20,15 +67,14 @@ class AgentSettings(ServiceSettings):
 
     bedrock_model_id: str = Field(description="Bedrock model or inference profile id for the Converse API")
     workload_identity_name: str = Field(description="AgentCore workload identity of the agent")
-    credential_provider_name: str = Field(description="AgentCore OAuth2 credential provider for the external API")
-    provider_kind: Literal["demo", "github", "google", "microsoft", "slack", "custom-oidc"] = "demo"
-    provider_scopes: str = Field(description="Space-separated scopes requested for every outbound token")
+    providers: tuple[ProviderSpec, ...] = Field(
+        min_length=1, max_length=MAX_PROVIDERS, description="the outbound providers, in the order people see them"
+    )
     session_binding_url: str = Field(description="Where AgentCore returns the browser after consent (allowed return URL)")
     sign_out_url: str = Field(
         description="The sign-in provider's logout endpoint, with the client id and the registered return to /signed-out"
     )
-    demo_api_url: str | None = Field(default=None, description="Base URL of the demo resource API (demo provider)")
-    github_api_url: str = "https://api.github.com"
+    github_api_url: str = Field(default="https://api.github.com", description="GitHub's API, for a github provider without api_url")
 
     max_message_chars: int = Field(default=4000, ge=1, le=32_000)
     max_history: int = Field(default=20, ge=0, le=100)
@@ -45,7 +91,7 @@ class AgentSettings(ServiceSettings):
     bedrock_read_timeout_s: float = Field(default=60.0, gt=0, le=300)
     bedrock_max_attempts: int = Field(default=4, ge=1, le=10)
 
-    _service_url = field_validator("session_binding_url", "demo_api_url", "github_api_url")(check_http_url)
+    _service_url = field_validator("session_binding_url", "github_api_url")(check_http_url)
 
     @field_validator("sign_out_url")
     @classmethod
@@ -56,28 +102,29 @@ class AgentSettings(ServiceSettings):
             raise ValueError(f"expected an absolute http(s) URL without fragment, got {value!r}")
         return value
 
-    @field_validator("provider_scopes")
-    @classmethod
-    def _scopes(cls, value: str) -> str:
-        scopes = value.split()
-        if not scopes or any(not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}", s) for s in scopes):
-            raise ValueError("expected one or more space-separated OAuth scopes")
-        return value
-
     @model_validator(mode="after")
-    def _demo_needs_api(self) -> AgentSettings:
-        if self.provider_kind == "demo" and not self.demo_api_url:
-            raise ValueError("DEMO_API_URL is required when PROVIDER_KIND is demo")
-        urls = {
+    def _providers_and_urls(self) -> AgentSettings:
+        for field in ("name", "credential_provider"):
+            values = [getattr(p, field) for p in self.providers]
+            if len(set(values)) != len(values):
+                raise ValueError(f"PROVIDERS: each provider needs its own {field}")
+        urls: dict[str, str | None] = {
             "session_binding_url": self.session_binding_url,
-            "demo_api_url": self.demo_api_url,
             "github_api_url": self.github_api_url,
             "sign_out_url": self.sign_out_url,
         }
+        urls |= {f"providers[{p.name}].api_url": p.api_url for p in self.providers}
+        urls |= {f"providers[{p.name}].revocation_url": p.revocation_url for p in self.providers}
         require_https_outside_local(self.app_profile, urls, " (bearer tokens travel there)")
         return self
 
-    @property
-    def scopes(self) -> tuple[str, ...]:
-        """The one normalised scope set of every outbound token request (the vault keys on it)."""
-        return tuple(sorted(set(self.provider_scopes.split())))
+    def provider(self, name: str) -> ProviderSpec:
+        """The provider configured under `name` (KeyError for another name)."""
+        for spec in self.providers:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def provider_of(self, credential_provider: str) -> ProviderSpec | None:
+        """The provider whose AgentCore credential provider is `credential_provider`, if one is configured."""
+        return next((p for p in self.providers if p.credential_provider == credential_provider), None)

@@ -4,7 +4,7 @@
   Concurrent requests of one user share one fetch; a token is only ever returned for the user it
   was fetched for (the key is the user, the value is never looked up any other way).
 * `OutboundTokens.get()`: `GetResourceOauth2Token` on every tool call (the vault is the cache), with one
-  normalised request shape. Either an access token comes back, or an authorization URL and a session:
+  normalised request shape per provider. Either an access token comes back, or an authorization URL and a session:
   then the caller asks the person for consent and returns at once. Nothing here waits or polls.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
-from services.agent.settings import AgentSettings
+from services.agent.settings import AgentSettings, ProviderSpec
 from services.common.agentcore import LazyClient, error_code
 from services.common.alb_identity import AlbIdentity
 from services.common.flow import FlowToken, new_custom_state
@@ -162,28 +162,28 @@ class OutboundTokens:
         self.calls: dict[str, int] = {"GetWorkloadAccessTokenForUserId": 0, "GetResourceOauth2Token": 0}
 
     async def get(
-        self, identity: AlbIdentity, *, force_authentication: bool = False, resume: FlowToken | None = None
+        self, identity: AlbIdentity, provider: ProviderSpec, *, force_authentication: bool = False, resume: FlowToken | None = None
     ) -> AccessToken | ConsentNeeded | ConsentDeclined:
-        """The user's access token for the configured provider and scopes, or what consent needs. With `resume`
+        """The user's access token at `provider` for its configured scopes, or what consent needs. With `resume`
         (the consent session the person just came back from), that session is asked first: its token, the
         same session again while it is in progress, or ConsentDeclined when it failed. A session AgentCore
         no longer knows (expired) is not an error: the usual request follows."""
         if resume is not None:
             try:
-                return await self._tokens(identity, force_authentication=False, resume=resume)
+                return await self._tokens(identity, provider, force_authentication=False, resume=resume)
             except AgentCoreError as exc:
                 if exc.code not in ("ValidationException", "ResourceNotFoundException", _NOT_THAT_SESSION):
                     raise
-        return await self._tokens(identity, force_authentication=force_authentication, resume=None)
+        return await self._tokens(identity, provider, force_authentication=force_authentication, resume=None)
 
     async def _tokens(
-        self, identity: AlbIdentity, *, force_authentication: bool, resume: FlowToken | None
+        self, identity: AlbIdentity, provider: ProviderSpec, *, force_authentication: bool, resume: FlowToken | None
     ) -> AccessToken | ConsentNeeded | ConsentDeclined:
         """One token request, with the workload token fetched again once if AgentCore no longer accepts it."""
         for attempt in (1, 2):
             workload_token = await self.cache.get(identity.sub, lambda: self._workload_token(identity.sub))
             try:
-                return await self._resource_token(workload_token, force_authentication=force_authentication, resume=resume)
+                return await self._resource_token(workload_token, provider, force_authentication=force_authentication, resume=resume)
             except AgentCoreError as exc:
                 if exc.code != "UnauthorizedException" or attempt == 2:
                     raise
@@ -198,7 +198,7 @@ class OutboundTokens:
         return str(response["workloadAccessToken"])
 
     async def _resource_token(
-        self, workload_token: str, *, force_authentication: bool, resume: FlowToken | None
+        self, workload_token: str, provider: ProviderSpec, *, force_authentication: bool, resume: FlowToken | None
     ) -> AccessToken | ConsentNeeded | ConsentDeclined:
         # One request shape, every time: the vault keys on provider, scopes and parameters. Asking about a
         # session already started sends its sessionUri and no new customState (the session keeps its own).
@@ -211,8 +211,8 @@ class OutboundTokens:
         response = await self._call(
             "get_resource_oauth2_token",
             workloadIdentityToken=workload_token,
-            resourceCredentialProviderName=self._settings.credential_provider_name,
-            scopes=list(self._settings.scopes),
+            resourceCredentialProviderName=provider.credential_provider,
+            scopes=list(provider.scope_set),
             oauth2Flow="USER_FEDERATION",
             resourceOauth2ReturnUrl=self._settings.session_binding_url,
             **session,

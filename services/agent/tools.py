@@ -1,14 +1,17 @@
-"""Tools the model may call, per provider. Inputs and outputs are Pydantic models.
+"""Tools the model may call, per configured provider. Inputs and outputs are Pydantic models.
 
-Every tool acts as the signed-in person with the token AgentCore keeps for them. A tool never sees
-another user's token and never puts a token in its output. A 401 from the external API means the
-stored grant no longer works (revoked, expired beyond refresh): the caller then asks for consent
-again with `forceAuthentication`.
+Every tool belongs to one provider (`Tool.provider`) and acts as the signed-in person with the token
+AgentCore keeps for them at that provider. A demo provider gets a tool only for what its scopes allow
+(notes.read: list_notes, tasks.write: add_task ...): the model is never offered an action the grant
+cannot cover. A tool never sees another user's token and never puts a token in its output. A 401 from
+the external API means the stored grant no longer works (revoked, expired beyond refresh): the caller
+then asks for consent again with `forceAuthentication`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.agent.settings import AgentSettings
+from services.agent.settings import AgentSettings, ProviderSpec
 
 
 class ReauthorizationNeeded(Exception):
@@ -44,6 +47,14 @@ class AddNoteInput(_Input):
     text: str = Field(min_length=1, max_length=1000, description="The note's text")
 
 
+class AddTaskInput(_Input):
+    text: str = Field(min_length=1, max_length=200, description="What the task is")
+
+
+class CompleteTaskInput(_Input):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The id of the task, from list_tasks")
+
+
 class Profile(BaseModel):
     sub: str
     username: str | None = None
@@ -57,6 +68,17 @@ class Note(BaseModel):
 
 class NoteList(BaseModel):
     notes: list[Note]
+
+
+class Task(BaseModel):
+    id: str
+    text: str
+    done: bool = False
+    created_at: str | None = None
+
+
+class TaskList(BaseModel):
+    tasks: list[Task]
 
 
 class GitHubUser(BaseModel):
@@ -82,6 +104,7 @@ class Tool:
     description: str
     input_model: type[_Input]
     run: Callable[[httpx.AsyncClient, str, Any], Awaitable[BaseModel]]
+    provider: str = ""  # the name of the configured provider whose token the tool uses
 
     def spec(self) -> dict[str, Any]:
         """The Converse API's toolSpec for this tool."""
@@ -144,7 +167,10 @@ async def _request_once(http: httpx.AsyncClient, method: str, url: str, token: s
         raise ToolFailed("The service answered something that is not JSON.") from exc
 
 
-def demo_tools(base_url: str) -> list[Tool]:
+Runner = Callable[[httpx.AsyncClient, str, Any], Awaitable[BaseModel]]
+
+
+def _demo_runners(base_url: str) -> dict[str, Runner]:
     async def get_profile(http: httpx.AsyncClient, token: str, _: NoInput) -> Profile:
         return Profile.model_validate(await _get(http, f"{base_url}/profile", token))
 
@@ -154,14 +180,41 @@ def demo_tools(base_url: str) -> list[Tool]:
     async def add_note(http: httpx.AsyncClient, token: str, params: AddNoteInput) -> Note:
         return Note.model_validate(await _post(http, f"{base_url}/notes", token, {"text": params.text}))
 
+    async def list_tasks(http: httpx.AsyncClient, token: str, _: NoInput) -> TaskList:
+        return TaskList.model_validate(await _get(http, f"{base_url}/tasks", token))
+
+    async def add_task(http: httpx.AsyncClient, token: str, params: AddTaskInput) -> Task:
+        return Task.model_validate(await _post(http, f"{base_url}/tasks", token, {"text": params.text}))
+
+    async def complete_task(http: httpx.AsyncClient, token: str, params: CompleteTaskInput) -> Task:
+        return Task.model_validate(await _post(http, f"{base_url}/tasks/{params.id}/done", token, {}))
+
+    return {f.__name__: f for f in (get_profile, list_notes, add_note, list_tasks, add_task, complete_task)}
+
+
+# Which demo scope each demo tool needs, and what it does ({} is the provider's display name).
+_DEMO_TOOLS: tuple[tuple[str, str, type[_Input], str], ...] = (
+    ("demo-api/profile.read", "get_profile", NoInput, "Get the signed-in person's profile from {}."),
+    ("demo-api/notes.read", "list_notes", NoInput, "List the signed-in person's notes in {}."),
+    ("demo-api/notes.write", "add_note", AddNoteInput, "Add a note for the signed-in person in {}."),
+    ("demo-api/tasks.read", "list_tasks", NoInput, "List the signed-in person's tasks in {}, with whether each is done."),
+    ("demo-api/tasks.write", "add_task", AddTaskInput, "Add a task to the signed-in person's task list in {}."),
+    ("demo-api/tasks.write", "complete_task", CompleteTaskInput, "Mark one of the signed-in person's tasks in {} as done."),
+)
+
+
+def demo_tools(provider: ProviderSpec) -> list[Tool]:
+    """The demo API's tools this provider's scopes cover."""
+    assert provider.api_url is not None  # ProviderSpec requires it for demo
+    runners = _demo_runners(provider.api_url)
     return [
-        Tool("get_profile", "Get the signed-in person's profile from the demo API.", NoInput, get_profile),
-        Tool("list_notes", "List the signed-in person's notes.", NoInput, list_notes),
-        Tool("add_note", "Add a note for the signed-in person.", AddNoteInput, add_note),
+        Tool(name, words.format(provider.display_name), model, runners[name], provider.name)
+        for scope, name, model, words in _DEMO_TOOLS
+        if scope in provider.scopes
     ]
 
 
-def github_tools(base_url: str) -> list[Tool]:
+def github_tools(provider: ProviderSpec, base_url: str) -> list[Tool]:
     async def get_user(http: httpx.AsyncClient, token: str, _: NoInput) -> GitHubUser:
         return GitHubUser.model_validate(await _get(http, f"{base_url}/user", token))
 
@@ -172,8 +225,14 @@ def github_tools(base_url: str) -> list[Tool]:
         return RepoList(repos=[Repo.model_validate(item) for item in data])
 
     return [
-        Tool("get_user", "Get the signed-in person's GitHub account.", NoInput, get_user),
-        Tool("list_repos", "List the signed-in person's most recently updated GitHub repositories.", NoInput, list_repos),
+        Tool("get_user", f"Get the signed-in person's account at {provider.display_name}.", NoInput, get_user, provider.name),
+        Tool(
+            "list_repos",
+            f"List the signed-in person's most recently updated repositories at {provider.display_name}.",
+            NoInput,
+            list_repos,
+            provider.name,
+        ),
     ]
 
 
@@ -182,37 +241,40 @@ class Connection(BaseModel):
     provider: str
 
 
-def connection_tools(provider: str) -> list[Tool]:
+def connection_tools(provider: ProviderSpec) -> list[Tool]:
     """For providers without API tools here: getting a token proves the connection, and asks for consent when needed."""
 
     async def connect_account(_http: httpx.AsyncClient, _token: str, _: NoInput) -> Connection:
-        return Connection(connected=True, provider=provider)  # reached only with a token for this person
+        return Connection(connected=True, provider=provider.display_name)  # reached only with a token for this person
 
     return [
         Tool(
             "connect_account",
-            f"Connect the signed-in person's {provider} account, or check that it is connected.",
+            f"Connect the signed-in person's {provider.display_name} account, or check that it is connected.",
             NoInput,
             connect_account,
+            provider.name,
         )
     ]
 
 
-def tools_for(settings: AgentSettings) -> list[Tool]:
-    if settings.provider_kind == "demo":
-        assert settings.demo_api_url is not None  # AgentSettings requires it for demo
-        return demo_tools(settings.demo_api_url)
-    if settings.provider_kind == "github":
-        return github_tools(settings.github_api_url)
+def _provider_tools(settings: AgentSettings, provider: ProviderSpec) -> list[Tool]:
+    if provider.kind == "demo":
+        return demo_tools(provider)
+    if provider.kind == "github":
+        return github_tools(provider, provider.api_url or settings.github_api_url)
     # Google, Microsoft, Slack, custom OIDC: the consent flow and a connection check; add tools for the APIs you use.
-    return connection_tools(DISPLAY_NAMES.get(settings.provider_kind, settings.provider_kind))
+    return connection_tools(provider)
 
 
-DISPLAY_NAMES = {
-    "demo": "Demo API",
-    "github": "GitHub",
-    "google": "Google",
-    "microsoft": "Microsoft",
-    "slack": "Slack",
-    "custom-oidc": "your provider",
-}
+def tools_for(settings: AgentSettings) -> list[Tool]:
+    """Every configured provider's tools. A name two providers would share gets the provider's name appended
+    to the later one (the model picks tools by name: each must be unambiguous)."""
+    tools: dict[str, Tool] = {}
+    for provider in settings.providers:
+        for tool in _provider_tools(settings, provider):
+            name = tool.name
+            if name in tools:
+                name = f"{tool.name}_{provider.name.replace('-', '_')}"
+            tools[name] = dataclasses.replace(tool, name=name)
+    return list(tools.values())

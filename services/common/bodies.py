@@ -3,6 +3,8 @@ declared length, then the bytes as they arrive (a body that lies about its lengt
 
 from __future__ import annotations
 
+import json
+
 from fastapi import Request
 
 from services.common.errors import ApiError
@@ -24,3 +26,20 @@ async def read_json_body(request: Request, *, max_bytes: int, wrong_type: ApiErr
         if len(body) > max_bytes:
             raise too_large
     return bytes(body)
+
+
+async def read_empty_json(request: Request) -> None:
+    """The body of a POST that needs no input: exactly `{}` as application/json. A cross-site form cannot
+    send that, so such an endpoint needs no other CSRF token (as for /api/chat)."""
+    body = await read_json_body(
+        request,
+        max_bytes=64,
+        wrong_type=ApiError(415, "unsupported_media_type", "Send the request as application/json."),
+        too_large=ApiError(413, "too_large", "The request is larger than 64 bytes."),
+        strict_length=True,
+    )
+    try:
+        if json.loads(body) != {}:
+            raise ValueError
+    except ValueError:
+        raise ApiError(400, "invalid_request", "Send an empty JSON object: {}.") from None

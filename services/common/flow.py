@@ -1,7 +1,8 @@
 """The consent flow as the browser carries it: the signed flow token and the binding cookies.
 
 * Flow token (agent → browser → `/oauth2/start`): who started the flow, the AgentCore sessionUri,
-  the authorization URL to send the browser to, provider and scopes; valid at most 10 minutes.
+  the authorization URL to send the browser to, provider (AgentCore's credential provider name, and
+  the one name people see for it) and scopes; valid at most 10 minutes.
 * Binding cookie (`/oauth2/start` → browser → `/oauth2/session-binding`): this browser started the
   flow for this sessionUri and this user. One cookie per flow, named after the session's digest, so
   two consents in progress in one browser do not overwrite each other.
@@ -33,6 +34,8 @@ _BINDING_PURPOSE = "binding-cookie"
 _BOUND_PURPOSE = "bound-cookie"
 _PROVIDER = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")  # RFC 6749 scope-token
+MAX_DISPLAY_NAME_CHARS = 40
+_CONNECTION = re.compile(r"[a-z][a-z0-9-]{0,19}")  # a configured provider name (services.common.connections)
 
 
 class FlowError(Exception):
@@ -94,9 +97,17 @@ class FlowToken:
     flow_id: str
     issued_at: int
     expires_at: int
+    display_name: str = ""  # the provider's name on every page ("Demo Notes"); empty in older tokens
+    connection: str = ""  # the configured provider name the connections registry keys on ("notes"); empty in older tokens
+    generation: int = 0  # the registry record's generation when the flow was issued (0: no record)
 
     def owned_by(self, identity: AlbIdentity) -> bool:
         return self.issuer == identity.issuer and self.sub == identity.sub
+
+    @property
+    def shown_name(self) -> str:
+        """What the pages call the provider: its display name, else the credential provider's name."""
+        return self.display_name or self.provider
 
 
 def issue_flow_token(
@@ -110,13 +121,20 @@ def issue_flow_token(
     flow_id: str,
     now: int,
     ttl_s: int = FLOW_TTL_MAX_S,
+    display_name: str = "",
+    connection: str = "",
+    generation: int = 0,
 ) -> str:
     """Sign a flow token (the agent's side). Refuses values the start endpoint would refuse."""
     if not is_session_uri(session_uri):
         raise ValueError("session URI does not match AgentCore's pattern")
     if not is_safe_authorization_url(authorization_url):
         raise ValueError("authorization URL must be absolute https without credentials")
-    payload = {
+    if not _is_display_name(display_name):
+        raise ValueError(f"display name must be at most {MAX_DISPLAY_NAME_CHARS} printable characters")
+    if connection and not _CONNECTION.fullmatch(connection):
+        raise ValueError("connection must be a configured provider name such as notes")
+    payload: dict[str, object] = {
         "iss": identity.issuer,
         "sub": identity.sub,
         "sid": session_uri,
@@ -127,7 +145,17 @@ def issue_flow_token(
         "iat": now,
         "exp": now + min(ttl_s, FLOW_TTL_MAX_S),
     }
+    if display_name:
+        payload["dsp"] = display_name
+    if connection:
+        payload["nam"] = connection
+    if generation:
+        payload["gen"] = generation
     return keyring.sign(_FLOW_PURPOSE, payload)
+
+
+def _is_display_name(value: str) -> bool:
+    return len(value) <= MAX_DISPLAY_NAME_CHARS and value.isprintable()
 
 
 def read_flow_token(keyring: Keyring, token: str, *, now: int) -> FlowToken:
@@ -147,6 +175,9 @@ def read_flow_token(keyring: Keyring, token: str, *, now: int) -> FlowToken:
             flow_id=_text(payload, "fid"),
             issued_at=_int(payload, "iat"),
             expires_at=_int(payload, "exp"),
+            display_name=_optional_text(payload, "dsp"),
+            connection=_optional_text(payload, "nam"),
+            generation=_optional_int(payload, "gen"),
         )
     except (KeyError, TypeError) as exc:
         raise FlowError("malformed") from exc
@@ -154,6 +185,8 @@ def read_flow_token(keyring: Keyring, token: str, *, now: int) -> FlowToken:
         not is_session_uri(flow.session_uri)
         or not is_safe_authorization_url(flow.authorization_url)
         or not _PROVIDER.fullmatch(flow.provider)
+        or not _is_display_name(flow.display_name)
+        or (flow.connection and not _CONNECTION.fullmatch(flow.connection))
         or flow.expires_at - flow.issued_at > FLOW_TTL_MAX_S
     ):
         raise FlowError("malformed")  # signed by us, so this means a bug or a leaked key: refuse all the same
@@ -189,7 +222,7 @@ def issue_binding_cookie(keyring: Keyring, *, flow: FlowToken) -> str:
         _BINDING_PURPOSE,
         session_uri=flow.session_uri,
         user_key=f"{flow.issuer}\n{flow.sub}",
-        provider=flow.provider,
+        provider=flow.shown_name,
         expires_at=flow.expires_at,
         flow_id=flow.flow_id,
     )
@@ -244,6 +277,17 @@ def _text(payload: dict[str, object], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise TypeError(key)
     return value
+
+
+def _optional_text(payload: dict[str, object], key: str) -> str:
+    value = payload.get(key, "")
+    if not isinstance(value, str):
+        raise TypeError(key)
+    return value
+
+
+def _optional_int(payload: dict[str, object], key: str) -> int:
+    return _int(payload, key) if key in payload else 0
 
 
 def _int(payload: dict[str, object], key: str) -> int:

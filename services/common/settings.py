@@ -97,6 +97,12 @@ class ServiceSettings(BaseSettings):
     agentcore_concurrency: int = Field(default=4, ge=1, le=64, description="AgentCore calls in flight per process")
     agentcore_max_waiting: int = Field(default=256, ge=0, le=10_000, description="calls allowed to queue before 503")
 
+    # Which outbound accounts each person connected (services/common/connections.py): the agent reads it before
+    # each use, the session binding service records a completed consent.
+    connections_table: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$", description="DynamoDB table of connected accounts (partition key `user`, sort key `provider`)"
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # CloudWatch namespace of the embedded-format metrics (the CDK app sets `<app>/<profile>` by default).
     metrics_namespace: str = "agentcore-ecs/local"

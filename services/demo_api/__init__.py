@@ -1,1 +1,1 @@
-"""The demo resource API: per-user notes and profile behind OAuth access tokens (see docs/demo-api.md)."""
+"""The demo resource API: per-user notes, tasks and profile behind OAuth access tokens (see docs/demo-api.md)."""

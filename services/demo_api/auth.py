@@ -1,5 +1,5 @@
 """Who may call: `requires(scope)`, the dependency that verifies the bearer token and its scope, and
-the `ProfileReader`, `NotesReader` and `NotesWriter` tokens the routes take."""
+the `ProfileReader`, `NotesReader`, `NotesWriter`, `TasksReader` and `TasksWriter` tokens the routes take."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from services.demo_api.tokens import (
 SCOPE_PROFILE_READ = "demo-api/profile.read"
 SCOPE_NOTES_READ = "demo-api/notes.read"
 SCOPE_NOTES_WRITE = "demo-api/notes.write"
+SCOPE_TASKS_READ = "demo-api/tasks.read"
+SCOPE_TASKS_WRITE = "demo-api/tasks.write"
 REALM = "demo-api"
 
 
@@ -99,3 +101,5 @@ async def _verify(verifier: AccessTokenVerifier, authorization: list[str]) -> Ac
 ProfileReader = Annotated[AccessToken, requires(SCOPE_PROFILE_READ)]
 NotesReader = Annotated[AccessToken, requires(SCOPE_NOTES_READ)]
 NotesWriter = Annotated[AccessToken, requires(SCOPE_NOTES_WRITE)]
+TasksReader = Annotated[AccessToken, requires(SCOPE_TASKS_READ)]
+TasksWriter = Annotated[AccessToken, requires(SCOPE_TASKS_WRITE)]

@@ -1,4 +1,4 @@
-"""The body of `POST /notes`: read within a size bound, strict JSON types, one sentence per problem."""
+"""The bodies of `POST /notes` and `POST /tasks`: read within a size bound, strict JSON types, one sentence per problem."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from services.common.bodies import read_json_body
 from services.common.errors import ApiError
 
 MAX_NOTE_CHARS = 1000
+MAX_TASK_CHARS = 200
 MAX_BODY_BYTES = 8 * 1024
 
 
-class NoteIn(BaseModel):
-    """The body of `POST /notes`. Strict JSON types; any other field (a user id included) is refused."""
+class _TextIn(BaseModel):
+    """A body that is `{"text": ...}` and nothing else. Strict JSON types; any other field (a user id included) is refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    text: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
+    text: str
 
     @field_validator("text")
     @classmethod
@@ -24,6 +25,18 @@ class NoteIn(BaseModel):
         if not value.strip():
             raise ValueError("must contain more than whitespace")
         return value
+
+
+class NoteIn(_TextIn):
+    """The body of `POST /notes`."""
+
+    text: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
+
+
+class TaskIn(_TextIn):
+    """The body of `POST /tasks`."""
+
+    text: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
 
 
 async def json_body(request: Request) -> bytes:
@@ -41,10 +54,17 @@ def note_in(body: bytes) -> NoteIn:
     try:
         return NoteIn.model_validate_json(body)
     except ValidationError as exc:
-        raise ApiError(400, "invalid_request", _describe(exc)) from None
+        raise ApiError(400, "invalid_request", _describe(exc, max_chars=MAX_NOTE_CHARS)) from None
 
 
-def _describe(exc: ValidationError) -> str:
+def task_in(body: bytes) -> TaskIn:
+    try:
+        return TaskIn.model_validate_json(body)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", _describe(exc, max_chars=MAX_TASK_CHARS)) from None
+
+
+def _describe(exc: ValidationError, *, max_chars: int) -> str:
     """One sentence naming each problem, e.g. "unknown field 'sub'" or "'text' must be 1 to 1000 characters"."""
     problems: list[str] = []
     for error in exc.errors(include_url=False)[:5]:
@@ -55,7 +75,7 @@ def _describe(exc: ValidationError) -> str:
         elif kind == "missing":
             problems.append(f"missing field '{field}'")
         elif kind in {"string_too_short", "string_too_long"}:
-            problems.append(f"'{field}' must be 1 to {MAX_NOTE_CHARS} characters")
+            problems.append(f"'{field}' must be 1 to {max_chars} characters")
         elif kind == "string_type":
             problems.append(f"'{field}' must be a string")
         elif kind == "json_invalid":

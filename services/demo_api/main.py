@@ -1,17 +1,26 @@
-"""Demo resource API: per-user notes and a profile, for the agent to call on a signed-in person's behalf.
+"""Demo resource API: per-user notes, tasks and a profile, for the agent to call on a signed-in person's behalf.
 
 * `GET /profile` (scope `demo-api/profile.read`): `{"sub", "username"}` from the access token.
-* `GET /notes` (scope `demo-api/notes.read`): `{"notes": [{"id", "text", "created_at"}]}`, the caller's only.
+* `GET /notes` (scope `demo-api/notes.read`): `{"notes": [{"id", "text", "created_at"}]}`, the caller's
+  only, oldest first.
 * `POST /notes` (scope `demo-api/notes.write`): `{"text"}` (1-1000 characters, nothing else) → 201 with
   the note; at most 100 notes per user (409 beyond).
+* `GET /tasks` (scope `demo-api/tasks.read`): `{"tasks": [{"id", "text", "done", "created_at"}]}`, the
+  caller's only, newest first.
+* `POST /tasks` (scope `demo-api/tasks.write`): `{"text"}` (1-200 characters, nothing else) → 201 with
+  the open task; at most 100 tasks per user, done ones included (409 beyond).
+* `POST /tasks/{id}/done` (scope `demo-api/tasks.write`): → 200 with the task, marked done; 404 when the
+  caller has no task with that id (another person's included).
 * `GET /health`: constant, no token. Served locally and in tests only: API Gateway has no route to it.
 
-The user is always the verified token's `sub`; no request field names a user. Every error is JSON
-`{"error": <code>, "message": <text>}`: 400 malformed request, 401 (with `WWW-Authenticate: Bearer
-error="invalid_token"`) no usable token, 403 (`error="insufficient_scope", scope="…"`) token without the
-route's scope, 409 note limit, 503 with `Retry-After` when the signing keys or the table cannot be
-reached (`temporarily_unavailable`) or the token's key is not loaded yet and the key set may not be
-fetched again for a few seconds (`keys_refreshing`). See docs/demo-api.md.
+Tokens of any app client listed in `DEMO_CLIENT_IDS` are accepted: the agent reaches this API through
+several credential providers (accounts) of the same authorization server. The user is always the
+verified token's `sub`; no request field names a user. Every error is JSON `{"error": <code>,
+"message": <text>}`: 400 malformed request, 401 (with `WWW-Authenticate: Bearer error="invalid_token"`)
+no usable token, 403 (`error="insufficient_scope", scope="…"`) token without the route's scope, 404
+`task_not_found`, 409 note or task limit, 503 with `Retry-After` when the signing keys or the table
+cannot be reached (`temporarily_unavailable`) or the token's key is not loaded yet and the key set may
+not be fetched again for a few seconds (`keys_refreshing`). See docs/demo-api.md.
 
 Runs on Lambda behind an API Gateway HTTP API through Mangum (`services.demo_api.main.handler`) and,
 the same `app`, under uvicorn locally (`services.demo_api.main:app`).

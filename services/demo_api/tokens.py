@@ -10,7 +10,9 @@ signature alone proves little; each of these must hold before a request is serve
 * the RSA signature verifies over the first two segments exactly as sent;
 * `iss` is the configured issuer (another pool's tokens are refused);
 * `token_use` is `access` (an ID token of the same pool is refused);
-* `client_id` is the configured app client (Cognito access tokens carry no `aud`);
+* `client_id` is one of the configured app clients (Cognito access tokens carry no `aud`): one per
+  credential provider of the agent for this authorization server ("Demo Notes", "Demo Tasks"), each
+  an account the agent can act at;
 * `exp` has not passed (10 seconds of leeway at most), `nbf`, if present, has;
 * the route's scope is one of the space-separated `scope` claim.
 
@@ -30,7 +32,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,15 +262,23 @@ class ParsedToken:
 
 
 class AccessTokenVerifier:
-    """Verifies access tokens of one issuer, for one app client."""
+    """Verifies access tokens of one issuer, issued to any of a fixed set of its app clients."""
 
     def __init__(
-        self, *, issuer: str, client_id: str, keys: JwksKeyStore, leeway_s: int = MAX_LEEWAY_S, clock: Callable[[], float] = time.time
+        self,
+        *,
+        issuer: str,
+        client_ids: Collection[str],
+        keys: JwksKeyStore,
+        leeway_s: int = MAX_LEEWAY_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 <= leeway_s <= MAX_LEEWAY_S:
             raise ValueError(f"leeway must be 0-{MAX_LEEWAY_S} seconds")
+        if isinstance(client_ids, str) or not client_ids:  # a str is a collection too: of one-letter "ids"
+            raise ValueError("client_ids must be a non-empty collection of app client ids")
         self._issuer = issuer
-        self._client_id = client_id
+        self._client_ids = frozenset(client_ids)
         self.keys = keys
         self._leeway_s = leeway_s
         self._clock = clock
@@ -319,7 +329,8 @@ class AccessTokenVerifier:
             raise InvalidToken("wrong_issuer")
         if claims.get("token_use") != "access":
             raise InvalidToken("not_an_access_token")
-        if claims.get("client_id") != self._client_id:
+        client_id = claims.get("client_id")
+        if not isinstance(client_id, str) or client_id not in self._client_ids:  # a list or object is unhashable: no `in`
             raise InvalidToken("wrong_client")
         now = self._clock()
         exp = _number(claims.get("exp"))

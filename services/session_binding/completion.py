@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as B
 
 from services.common.agentcore import TRANSIENT_ERROR_CODES, error_code
 from services.common.alb_identity import AlbIdentity
+from services.common.connections import Connected, RegistryUnavailable, connection_user
 from services.common.flow import binding_cookie_name, flow_id_for
 from services.common.logs import hashed
 from services.common.metrics import AGENTCORE_ERRORS, BINDINGS_COMPLETED
@@ -31,6 +32,7 @@ async def complete(landing: Landing) -> None:
     async def call(record: Record) -> None:
         try:
             await _complete_at_agentcore(rt, session_uri, identity)
+            await _record_connection(rt, identity, record)
         except Refusal as refusal:
             if refusal.status == 410 and record.uncertain:
                 # An earlier call's answer was lost: AgentCore's "already used" is most likely our own completion.
@@ -59,6 +61,26 @@ async def complete(landing: Landing) -> None:
             },
         )
         rt.metrics.count(BINDINGS_COMPLETED)
+
+
+async def _record_connection(rt: Runtime, identity: AlbIdentity, record: Record) -> None:
+    """The person connected this account: say so in the connections registry. Best effort: AgentCore has
+    completed, and a registry that missed it fails closed (a disconnected record stays disconnected, so the
+    agent asks again; a missing one is created on first use). A flow issued before a disconnect does not
+    undo it (`Connected.STALE_FLOW`: the record's generation moved on)."""
+    if not record.connection:
+        return  # a flow from an agent that does not name its connection: nothing to record
+    try:
+        outcome = await rt.connections.record_connected(
+            connection_user(identity), record.connection, record.scopes, now=int(rt.clock()), flow_generation=record.generation
+        )
+    except RegistryUnavailable as exc:
+        _log.warning(
+            "connection_not_recorded", extra={"event": "connection_not_recorded", "code": str(exc), "user": hashed(identity.user_key)}
+        )
+        return
+    if outcome is Connected.STALE_FLOW:
+        _log.info("connection_stale_flow", extra={"event": "connection_stale_flow", "user": hashed(identity.user_key)})
 
 
 def _failure(exc: Exception, record: Record) -> Failure:

@@ -8,7 +8,8 @@ One DynamoDB item per AgentCore session, keyed by a digest of its sessionUri (ne
 | `status`     | `started` → `claimed` → `completed`, or `cancelled` from `started`             |
 | `user`       | digest of the user who started the flow (issuer and `sub`)                     |
 | `flow`       | the flow id: digest of the secret `customState` AgentCore echoes on the landing |
-| `provider`   | the credential provider, for the pages                                         |
+| `provider`   | the provider as people know it (its display name), for the pages               |
+| `connection` | the configured provider name, `scopes` and the registry's `generation` when the flow was issued: what a completion records in the connections registry |
 | `claim`      | while `claimed`: which request is calling AgentCore, and until when (`claim_until`) |
 | `uncertain`  | an earlier call's answer was lost: AgentCore may have completed the session    |
 | `reason`     | why a session was cancelled, so a reload shows the same page                   |
@@ -61,6 +62,9 @@ class Record:
     reason: str | None
     claim_until: float | None
     uncertain: bool
+    connection: str | None = None  # the configured provider name (flows issued by an agent that knows it)
+    scopes: tuple[str, ...] = ()
+    generation: int = 0  # the registry record's generation when the flow was issued: a later disconnect is not undone
 
     def started_by(self, user_key: str) -> bool:
         return self.user == digest(user_key, 32)
@@ -161,19 +165,33 @@ class SessionLedger:
 
     # ------------------------------------------------------------------ the flow's steps
 
-    async def start(self, session_uri: str, user_key: str, *, flow_id: str, provider: str, expires_at: int) -> Record | None:
+    async def start(
+        self,
+        session_uri: str,
+        user_key: str,
+        *,
+        flow_id: str,
+        provider: str,
+        expires_at: int,
+        connection: tuple[str, tuple[str, ...], int] | None = None,
+    ) -> Record | None:
         """Record that this user started this flow (`/oauth2/start`). A repeat by the same user for the
         same flow, still `started`, is fine and writes nothing (so an `uncertain` flag survives it);
-        otherwise the record that stands in the way is returned and nothing changes."""
+        otherwise the record that stands in the way is returned and nothing changes. `connection`: the
+        configured provider name, the scopes and the registry generation the flow was issued at."""
+        item: dict[str, Any] = {
+            "session": _s(digest(session_uri, 32)),
+            "status": _s(Status.STARTED.value),
+            "user": _s(digest(user_key, 32)),
+            "flow": _s(flow_id),
+            "provider": _s(provider),
+            "expires_at": _n(expires_at + RETAIN_S),
+        }
+        if connection is not None:
+            name, scopes, generation = connection
+            item |= {"connection": _s(name), "scopes": {"L": [_s(scope) for scope in scopes]}, "generation": _n(generation)}
         request = {
-            "Item": {
-                "session": _s(digest(session_uri, 32)),
-                "status": _s(Status.STARTED.value),
-                "user": _s(digest(user_key, 32)),
-                "flow": _s(flow_id),
-                "provider": _s(provider),
-                "expires_at": _n(expires_at + RETAIN_S),
-            },
+            "Item": item,
             "ConditionExpression": "attribute_not_exists(#s)",
             "ExpressionAttributeNames": {"#s": "session"},
         }
@@ -435,6 +453,8 @@ def _record(item: dict[str, Any]) -> Record:
         return value if isinstance(value, str) else None
 
     until = item.get("claim_until", {}).get("N")
+    generation = item.get("generation", {}).get("N")
+    scopes = [entry.get("S") for entry in item.get("scopes", {}).get("L", []) if isinstance(entry, dict)]
     return Record(
         status=Status(text("status") or "cancelled"),
         user=text("user") or "",
@@ -443,4 +463,7 @@ def _record(item: dict[str, Any]) -> Record:
         reason=text("reason"),
         claim_until=float(until) if until is not None else None,
         uncertain=bool(item.get("uncertain", {}).get("BOOL", False)),
+        connection=text("connection"),
+        scopes=tuple(scope for scope in scopes if isinstance(scope, str)),
+        generation=int(generation) if generation is not None else 0,
     )

@@ -51,13 +51,20 @@ async def start(rt: BindingRuntime, token: FlowParameter, identity: CurrentUser)
         # A consent link forwarded to someone else (login CSRF): their browser must not bind our flow.
         raise Refusal(403, "flow_other_user", pages.OTHER_USER, user_key=identity.user_key, session_uri=flow.session_uri)
     standing = await ledger_step(
-        rt.ledger.start(flow.session_uri, identity.user_key, flow_id=flow.flow_id, provider=flow.provider, expires_at=flow.expires_at),
+        rt.ledger.start(
+            flow.session_uri,
+            identity.user_key,
+            flow_id=flow.flow_id,
+            provider=flow.shown_name,
+            expires_at=flow.expires_at,
+            connection=(flow.connection, flow.scopes, flow.generation) if flow.connection else None,
+        ),
         identity,
         flow.session_uri,
     )
     if standing is not None:
         # The link was used already: show where the session stands rather than the provider's error.
-        raise standing_refusal(rt, standing, identity, flow.session_uri, provider=flow.provider)
+        raise standing_refusal(rt, standing, identity, flow.session_uri, provider=flow.shown_name)
     response = Response(status_code=302, headers={"location": flow.authorization_url})
     response.set_cookie(
         binding_cookie_name(flow.session_uri),

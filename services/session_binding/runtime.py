@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from services.common.agentcore import LazyClient, agentcore_client
 from services.common.alb_identity import AlbIdentityVerifier
 from services.common.bootstrap import build_keyring, build_verifier
+from services.common.connections import ConnectionsRegistry
 from services.common.metrics import Metrics
 from services.common.signed import Keyring
 from services.session_binding.ledger import SessionLedger, dynamodb_client
@@ -29,6 +30,7 @@ class Runtime:
     verifier: AlbIdentityVerifier
     agentcore: LazyClient
     ledger: SessionLedger
+    connections: ConnectionsRegistry
     clock: Callable[[], float]
     metrics: Metrics
     limiter: list[anyio.CapacityLimiter] = field(default_factory=list)  # created in the event loop, on first use
@@ -47,8 +49,9 @@ class Runtime:
         ledger = SessionLedger(
             settings.binding_table, dynamodb.get, lease_s=settings.ledger_lease_s, clock=clock, concurrency=settings.agentcore_concurrency
         )
+        connections = ConnectionsRegistry(settings.connections_table, dynamodb.get, concurrency=settings.agentcore_concurrency)
         metrics = Metrics(namespace=settings.metrics_namespace, service=SERVICE_NAME)
-        return cls(settings, build_keyring(settings), build_verifier(settings, clock), agentcore, ledger, clock, metrics)
+        return cls(settings, build_keyring(settings), build_verifier(settings, clock), agentcore, ledger, connections, clock, metrics)
 
 
 async def app_runtime(request: Request) -> Runtime:  # async: FastAPI would run a plain function in a worker thread

@@ -1,5 +1,5 @@
-"""AgentCore Identity: the agent's workload identity and its OAuth2 credential provider, on the stable L2
-constructs of `aws_cdk.aws_bedrockagentcore` (aws-cdk-lib 2.275.0).
+"""AgentCore Identity: the agent's workload identity and an OAuth2 credential provider per configured provider, on
+the stable L2 constructs of `aws_cdk.aws_bedrockagentcore` (aws-cdk-lib 2.275.0).
 
 What the L2 gives, and what it does not (read from the installed library's
 `aws-bedrockagentcore/lib/identity/*.js`):
@@ -20,6 +20,7 @@ What the L2 gives, and what it does not (read from the installed library's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,15 +47,16 @@ _VENDORS = {
 
 @dataclass(frozen=True)
 class AgentCoreArns:
-    """Exact ARNs for AgentCore Identity IAM statements (service authorization reference shapes)."""
+    """Exact ARNs for AgentCore Identity IAM statements (service authorization reference shapes): one workload
+    identity, and each configured provider's credential provider in config order."""
 
     workload_identity_directory: str
     workload_identity: str
     token_vault: str
-    credential_provider: str
+    credential_providers: tuple[str, ...]
 
     @classmethod
-    def for_names(cls, stack: Stack, *, workload_identity_name: str, credential_provider_name: str) -> AgentCoreArns:
+    def for_names(cls, stack: Stack, *, workload_identity_name: str, credential_provider_names: Sequence[str]) -> AgentCoreArns:
         base = f"arn:{Aws.PARTITION}:bedrock-agentcore:{stack.region}:{stack.account}"
         directory = f"{base}:workload-identity-directory/default"
         vault = f"{base}:token-vault/default"
@@ -62,13 +64,14 @@ class AgentCoreArns:
             workload_identity_directory=directory,
             workload_identity=f"{directory}/workload-identity/{workload_identity_name}",
             token_vault=vault,
-            credential_provider=f"{vault}/oauth2credentialprovider/{credential_provider_name}",
+            credential_providers=tuple(f"{vault}/oauth2credentialprovider/{name}" for name in credential_provider_names),
         )
 
     @property
     def for_outbound_tokens(self) -> list[str]:
-        """Resources GetResourceOauth2Token and CompleteResourceTokenAuth are authorized against."""
-        return [self.workload_identity_directory, self.workload_identity, self.token_vault, self.credential_provider]
+        """Resources GetResourceOauth2Token and CompleteResourceTokenAuth are authorized against: every configured
+        credential provider by exact ARN, no other."""
+        return [self.workload_identity_directory, self.workload_identity, self.token_vault, *self.credential_providers]
 
 
 class AgentWorkloadIdentity(agentcore.WorkloadIdentity):

@@ -1,17 +1,21 @@
-"""The agent service on Fargate: its environment, secrets and permissions (AgentCore outbound tokens for the
-signed-in user, the provider's client secret through AgentCore, the configured Bedrock model), and its scaling."""
+"""The agent service on Fargate: its environment (the outbound providers as `PROVIDERS`), secrets and permissions
+(AgentCore outbound tokens for the signed-in user, each provider's client secret through AgentCore, the configured
+Bedrock model, the connections registry), and its scaling."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import Aws, Stack, aws_cloudwatch as cloudwatch, aws_iam as iam
 from constructs import Construct
 
 import services.common.environment as env
+from cdk_app.config import AppConfig
+from stacks.constructs.connections_table import ConnectionsTable
 from stacks.constructs.fargate_service import FargateWebService
 from stacks.constructs.nag import acknowledge
-from stacks.constructs.service_grants import acknowledge_secret_suffix, decrypt_via_secrets_manager, read_client_secret
+from stacks.constructs.service_grants import acknowledge_secret_suffixes, decrypt_via_secrets_manager, read_client_secrets
 from stacks.constructs.service_inputs import ServiceInputs
 
 # Draining (deregistration delay): a request in flight when a task leaves may finish. A chat turn is bounded by
@@ -21,24 +25,51 @@ AGENT_DRAIN_S = 180
 AGENT_REQUESTS_PER_TASK = 120  # chat turns hold a task for seconds (model calls), so few per minute
 
 
-class AgentService(FargateWebService):
-    """`services/agent`; `demo_api_url` is where its tools call the demo resource API (demo provider only);
-    `sign_out_url` is the sign-in pool's logout endpoint for the ALB's client, returning to /signed-out."""
+def providers_environment(config: AppConfig, demo_api_url: str | None) -> list[dict[str, Any]]:
+    """What `PROVIDERS` holds, in config order: each provider's name, kind, display name, AgentCore credential
+    provider, scopes with their words, and for a demo provider the demo API's base URL (services.agent.settings)."""
+    entries: list[dict[str, Any]] = []
+    for provider in config.providers:
+        entry: dict[str, Any] = {
+            "name": provider.name,
+            "kind": provider.kind.value,
+            "display_name": provider.display_name,
+            "credential_provider": config.credential_provider_name(provider),
+            "scopes": dict(provider.scopes),
+        }
+        if provider.is_demo:
+            assert demo_api_url is not None, "a demo provider needs the demo API"
+            entry["api_url"] = demo_api_url
+        entries.append(entry)
+    return entries
 
-    def __init__(self, scope: Construct, construct_id: str, *, inputs: ServiceInputs, demo_api_url: str | None, sign_out_url: str) -> None:
+
+class AgentService(FargateWebService):
+    """`services/agent`; `connections` is the registry it reads and updates; `demo_api_url` is where its tools call
+    the demo resource API (with a demo provider); `sign_out_url` is the sign-in pool's logout endpoint for the ALB's
+    client, returning to /signed-out."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        inputs: ServiceInputs,
+        connections: ConnectionsTable,
+        demo_api_url: str | None,
+        sign_out_url: str,
+    ) -> None:
         config = inputs.config
         environment = {
             **inputs.environment,
             env.WORKLOAD_IDENTITY_NAME: config.workload_identity_name,
-            env.CREDENTIAL_PROVIDER_NAME: config.credential_provider_name,
-            env.PROVIDER_KIND: config.provider.kind.value,
-            env.PROVIDER_SCOPES: " ".join(config.provider.scopes),
+            # Compact JSON; CloudFormation joins the demo API's URL (an attribute known at deploy) into it, escaped.
+            env.PROVIDERS: Stack.of(scope).to_json_string(providers_environment(config, demo_api_url)),
+            env.CONNECTIONS_TABLE: connections.table.table_name,
             env.SESSION_BINDING_URL: config.session_binding_url,
             env.SIGN_OUT_URL: sign_out_url,
             env.BEDROCK_MODEL_ID: config.bedrock_model_id,
         }
-        if demo_api_url is not None:
-            environment[env.DEMO_API_URL] = demo_api_url
         super().__init__(
             scope,
             construct_id,
@@ -55,12 +86,12 @@ class AgentService(FargateWebService):
         self._config = config
         # ECS reads the signing key at task start with the execution role: decrypt through Secrets Manager only.
         self.task_definition.obtain_execution_role().add_to_principal_policy(decrypt_via_secrets_manager(self, inputs.secrets_key))
-        self._grant(inputs)
+        self._grant(inputs, connections)
 
-    def _grant(self, inputs: ServiceInputs) -> None:
-        """The task's one customer-managed policy: exact AgentCore, secret and model ARNs."""
+    def _grant(self, inputs: ServiceInputs, connections: ConnectionsTable) -> None:
+        """The task's one customer-managed policy: exact AgentCore, secret, model and table ARNs."""
         # Token reads only, written out: the L2's `grant_use` would add CompleteResourceTokenAuth (agent_identity.py).
-        arns, secret = inputs.agentcore_arns, inputs.provider_client_secret
+        arns, secrets = inputs.agentcore_arns, inputs.provider_client_secrets
         self.allow(
             [
                 iam.PolicyStatement(
@@ -73,15 +104,16 @@ class AgentService(FargateWebService):
                     actions=["bedrock-agentcore:GetResourceOauth2Token"],
                     resources=arns.for_outbound_tokens,
                 ),
-                *read_client_secret(self, secret, inputs.secrets_key),
+                *read_client_secrets(self, secrets, inputs.secrets_key),
                 iam.PolicyStatement(
                     sid="InvokeConfiguredModel",
                     actions=["bedrock:InvokeModel"],  # Converse; the agent does not stream from the model
                     resources=self._model_arns(),
                 ),
+                *connections.for_agent(),
             ]
         )
-        acknowledge_secret_suffix(self.task_policy, secret)
+        acknowledge_secret_suffixes(self.task_policy, secrets)
         if self._config.model_is_inference_profile:
             acknowledge(
                 self.task_policy,

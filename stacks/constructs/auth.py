@@ -1,32 +1,22 @@
-"""Cognito user pools: sign-in for the ALB, and the demo's external authorization server."""
+"""Cognito user pools: sign-in for the ALB, and the demo's external authorization server (one app client per
+demo provider, stacks/constructs/demo_client.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from aws_cdk import (
-    Duration,
-    SecretValue,
-    Stack,
-    aws_cognito as cognito,
-    aws_kms as kms,
-    aws_secretsmanager as secretsmanager,
-)
+from aws_cdk import Duration, Stack, aws_cognito as cognito, aws_kms as kms
 from constructs import Construct
 
+from cdk_app.config import DEMO_API_SCOPES, DEMO_RESOURCE_SERVER_ID, ProviderConfig
+from stacks.constructs.demo_client import DemoClient
 from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.nag import acknowledge
 
-# Scopes of the demo resource server, named `<identifier>/<scope>` in tokens.
-DEMO_RESOURCE_SERVER_ID = "demo-api"
-DEMO_SCOPES = {
-    "notes.read": "Read the signed-in user's notes",
-    "notes.write": "Create notes for the signed-in user",
-    "profile.read": "Read the signed-in user's profile",
-}
-# The app client AgentCore Identity uses; sent again by every registration, so a rename re-registers too.
-DEMO_CLIENT_NAME = "agentcore-identity"
+# The app clients AgentCore Identity uses are named `agentcore-identity-<provider name>`; the name is sent again by
+# every registration, so a rename re-registers too.
+DEMO_CLIENT_NAME_PREFIX = "agentcore-identity"
 
 
 def _strong_user_pool(scope: Construct, construct_id: str, *, lifecycle: Lifecycle, advanced_security: bool) -> cognito.UserPool:
@@ -121,9 +111,10 @@ class SignInUserPool(Construct):
 class DemoAuthorizationServer(Construct):
     """The demo's *external* authorization server, so a demo needs no third-party app registration.
 
-    A second user pool with a resource server (`demo-api`) and custom scopes. Its app client is
-    the OAuth client AgentCore Identity uses; the client secret is copied into a Secrets Manager
-    secret (encrypted with `key`) that the OAuth2 credential provider references.
+    A second user pool with a resource server (`demo-api`) and its custom scopes (DEMO_API_SCOPES), and one app
+    client per demo provider (`clients`, by provider name): each is the OAuth client of that provider's AgentCore
+    credential provider, allowed only that provider's scopes (written by the callback registration), with its
+    client secret copied into a Secrets Manager secret encrypted with `key`.
     """
 
     def __init__(
@@ -132,6 +123,7 @@ class DemoAuthorizationServer(Construct):
         construct_id: str,
         *,
         domain_prefix: str,
+        providers: Sequence[ProviderConfig],
         key: kms.IKey,
         lifecycle: Lifecycle,
         advanced_security: bool,
@@ -139,35 +131,25 @@ class DemoAuthorizationServer(Construct):
         super().__init__(scope, construct_id)
         self.user_pool = _strong_user_pool(self, "Pool", lifecycle=lifecycle, advanced_security=advanced_security)
         self.domain = self.user_pool.add_domain("HostedDomain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix))
-        resource_scopes = [cognito.ResourceServerScope(scope_name=name, scope_description=text) for name, text in DEMO_SCOPES.items()]
+        resource_scopes = [cognito.ResourceServerScope(scope_name=name, scope_description=words) for name, words in DEMO_API_SCOPES.items()]
         self.resource_server = self.user_pool.add_resource_server("DemoApi", identifier=DEMO_RESOURCE_SERVER_ID, scopes=resource_scopes)
-        self.oauth_scopes: Sequence[cognito.OAuthScope] = [
-            cognito.OAuthScope.OPENID,
-            *(cognito.OAuthScope.resource_server(self.resource_server, s) for s in resource_scopes),
-        ]
-        # Only what fixes the client's identity: every setting, AgentCore's callback URL among them, is
-        # written by CallbackUrlRegistration (agent identity stack), so no CloudFormation update of this
-        # resource can reset them (UpdateUserPoolClient resets what it is not given).
-        client_holder = Construct(self.user_pool, "AgentCoreClient")  # the logical id the L2 client had
-        self.cfn_client = cognito.CfnUserPoolClient(
-            client_holder, "Resource", user_pool_id=self.user_pool.user_pool_id, generate_secret=True, client_name=DEMO_CLIENT_NAME
-        )
-        self.client = cognito.UserPoolClient.from_user_pool_client_id(self, "Client", self.cfn_client.ref)
-        self.client_secret = secretsmanager.Secret(
-            self,
-            "ClientSecret",
-            description="Client secret of the demo authorization server's app client, for AgentCore Identity",
-            encryption_key=key,
-            # GetAtt ClientSecret, resolved by CloudFormation at deploy: never in the template.
-            secret_object_value={"client_secret": SecretValue.resource_attribute(self.cfn_client.attr_client_secret)},
-            removal_policy=lifecycle.removal_policy,
-        )
-        not_rotatable = (
-            "The value is generated by Cognito for the app client and cannot be rotated by Secrets Manager; rotate by replacing the client."
-        )
-        acknowledge(self.client_secret, "AwsSolutions-SMG4", not_rotatable)
-        acknowledge(self.client_secret, "NIST.800.53.R5-SecretsManagerRotationEnabled", not_rotatable)
-        self.client_secret_json_key = "client_secret"  # noqa: S105 - a JSON key name, not a secret
+        # Cognito holds up to 1,000 app clients per user pool ("Quotas in Amazon Cognito"); config allows ten providers.
+        self.clients: dict[str, DemoClient] = {
+            provider.name: DemoClient(
+                self,
+                f"AgentCoreClient{provider.id_part}",
+                user_pool=self.user_pool,
+                client_name=f"{DEMO_CLIENT_NAME_PREFIX}-{provider.name}",
+                scopes=[self._scope_name(s) for s in provider.scope_names],
+                key=key,
+                lifecycle=lifecycle,
+            )
+            for provider in providers
+        }
+
+    def _scope_name(self, scope: str) -> str:
+        """`demo-api/notes.read`, its identifier read from the resource server: a new resource server re-registers the clients."""
+        return f"{self.resource_server.user_pool_resource_server_id}/{scope.split('/', 1)[1]}"
 
     @property
     def discovery_url(self) -> str:

@@ -11,22 +11,18 @@ on the table ARN (no index, no Scan or Query) and the table key only through Dyn
 
 from __future__ import annotations
 
-from aws_cdk import Stack, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms
+from aws_cdk import aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms
 from constructs import Construct
 
 from stacks.constructs.lifecycle import Lifecycle
 from stacks.constructs.nag import acknowledge
+from stacks.constructs.service_grants import table_key_via_dynamodb
 
 PARTITION_KEY = "session"
 TTL_ATTRIBUTE = "expires_at"
 # Item calls only, exactly those services/session_binding/ledger.py makes: it reads and conditionally writes
 # single items by key; it never deletes (TTL does), lists or queries the table.
 ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-# The same key actions as the demo API's notes table, and only through DynamoDB (kms:ViaService). DynamoDB
-# refuses item writes on a customer-managed-key table without kms:Decrypt (aws-cdk issues 10010, 19531);
-# whether Decrypt alone suffices is not documented, so the set is the one already exercised by the notes
-# table. Assumption, checked in an account by a CloudTrail read of the task's KMS calls (docs/security/iam.md).
-KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
 
 class BindingLedger(Construct):
@@ -59,13 +55,7 @@ class BindingLedger(Construct):
 
     def statements(self) -> list[iam.PolicyStatement]:
         """The binding service's grant: item calls on this table, and the table key only through DynamoDB."""
-        region = Stack.of(self).region
         return [
             iam.PolicyStatement(sid="BindingLedgerItems", actions=list(ITEM_ACTIONS), resources=[self.table.table_arn]),
-            iam.PolicyStatement(
-                sid="BindingLedgerKeyViaDynamoDb",
-                actions=list(KEY_ACTIONS),
-                resources=[self.key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
-            ),
+            table_key_via_dynamodb(self, self.key, sid="BindingLedgerKeyViaDynamoDb"),
         ]

@@ -1,7 +1,10 @@
-"""Registers AgentCore's callback URL at the demo authorization server's app client (a deploy-time custom resource)."""
+"""Registers AgentCore's callback URL at each demo provider's app client of the demo authorization server
+(deploy-time custom resources, one per client, run one after another)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import RemovalPolicy, Stack, aws_cognito as cognito, aws_iam as iam, aws_kms as kms, aws_logs as logs, custom_resources as cr
@@ -41,15 +44,27 @@ def demo_client_settings(*, user_pool_id: str, client_id: str, client_name: str,
 _AWS_CUSTOM_RESOURCE_SINGLETON_ID = "AWS679f53fac002430cb0da5b7982bd2287"
 
 
-class CallbackUrlRegistration(Construct):
-    """Writes every setting of the demo app client, AgentCore's callback URL among them, with no manual step.
+@dataclass(frozen=True)
+class ClientRegistration:
+    """One demo app client and what is written to it: its name, its only scopes, and its provider's callback URL."""
 
-    The credential provider needs the client (id and secret) and the client needs the provider's
-    callback URL, unique per provider and known only once it exists: a cycle CloudFormation cannot
-    express. This custom resource closes it after both exist, calling only
-    `cognito-idp:UpdateUserPoolClient` on the one user pool. It owns the settings alone: any change to
-    them, a new client id or a new callback URL (a replaced provider) changes its parameters, and
-    CloudFormation runs it again.
+    construct_id: str
+    client: cognito.IUserPoolClient
+    client_name: str
+    scopes: Sequence[str]
+    callback_url: str
+
+
+class CallbackUrlRegistration(Construct):
+    """Writes every setting of each demo app client, AgentCore's callback URL among them, with no manual step.
+
+    A credential provider needs its client (id and secret) and the client needs the provider's callback
+    URL, unique per provider and known only once it exists: a cycle CloudFormation cannot express. One
+    custom resource per client closes it after both exist, calling only `cognito-idp:UpdateUserPoolClient`
+    on the one user pool. Each owns its client's settings alone: any change to them, a new client id or a
+    new callback URL (a replaced provider) changes its parameters, and CloudFormation runs it again. They
+    run one after another (UpdateUserPoolClient is rate-limited per account), and share one log group: the
+    provider function they run on is one per stack, and takes the log group of the first.
     """
 
     def __init__(
@@ -58,34 +73,41 @@ class CallbackUrlRegistration(Construct):
         construct_id: str,
         *,
         user_pool: cognito.IUserPool,
-        client: cognito.IUserPoolClient,
-        client_name: str,
-        scopes: list[str],
-        callback_url: str,
+        clients: Sequence[ClientRegistration],
         logs_key: kms.IKey,
         lifecycle: Lifecycle,
     ) -> None:
         super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(
+            self, "Logs", encryption_key=logs_key, retention=lifecycle.log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.resources: dict[str, cr.AwsCustomResource] = {}
+        previous: cr.AwsCustomResource | None = None
+        for registration in clients:
+            resource = self._register(user_pool, registration, log_group)
+            if previous is not None:
+                resource.node.add_dependency(previous)
+            self.resources[registration.construct_id] = previous = resource
+        self._acknowledge_provider_function()
+
+    def _register(self, user_pool: cognito.IUserPool, registration: ClientRegistration, log_group: logs.ILogGroup) -> cr.AwsCustomResource:
         settings = demo_client_settings(
             user_pool_id=user_pool.user_pool_id,
-            client_id=client.user_pool_client_id,
-            client_name=client_name,
-            scopes=scopes,
-            callback_url=callback_url,
+            client_id=registration.client.user_pool_client_id,
+            client_name=registration.client_name,
+            scopes=list(registration.scopes),
+            callback_url=registration.callback_url,
         )
         call = cr.AwsSdkCall(
             service="CognitoIdentityServiceProvider",
             action="updateUserPoolClient",
             parameters=settings,
             # Any change of settings (new client id, callback, scopes or any other setting) changes the parameters and re-registers.
-            physical_resource_id=cr.PhysicalResourceId.of(client.user_pool_client_id),
+            physical_resource_id=cr.PhysicalResourceId.of(registration.client.user_pool_client_id),
         )
-        log_group = logs.LogGroup(
-            self, "Logs", encryption_key=logs_key, retention=lifecycle.log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
-        self.resource = cr.AwsCustomResource(
+        resource = cr.AwsCustomResource(
             self,
-            "Resource",
+            registration.construct_id,
             on_create=call,
             on_update=call,
             install_latest_aws_sdk=False,
@@ -95,11 +117,11 @@ class CallbackUrlRegistration(Construct):
             ),
         )
         acknowledge(
-            self.resource.node.find_child("CustomResourcePolicy"),
+            resource.node.find_child("CustomResourcePolicy"),
             "NIST.800.53.R5-IAMNoInlinePolicy",
             "Generated by AwsCustomResource for its one call: cognito-idp:UpdateUserPoolClient on the demo user pool only.",
         )
-        self._acknowledge_provider_function()
+        return resource
 
     def _acknowledge_provider_function(self) -> None:
         # The provider function is a per-stack singleton that CDK creates beside this construct.

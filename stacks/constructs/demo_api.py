@@ -13,6 +13,8 @@ with the agent's tool calls and could starve them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, aws_dynamodb as dynamodb, aws_kms as kms
 from constructs import Construct
 
@@ -26,7 +28,8 @@ from stacks.constructs.nag import acknowledge
 class DemoApi(Construct):
     """`services/demo_api` on Lambda (the `lambda` stage of services/Dockerfile), its HTTP API and notes table.
 
-    `url` is the API's base URL (no trailing slash), for the agent's `DEMO_API_URL`.
+    `url` is the API's base URL (no trailing slash), the `api_url` of each demo provider in the agent's `PROVIDERS`.
+    `client_ids` are the demo providers' app clients: a token issued to any of them is accepted (`DEMO_CLIENT_IDS`).
     """
 
     def __init__(
@@ -35,7 +38,7 @@ class DemoApi(Construct):
         construct_id: str,
         *,
         issuer: str,
-        client_id: str,
+        client_ids: Sequence[str],
         app_profile: str,
         point_in_time_recovery: bool,
         logs_key: kms.IKey,
@@ -53,7 +56,7 @@ class DemoApi(Construct):
             environment={
                 env.APP_PROFILE: app_profile,
                 env.DEMO_ISSUER: issuer,
-                env.DEMO_CLIENT_ID: client_id,
+                env.DEMO_CLIENT_IDS: " ".join(client_ids),
                 env.NOTES_TABLE: self.table.table_name,
                 env.LOG_LEVEL: "INFO",
             },
@@ -71,7 +74,7 @@ class DemoApi(Construct):
             self,
             function=self.function,
             issuer=issuer,
-            client_id=client_id,
+            client_ids=client_ids,
             rate_limit=throttle_rate_limit,
             burst_limit=throttle_burst_limit,
             logs_key=logs_key,

@@ -40,7 +40,7 @@ def demo_api_function(
     function = lambda_.DockerImageFunction(
         scope,
         "Function",
-        description="Demo resource API: per-user notes and profile behind OAuth access tokens",
+        description="Demo resource API: per-user notes, tasks and profile behind OAuth access tokens",
         code=lambda_image("demo_api"),
         architecture=lambda_.Architecture.X86_64,
         memory_size=memory_size_mib,

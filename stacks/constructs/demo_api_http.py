@@ -4,6 +4,7 @@ throttled `$default` stage with access logs (no query string, token or claim in 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jsii
@@ -18,7 +19,7 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from stacks.constructs.auth import DEMO_RESOURCE_SERVER_ID
+from cdk_app.config import DEMO_RESOURCE_SERVER_ID
 from stacks.constructs.lifecycle import Lifecycle
 
 # (method, path, scope): the API's only routes, each needing a token carrying its scope. The app's GET /health
@@ -27,6 +28,9 @@ ROUTES = (
     (apigwv2.HttpMethod.GET, "/profile", f"{DEMO_RESOURCE_SERVER_ID}/profile.read"),
     (apigwv2.HttpMethod.GET, "/notes", f"{DEMO_RESOURCE_SERVER_ID}/notes.read"),
     (apigwv2.HttpMethod.POST, "/notes", f"{DEMO_RESOURCE_SERVER_ID}/notes.write"),
+    (apigwv2.HttpMethod.GET, "/tasks", f"{DEMO_RESOURCE_SERVER_ID}/tasks.read"),
+    (apigwv2.HttpMethod.POST, "/tasks", f"{DEMO_RESOURCE_SERVER_ID}/tasks.write"),
+    (apigwv2.HttpMethod.POST, "/tasks/{id}/done", f"{DEMO_RESOURCE_SERVER_ID}/tasks.write"),
 )
 # HTTP API context variables; no query string, no token, no claim.
 ACCESS_LOG_FORMAT = {
@@ -75,7 +79,7 @@ def demo_http_api(
     *,
     function: lambda_.IFunction,
     issuer: str,
-    client_id: str,
+    client_ids: Sequence[str],
     rate_limit: int,
     burst_limit: int,
     logs_key: kms.IKey,
@@ -85,9 +89,10 @@ def demo_http_api(
     api = apigwv2.HttpApi(
         scope, "Api", description="Demo resource API (OAuth access tokens of the demo authorization server)", create_default_stage=False
     )
-    # Cognito access tokens carry no `aud`: API Gateway then matches the audience against `client_id`.
+    # Cognito access tokens carry no `aud`: API Gateway then matches the audience against `client_id`, here any demo
+    # provider's client (at most 50 audiences per authorizer, "Quotas for configuring and running an HTTP API").
     authorizer = authorizers.HttpJwtAuthorizer(
-        "DemoAuthorizationServer", issuer, jwt_audience=[client_id], identity_source=["$request.header.Authorization"]
+        "DemoAuthorizationServer", issuer, jwt_audience=list(client_ids), identity_source=["$request.header.Authorization"]
     )
     integration = integrations.HttpLambdaIntegration("Function", function, payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0)
     for method, path, oauth_scope in ROUTES:

@@ -36,7 +36,7 @@ class ServiceInputs:
     signing_secret: secretsmanager.ISecret
     secrets_key: kms.IKey
     agentcore_arns: AgentCoreArns
-    provider_client_secret: ClientSecretRef
+    provider_client_secrets: tuple[ClientSecretRef, ...]  # one per configured provider, in config order
     logs_key: kms.IKey
     lifecycle: Lifecycle
 

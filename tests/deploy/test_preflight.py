@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,14 @@ from deploy.preflight import PreflightReport, print_report, run_preflight
 from tests.support.moto_aws import ACCOUNT, REGION, MotoAws, moto_aws
 
 DOMAIN = ["-c", "domain_name=agent.example.org", "-c", "hosted_zone_id=Z0123456789ABCDEFGHIJ", "-c", "hosted_zone_name=example.org"]
-GITHUB = ["-c", "provider=github", "-c", "provider_client_id=Iv1.0123456789abcdef", "-c", "provider_client_secret_name=agent/github-oauth"]
+GITHUB_PROVIDER = {
+    "name": "github",
+    "kind": "github",
+    "display_name": "GitHub",
+    "client_id": "Iv1.0123456789abcdef",
+    "client_secret_name": "agent/github-oauth",
+}
+GITHUB = ["-c", f"providers={json.dumps([GITHUB_PROVIDER])}"]
 PLACEHOLDER_LINE = (
     "context key 'domain_name' is the placeholder agent.example.com: pass -c domain_name=... -c hosted_zone_id=... "
     "-c hosted_zone_name=... (or -c certificate_arn=... -c hosted_zone_id= -c hosted_zone_name=)"
@@ -58,7 +66,7 @@ def test_all_good_for_an_external_provider(aws: MotoAws, capsys: pytest.CaptureF
         "config: agentcore-ecs-sandbox-* stacks serving https://agent.example.org/",
         f"account {ACCOUNT}, region {REGION} (arn:aws:sts::{ACCOUNT}:user/moto)",
         "CDK bootstrap version 27 (qualifier hnb659fds)",
-        "provider github: client secret 'agent/github-oauth' exists",
+        "provider github (github): client secret 'agent/github-oauth' exists",
     ]
     assert print_report(report, sys.stdout, sys.stderr) == 0
     out, err = capsys.readouterr()
@@ -75,7 +83,25 @@ def test_all_good_for_demo_with_a_certificate_and_a_pinned_environment(aws: Moto
     report = preflight(aws, argv, region="us-west-2")
 
     assert report.failures == []
-    assert "provider demo: its client and secret are created by the stacks" in report.passed
+    assert "provider notes (demo): its client and secret are created by the stacks" in report.passed
+    assert "provider tasks (demo): its client and secret are created by the stacks" in report.passed
+
+
+def test_each_external_provider_secret_is_checked(aws: MotoAws) -> None:
+    aws.bootstrap()
+    github_secret(aws)
+    demo = {"name": "notes", "kind": "demo", "display_name": "Demo Notes", "scopes": {"demo-api/notes.read": "Read your notes"}}
+    idp = {**GITHUB_PROVIDER, "name": "idp", "kind": "slack", "display_name": "Slack", "client_secret_name": "agent/slack"}
+    report = preflight(aws, [*DOMAIN, "-c", f"providers={json.dumps([demo, GITHUB_PROVIDER, idp])}"])
+    assert report.passed[-2:] == [
+        "provider notes (demo): its client and secret are created by the stacks",
+        "provider github (github): client secret 'agent/github-oauth' exists",
+    ]
+    assert report.failures == [
+        f"provider idp (slack): secret 'agent/slack' not found in {REGION}: create it with "
+        f"`aws secretsmanager create-secret --region {REGION} --name agent/slack "
+        """--secret-string '{"client_secret":"<slack client secret>"}'`"""
+    ]
 
 
 # --------------------------------------------------------------------------- config
@@ -97,12 +123,19 @@ def test_placeholder_zone_under_a_real_looking_name_is_refused_per_key(aws: Moto
 
 
 def test_config_error_is_the_synth_line_and_aws_checks_still_run(aws: MotoAws) -> None:
-    report = preflight(aws, [*DOMAIN, "-c", "provider=github"])
+    no_client = {"name": "github", "kind": "github", "display_name": "GitHub"}
+    report = preflight(aws, [*DOMAIN, "-c", f"providers={json.dumps([no_client])}"])
     assert report.failures == [
-        "config error: context key 'provider_client_id': expected the OAuth client id registered at github; it is missing",
+        "config error: context key 'providers[0].client_id': expected the OAuth client id registered at github; it is missing",
         NOT_BOOTSTRAPPED_LINE,
     ]
-    assert report.skipped == ["provider secret (needs a valid config)"]
+    assert report.skipped == ["provider secrets (need a valid config)"]
+
+
+def test_an_old_provider_key_says_what_to_write_instead(aws: MotoAws) -> None:
+    aws.bootstrap()
+    (line,) = preflight(aws, [*DOMAIN, "-c", "provider=github"]).failures
+    assert line.startswith("config error: context key 'provider': expected the 'providers' list instead, e.g. providers=[{")
 
 
 def test_unknown_key_is_a_config_error(aws: MotoAws) -> None:
@@ -155,7 +188,7 @@ def test_no_credentials_no_region_and_placeholders_are_all_reported_by_the_cli(t
         f"preflight: {PLACEHOLDER_LINE}",
         f"preflight: {NO_REGION_LINE}",
         f"preflight: {NO_CREDENTIALS_LINE}",
-        "preflight: 3 problems, nothing deployed (not checked yet: bootstrap and provider secret)",
+        "preflight: 3 problems, nothing deployed (not checked yet: bootstrap and provider secrets)",
     ]
 
 
@@ -238,9 +271,10 @@ def test_bootstrap_too_old(aws: MotoAws) -> None:
 
 def test_provider_secret_missing(aws: MotoAws) -> None:
     aws.bootstrap()
-    report = preflight(aws, [*DOMAIN, *GITHUB, "-c", "provider_client_secret_json_key=secret"])
+    own_key = {**GITHUB_PROVIDER, "client_secret_json_key": "secret"}
+    report = preflight(aws, [*DOMAIN, "-c", f"providers={json.dumps([own_key])}"])
     assert report.failures == [
-        f"provider secret 'agent/github-oauth' not found in {REGION}: create it with "
+        f"provider github (github): secret 'agent/github-oauth' not found in {REGION}: create it with "
         f"`aws secretsmanager create-secret --region {REGION} --name agent/github-oauth "
         """--secret-string '{"secret":"<github client secret>"}'`"""
     ]
@@ -250,7 +284,7 @@ def test_provider_secret_in_another_region_does_not_count(aws: MotoAws) -> None:
     aws.bootstrap()
     aws.client("secretsmanager", "us-east-1").create_secret(Name="agent/github-oauth", SecretString="{}")
     (line,) = preflight(aws, [*DOMAIN, *GITHUB]).failures
-    assert line.startswith(f"provider secret 'agent/github-oauth' not found in {REGION}: create it with")
+    assert line.startswith(f"provider github (github): secret 'agent/github-oauth' not found in {REGION}: create it with")
 
 
 def test_provider_secret_scheduled_for_deletion(aws: MotoAws) -> None:
@@ -258,7 +292,7 @@ def test_provider_secret_scheduled_for_deletion(aws: MotoAws) -> None:
     github_secret(aws)
     aws.client("secretsmanager").delete_secret(SecretId="agent/github-oauth", RecoveryWindowInDays=7)
     assert preflight(aws, [*DOMAIN, *GITHUB]).failures == [
-        "provider secret 'agent/github-oauth' is scheduled for deletion: restore it with "
+        "provider github (github): secret 'agent/github-oauth' is scheduled for deletion: restore it with "
         f"`aws secretsmanager restore-secret --region {REGION} --secret-id agent/github-oauth`"
     ]
 
@@ -297,10 +331,11 @@ def test_caller_without_any_way_to_read_the_bootstrap(aws: MotoAws, capsys: pyte
     ]
     # Unverifiable is not missing: a warning, not a failure.
     assert report.warnings == [
-        "could not check that secret 'agent/github-oauth' exists (AccessDenied); the deploy fails at the credential provider if it does not"
+        "provider github (github): could not check that secret 'agent/github-oauth' exists (AccessDenied); "
+        "the deploy fails at the credential provider if it does not"
     ]
     assert print_report(report, sys.stdout, sys.stderr) == 2
-    assert "preflight: warning: could not check" in capsys.readouterr().err
+    assert "preflight: warning: provider github (github): could not check" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- everything at once, and make
@@ -313,19 +348,19 @@ def test_every_failure_is_printed_not_just_the_first(aws: MotoAws, capsys: pytes
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"preflight: {PLACEHOLDER_LINE}"
     assert err[1] == f"preflight: {NOT_BOOTSTRAPPED_LINE}"
-    assert err[2].startswith("preflight: provider secret 'agent/github-oauth' not found")
+    assert err[2].startswith("preflight: provider github (github): secret 'agent/github-oauth' not found")
     assert err[3] == "preflight: 3 problems, nothing deployed"
 
 
 def test_make_deploy_runs_preflight_then_deploy_then_outputs() -> None:
     result = subprocess.run(
-        [MAKE, "-n", "deploy", "ARGS=-c provider=demo"], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=True
+        [MAKE, "-n", "deploy", "ARGS=-c profile=sandbox"], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=True
     )
     lines = [line for line in result.stdout.splitlines() if "-m deploy." in line or " deploy --all" in line]
     assert lines == [
-        ".venv/bin/python -m deploy.preflight -c provider=demo",
-        "node_modules/.bin/cdk deploy --all --no-notices --no-version-reporting --require-approval broadening -c provider=demo",
-        ".venv/bin/python -m deploy.outputs -c provider=demo",
+        ".venv/bin/python -m deploy.preflight -c profile=sandbox",
+        "node_modules/.bin/cdk deploy --all --no-notices --no-version-reporting --require-approval broadening -c profile=sandbox",
+        ".venv/bin/python -m deploy.outputs -c profile=sandbox",
     ]
 
 

@@ -4,16 +4,20 @@ no AgentCore): a check that cannot run is skipped with its reason, a check that 
 from __future__ import annotations
 
 import io
+import json
 import socket
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
+from cdk_app.config import load_config
+from deploy.cdk_args import PROJECT_DIR
 from deploy.verify.__main__ import main, with_demo_arguments
 from deploy.verify.agentcore_checks import _caller_problem
 from deploy.verify.checks import ALL_CHECKS
 from deploy.verify.report import Status, exit_code, failed, github_annotations, passed, render, skipped
+from deploy.verify.sources import Explicit, from_arguments
 from tests.support.moto_aws import REGION, MotoAws, moto_aws
 
 POOL_ID = f"{REGION}_AbCdEf123"
@@ -81,14 +85,32 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MotoAws:
 def test_without_a_url_the_stack_outputs_name_the_agent_and_the_account(aws: MotoAws) -> None:
     url = closed_port_url()
     aws.create_stack("agentcore-ecs-sandbox-services", {"AgentUrl": url + "/", "SignInUserPoolId": POOL_ID})
-    aws.create_stack("agentcore-ecs-sandbox-agent-identity", {"ProviderCallbackUrl": "https://callback.example/x"})
+    callbacks = {"CallbackUrlNotes": "https://callback.example/n", "CallbackUrlTasks": "https://callback.example/t"}
+    aws.create_stack("agentcore-ecs-sandbox-agent-identity", callbacks)
     code, lines = run(["--check", "health", "--check", "callback_url_registered"], clients=aws.clients())
     assert code == 1  # nothing listens at the AgentUrl
     assert lines[0] == f"Verified account 123456789012 in {REGION}, {url}/:"
     assert lines[1].startswith("FAIL  health")
+    # The first configured provider's credential provider, unless --provider-name names another.
     assert (
-        lines[2].startswith("skip  callback_url_registered") and "GetOauth2CredentialProvider agentcore-ecs-sandbox-demo failed" in lines[2]
+        lines[2].startswith("skip  callback_url_registered")
+        and "GetOauth2CredentialProvider agentcore-ecs-sandbox-notes failed" in lines[2]
     )
+
+
+def test_the_callback_check_asks_for_the_providers_own_scopes() -> None:
+    """A demo client may ask for its provider's scopes only: the check's authorization request carries them."""
+    config = load_config(json.loads((PROJECT_DIR / "cdk.json").read_text())["context"])
+    given = Explicit(
+        url="http://127.0.0.1:1", client_id="c", callback_url="https://callback.example/t", consent_issuer="https://idp.example"
+    )
+    target = from_arguments(given, config, None)
+    assert target.consent is not None and target.consent.scope == "demo-api/profile.read demo-api/notes.read demo-api/notes.write"
+    tasks = from_arguments(Explicit(**{**given.__dict__, "provider_name": "agentcore-ecs-sandbox-tasks"}), config, None)
+    assert tasks.provider_name == "agentcore-ecs-sandbox-tasks"
+    assert tasks.consent is not None and tasks.consent.scope == "demo-api/tasks.read demo-api/tasks.write"
+    explicit = from_arguments(Explicit(**{**given.__dict__, "scope": "openid"}), config, None)
+    assert explicit.consent is not None and explicit.consent.scope == "openid"
 
 
 def test_without_a_url_or_a_deployed_stack_the_run_stops_with_what_to_do(aws: MotoAws, capsys: pytest.CaptureFixture[str]) -> None:

@@ -153,9 +153,9 @@ def ask(person: Person, text: str) -> None:
 
 
 def authorize_button(person: Person) -> Locator:
-    card = person.page.get_by_role("region", name="Demo API needs your permission").last
+    card = person.page.get_by_role("region", name="Demo Notes needs your permission").last
     expect(card).to_be_visible()
-    button = card.get_by_role("button", name="Authorize Demo API")
+    button = card.get_by_role("button", name="Authorize Demo Notes")
     expect(button).to_be_visible()
     return button
 
@@ -168,6 +168,25 @@ def consent(person: Person, *, shot: bool = False, allow: bool = True) -> None:
     if shot:
         person.shot("consent", docs="provider-consent")
     page.get_by_role("button", name="Allow" if allow else "Deny").click()
+
+
+def authorize(person: Person, display_name: str) -> None:
+    """Press the permission card's button for the provider people know as `display_name`."""
+    card = person.page.get_by_role("region", name=f"{display_name} needs your permission").last
+    expect(card).to_be_visible()
+    card.get_by_role("button", name=f"Authorize {display_name}").click()
+
+
+def allow(person: Person) -> None:
+    """At the demo authorization server: sign in there unless this browser already is, Allow, and return to the agent."""
+    page = person.page
+    button = page.get_by_role("button", name="Allow")
+    if not button.is_visible():
+        fill_login(page, person.user, CONSENT_TITLE)
+    expect(button).to_be_visible()
+    button.click()
+    expect(page.get_by_role("heading", name="Authorization complete")).to_be_visible()
+    page.get_by_role("link", name="Return to the agent").click()
 
 
 def assistant_says(person: Person, text: str) -> None:

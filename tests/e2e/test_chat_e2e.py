@@ -121,10 +121,11 @@ def ask(person: Person, text: str) -> None:
 def authorize_button(person: Person) -> Locator:
     """The permission card the first "Who am I?" brings up, and its button."""
     page = person.page
-    card = page.get_by_role("region", name="Demo API needs your permission")
+    card = page.get_by_role("region", name="Demo Notes needs your permission")
     expect(card).to_be_visible()
-    expect(card.get_by_role("listitem")).to_have_text(["demo-api/notes.read", "demo-api/notes.write", "demo-api/profile.read"])
-    button = card.get_by_role("button", name="Authorize Demo API")
+    # The permissions in words, as configured (tests/services/conftest.py SCOPE_WORDS), never the raw scopes.
+    expect(card.get_by_role("listitem")).to_have_text(["See your profile", "Read your notes", "Create, change and delete your notes"])
+    button = card.get_by_role("button", name="Authorize Demo Notes")
     expect(button).to_be_focused()
     waiting = page.locator("#messages .entry-tool")
     expect(waiting).to_have_attribute("data-state", "stopped")
@@ -161,7 +162,7 @@ def test_consent_round_trip_in_the_browser_resumes_the_request(site: Site) -> No
 
     assert urlsplit(page.url).path == "/"
     assert page.locator("#messages .bubble-user").all_text_contents() == ["Who am I?"]
-    assert page.get_by_role("button", name="Authorize Demo API").count() == 0
+    assert page.get_by_role("button", name="Authorize Demo Notes").count() == 0
     assert page.evaluate("() => sessionStorage.getItem('agent.pending')") is None
     assert len(site.completions()) == 1, "CompleteResourceTokenAuth exactly once"
     assert len(site.provider.hits) == 1

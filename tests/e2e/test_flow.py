@@ -7,7 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import expect
 
-from local.demo.stack import CLIENT_SECRET_JSON_KEY, PROVIDER_NAME, SCOPES, WORKLOAD_NAME
+from local.demo.providers import CLIENT_SECRET_JSON_KEY
+from local.demo.stack import PROVIDER_NAME, SCOPES, WORKLOAD_NAME
 from local.idp import ALICE, BOB
 from tests.e2e.conftest import Site, ask, assistant_says, authorize_button, consent, sign_in
 
@@ -47,7 +48,7 @@ def test_alice_signs_in_consents_and_sees_her_notes(site: Site) -> None:
     ask(alice, "show my notes")
     assistant_says(alice, "- water the plants")
     alice.shot("notes", docs="chat")
-    assert page.get_by_role("button", name="Authorize Demo API").count() == 0
+    assert page.get_by_role("button", name="Authorize Demo Notes").count() == 0
     assert site.completions() == 1, "no second consent"
     alice.watch.assert_clean()
 
@@ -93,9 +94,9 @@ def test_deny_at_the_provider_stores_nothing_and_the_chat_says_so_with_try_again
     page.get_by_role("link", name="Return to the application").click()
     card = page.get_by_role("region", name="Permission not given")
     expect(card).to_contain_text(
-        "The agent did not get permission to use Demo API: it was declined or could not be completed. Nothing was shared."
+        "The agent did not get permission to use Demo Notes: it was declined or could not be completed. Nothing was shared."
     )
-    assert page.get_by_role("button", name="Authorize Demo API").count() == 0, "no silent loop back to the consent card"
+    assert page.get_by_role("button", name="Authorize Demo Notes").count() == 0, "no silent loop back to the consent card"
     alice.shot("declined", docs="declined")
 
     # Try again: a fresh consent, approved this time (already signed in at the provider: straight to its page).
@@ -118,12 +119,12 @@ def test_cancel_after_a_declined_consent_asks_nothing_more(site: Site) -> None:
     page.get_by_role("link", name="Return to the application").click()
     card = page.get_by_role("region", name="Permission not given")
     card.get_by_role("button", name="Cancel").click()
-    expect(page.get_by_text("Cancelled. Nothing was shared with Demo API.")).to_be_visible()
+    expect(page.get_by_text("Cancelled. Nothing was shared with Demo Notes.")).to_be_visible()
     expect(card.get_by_role("button", name="Try again")).to_be_disabled()
     page.reload()  # nothing is waiting any more: no request runs again, no card comes back
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
     assert page.get_by_role("region", name="Permission not given").count() == 0
-    assert page.get_by_role("button", name="Authorize Demo API").count() == 0
+    assert page.get_by_role("button", name="Authorize Demo Notes").count() == 0
     assert site.vault() == {} and site.completions() == 0
 
 

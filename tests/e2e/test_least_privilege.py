@@ -20,7 +20,7 @@ from local.iam.policy import Decision
 from local.iam.principals import Principal, Principals
 from local.iam.templates import UNRESOLVED
 from local.idp import ALICE, OIDC_PROVIDER_DIR
-from tests.e2e.conftest import SESSION_TTL_S, Site, ask, assistant_says, authorize_button, consent, sign_in
+from tests.e2e.conftest import SESSION_TTL_S, Site, allow, ask, assistant_says, authorize, authorize_button, consent, sign_in
 
 # Actions of these services the templates grant and the flow below must use, on every resource the local stack
 # has (not logs, not KMS keys of DynamoDB tables: the local DynamoDB has no encryption or log groups).
@@ -76,6 +76,13 @@ def _consent_and_show_notes(site: Site) -> None:
     assistant_says(alice, "You have no notes yet")
     ask(alice, "add a note: least privilege")
     assistant_says(alice, "Added your note: least privilege")
+    # The second provider (its own credential provider and client secret), and the connected accounts page.
+    ask(alice, "add a task: least privilege")
+    authorize(alice, "Demo Tasks")
+    allow(alice)
+    assistant_says(alice, "Added to your task list: least privilege")
+    alice.page.goto(site.url + "/connections")
+    expect(alice.page.get_by_role("region", name="Demo Tasks")).to_contain_text("Status: Connected")
 
 
 def test_the_flow_passes_with_the_synthesized_statements_and_uses_every_grant(site: Site) -> None:

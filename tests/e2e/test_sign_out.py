@@ -15,7 +15,7 @@ def test_alice_signs_out_and_bob_signs_in_in_the_same_browser(site: Site) -> Non
     sign_in(site, alice)
     expect(page.get_by_text(f"Signed in as {ALICE.email}")).to_be_visible()
     ask(alice, "who am I")
-    expect(page.get_by_role("button", name="Authorize Demo API")).to_be_visible()
+    expect(page.get_by_role("button", name="Authorize Demo Notes")).to_be_visible()
     alice.shot("signed-in")
 
     page.get_by_role("button", name="Sign out").click()
@@ -32,6 +32,6 @@ def test_alice_signs_out_and_bob_signs_in_in_the_same_browser(site: Site) -> Non
     expect(page.get_by_text(f"Signed in as {BOB.email}")).to_be_visible()
     expect(page.locator("#messages")).not_to_contain_text("who am I")  # alice's conversation is gone from the tab
     ask(alice, "who am I")
-    expect(page.get_by_role("button", name="Authorize Demo API")).to_be_visible()
+    expect(page.get_by_role("button", name="Authorize Demo Notes")).to_be_visible()
     alice.shot("bob-signed-in")
     alice.watch.assert_clean()

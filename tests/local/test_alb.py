@@ -277,10 +277,10 @@ def test_an_idle_target_connection_is_closed_by_the_listener_after_its_idle_time
             signer_arn=SIGNER,
             upstream_timeout_s=0.3,
         )
-        with LiveServer(create_alb_app(config, AlbSigningKey()), lifespan="on", port=port, proxy_headers=False) as listener:
-            with httpx.Client(base_url=listener.base_url, trust_env=False) as client:
-                first, again = (client.get("/health").json()["port"] for _ in range(2))
-                time.sleep(0.6)
-                later = client.get("/health").json()["port"]
+        listener = LiveServer(create_alb_app(config, AlbSigningKey()), lifespan="on", port=port, proxy_headers=False)
+        with listener, httpx.Client(base_url=listener.base_url, trust_env=False) as client:
+            first, again = (client.get("/health").json()["port"] for _ in range(2))
+            time.sleep(0.6)
+            later = client.get("/health").json()["port"]
     assert first == again, "a connection used a moment ago is reused"
     assert later != first, "a connection idle past the listener's idle timeout is not"

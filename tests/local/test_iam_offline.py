@@ -20,7 +20,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from local.agentcore_identity import Emulator
-from local.demo.stack import PROVIDER_NAME, WORKLOAD_NAME
+from local.demo.stack import PROVIDER_NAME, PROVIDERS, WORKLOAD_NAME
 from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, create_table
 from local.iam.dynamodb import Unauthorizable, needs
 from local.iam.policy import Decision, Statement
@@ -36,9 +36,9 @@ LOCAL = LocalResources(
     partition="aws",
     region=REGION,
     account=ACCOUNT,
-    client_secret_arn=SECRET,
+    client_secrets={p.credential_provider: f"{SECRET}-{p.name}" for p in PROVIDERS} | {PROVIDER_NAME: SECRET},
     client_secret_key_arn=KEY,
-    tables={names.BINDING_TABLE: TABLE + "ledger", names.NOTES_TABLE: TABLE + "notes"},
+    tables={names.BINDING_TABLE: TABLE + "ledger", names.NOTES_TABLE: TABLE + "notes", names.CONNECTIONS_TABLE: TABLE + "connections"},
 )
 CHECKED = ("bedrock-agentcore:", "dynamodb:", "secretsmanager:", "kms:")
 FAST = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=5)
@@ -69,7 +69,10 @@ def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 
 
 def test_the_local_stack_uses_the_names_the_stacks_deploy(templates: Templates) -> None:
-    assert templates.names() == {"workload_identity": WORKLOAD_NAME, "credential_provider": PROVIDER_NAME}
+    assert templates.names() == {
+        "workload_identity": (WORKLOAD_NAME,),
+        "credential_providers": tuple(sorted(p.credential_provider for p in PROVIDERS)),
+    }
 
 
 def test_every_statement_the_local_stand_ins_check_resolves_to_a_local_arn(templates: Templates) -> None:

@@ -99,7 +99,7 @@ def _start(access_token_ttl_s: int = 3600, *, skip_consent_when_granted: bool = 
         sign_in_port=sign_in_port,
         consent_port=consent_port,
         sign_in_client=SIGN_IN_CLIENT,
-        consent_client=CONSENT_CLIENT,
+        consent_clients=(CONSENT_CLIENT,),
         access_token_ttl_s=access_token_ttl_s,
         skip_consent_when_granted=skip_consent_when_granted,
     )
@@ -270,7 +270,7 @@ def refresh(consent: str, refresh_token: str) -> httpx.Response:
 def demo_api_verifier(consent: str, clock: Any = time.time) -> AccessTokenVerifier:
     """The demo API's own verifier, set up like services/demo_api/main.py does, keys from discovery."""
     jwks_uri = httpx.get(endpoints(consent).discovery, timeout=TIMEOUT).json()["jwks_uri"]
-    return AccessTokenVerifier(issuer=consent, client_id=CONSENT_CLIENT.client_id, keys=JwksKeyStore(jwks_uri), clock=clock)
+    return AccessTokenVerifier(issuer=consent, client_ids={CONSENT_CLIENT.client_id}, keys=JwksKeyStore(jwks_uri), clock=clock)
 
 
 def b64url_json(segment: str) -> dict[str, Any]:
@@ -667,7 +667,7 @@ def granted(consent: str, body: dict[str, Any]) -> tuple[str, frozenset[str]]:
 
 
 def test_demo_config_passes_skip_consent_when_granted_to_the_consent_issuer() -> None:
-    default = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_client=CONSENT_CLIENT)
+    default = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_clients=(CONSENT_CLIENT,))
     assert default["issuers"][1]["skip_consent_when_granted"] is True
     assert "skip_consent_when_granted" not in default["issuers"][0]  # the sign-in issuer has no consent page
     off = demo_config(
@@ -675,7 +675,7 @@ def test_demo_config_passes_skip_consent_when_granted_to_the_consent_issuer() ->
         sign_in_port=1,
         consent_port=2,
         sign_in_client=SIGN_IN_CLIENT,
-        consent_client=CONSENT_CLIENT,
+        consent_clients=(CONSENT_CLIENT,),
         skip_consent_when_granted=False,
     )
     assert off["issuers"][1]["skip_consent_when_granted"] is False
@@ -693,7 +693,7 @@ def test_demo_config_passes_skip_consent_when_granted_to_the_consent_issuer() ->
     ],
 )
 def test_node_checks_skip_consent_when_granted(tmp_path: Path, _node_idp_available: None, issuer: int, value: Any, message: str) -> None:
-    config = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_client=CONSENT_CLIENT)
+    config = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_clients=(CONSENT_CLIENT,))
     config["issuers"][issuer]["skip_consent_when_granted"] = value
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(config))
@@ -765,7 +765,7 @@ def test_scopes_not_yet_granted_bring_the_consent_page_back(remembering: str) ->
 
         everything = request(browser, consent, API_SCOPES)
         page = consent_page(browser, everything)
-        assert scopes_on(page) == [PROFILE]
+        assert scopes_on(page) == [s for s in DEMO_API_SCOPES if s not in (READ, WRITE)]
         decide(browser, page, everything, "allow")
 
         for scope in (READ, f"{READ} {WRITE}", f"openid {API_SCOPES}", API_SCOPES):
@@ -899,7 +899,7 @@ def test_idp_process_stops_and_leaves_nothing_behind(idp: IdpProcess) -> None:
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, _node_idp_available: None) -> None:
-    config = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_client=CONSENT_CLIENT)
+    config = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_clients=(CONSENT_CLIENT,))
     config["issuers"][1]["clients"][0]["redirect_uris"] = ["not a url"]
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(config))
@@ -923,7 +923,7 @@ LAUNCHER = """
 import sys, time
 from local.idp import IdpProcess, demo_config, ClientSpec
 client = ClientSpec(client_id="c", client_secret="s", redirect_uris=("http://127.0.0.1:1/cb",))
-config = demo_config(host="127.0.0.1", sign_in_port=int(sys.argv[1]), consent_port=int(sys.argv[2]), sign_in_client=client, consent_client=client)
+config = demo_config(host="127.0.0.1", sign_in_port=int(sys.argv[1]), consent_port=int(sys.argv[2]), sign_in_client=client, consent_clients=(client,))
 process = IdpProcess(config).start(timeout_s=15)
 print(process.pid, flush=True)
 time.sleep(60)

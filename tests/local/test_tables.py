@@ -1,14 +1,14 @@
 """The local DynamoDB tables (`local/dynamodb.py`) have the shapes the CDK deploys.
 
-`make demo` and the tests create their tables from `NOTES_TABLE` and `BINDING_TABLE`; a key renamed
-in a construct but not there would let the local stack pass with a table AWS never has.
+`make demo` and the tests create their tables from `NOTES_TABLE`, `BINDING_TABLE` and `CONNECTIONS_TABLE`; a key
+renamed in a construct but not there would let the local stack pass with a table AWS never has.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from local.dynamodb import BINDING_TABLE, NOTES_TABLE, TableShape
+from local.dynamodb import BINDING_TABLE, CONNECTIONS_TABLE, NOTES_TABLE, TableShape
 from tests.stacks.conftest import Synth, demo, resources
 
 __all__ = ["demo"]  # the synthesized default app, a fixture
@@ -39,3 +39,8 @@ def test_the_local_binding_table_is_the_ledgers(demo: Synth) -> None:
     partition_key = [{"AttributeName": BINDING_TABLE.partition_key[0], "KeyType": "HASH"}]
     [properties] = [p for p in _tables(demo.raw("services")).values() if p["KeySchema"] == partition_key]
     _assert_shape(properties, BINDING_TABLE)
+
+
+def test_the_local_connections_table_is_the_registrys(demo: Synth) -> None:
+    [properties] = [p for name, p in _tables(demo.raw("services")).items() if name.startswith("ConnectionsTable")]
+    _assert_shape(properties, CONNECTIONS_TABLE)

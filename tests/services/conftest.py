@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from local.agentcore_identity import AgentCoreStandIn
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.bedrock import BedrockStandIn
-from local.dynamodb import BINDING_TABLE, LocalDynamoDB, create_table
+from local.dynamodb import BINDING_TABLE, CONNECTIONS_TABLE, LocalDynamoDB, create_table
 from local.standins.resource_api import ResourceStandIn
 from services.agent.main import create_app as create_agent_app
 from services.agent.settings import AgentSettings
@@ -74,16 +74,24 @@ def agentcore(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentCoreStandIn]:
 
 @pytest.fixture
 def binding_table(local_dynamodb: LocalDynamoDB, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh sessions table on the local DynamoDB server, which boto3 finds as in the local stack."""
+    """A fresh sessions table on the local DynamoDB server, which boto3 finds as in the local stack, and its
+    connections table (`connections_table_of`)."""
     name = f"binding-{uuid.uuid4().hex[:12]}"
     create_table(local_dynamodb.client(), name, BINDING_TABLE)
+    create_table(local_dynamodb.client(), connections_table_of(name), CONNECTIONS_TABLE)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", local_dynamodb.endpoint)
     return name
+
+
+def connections_table_of(binding_table: str) -> str:
+    """The connections table created with a test's sessions table."""
+    return "connections-" + binding_table.removeprefix("binding-")
 
 
 def binding_settings(key_server: KeyServer, table: str = "unused-table", **overrides: Any) -> BindingSettings:
     values: dict[str, Any] = {
         "binding_table": table,
+        "connections_table": connections_table_of(table),
         "app_profile": "local",
         "aws_region": REGION,
         "public_base_url": ORIGIN,
@@ -227,6 +235,28 @@ def resource() -> Iterator[ResourceStandIn]:
     standin.stop()
 
 
+SCOPE_WORDS = {
+    "demo-api/profile.read": "See your profile",
+    "demo-api/notes.read": "Read your notes",
+    "demo-api/notes.write": "Create, change and delete your notes",
+    "demo-api/tasks.read": "Read your task list",
+    "demo-api/tasks.write": "Add and complete tasks",
+}
+
+
+def demo_provider(api_url: str | None, *, scopes: str = AGENT_SCOPES, **fields: Any) -> dict[str, Any]:
+    """One entry of the agent's PROVIDERS: the demo notes provider unless `fields` say otherwise."""
+    entry: dict[str, Any] = {
+        "name": "notes",
+        "kind": "demo",
+        "display_name": "Demo Notes",
+        "credential_provider": PROVIDER,
+        "scopes": {scope: SCOPE_WORDS.get(scope, f"Use {scope}") for scope in scopes.split()},
+        "api_url": api_url,
+    }
+    return entry | fields
+
+
 def agent_settings(key_server: KeyServer, resource: ResourceStandIn, **overrides: Any) -> AgentSettings:
     values: dict[str, Any] = {
         "app_profile": "local",
@@ -241,12 +271,10 @@ def agent_settings(key_server: KeyServer, resource: ResourceStandIn, **overrides
         "bedrock_model_id": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
         "bedrock_max_attempts": 2,
         "workload_identity_name": "agentcore-ecs-local-agent",
-        "credential_provider_name": PROVIDER,
-        "provider_kind": "demo",
-        "provider_scopes": AGENT_SCOPES,
+        "providers": [demo_provider(resource.base_url)],
+        "connections_table": "unused-connections",
         "session_binding_url": f"{ORIGIN}/oauth2/session-binding",
         "sign_out_url": "https://signin.example/logout?client_id=alb-client&logout_uri=https%3A%2F%2Fagent.example.com%2Fsigned-out",
-        "demo_api_url": resource.base_url,
         "tool_timeout_s": 2.0,
     }
     values.update(overrides)
@@ -332,19 +360,23 @@ class AgentHarness:
         state = self.agentcore.custom_states[session]
         back = browser.client.get("/oauth2/session-binding", params={"session_id": session, "state": state}, headers=browser.headers())
         assert back.status_code == 200, back.text
+        # One name for the provider on every page: the card's, not AgentCore's credential provider name.
+        assert f"access to {prompt['display_name']}" in back.text, back.text
 
 
 @pytest.fixture
 def make_agent(
     make_harness: Callable[..., BindingHarness],
     key_server: KeyServer,
+    *,
     agentcore: AgentCoreStandIn,
     bedrock: BedrockStandIn,
     resource: ResourceStandIn,
+    binding_table: str,
 ) -> Callable[..., AgentHarness]:
     def make(**overrides: Any) -> AgentHarness:
         binding = make_harness()
-        settings = agent_settings(key_server, resource, **overrides)
+        settings = agent_settings(key_server, resource, **({"connections_table": connections_table_of(binding_table)} | overrides))
         agent_app = create_agent_app(lambda: settings, clock=binding.now)
         return AgentHarness(AlbRouter(agent_app, binding.app), agent_app, binding, agentcore, bedrock, resource)
 

@@ -24,7 +24,37 @@ from services.session_binding.settings import BindingSettings
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 
-GITHUB = (("provider", "github"), ("provider_client_id", "Iv1.0123456789abcdef"), ("provider_client_secret_name", "agent/github-oauth"))
+GITHUB_PROVIDER: dict[str, Any] = {
+    "name": "github",
+    "kind": "github",
+    "display_name": "GitHub",
+    "client_id": "Iv1.0123456789abcdef",
+    "client_secret_name": "agent/github-oauth",
+}
+IDP_PROVIDER: dict[str, Any] = {
+    "name": "idp",
+    "kind": "custom-oidc",
+    "display_name": "Company IdP",
+    "client_id": "agent",
+    "client_secret_name": "idp/agent",
+    "discovery_url": "https://idp.example.org/.well-known/openid-configuration",
+}
+NOTES_PROVIDER: dict[str, Any] = {
+    "name": "notes",
+    "kind": "demo",
+    "display_name": "Demo Notes",
+    "scopes": {"demo-api/notes.read": "Read your notes", "demo-api/notes.write": "Create, change and delete your notes"},
+}
+
+
+def providers(*entries: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The `providers` override as `-c providers='[...]'` spells it (a string: overrides stay hashable for `synth`)."""
+    return (("providers", json.dumps(list(entries))),)
+
+
+GITHUB = providers(GITHUB_PROVIDER)
+# Three kinds at once: a demo provider (the in-stack authorization server), a vendor, and a custom OIDC provider.
+THREE = providers(NOTES_PROVIDER, GITHUB_PROVIDER, IDP_PROVIDER)
 PROD = (("profile", "prod"),)
 CERT = (
     ("hosted_zone_id", ""),
@@ -76,6 +106,11 @@ def prod() -> Synth:
 @pytest.fixture(scope="session")
 def github() -> Synth:
     return synth(GITHUB)
+
+
+@pytest.fixture(scope="session")
+def three() -> Synth:
+    return synth(THREE)
 
 
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

@@ -58,6 +58,7 @@ SANDBOX_SHAPES = (
     "github-deploy-role",
     "binding-on-lambda",
     "custom-oidc-plain-model",
+    "three-providers",
 )
 
 SKIPS: tuple[Skip, ...] = (
@@ -127,6 +128,16 @@ SKIPS: tuple[Skip, ...] = (
         "Wants point-in-time recovery on the session binding ledger. Sandbox only: its items outlive their session by an "
         "hour, and a table deleted with point-in-time recovery leaves a 35-day system backup, so `cdk destroy --all` would "
         "not remove everything. The prod profile turns it on.",
+        shapes=SANDBOX_SHAPES,
+        when="sandbox",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_28",
+        ("Services/Connections/Table/Resource",),
+        "Wants point-in-time recovery on the connections registry. Sandbox only: a demo's registry is disposable, and a "
+        "table deleted with point-in-time recovery leaves a 35-day system backup, so `cdk destroy --all` would not remove "
+        "everything. The prod profile turns it on.",
         shapes=SANDBOX_SHAPES,
         when="sandbox",
     ),

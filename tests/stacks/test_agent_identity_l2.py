@@ -1,5 +1,6 @@
-"""The workload identity and credential provider are aws-cdk-lib's stable L2 constructs, at the logical ids they
-had as L1s (a new id would replace the resource and, with it, AgentCore's callback URL); and the two reasons the
+"""The workload identity and the credential providers are aws-cdk-lib's stable L2 constructs, at stable logical ids
+(the workload identity's since it was an L1; each credential provider's made of its provider's name: a new id would
+replace the resource and, with it, AgentCore's callback URL); and the two reasons the
 L2 is used only in part still hold: its vendor factories cannot reference an EXTERNAL secret, and its `grant_use`
 bundles token reads with consent completion (stacks/constructs/agent_identity.py)."""
 
@@ -12,41 +13,53 @@ import pytest
 from aws_cdk import aws_bedrockagentcore as agentcore, aws_iam as iam
 from aws_cdk.assertions import Template
 
-from tests.stacks.conftest import GITHUB, PROD, Synth, as_list, render, resources, synth
+from tests.stacks.conftest import GITHUB, PROD, THREE, Synth, as_list, providers, render, resources, synth
 
-# Logical ids of the stateful AgentCore resources since they were first deployed: these must never change.
-LOGICAL_IDS = {
-    "AWS::BedrockAgentCore::WorkloadIdentity": "WorkloadIdentityC18104DE",
-    "AWS::BedrockAgentCore::OAuth2CredentialProvider": "CredentialProviderD27657F5",
+# Logical ids of the stateful AgentCore resources: these must never change. A credential provider's is
+# `CredentialProvider<Name>` and a hash of that construct path, so the same provider name keeps it in every shape.
+WORKLOAD_IDENTITY_ID = "WorkloadIdentityC18104DE"
+CREDENTIAL_PROVIDER_IDS = {
+    "notes": "CredentialProviderNotesE2E8F0F4",
+    "tasks": "CredentialProviderTasks93FE2A1E",
+    "github": "CredentialProviderGithub84212E66",
+    "idp": "CredentialProviderIdpA49D33B4",
 }
 VENDORS = {
-    "google": ("GoogleOauth2", "GoogleOauth2ProviderConfig", ()),
-    "slack": ("SlackOauth2", "SlackOauth2ProviderConfig", ()),
-    "microsoft": ("MicrosoftOauth2", "MicrosoftOauth2ProviderConfig", ()),
-    "microsoft-tenant": ("MicrosoftOauth2", "MicrosoftOauth2ProviderConfig", (("microsoft_tenant_id", "contoso.onmicrosoft.com"),)),
+    "google": ("GoogleOauth2", "GoogleOauth2ProviderConfig", {}),
+    "slack": ("SlackOauth2", "SlackOauth2ProviderConfig", {}),
+    "microsoft": ("MicrosoftOauth2", "MicrosoftOauth2ProviderConfig", {}),
+    "microsoft-tenant": ("MicrosoftOauth2", "MicrosoftOauth2ProviderConfig", {"microsoft_tenant_id": "contoso.onmicrosoft.com"}),
 }
 
 
-@pytest.mark.parametrize("overrides", [(), PROD, GITHUB], ids=["demo", "prod", "github"])
-def test_l2_constructs_keep_the_logical_ids(overrides: tuple[tuple[str, str], ...]) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [((), ["notes", "tasks"]), (PROD, ["notes", "tasks"]), (GITHUB, ["github"]), (THREE, ["notes", "github", "idp"])],
+    ids=["demo", "prod", "github", "three"],
+)
+def test_l2_constructs_keep_the_logical_ids(overrides: tuple[tuple[str, str], ...], names: list[str]) -> None:
     built = synth(overrides)
     stack = built.stacks.agent_identity
     assert isinstance(stack.workload_identity, agentcore.WorkloadIdentity)
-    assert isinstance(stack.credential_provider, agentcore.OAuth2CredentialProvider)
+    assert list(stack.credential_providers) == names
+    assert all(isinstance(p, agentcore.OAuth2CredentialProvider) for p in stack.credential_providers.values())
     template = built.raw("agent_identity")
-    for resource_type, logical_id in LOGICAL_IDS.items():
-        assert list(resources(template, resource_type)) == [logical_id]
+    assert list(resources(template, "AWS::BedrockAgentCore::WorkloadIdentity")) == [WORKLOAD_IDENTITY_ID]
+    assert list(resources(template, "AWS::BedrockAgentCore::OAuth2CredentialProvider")) == [CREDENTIAL_PROVIDER_IDS[n] for n in names]
 
 
-def test_the_callback_url_is_the_providers_attribute(demo: Synth) -> None:
-    assert render(demo.raw("agent_identity")["Outputs"]["ProviderCallbackUrl"]["Value"]) == "${CredentialProviderD27657F5.CallbackUrl}"
+def test_the_callback_urls_are_the_providers_attributes(demo: Synth) -> None:
+    outputs = demo.raw("agent_identity")["Outputs"]
+    assert render(outputs["CallbackUrlNotes"]["Value"]) == "${CredentialProviderNotesE2E8F0F4.CallbackUrl}"
+    assert render(outputs["CallbackUrlTasks"]["Value"]) == "${CredentialProviderTasks93FE2A1E.CallbackUrl}"
 
 
 @pytest.mark.parametrize("kind", list(VENDORS))
 def test_every_vendor_references_an_external_secret(kind: str) -> None:
     vendor, block, extra = VENDORS[kind]
     provider = kind.partition("-")[0]
-    built = synth((("provider", provider), ("provider_client_id", "abc"), ("provider_client_secret_name", f"agent/{provider}"), *extra))
+    entry = {"name": "p", "kind": provider, "display_name": "P", "client_id": "abc", "client_secret_name": f"agent/{provider}", **extra}
+    built = synth(providers(entry))
     [properties] = [
         r["Properties"] for r in resources(built.raw("agent_identity"), "AWS::BedrockAgentCore::OAuth2CredentialProvider").values()
     ]

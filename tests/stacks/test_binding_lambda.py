@@ -40,6 +40,8 @@ def test_binding_runs_as_an_image_function_reading_its_key_from_secrets_manager(
     assert (env["REQUIRE_CUSTOM_STATE"], env["CUSTOM_STATE_PARAM"]) == ("true", "state")
     [ledger] = [k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith("BindingLedgerTable")]
     assert env["BINDING_TABLE"] == {"Ref": ledger}  # every instance shares one ledger
+    [connections] = [k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith("ConnectionsTable")]
+    assert env["CONNECTIONS_TABLE"] == {"Ref": connections}  # and records consents in the registry the agent reads
     # Only the agent remains on ECS.
     assert len(resources(template, "AWS::ECS::Service")) == 1
 
@@ -98,6 +100,23 @@ def test_the_function_role_can_only_complete_consent_read_its_key_and_use_its_le
     assert len(reads) == 2  # the provider secret only via AgentCore; the signing key directly, by exact ARN
     direct = [s for s in reads if "Condition" not in s]
     assert len(direct) == 1 and render(as_list(direct[0]["Resource"])[0]).startswith("${Import:")
+    [table] = [k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith("ConnectionsTable")]
+    [key] = [k for k in resources(template, "AWS::KMS::Key") if k.startswith("ConnectionsKey")]
+    # On the connections registry: UpdateItem alone (no read, no Query), and its key only through DynamoDB.
+    assert [s for s in statements(policy) if table in str(s["Resource"]) or key in str(s["Resource"])] == [
+        {"Sid": "ConnectionsItems", "Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": "${" + table + ".Arn}"},
+        {
+            "Sid": "ConnectionsKeyViaDynamoDb",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+            "Resource": "${" + key + ".Arn}",
+            "Condition": {"StringEquals": {"kms:ViaService": "dynamodb.${AWS::Region}.amazonaws.com"}},
+        },
+    ]
+    assert [render(s["Resource"]) for s in actions["dynamodb:GetItem"]] == [
+        "${" + next(k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith("BindingLedgerTable")) + ".Arn}"
+    ]  # GetItem and PutItem on the ledger only
+    assert len(actions["dynamodb:PutItem"]) == 1 and table not in str(actions["dynamodb:PutItem"])
     logs = actions["logs:CreateLogStream"][0]
     assert "*" not in render(as_list(logs["Resource"])[0])
     role = one(template, "AWS::IAM::Role", "SessionBindingRole")

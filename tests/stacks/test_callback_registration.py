@@ -1,4 +1,4 @@
-"""The demo client's callback registration holds through updates: tests over pairs of synthesized configurations.
+"""Each demo client's callback registration holds through updates: tests over pairs of synthesized configurations.
 
 CloudFormation updates a resource when its properties, with references resolved, differ between two
 deploys ("Understand update behaviors of stack resources", CloudFormation User Guide). An update of the
@@ -19,9 +19,9 @@ import aws_cdk as cdk
 import pytest
 
 from app import build_stacks
-from cdk_app.config import AppConfig, load_config
-from stacks.constructs import auth, callback_registration
-from tests.stacks.conftest import context_with, one, resources
+from cdk_app.config import DEMO_API_SCOPES, AppConfig, ProviderConfig, load_config
+from stacks.constructs import callback_registration
+from tests.stacks.conftest import DEFAULT_CONTEXT, context_with, one, resources
 from tests.support.moto_aws import moto_aws
 
 _SCHEMAS = files("cfnlint") / "data" / "schemas"  # CloudFormation resource schemas, as cfn-lint ships them
@@ -82,26 +82,33 @@ def _generation(templates: Templates, stack: str, logical_id: str) -> str:
 # --------------------------------------------------------------------------- configurations
 
 STACKS = ("identity", "agent_identity")
+DEMO_CLIENTS = ("Notes", "Tasks")  # the default demo providers' names, as their construct ids spell them
 
 
 _ORIGINAL_SETTINGS = callback_registration.demo_client_settings
 
 
-def _more_scopes() -> dict[str, str]:
-    return {**auth.DEMO_SCOPES, "notes.delete": "Delete the signed-in user's notes"}
+def _fewer_notes_scopes() -> str:
+    """The default providers, the notes provider asking for one scope less (config, not code)."""
+    [notes, tasks] = DEFAULT_CONTEXT["providers"]
+    return json.dumps([{**notes, "scopes": {"demo-api/notes.read": DEMO_API_SCOPES["notes.read"]}}, tasks])
 
 
 def _other_token_validity(**kwargs: Any) -> dict[str, Any]:
     return {**_ORIGINAL_SETTINGS(**kwargs), "RefreshTokenValidity": 1440}
 
 
+def _renamed(config: AppConfig, provider: ProviderConfig) -> str:
+    return f"{config.app_name}-{config.profile.value}-{provider.name}2"
+
+
 # Each variant is one update of a deployed default demo: context overrides and code edits (patches).
 VARIANTS: dict[str, tuple[tuple[tuple[str, Any], ...], tuple[tuple[Any, str, Any], ...]]] = {
     "default": ((), ()),
     "domain change": ((("domain_name", "chat.example.com"),), ()),
-    "scope change": ((), ((auth, "DEMO_SCOPES", _more_scopes()),)),
+    "scope change": ((("providers", _fewer_notes_scopes()),), ()),
     "client setting change": ((), ((callback_registration, "demo_client_settings", _other_token_validity),)),
-    "provider replacement": ((), ((AppConfig, "credential_provider_name", property(lambda c: f"{c.app_name}-{c.profile.value}-demo2")),)),
+    "provider replacement": ((), ((AppConfig, "credential_provider_name", _renamed),)),
 }
 
 
@@ -121,19 +128,19 @@ def _logical_id(template: dict[str, Any], resource_type: str, name_part: str) ->
     return found
 
 
-def client_as_deployed(t: Templates) -> Any:
-    """The demo app client's properties as CloudFormation would apply them, with its own identity."""
-    logical_id = _logical_id(t["identity"], "AWS::Cognito::UserPoolClient", "AgentCoreClient")
+def client_as_deployed(t: Templates, name: str) -> Any:
+    """Demo client `name`'s properties as CloudFormation would apply them, with its own identity."""
+    logical_id = _logical_id(t["identity"], "AWS::Cognito::UserPoolClient", f"AgentCoreClient{name}")
     return resolved(t, "identity", {"Ref": logical_id}), resolved(t, "identity", t["identity"]["Resources"][logical_id]["Properties"])
 
 
-def registration_as_deployed(t: Templates) -> Any:
-    logical_id = _logical_id(t["agent_identity"], "Custom::AWS", "DemoCallbackRegistration")
+def registration_as_deployed(t: Templates, name: str) -> Any:
+    logical_id = _logical_id(t["agent_identity"], "Custom::AWS", f"DemoCallbackRegistration{name}")
     return resolved(t, "agent_identity", t["agent_identity"]["Resources"][logical_id]["Properties"])
 
 
-def provider_as_deployed(t: Templates) -> Any:
-    logical_id = _logical_id(t["agent_identity"], "AWS::BedrockAgentCore::OAuth2CredentialProvider", "CredentialProvider")
+def provider_as_deployed(t: Templates, name: str) -> Any:
+    logical_id = _logical_id(t["agent_identity"], "AWS::BedrockAgentCore::OAuth2CredentialProvider", f"CredentialProvider{name}")
     return resolved(t, "agent_identity", {"Fn::GetAtt": [logical_id, "CallbackUrl"]})
 
 
@@ -141,39 +148,51 @@ PAIRS = [(a, b) for a in VARIANTS for b in VARIANTS if a != b]
 
 
 @pytest.mark.parametrize(("before", "after"), PAIRS, ids=[f"{a} -> {b}" for a, b in PAIRS])
-def test_every_update_of_the_client_reruns_the_registration(before: str, after: str) -> None:
+def test_every_update_of_a_client_reruns_its_registration(before: str, after: str) -> None:
     old, new = templates(before), templates(after)
-    if client_as_deployed(old) != client_as_deployed(new):
-        assert registration_as_deployed(old) != registration_as_deployed(new), (
-            f"{before} -> {after}: CloudFormation rewrites the demo app client, the callback registration does not run again"
-        )
-    if provider_as_deployed(old) != provider_as_deployed(new):
-        assert registration_as_deployed(old) != registration_as_deployed(new), (
-            f"{before} -> {after}: AgentCore's callback URL changes, the callback registration does not run again"
-        )
+    for name in DEMO_CLIENTS:
+        if client_as_deployed(old, name) != client_as_deployed(new, name):
+            assert registration_as_deployed(old, name) != registration_as_deployed(new, name), (
+                f"{before} -> {after}: CloudFormation rewrites demo client {name}, its callback registration does not run again"
+            )
+        if provider_as_deployed(old, name) != provider_as_deployed(new, name):
+            assert registration_as_deployed(old, name) != registration_as_deployed(new, name), (
+                f"{before} -> {after}: AgentCore's callback URL for {name} changes, its callback registration does not run again"
+            )
 
 
 @pytest.mark.parametrize("variant", ["scope change", "client setting change", "provider replacement"])
 def test_each_change_reaches_the_client_through_the_registration(variant: str) -> None:
     """Keeps the pair test from passing vacuously: these updates do change what must be registered."""
-    assert registration_as_deployed(templates(variant)) != registration_as_deployed(templates("default"))
+    assert registration_as_deployed(templates(variant), "Notes") != registration_as_deployed(templates("default"), "Notes")
 
 
-def test_the_domain_is_no_part_of_the_demo_client() -> None:
+def test_a_change_to_one_provider_leaves_the_others_registration_alone() -> None:
+    assert registration_as_deployed(templates("scope change"), "Tasks") == registration_as_deployed(templates("default"), "Tasks")
+
+
+def test_the_domain_is_no_part_of_the_demo_clients() -> None:
     """Today's break: the client's callback was a placeholder under `domain_name`, rewritten by every domain change."""
-    assert client_as_deployed(templates("domain change")) == client_as_deployed(templates("default"))
+    for name in DEMO_CLIENTS:
+        assert client_as_deployed(templates("domain change"), name) == client_as_deployed(templates("default"), name)
 
 
 def test_cloudformation_holds_no_client_setting_it_could_reset() -> None:
-    """No placeholder: the template gives the client only what fixes its identity, so CloudFormation never updates it."""
-    client = one(templates("default")["identity"], "AWS::Cognito::UserPoolClient", "AgentCoreClient")["Properties"]
-    assert set(client) - _create_only("AWS::Cognito::UserPoolClient") <= {"ClientName"}
-    assert "CallbackURLs" not in client
+    """No placeholder: the template gives each client only what fixes its identity, so CloudFormation never updates it."""
+    clients = [
+        c["Properties"]
+        for k, c in resources(templates("default")["identity"], "AWS::Cognito::UserPoolClient").items()
+        if "AgentCoreClient" in k
+    ]
+    assert len(clients) == len(DEMO_CLIENTS)
+    for client in clients:
+        assert set(client) - _create_only("AWS::Cognito::UserPoolClient") <= {"ClientName"}
+        assert "CallbackURLs" not in client
 
 
 def _registration_call(t: Templates, values: dict[str, str]) -> dict[str, Any]:
-    """The registration's UpdateUserPoolClient parameters, each reference replaced by the value its name points at."""
-    create = one(t["agent_identity"], "Custom::AWS", "DemoCallbackRegistration")["Properties"]["Create"]
+    """The notes registration's UpdateUserPoolClient parameters, each reference replaced by the value its name points at."""
+    create = one(t["agent_identity"], "Custom::AWS", "DemoCallbackRegistrationNotes")["Properties"]["Create"]
     text = ""
     for part in create["Fn::Join"][1]:
         name = part if isinstance(part, str) else json.dumps(part)
@@ -192,18 +211,18 @@ def test_the_registration_makes_the_bare_client_agentcores_client_and_keeps_its_
         UserPoolId=pool_id,
         Identifier="demo-api",
         Name="demo-api",
-        Scopes=[{"ScopeName": n, "ScopeDescription": d} for n, d in auth.DEMO_SCOPES.items()],
+        Scopes=[{"ScopeName": n, "ScopeDescription": d} for n, d in DEMO_API_SCOPES.items()],
     )
-    template_client = one(t["identity"], "AWS::Cognito::UserPoolClient", "AgentCoreClient")["Properties"]
+    template_client = one(t["identity"], "AWS::Cognito::UserPoolClient", "AgentCoreClientNotes")["Properties"]
     created = idp.create_user_pool_client(UserPoolId=pool_id, **{k: v for k, v in template_client.items() if k != "UserPoolId"})[
         "UserPoolClient"
     ]
     callback = "https://bedrock-agentcore.eu-west-1.amazonaws.com/identities/oauth2/callback/6f1e2d3c-0000-4000-8000-000000000001"
 
-    # Order matters: the client's export name contains the pool's.
+    # Order matters: the resource server's export name contains the pool's.
     values = {
         "CallbackUrl": callback,
-        "AgentCoreClient": created["ClientId"],
+        "AgentCoreClientNotes": created["ClientId"],
         "DemoApi": "demo-api",
         "DemoAuthorizationServerPool": pool_id,
     }
@@ -213,5 +232,6 @@ def test_the_registration_makes_the_bare_client_agentcores_client_and_keeps_its_
     assert client["CallbackURLs"] == [callback]
     assert client["ClientSecret"] == created["ClientSecret"]  # the secret AgentCore reads is unchanged
     assert client["AllowedOAuthFlows"] == ["code"] and client["AllowedOAuthFlowsUserPoolClient"] is True
-    assert client["AllowedOAuthScopes"] == ["openid", *(f"demo-api/{name}" for name in auth.DEMO_SCOPES)]
+    # The notes provider's scopes only: a token for the tasks provider's scopes cannot be had through this client.
+    assert client["AllowedOAuthScopes"] == list(DEFAULT_CONTEXT["providers"][0]["scopes"])
     assert client["ClientName"] == template_client["ClientName"]

@@ -13,6 +13,11 @@ import pytest
 from cdk_app.config import (
     AGENTCORE_IDENTITY_REGIONS,
     ALB_COGNITO_REGIONS,
+    DEFAULT_PROVIDERS,
+    DEFAULT_SCOPES,
+    DEMO_API_SCOPES,
+    MAX_PROVIDERS,
+    RETIRED_PROVIDER_KEYS,
     SUPPORTED_REGIONS,
     BindingMode,
     ConfigError,
@@ -21,13 +26,12 @@ from cdk_app.config import (
     load_config,
     partition_of,
 )
-from tests.stacks.conftest import DEFAULT_CONTEXT, GITHUB, ROOT, context_with
+from tests.stacks.conftest import DEFAULT_CONTEXT, GITHUB, ROOT, context_with, providers
 
 
 def test_defaults_from_cdk_json_are_valid() -> None:
     config = load_config(DEFAULT_CONTEXT)
     assert config.profile is Profile.SANDBOX
-    assert config.provider.kind is Provider.DEMO
     assert config.binding_mode is BindingMode.SAME_BROWSER
     assert config.binding_require_state is True  # AgentCore's echo of customState is required unless turned off
     assert config.binding_state_param == "state"
@@ -35,7 +39,15 @@ def test_defaults_from_cdk_json_are_valid() -> None:
     assert config.alb_callback_url == "https://agent.example.com/oauth2/idpresponse"
     assert config.account is None and config.region is None  # environment-agnostic
     assert config.nat_gateways == 1
-    assert config.provider.scopes == ("demo-api/notes.read", "demo-api/profile.read")
+    assert [(p.name, p.kind, p.display_name) for p in config.providers] == [
+        ("notes", Provider.DEMO, "Demo Notes"),
+        ("tasks", Provider.DEMO, "Demo Tasks"),
+    ]
+    [notes, tasks] = config.providers
+    # The agent's add_note tool needs notes.write: the default notes provider asks for it.
+    assert notes.scope_names == ("demo-api/profile.read", "demo-api/notes.read", "demo-api/notes.write")
+    assert tasks.scopes == (("demo-api/tasks.read", "Read your task list"), ("demo-api/tasks.write", "Add and complete tasks"))
+    assert [config.credential_provider_name(p) for p in config.providers] == ["agentcore-ecs-sandbox-notes", "agentcore-ecs-sandbox-tasks"]
 
 
 def test_binding_state_defaults_hold_without_cdk_json() -> None:
@@ -53,7 +65,7 @@ def test_command_line_strings_are_parsed() -> None:
                 ("nat_gateways", "2"),
                 ("waf_enabled", "false"),
                 ("allowed_ingress_cidrs", "203.0.113.0/24, 198.51.100.0/24"),
-                ("provider_scopes", '["demo-api/notes.read"]'),
+                ("providers", '[{"name": "n", "kind": "demo", "display_name": "N", "scopes": {"demo-api/notes.read": "Read"}}]'),
                 ("agent_min_tasks", "3"),
                 ("agent_max_tasks", "8"),
                 ("alarm_email", "ops@example.com"),
@@ -68,7 +80,7 @@ def test_command_line_strings_are_parsed() -> None:
     assert config.nat_gateways == 2
     assert config.waf_enabled is False
     assert config.allowed_ingress_cidrs == ("203.0.113.0/24", "198.51.100.0/24")
-    assert config.provider.scopes == ("demo-api/notes.read",)
+    assert [(p.name, p.scopes) for p in config.providers] == [("n", (("demo-api/notes.read", "Read"),))]
     assert (config.agent_scaling.min_tasks, config.agent_scaling.max_tasks) == (3, 8)
     assert config.alarms.email == "ops@example.com" and config.alarms.refusals_per_5min == 200
 
@@ -85,10 +97,95 @@ def test_prod_profile_defaults() -> None:
 
 def test_vendor_provider_needs_client_id_and_secret_name() -> None:
     config = load_config(context_with(GITHUB))
-    assert config.provider.kind is Provider.GITHUB
-    assert config.provider.client_secret_name == "agent/github-oauth"
-    assert config.provider.scopes == ("read:user", "repo")
-    assert config.credential_provider_name == "agentcore-ecs-sandbox-github"
+    [github] = config.providers
+    assert github.kind is Provider.GITHUB
+    assert github.client_secret_name == "agent/github-oauth"
+    assert github.client_secret_json_key == "client_secret"
+    assert config.credential_provider_name(github) == "agentcore-ecs-sandbox-github"
+    assert config.demo_providers == ()
+
+
+def test_a_vendor_without_scopes_gets_its_defaults_with_words() -> None:
+    """Scopes may be left out for a vendor kind: its DEFAULT_SCOPES, each with words people can read."""
+    config = load_config(context_with(GITHUB))
+    assert config.providers[0].scopes == (
+        ("read:user", "See your GitHub profile"),
+        ("repo", "Read and change your public and private repositories"),
+    )
+    for kind in DEFAULT_SCOPES:
+        entry = {"name": "p", "kind": kind.value, "display_name": "P", "client_id": "c", "client_secret_name": "s"}
+        if kind is Provider.CUSTOM_OIDC:
+            entry["discovery_url"] = "https://idp.example.org/.well-known/openid-configuration"
+        [provider] = load_config(context_with(providers(entry))).providers
+        assert provider.scope_names == DEFAULT_SCOPES[kind]
+        assert all(1 <= len(words) <= 100 for _, words in provider.scopes)
+    assert Provider.DEMO not in DEFAULT_SCOPES  # a demo provider names its scopes
+
+
+def test_several_providers_in_order_from_a_json_list_or_its_string() -> None:
+    entries: list[dict[str, Any]] = [
+        {"name": "notes", "kind": "demo", "display_name": "Demo Notes", "scopes": {"demo-api/notes.read": "Read your notes"}},
+        {"name": "tasks", "kind": "demo", "display_name": "Demo Tasks", "scopes": {"demo-api/tasks.read": "Read your task list"}},
+        {
+            "name": "work-idp",
+            "kind": "custom-oidc",
+            "display_name": "Work",
+            "scopes": {"openid": "Confirm who you are", "files.read": "Read your files"},
+            "client_id": "agent",
+            "client_secret_name": "idp/agent",
+            "client_secret_json_key": "secret",
+            "discovery_url": "https://idp.example.org/.well-known/openid-configuration",
+        },
+        {
+            "name": "ms",
+            "kind": "microsoft",
+            "display_name": "Microsoft 365",
+            "client_id": "abc",
+            "client_secret_name": "ms",
+            "microsoft_tenant_id": "contoso.onmicrosoft.com",
+        },
+    ]
+    from_list = load_config(context_with((("providers", entries),)))
+    from_string = load_config(context_with(providers(*entries)))
+    assert from_list == from_string
+    assert [p.name for p in from_list.providers] == ["notes", "tasks", "work-idp", "ms"]
+    assert [p.name for p in from_list.demo_providers] == ["notes", "tasks"]
+    work = from_list.providers[2]
+    assert (work.id_part, work.client_secret_json_key, work.discovery_url) == (
+        "WorkIdp",
+        "secret",
+        "https://idp.example.org/.well-known/openid-configuration",
+    )
+    assert from_list.providers[3].microsoft_tenant_id == "contoso.onmicrosoft.com"
+    assert from_list.credential_provider_name(work) == "agentcore-ecs-sandbox-work-idp"
+
+
+def test_ten_providers_are_allowed() -> None:
+    entries = [
+        {"name": f"p{i}", "kind": "github", "display_name": f"GitHub {i}", "client_id": "c", "client_secret_name": "s"} for i in range(10)
+    ]
+    assert len(load_config(context_with(providers(*entries))).providers) == 10
+
+
+def test_the_code_default_is_cdk_jsons() -> None:
+    """A context without `providers` gets the same two demo providers cdk.json names."""
+    assert DEFAULT_CONTEXT["providers"] == [dict(entry) for entry in DEFAULT_PROVIDERS]
+    context = {k: v for k, v in DEFAULT_CONTEXT.items() if k != "providers"}
+    assert load_config(context).providers == load_config(DEFAULT_CONTEXT).providers
+
+
+def test_demo_scopes_are_the_resource_servers() -> None:
+    """Every scope a demo provider may ask for exists at the demo resource server; the default words are the server's."""
+    assert dict(DEMO_API_SCOPES) == {
+        "profile.read": "See your profile (name and email address)",
+        "notes.read": "Read your notes",
+        "notes.write": "Create, change and delete your notes",
+        "tasks.read": "Read your task list",
+        "tasks.write": "Add and complete tasks",
+    }
+    for provider in load_config(DEFAULT_CONTEXT).providers:
+        for scope, words in provider.scopes:
+            assert DEMO_API_SCOPES[scope.removeprefix("demo-api/")] == words
 
 
 CERT_ARN = "arn:aws:acm:us-east-1:111122223333:certificate/12345678-1234-1234-1234-123456789012"
@@ -149,29 +246,6 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("metrics_namespace", (("metrics_namespace", "AWS/ECS"),), "not starting with AWS/"),
     ("metrics_namespace", (("metrics_namespace", 'agent"core'),), "CloudWatch namespace"),
     ("waf_enabled", (("waf_enabled", "yes"),), "true or false"),
-    ("provider", (("provider", "gitlab"),), "one of demo, github"),
-    ("provider_client_id", (("provider", "github"), ("provider_client_secret_name", "x")), "client id"),
-    ("provider_client_secret_name", (("provider", "google"), ("provider_client_id", "abc")), "Secrets Manager"),
-    ("provider_client_id", (("provider_client_id", "abc"),), "unset for provider 'demo'"),
-    (
-        "provider_discovery_url",
-        (("provider", "custom-oidc"), ("provider_client_id", "abc"), ("provider_client_secret_name", "x")),
-        "discovery URL",
-    ),
-    (
-        "provider_discovery_url",
-        (
-            ("provider", "custom-oidc"),
-            ("provider_client_id", "abc"),
-            ("provider_client_secret_name", "x"),
-            ("provider_discovery_url", "http://idp.example.org/.well-known/openid-configuration"),
-        ),
-        "https URL",
-    ),
-    ("provider_discovery_url", (("provider_discovery_url", "https://idp.example.org/.well-known/openid-configuration"),), "unset unless"),
-    ("provider_scopes", (("provider_scopes", ["notes read"]),), "OAuth scope"),
-    ("provider_scopes", (("provider_scopes", ["a", "a"]),), "without duplicates"),
-    ("microsoft_tenant_id", (("microsoft_tenant_id", "contoso"),), "unset unless provider is 'microsoft'"),
     ("binding_mode", (("binding_mode", "any-browser"),), "same-browser, same-user"),
     ("binding_require_state", (("binding_require_state", "yes"),), "true or false"),
     ("binding_state_param", (("binding_state_param", "session_id"),), "a parameter other than session_id"),
@@ -186,8 +260,6 @@ BAD: list[tuple[str, tuple[tuple[str, Any], ...], str]] = [
     ("app_name", (("app_name", "my-aws-demo"),), "without 'aws'"),
     ("domain_name", (("domain_name", "a" * 50 + ".agents.example.com"),), "at most 64 characters"),
     ("allowed_ingress_cidrs", (("allowed_ingress_cidrs", ",".join(f"198.51.{i}.0/24" for i in range(26))),), "at most 25 CIDRs"),
-    ("provider_scopes", (("provider_scopes", "s" * 129),), "OAuth scope"),
-    ("provider_client_secret_json_key", (("provider_client_secret_json_key", "secret"),), "unset for provider 'demo'"),
 ]
 
 
@@ -246,7 +318,7 @@ def test_partition_of_a_region_name(region: str, partition: str | None) -> None:
 
 
 def test_unknown_key_suggests_the_close_one() -> None:
-    with pytest.raises(ConfigError, match="did you mean provider"):
+    with pytest.raises(ConfigError, match=r"did you mean providers\?"):
         load_config(context_with((("provider_secret", "x"),)))
 
 
@@ -270,5 +342,138 @@ def test_an_unknown_key_does_not_repeat_its_value() -> None:
     with pytest.raises(ConfigError) as failure:
         load_config(context_with((("provider_client_secret", "s3cr3t-Value-from-the-provider"),)))
     message = str(failure.value)
-    assert "provider_client_secret" in message and "provider_client_secret_name" in message
+    assert message.startswith("context key 'provider_client_secret': expected a known configuration key (did you mean providers?)")
     assert "s3cr3t" not in message and "its value is not shown" in message
+
+
+# --------------------------------------------------------------------------- providers
+
+GH = {"name": "github", "kind": "github", "display_name": "GitHub", "client_id": "Iv1.abc", "client_secret_name": "agent/github"}
+DEMO = {"name": "notes", "kind": "demo", "display_name": "Demo Notes", "scopes": {"demo-api/notes.read": "Read your notes"}}
+IDP = {
+    "name": "idp",
+    "kind": "custom-oidc",
+    "display_name": "IdP",
+    "client_id": "agent",
+    "client_secret_name": "idp/agent",
+    "discovery_url": "https://idp.example.org/.well-known/openid-configuration",
+}
+
+
+def _with(entry: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The entry with keys changed (a value of None removes the key)."""
+    return {k: v for k, v in {**entry, **changes}.items() if v is not None}
+
+
+BAD_PROVIDERS: list[tuple[str, Any, str]] = [
+    ("providers", "not json [", "a JSON list of provider objects"),
+    ("providers", '{"name": "github"}', "a JSON list of provider objects"),
+    ("providers", [], "at least one provider"),
+    ("providers", [_with(GH, name=f"g{i}", display_name=f"G{i}") for i in range(MAX_PROVIDERS + 1)], "at most 10 providers"),
+    ("providers[0]", ["github"], "an object with name, kind, display_name"),
+    ("providers[0].name", [_with(GH, name=None)], "it is missing"),
+    ("providers[0].name", [_with(GH, name="GitHub")], "1-20 lowercase letters"),
+    ("providers[0].name", [_with(GH, name="1st")], "starting with a letter"),
+    ("providers[0].name", [_with(GH, name="a" * 21)], "1-20 lowercase letters"),
+    ("providers[1].name", [GH, _with(GH, display_name="Other")], "a name no other provider has (providers[0] has it)"),
+    ("providers[1].name", [_with(GH, name="gh-1"), _with(GH, name="gh1", display_name="Other")], "in more than its '-'"),
+    ("providers[0].kind", [_with(GH, kind=None)], "one of demo, github, google, microsoft, slack, custom-oidc; it is missing"),
+    ("providers[0].kind", [_with(GH, kind="gitlab")], "one of demo, github"),
+    ("providers[0].display_name", [_with(GH, display_name=None)], "it is missing"),
+    ("providers[0].display_name", [_with(GH, display_name="x" * 41)], "1-40 printable characters"),
+    ("providers[0].display_name", [_with(GH, display_name="Git\nHub")], "1-40 printable characters"),
+    ("providers[0].display_name", [_with(GH, display_name="   ")], "it is missing"),
+    ("providers[1].display_name", [GH, _with(GH, name="other", display_name="github")], "a display name no other provider has"),
+    ("providers[0].scopes", [_with(DEMO, scopes=None)], "a demo provider names its scopes"),
+    ("providers[0].scopes", [_with(DEMO, scopes={})], "an object mapping each OAuth scope"),
+    ("providers[0].scopes", [_with(GH, scopes=["read:user"])], "an object mapping each OAuth scope"),
+    ("providers[0].scopes", [_with(GH, scopes={"read user": "x"})], "an object mapping each OAuth scope"),
+    ("providers[0].scopes", [_with(GH, scopes={"s" * 129: "x"})], "an object mapping each OAuth scope"),
+    ("providers[0].scopes", [_with(GH, scopes={"read:user": ""})], "1-100 printable characters saying what read:user allows"),
+    ("providers[0].scopes", [_with(GH, scopes={"read:user": "x" * 101})], "1-100 printable characters"),
+    ("providers[0].scopes", [_with(GH, scopes={"read:user": 7})], "1-100 printable characters"),
+    (
+        "providers[0].scopes",
+        [_with(DEMO, scopes={"openid": "Confirm who you are"})],
+        "scopes of the demo resource server: demo-api/profile.read",
+    ),
+    ("providers[1].scopes", [GH, _with(DEMO, scopes={"demo-api/notes.delete": "Delete"})], "got 'demo-api/notes.delete'"),
+    ("providers[0].client_id", [_with(GH, client_id=None)], "the OAuth client id registered at github; it is missing"),
+    ("providers[0].client_id", [_with(GH, client_id="has space")], "OAuth client id"),
+    ("providers[0].client_id", [_with(DEMO, client_id="abc")], "unset for kind 'demo'"),
+    ("providers[0].client_secret_name", [_with(GH, kind="google", **{"client_secret_name": None})], "Secrets Manager secret name"),
+    ("providers[0].client_secret_name", [_with(GH, **{"client_secret_name": "a b"})], "Secrets Manager name"),
+    ("providers[0].client_secret_name", [_with(DEMO, **{"client_secret_name": "x"})], "unset for kind 'demo'"),
+    ("providers[0].client_secret_json_key", [_with(DEMO, **{"client_secret_json_key": "secret"})], "unset for kind 'demo'"),
+    ("providers[0].client_secret_json_key", [_with(GH, **{"client_secret_json_key": "a/b"})], "JSON key"),
+    ("providers[0].discovery_url", [_with(IDP, discovery_url=None)], "discovery URL of the custom provider; it is missing"),
+    ("providers[0].discovery_url", [_with(IDP, discovery_url="http://idp.example.org/.well-known/openid-configuration")], "https URL"),
+    ("providers[0].discovery_url", [_with(IDP, discovery_url="https://idp.example.org/")], "ending in /.well-known/openid-configuration"),
+    ("providers[0].discovery_url", [_with(GH, discovery_url=IDP["discovery_url"])], "unset unless kind is 'custom-oidc'"),
+    ("providers[0].microsoft_tenant_id", [_with(GH, microsoft_tenant_id="contoso")], "unset unless kind is 'microsoft'"),
+    ("providers[0].microsoft_tenant_id", [_with(GH, kind="microsoft", microsoft_tenant_id="a/b")], "Entra ID tenant"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), BAD_PROVIDERS, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(BAD_PROVIDERS)])
+def test_a_bad_provider_names_its_path(key: str, value: Any, expected: str) -> None:
+    """Each problem in `providers` is one line naming the entry and field, from cdk.json's list or -c's string alike."""
+    spellings = [value, json.dumps(value)] if isinstance(value, list) else [value]
+    for spelling in spellings:
+        with pytest.raises(ConfigError) as caught:
+            load_config(context_with((("providers", spelling),)))
+        message = str(caught.value)
+        assert caught.value.key == key
+        assert message.startswith(f"context key '{key}': expected ")
+        assert expected in message
+        assert "\n" not in message
+
+
+@pytest.mark.parametrize("field", ["client_secret", "secret", "scope"])
+def test_an_unknown_key_in_an_entry_is_an_error_that_never_repeats_its_value(field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(context_with(providers(_with(GH, **{field: "s3cr3t-Value"}))))
+    message = str(caught.value)
+    assert caught.value.key == f"providers[0].{field}"
+    assert message.startswith(f"context key 'providers[0].{field}': expected one of the provider keys name, kind, display_name, scopes")
+    assert "s3cr3t" not in message and message.endswith("its value is not shown")
+
+
+def test_a_malformed_list_is_not_repeated() -> None:
+    """A list that is not JSON may hold anything, a secret among it: the message never shows it."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(context_with((("providers", '[{"name": "github", "client_secret": "s3cr3t-Value"'),)))
+    assert "s3cr3t" not in str(caught.value) and "(it is not valid JSON)" in str(caught.value)
+
+
+@pytest.mark.parametrize("key", sorted(RETIRED_PROVIDER_KEYS))
+def test_a_retired_provider_key_says_what_to_write_instead(key: str) -> None:
+    """The single-provider keys fail with one line naming what replaced them, never as an unknown key, never echoed."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(context_with(((key, "s3cr3t-Value"),)))
+    message = str(caught.value)
+    assert caught.value.key == key
+    assert message.startswith(f"context key '{key}': expected ")
+    assert "'providers' list instead" in message
+    assert 'e.g. providers=[{"name": "github", "kind": "github", "display_name": "GitHub", "client_id": "...", ' in message
+    assert "did you mean" not in message and "s3cr3t" not in message and "\n" not in message
+
+
+def test_the_old_provider_key_message_in_full() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(context_with((("provider", "github"),)))
+    assert str(caught.value) == (
+        'context key \'provider\': expected the \'providers\' list instead, e.g. providers=[{"name": "github", "kind": "github", '
+        '"display_name": "GitHub", "client_id": "...", "client_secret_name": "..."}]; its value is not shown'
+    )
+
+
+def test_synth_with_providers_from_the_command_line() -> None:
+    """app.py as the CLI runs it: `-c providers='[...]'` arrives as a string and is parsed."""
+    context = context_with(providers(GH, DEMO))
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(ROOT / ".pytest_cache" / "providers-out")}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    template = json.loads((ROOT / ".pytest_cache" / "providers-out" / "AgentIdentity.template.json").read_text())
+    names = sorted(r["Properties"]["Name"] for r in template["Resources"].values() if r["Type"].endswith("OAuth2CredentialProvider"))
+    assert names == ["agentcore-ecs-sandbox-github", "agentcore-ecs-sandbox-notes"]

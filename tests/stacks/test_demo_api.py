@@ -25,6 +25,8 @@ from tests.stacks.conftest import (
 )
 
 ISSUER = "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${Import:ExportsOutputRefDemoAuthorizationServerPool5D5371D5CB8E2597}"
+NOTES_CLIENT = "${Import:ExportsOutputRefDemoAuthorizationServerAgentCoreClientNotesBDB32CCF469D5F70}"
+TASKS_CLIENT = "${Import:ExportsOutputRefDemoAuthorizationServerAgentCoreClientTasksEBD21472E18E7F8B}"
 
 
 def _function(template: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +61,9 @@ def test_function_runs_the_demo_api_image_with_limits(demo: Synth) -> None:
 def test_function_environment_pins_the_demo_authorization_server(demo: Synth) -> None:
     env = _environment(demo.raw("services"))
     assert env["DEMO_ISSUER"] == ISSUER
-    assert env["DEMO_CLIENT_ID"] == "${Import:ExportsOutputRefDemoAuthorizationServerPoolAgentCoreClient7BE61845AABFE044}"
+    # Every demo provider's app client, space-separated: a token issued to any of them is accepted.
+    assert env["DEMO_CLIENT_IDS"] == f"{NOTES_CLIENT} {TASKS_CLIENT}"
+    assert "DEMO_CLIENT_ID" not in env
     assert env["NOTES_TABLE"].startswith("${DemoApiNotes")
     assert env["APP_PROFILE"] == "sandbox"
     assert "DEMO_JWKS_URL" not in env  # derived from the issuer: https://cognito-idp.../.well-known/jwks.json
@@ -75,7 +79,14 @@ def test_function_environment_provides_every_required_setting(demo: Synth) -> No
 def test_http_api_routes_need_a_jwt_with_the_routes_scope(demo: Synth) -> None:
     template = demo.raw("services")
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
-    scopes = {"GET /profile": "demo-api/profile.read", "GET /notes": "demo-api/notes.read", "POST /notes": "demo-api/notes.write"}
+    scopes = {
+        "GET /profile": "demo-api/profile.read",
+        "GET /notes": "demo-api/notes.read",
+        "POST /notes": "demo-api/notes.write",
+        "GET /tasks": "demo-api/tasks.read",
+        "POST /tasks": "demo-api/tasks.write",
+        "POST /tasks/{id}/done": "demo-api/tasks.write",
+    }
     assert set(routes) == set(scopes)  # no /health, no $default: nothing anonymous reaches the function
     for key, scope in scopes.items():
         assert routes[key]["AuthorizationType"] == "JWT"
@@ -86,9 +97,8 @@ def test_http_api_routes_need_a_jwt_with_the_routes_scope(demo: Synth) -> None:
     assert authorizer["AuthorizerType"] == "JWT"
     assert authorizer["IdentitySource"] == ["$request.header.Authorization"]
     assert render(authorizer["JwtConfiguration"]["Issuer"]) == ISSUER
-    assert [render(a) for a in authorizer["JwtConfiguration"]["Audience"]] == [
-        "${Import:ExportsOutputRefDemoAuthorizationServerPoolAgentCoreClient7BE61845AABFE044}"
-    ]
+    # Cognito access tokens carry `client_id`, no `aud`: API Gateway matches it against any demo provider's client.
+    assert [render(a) for a in authorizer["JwtConfiguration"]["Audience"]] == [NOTES_CLIENT, TASKS_CLIENT]
     integration = one(template, "AWS::ApiGatewayV2::Integration")["Properties"]
     assert integration["IntegrationType"] == "AWS_PROXY"
     assert integration["PayloadFormatVersion"] == "2.0"
@@ -185,7 +195,10 @@ def test_only_api_gateway_may_invoke_the_function(demo: Synth) -> None:
 
 
 def test_agent_gets_the_api_url(demo: Synth) -> None:
-    assert _agent_environment(demo.raw("services"))["DEMO_API_URL"] == {"Fn::GetAtt": ["DemoApi48A1D1CD", "ApiEndpoint"]}
+    """Each demo provider's `api_url` in PROVIDERS is the API's endpoint, joined in by CloudFormation."""
+    joined = _agent_environment(demo.raw("services"))["PROVIDERS"]["Fn::Join"]
+    assert joined[0] == ""
+    assert [part for part in joined[1] if not isinstance(part, str)] == [{"Fn::GetAtt": ["DemoApi48A1D1CD", "ApiEndpoint"]}] * 2
     outputs = demo.raw("services")["Outputs"]
     assert outputs["DemoApiUrl"]["Value"] == {"Fn::GetAtt": ["DemoApi48A1D1CD", "ApiEndpoint"]}
 
@@ -194,9 +207,10 @@ def test_not_built_for_a_vendor_provider(github: Synth) -> None:
     template = github.raw("services")
     assert not [k for k in template["Resources"] if k.startswith("DemoApi")]
     assert resources(template, "AWS::ApiGatewayV2::Api") == {}
-    assert [k for k in resources(template, "AWS::DynamoDB::Table") if not k.startswith("BindingLedger")] == []  # the ledger stays
+    # The ledger and the connections registry stay: they are the services' own tables.
+    assert [k for k in resources(template, "AWS::DynamoDB::Table") if not k.startswith(("BindingLedger", "ConnectionsTable"))] == []
     assert [f for f in resources(template, "AWS::Lambda::Function").values() if f["Properties"].get("PackageType") == "Image"] == []
-    assert "DEMO_API_URL" not in _agent_environment(template)
+    assert "api_url" not in _agent_environment(template)["PROVIDERS"]
     assert "DemoApiUrl" not in template.get("Outputs", {})
 
 

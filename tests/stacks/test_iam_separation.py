@@ -5,6 +5,8 @@ path -> its target group -> the ECS service (its task definition's TaskRoleArn) 
 (its Role) -> every policy whose `Roles` refers to that role, and the role's own inline and managed
 policies. The agent can get workload and outbound tokens but never complete a consent; the binding
 can complete a consent but never read a token. Neither has a wildcard action or resource for AgentCore.
+Of the tables: only the binding role reaches the sessions ledger; the connections registry is reached by
+the agent (GetItem, Query, UpdateItem) and the binding role (UpdateItem) only, each with exactly those calls.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.stacks.conftest import PROD, as_list, render, resources, synth
+from tests.stacks.conftest import GITHUB, PROD, THREE, as_list, render, resources, synth
 
 AGENT_AGENTCORE = {"bedrock-agentcore:GetWorkloadAccessTokenForUserId", "bedrock-agentcore:GetResourceOauth2Token"}
 BINDING_AGENTCORE = {"bedrock-agentcore:CompleteResourceTokenAuth"}
@@ -26,11 +28,9 @@ SHAPES = {
     "fargate-prod": PROD,
     "lambda": (("binding_compute", "lambda"),),
     "lambda-prod": (*PROD, ("binding_compute", "lambda")),
-    "github": (
-        ("provider", "github"),
-        ("provider_client_id", "Iv1.0123456789abcdef"),
-        ("provider_client_secret_name", "agent/github-oauth"),
-    ),
+    "github": GITHUB,
+    "three-providers": THREE,
+    "three-providers-lambda": (*THREE, ("binding_compute", "lambda")),
 }
 
 
@@ -143,10 +143,34 @@ def test_the_two_roles_are_different_and_no_other_role_touches_agentcore(service
     assert not [arn for arn in managed if "AgentCore" in arn or "Bedrock" in arn]
 
 
-def _ledger_ids(template: dict[str, Any]) -> tuple[str, str]:
-    [table] = [k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith("BindingLedgerTable")]
-    [key] = [k for k in resources(template, "AWS::KMS::Key") if k.startswith("BindingLedgerKey")]
+def _table_ids(template: dict[str, Any], prefix: str) -> tuple[str, str]:
+    """(table, key) of the construct whose logical ids start with `prefix`."""
+    [table] = [k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith(f"{prefix}Table")]
+    [key] = [k for k in resources(template, "AWS::KMS::Key") if k.startswith(f"{prefix}Key")]
     return table, key
+
+
+def _ledger_ids(template: dict[str, Any]) -> tuple[str, str]:
+    return _table_ids(template, "BindingLedger")
+
+
+def _connections_ids(template: dict[str, Any]) -> tuple[str, str]:
+    return _table_ids(template, "Connections")
+
+
+def _on(statements: list[dict[str, Any]], *ids: str) -> list[dict[str, Any]]:
+    return [s for s in statements if any(i in str(s["Resource"]) for i in ids)]
+
+
+def _demo_api_role(template: dict[str, Any]) -> str | None:
+    """The role of the function whose environment names the notes table (the demo API), if the shape has one."""
+    roles = [
+        _ref(f["Properties"]["Role"])
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if "NOTES_TABLE" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(roles) <= 1
+    return roles[0] if roles else None
 
 
 def test_only_the_binding_role_reaches_the_ledger(services: dict[str, Any]) -> None:
@@ -162,11 +186,52 @@ def test_only_the_binding_role_reaches_the_ledger(services: dict[str, Any]) -> N
         )
     ]
     agent, execution_role = _role_serving(services, "/api/*")
+    connections_table, _ = _connections_ids(services)
     for role in (agent, execution_role):
         assert role is not None
         granted = _statements_of(services, role)
-        assert not [s for s in granted if table in str(s["Resource"]) or key in str(s["Resource"])]
-        assert not [a for s in granted for a in as_list(s["Action"]) if a.startswith("dynamodb:")]
+        assert not _on(granted, table, key)
+        # Its only DynamoDB statement is on the connections table (test_each_role_has_exactly_its_calls_on_the_connections_table).
+        dynamodb = [s for s in granted if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+        assert [s["Resource"] for s in dynamodb if s["Resource"] != "${" + connections_table + ".Arn}"] == []
+
+
+CONNECTIONS_KEY_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+
+
+def _connections_grant(template: dict[str, Any], role: str) -> list[tuple[list[str], str, Any]]:
+    """(sorted actions, resource, condition) of each statement that applies to `role` and names the table or its key."""
+    table, key = _connections_ids(template)
+    return [(sorted(as_list(s["Action"])), s["Resource"], s.get("Condition")) for s in _on(_statements_of(template, role), table, key)]
+
+
+def _expected_connections_grant(template: dict[str, Any], item_actions: list[str]) -> list[tuple[list[str], str, Any]]:
+    table, key = _connections_ids(template)
+    via_dynamodb = {"StringEquals": {"kms:ViaService": "dynamodb.${AWS::Region}.amazonaws.com"}}
+    return [(item_actions, "${" + table + ".Arn}", None), (CONNECTIONS_KEY_ACTIONS, "${" + key + ".Arn}", via_dynamodb)]
+
+
+def test_each_role_has_exactly_its_calls_on_the_connections_table(services: dict[str, Any]) -> None:
+    """The agent: GetItem, Query, UpdateItem; the binding service (task or function): UpdateItem; both on the table ARN
+    only, and its key only through DynamoDB. The execution roles and the demo API's role: nothing on the table or its key."""
+    agent, agent_execution = _role_serving(services, "/api/*")
+    binding, binding_execution = _role_serving(services, "/oauth2/session-binding")
+    assert _connections_grant(services, agent) == _expected_connections_grant(
+        services, ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    )
+    assert _connections_grant(services, binding) == _expected_connections_grant(services, ["dynamodb:UpdateItem"])
+    others = [r for r in resources(services, "AWS::IAM::Role") if r not in (agent, binding)]
+    assert {agent_execution, binding_execution, _demo_api_role(services)} - {None} <= set(others)
+    assert {r: _connections_grant(services, r) for r in others} == {r: [] for r in others}
+
+
+def test_the_demo_api_role_reaches_neither_service_table() -> None:
+    """The demo API's function may use its notes table only: nothing on the ledger or the connections registry."""
+    template = synth().raw("services")
+    role = _demo_api_role(template)
+    assert role is not None
+    granted = _statements_of(template, role)
+    assert _on(granted, *_ledger_ids(template), *_connections_ids(template)) == []
 
 
 def test_the_role_walk_sees_a_forbidden_grant() -> None:

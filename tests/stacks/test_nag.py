@@ -13,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from cdk_app.nag import nag_packs
 from deploy import nag_report
-from tests.stacks.conftest import CERT, GITHUB, PROD, ROOT, Synth, synth
+from tests.stacks.conftest import CERT, GITHUB, IDP_PROVIDER, PROD, ROOT, THREE, Synth, providers, synth
 
 VARIANTS = {
     "demo-sandbox": (),
@@ -24,13 +24,9 @@ VARIANTS = {
     "github-deploy-role": (("github_repository", "octo/agent"), ("github_deploy_branch", "release/v1")),
     "binding-on-lambda": (("binding_compute", "lambda"),),
     "binding-on-lambda-prod": (*PROD, ("binding_compute", "lambda")),
-    "custom-oidc-plain-model": (
-        ("provider", "custom-oidc"),
-        ("provider_client_id", "agent"),
-        ("provider_client_secret_name", "idp/agent"),
-        ("provider_discovery_url", "https://idp.example.org/.well-known/openid-configuration"),
-        ("bedrock_model_id", "anthropic.claude-3-5-haiku-20241022-v1:0"),
-    ),
+    "custom-oidc-plain-model": (*providers(IDP_PROVIDER), ("bedrock_model_id", "anthropic.claude-3-5-haiku-20241022-v1:0")),
+    # A demo provider, a vendor and a custom OIDC provider at once: several credential providers, secrets and grants.
+    "three-providers": THREE,
 }
 
 

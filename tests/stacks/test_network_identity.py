@@ -6,6 +6,7 @@ import json
 
 from aws_cdk.assertions import Match
 
+from cdk_app.config import DEMO_API_SCOPES
 from tests.stacks.conftest import Synth, one, render, resources
 
 
@@ -96,38 +97,40 @@ def test_both_pools_have_a_hosted_domain(demo: Synth) -> None:
 
 
 def test_demo_authorization_server_has_resource_server_scopes(demo: Synth) -> None:
-    identity = demo.template("identity")
-    identity.has_resource_properties(
-        "AWS::Cognito::UserPoolResourceServer",
-        {
-            "Identifier": "demo-api",
-            "Scopes": Match.array_with(
-                [
-                    {"ScopeName": "notes.read", "ScopeDescription": Match.any_value()},
-                    {"ScopeName": "profile.read", "ScopeDescription": Match.any_value()},
-                ]
-            ),
-        },
-    )
-    # The client's settings (code flow, these scopes, AgentCore's callback) are written by the agent identity
-    # stack's registration (tests/stacks/test_agent_identity.py); the template fixes only who the client is.
-    client = one(demo.raw("identity"), "AWS::Cognito::UserPoolClient", "AgentCoreClient")["Properties"]
-    assert {**client, "UserPoolId": render(client["UserPoolId"])} == {
-        "ClientName": "agentcore-identity",
-        "GenerateSecret": True,
-        "UserPoolId": "${" + next(k for k in resources(demo.raw("identity"), "AWS::Cognito::UserPool") if "DemoAuthorization" in k) + "}",
-    }
+    """One resource server for every demo provider, with each custom scope and the words people read for it."""
+    server = one(demo.raw("identity"), "AWS::Cognito::UserPoolResourceServer")["Properties"]
+    assert server["Identifier"] == "demo-api"
+    assert server["Scopes"] == [{"ScopeName": name, "ScopeDescription": words} for name, words in DEMO_API_SCOPES.items()]
+    assert {s["ScopeName"] for s in server["Scopes"]} == {"profile.read", "notes.read", "notes.write", "tasks.read", "tasks.write"}
 
 
-def test_demo_client_secret_is_copied_by_reference_not_value(demo: Synth) -> None:
+def test_each_demo_provider_has_its_own_client_fixed_only_by_identity(demo: Synth) -> None:
+    # The clients' settings (code flow, their scopes, AgentCore's callback) are written by the agent identity
+    # stack's registration (tests/stacks/test_agent_identity.py); the template fixes only who each client is.
+    pool = "${" + next(k for k in resources(demo.raw("identity"), "AWS::Cognito::UserPool") if "DemoAuthorization" in k) + "}"
+    for name in ("notes", "tasks"):
+        client = one(demo.raw("identity"), "AWS::Cognito::UserPoolClient", f"AgentCoreClient{name.title()}")["Properties"]
+        assert {**client, "UserPoolId": render(client["UserPoolId"])} == {
+            "ClientName": f"agentcore-identity-{name}",
+            "GenerateSecret": True,
+            "UserPoolId": pool,
+        }
+    assert len(resources(demo.raw("identity"), "AWS::Cognito::UserPoolClient")) == 3  # and the ALB's
+
+
+def test_demo_client_secrets_are_copied_by_reference_not_value(demo: Synth) -> None:
     identity = demo.raw("identity")
     secrets = resources(identity, "AWS::SecretsManager::Secret")
-    client_secret = next(v for k, v in secrets.items() if "ClientSecret" in k)
-    value = client_secret["Properties"]["SecretString"]
-    # A GetAtt resolved by CloudFormation at deploy time: the value is never in the template.
-    parts = value["Fn::Join"][1]
-    assert any(isinstance(p, dict) and p.get("Fn::GetAtt", [None, None])[1] == "ClientSecret" for p in parts)
-    assert client_secret["Properties"]["KmsKeyId"]
+    for name in ("Notes", "Tasks"):
+        [client_secret] = [v for k, v in secrets.items() if f"AgentCoreClient{name}ClientSecret" in k]
+        value = client_secret["Properties"]["SecretString"]
+        # A GetAtt of that provider's own client, resolved by CloudFormation at deploy time: never in the template.
+        [copied] = [p for p in value["Fn::Join"][1] if isinstance(p, dict)]
+        assert (
+            copied["Fn::GetAtt"][0].startswith(f"DemoAuthorizationServerAgentCoreClient{name}")
+            and copied["Fn::GetAtt"][1] == "ClientSecret"
+        )
+        assert client_secret["Properties"]["KmsKeyId"]
     # No custom resource reads the secret back (CDK's getter would add one).
     assert not resources(identity, "Custom::DescribeCognitoUserPoolClient")
 

@@ -22,7 +22,7 @@ import pytest
 
 from app import build_stacks
 from cdk_app.config import ConfigError, load_config
-from tests.stacks.conftest import context_with, resources
+from tests.stacks.conftest import GITHUB_PROVIDER, IDP_PROVIDER, NOTES_PROVIDER, context_with, providers, resources
 from tests.stacks.static_tools import SHAPES, assembly, templates
 
 SECRETISH_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_KEY|SIGNING_KEY", re.IGNORECASE)
@@ -144,7 +144,7 @@ def test_credential_provider_reads_its_client_secret_from_secrets_manager(every_
             secret_id = config["ClientSecretConfig"]["SecretId"]
             assert _is_secret_reference(shape, secret_id) or isinstance(secret_id, str), f"{shape}/{name}: {secret_id}"
             checked += 1
-    assert checked == len(SHAPES)
+    assert checked == sum(len(load_config(context_with(shape)).providers) for shape in SHAPES.values())
 
 
 def _check_environment(shape: str, owner: str, variables: dict[str, Any]) -> list[str]:
@@ -197,9 +197,8 @@ def test_canary_in_the_environment_never_reaches_the_assembly(tmp_path: Path, mo
         "AWS_SESSION_TOKEN",
     ):
         monkeypatch.setenv(variable, SENTINEL)
-    github = dict(SHAPES["github"])
-    github["provider_client_secret_json_key"] = "client_secret"
-    app = cdk.App(context=context_with(tuple(github.items())), outdir=str(tmp_path))
+    overrides = providers(NOTES_PROVIDER, {**GITHUB_PROVIDER, "client_secret_json_key": "client_secret"}, IDP_PROVIDER)
+    app = cdk.App(context=context_with(overrides), outdir=str(tmp_path))
     build_stacks(app, load_config(app.node.get_all_context()))
     app.synth()
     files = [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -1,7 +1,8 @@
-"""How AgentCore reads the provider's EXTERNAL client secret, as deployed (docs/deploy.md, "How AgentCore
+"""How AgentCore reads each provider's EXTERNAL client secret, as deployed (docs/deploy.md, "How AgentCore
 reads the client secret"): with the credentials of the role that calls GetResourceOauth2Token or
-CompleteResourceTokenAuth. Each task role may read exactly that one secret, only through an AWS service,
-and decrypt only through Secrets Manager; no secret resource policy or key policy names a service principal.
+CompleteResourceTokenAuth. Each task role may read exactly the configured providers' secrets, only through an
+AWS service, and decrypt only through Secrets Manager; no secret resource policy or key policy names a service
+principal.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.stacks.conftest import Synth, as_list, one, render, resources, statements
+from tests.stacks.conftest import THREE, Synth, as_list, one, render, resources, statements, synth
 
 SERVICES = ("Agent", "SessionBinding")
+SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
 VIA_SECRETS_MANAGER = {"StringEquals": {"kms:ViaService": "secretsmanager.${AWS::Region}.amazonaws.com"}}
 
 
@@ -24,22 +26,26 @@ def _with_action(stmts: list[dict[str, Any]], action: str) -> list[dict[str, Any
     return [s for s in stmts if action in as_list(s["Action"])]
 
 
-def _provider_secret_reference(synth_: Synth) -> dict[str, Any]:
-    [provider] = resources(synth_.raw("agent_identity"), "AWS::BedrockAgentCore::OAuth2CredentialProvider").values()
-    [config] = provider["Properties"]["Oauth2ProviderConfigInput"].values()
-    assert config["ClientSecretSource"] == "EXTERNAL"
-    assert "ClientSecret" not in config  # the value never enters the template
-    return dict(render(config["ClientSecretConfig"]))
+def _provider_secret_references(synth_: Synth) -> list[dict[str, Any]]:
+    """Each credential provider's ClientSecretConfig, in the template's order."""
+    found = []
+    for provider in resources(synth_.raw("agent_identity"), "AWS::BedrockAgentCore::OAuth2CredentialProvider").values():
+        [config] = provider["Properties"]["Oauth2ProviderConfigInput"].values()
+        assert config["ClientSecretSource"] == "EXTERNAL"
+        assert "ClientSecret" not in config  # the value never enters the template
+        found.append(dict(render(config["ClientSecretConfig"])))
+    return found
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_caller_reads_exactly_the_demo_secret_only_through_an_aws_service(demo: Synth, service: str) -> None:
+def test_each_caller_reads_exactly_the_demo_secrets_only_through_an_aws_service(demo: Synth, service: str) -> None:
     stmts = _task_statements(demo, service)
     [read] = _with_action(stmts, "secretsmanager:GetSecretValue")
     assert read["Effect"] == "Allow"
     assert as_list(read["Action"]) == ["secretsmanager:GetSecretValue"]  # no DescribeSecret, no writes
-    [arn] = as_list(read["Resource"])
-    assert arn.startswith("${Import:") and "ClientSecret" in arn  # the identity stack's one secret, by exact ARN
+    notes, tasks = as_list(read["Resource"])  # the identity stack's secret of each demo client, by exact ARN
+    assert notes.startswith("${Import:") and "AgentCoreClientNotesClientSecret" in notes
+    assert tasks.startswith("${Import:") and "AgentCoreClientTasksClientSecret" in tasks
     assert read["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
 
 
@@ -54,17 +60,21 @@ def test_each_caller_decrypts_the_secrets_key_only_through_secrets_manager(demo:
         assert decrypt["Condition"] == VIA_SECRETS_MANAGER
 
 
-def test_the_provider_references_the_secret_the_callers_may_read(demo: Synth) -> None:
-    reference = _provider_secret_reference(demo)
-    assert reference["JsonKey"] == "client_secret"
-    granted = {
-        as_list(s["Resource"])[0] for svc in SERVICES for s in _with_action(_task_statements(demo, svc), "secretsmanager:GetSecretValue")
-    }
-    assert granted == {reference["SecretId"]}
+@pytest.mark.parametrize("shape", [(), THREE], ids=["demo", "three"])
+def test_the_providers_reference_the_secrets_the_callers_may_read(shape: tuple[tuple[str, str], ...]) -> None:
+    built = synth(shape)
+    references = _provider_secret_references(built)
+    for svc in SERVICES:
+        [read] = _with_action(_task_statements(built, svc), "secretsmanager:GetSecretValue")
+        granted = as_list(read["Resource"])
+        # A secret known by name is granted with the suffix Secrets Manager appends; one made here by its ARN.
+        expected = [r["SecretId"] if r["SecretId"].startswith("${") else f"{SECRET_ARN_PREFIX}{r['SecretId']}-??????" for r in references]
+        assert granted == expected
+    assert all(r["JsonKey"] == "client_secret" for r in references)
 
 
 def test_a_named_vendor_secret_is_referenced_by_name_and_granted_by_that_name(github: Synth) -> None:
-    assert _provider_secret_reference(github)["SecretId"] == "agent/github-oauth"
+    assert [r["SecretId"] for r in _provider_secret_references(github)] == ["agent/github-oauth"]
     for service in SERVICES:
         [read] = _with_action(_task_statements(github, service), "secretsmanager:GetSecretValue")
         assert as_list(read["Resource"]) == [
@@ -73,10 +83,12 @@ def test_a_named_vendor_secret_is_referenced_by_name_and_granted_by_that_name(gi
         assert read["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
 
 
-def test_the_demo_secret_is_under_the_secrets_key_with_no_resource_policy(demo: Synth) -> None:
+def test_the_demo_secrets_are_under_the_secrets_key_with_no_resource_policy(demo: Synth) -> None:
     identity = demo.raw("identity")
-    [secret] = [s for name, s in resources(identity, "AWS::SecretsManager::Secret").items() if "ClientSecret" in name]
-    assert "SecretsKey" in secret["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]
+    secrets = [s for name, s in resources(identity, "AWS::SecretsManager::Secret").items() if "ClientSecret" in name]
+    assert len(secrets) == 2  # one per demo provider's client
+    for secret in secrets:
+        assert "SecretsKey" in secret["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]
     # Same account, caller's credentials: IAM on the caller suffices; no resource policy widens who may read.
     assert resources(identity, "AWS::SecretsManager::ResourcePolicy") == {}
 

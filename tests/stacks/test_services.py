@@ -16,8 +16,14 @@ AGENTCORE = "arn:${AWS::Partition}:bedrock-agentcore:${AWS::Region}:${AWS::Accou
 DIRECTORY = f"{AGENTCORE}:workload-identity-directory/default"
 WORKLOAD = f"{DIRECTORY}/workload-identity/agentcore-ecs-sandbox-agent"
 VAULT = f"{AGENTCORE}:token-vault/default"
-PROVIDER = f"{VAULT}/oauth2credentialprovider/agentcore-ecs-sandbox-demo"
+PROVIDERS = [
+    f"{VAULT}/oauth2credentialprovider/agentcore-ecs-sandbox-notes",
+    f"{VAULT}/oauth2credentialprovider/agentcore-ecs-sandbox-tasks",
+]
 LEDGER_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+TABLE_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+VIA_DYNAMODB = {"StringEquals": {"kms:ViaService": "dynamodb.${AWS::Region}.amazonaws.com"}}
+VIA_SECRETS_MANAGER = {"StringEquals": {"kms:ViaService": "secretsmanager.${AWS::Region}.amazonaws.com"}}
 
 
 def _rules(template: dict[str, Any]) -> list[dict[str, Any]]:
@@ -342,18 +348,41 @@ def test_agent_role_gets_workload_tokens_outbound_tokens_and_its_model_only(demo
         "bedrock-agentcore:GetWorkloadAccessTokenForUserId",
         "bedrock-agentcore:GetResourceOauth2Token",
         "secretsmanager:GetSecretValue",
-        "kms:Decrypt",
         "bedrock:InvokeModel",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        *TABLE_KEY_ACTIONS,
     }
     [workload] = actions["bedrock-agentcore:GetWorkloadAccessTokenForUserId"]
     assert sorted(as_list(workload["Resource"])) == sorted([DIRECTORY, WORKLOAD])
     [outbound] = actions["bedrock-agentcore:GetResourceOauth2Token"]
-    assert sorted(as_list(outbound["Resource"])) == sorted([DIRECTORY, WORKLOAD, VAULT, PROVIDER])
+    assert sorted(as_list(outbound["Resource"])) == sorted([DIRECTORY, WORKLOAD, VAULT, *PROVIDERS])
     [secret] = actions["secretsmanager:GetSecretValue"]
-    assert secret["Resource"].startswith("${Import:") and "ClientSecret" in secret["Resource"]
+    # Each demo provider's own client secret, by its exact ARN.
+    assert len(as_list(secret["Resource"])) == 2
+    for name, arn in zip(("Notes", "Tasks"), as_list(secret["Resource"]), strict=True):
+        assert arn.startswith("${Import:") and f"AgentCoreClient{name}ClientSecret" in arn
     assert secret["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
-    [decrypt] = actions["kms:Decrypt"]
-    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+    # Two keys: the secrets key only through Secrets Manager; the connections registry's only through DynamoDB.
+    via_secrets_manager, via_dynamodb = sorted(actions["kms:Decrypt"], key=lambda d: d["Condition"] != VIA_SECRETS_MANAGER)
+    assert via_secrets_manager["Condition"] == VIA_SECRETS_MANAGER and str(via_secrets_manager["Resource"]).startswith("${Import:")
+    assert via_secrets_manager["Action"] == "kms:Decrypt"
+    table, key = _connections_ids(demo)
+    assert via_dynamodb == {
+        "Sid": "ConnectionsKeyViaDynamoDb",
+        "Effect": "Allow",
+        "Action": list(TABLE_KEY_ACTIONS),
+        "Resource": "${" + key + ".Arn}",
+        "Condition": VIA_DYNAMODB,
+    }
+    [registry] = actions["dynamodb:Query"]
+    assert registry == {
+        "Sid": "ConnectionsItems",
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+        "Resource": "${" + table + ".Arn}",
+    }
     [model] = actions["bedrock:InvokeModel"]
     assert sorted(as_list(model["Resource"])) == sorted(
         [
@@ -385,7 +414,22 @@ def test_session_binding_role_can_only_complete_consent_and_use_its_ledger(demo:
         *LEDGER_ITEM_ACTIONS,
     }
     [complete] = actions["bedrock-agentcore:CompleteResourceTokenAuth"]
-    assert sorted(as_list(complete["Resource"])) == sorted([DIRECTORY, WORKLOAD, VAULT, PROVIDER])
+    assert sorted(as_list(complete["Resource"])) == sorted([DIRECTORY, WORKLOAD, VAULT, *PROVIDERS])
+    # Item calls on two tables: the ledger's three, and on the connections registry UpdateItem alone.
+    table, key = _connections_ids(demo)
+    on_registry = [s for s in _task_policy(demo, "SessionBinding") if table in str(s["Resource"]) or key in str(s["Resource"])]
+    assert on_registry == [
+        {"Sid": "ConnectionsItems", "Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": "${" + table + ".Arn}"},
+        {
+            "Sid": "ConnectionsKeyViaDynamoDb",
+            "Effect": "Allow",
+            "Action": list(TABLE_KEY_ACTIONS),
+            "Resource": "${" + key + ".Arn}",
+            "Condition": VIA_DYNAMODB,
+        },
+    ]
+    assert [s["Resource"] for s in actions["dynamodb:UpdateItem"]] == ["${" + _ledger_table_id(demo) + ".Arn}", "${" + table + ".Arn}"]
+    assert [s["Resource"] for s in actions["dynamodb:GetItem"]] == ["${" + _ledger_table_id(demo) + ".Arn}"]
 
 
 def test_roles_are_separate_and_never_cross(demo: Synth) -> None:
@@ -434,6 +478,7 @@ def test_binding_container_provides_every_setting_the_service_requires(demo: Syn
     assert env["REQUIRE_CUSTOM_STATE"] == "true"  # the echo of customState is required by default
     assert env["CUSTOM_STATE_PARAM"] == "state"
     assert env["BINDING_TABLE"] == "${" + _ledger_table_id(demo) + "}"
+    assert env["CONNECTIONS_TABLE"] == "${" + _connections_ids(demo)[0] + "}"  # the table's name (a Ref)
     relaxed = synth((("binding_require_state", False), ("binding_state_param", "custom_state")))
     [relaxed_env] = [
         {e["Name"]: e["Value"] for e in t["Properties"]["ContainerDefinitions"][0]["Environment"]}
@@ -448,6 +493,14 @@ def _ledger_table_id(synth_: Synth) -> str:
     return table_id
 
 
+def _connections_ids(synth_: Synth) -> tuple[str, str]:
+    """(table, key) logical ids of the connections registry."""
+    template = synth_.raw("services")
+    [table_id] = [k for k in resources(template, "AWS::DynamoDB::Table") if k.startswith("ConnectionsTable")]
+    [key_id] = [k for k in resources(template, "AWS::KMS::Key") if k.startswith("ConnectionsKey")]
+    return table_id, key_id
+
+
 def test_agent_container_provides_every_setting_the_service_requires(demo: Synth) -> None:
     AgentSettings = settings_class("agent")
 
@@ -457,11 +510,32 @@ def test_agent_container_provides_every_setting_the_service_requires(demo: Synth
     required = {name.upper() for name, field in AgentSettings.model_fields.items() if field.is_required()}
     assert required <= provided, f"missing in the task definition: {sorted(required - provided)}"
     env = {e["Name"]: e["Value"] for e in agent["Environment"]}
-    assert "DEMO_API_URL" in env  # AgentSettings requires it for the demo provider
-    assert env["PROVIDER_KIND"] == "demo"
+    assert "PROVIDERS" in env  # the outbound providers, as JSON (tests/stacks/test_providers.py)
+    assert not {"PROVIDER_KIND", "PROVIDER_SCOPES", "CREDENTIAL_PROVIDER_NAME", "DEMO_API_URL"} & set(env)
     known = {name.upper() for name in AgentSettings.model_fields}
     assert not set(env) - known, f"the agent does not read {sorted(set(env) - known)}"
     assert not {"BINDING_TABLE", "CUSTOM_STATE_PARAM"} & set(env)  # the binding service's alone
+    assert env["CONNECTIONS_TABLE"] == {"Ref": _connections_ids(demo)[0]}  # the registry both services share
+
+
+def _environment_of(template: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The environment of the ECS container or the Lambda function whose logical id starts with `prefix`."""
+    tasks = [t for k, t in resources(template, "AWS::ECS::TaskDefinition").items() if k.startswith(prefix)]
+    if tasks:
+        [task] = tasks
+        return {e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    [function] = [f for k, f in resources(template, "AWS::Lambda::Function").items() if k.startswith(f"{prefix}Function")]
+    return dict(function["Properties"]["Environment"]["Variables"])
+
+
+@pytest.mark.parametrize("shape", [(), (("binding_compute", "lambda"),)], ids=["binding-on-fargate", "binding-on-lambda"])
+def test_both_services_name_the_one_connections_table(shape: tuple[tuple[str, str], ...]) -> None:
+    """CONNECTIONS_TABLE is the registry table's name (a Ref) for the agent and for the binding service, wherever it runs."""
+    built = synth(shape)
+    template = built.raw("services")
+    table, _ = _connections_ids(built)
+    assert _environment_of(template, "AgentTaskDefinition")["CONNECTIONS_TABLE"] == {"Ref": table}
+    assert _environment_of(template, "SessionBinding")["CONNECTIONS_TABLE"] == {"Ref": table}
 
 
 def test_sign_out_goes_to_the_pools_logout_and_back_to_a_registered_page(demo: Synth) -> None:

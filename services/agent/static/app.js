@@ -8,9 +8,14 @@
 // signed-in person; POST /api/sign-out {} expires the load balancer's session cookies and answers
 // {"location": "<the sign-in provider's logout URL>"}, where the page then goes;
 // POST /api/chat {message, history} answers with server-sent events over the response body
-// (message, tool_call, tool_result, authorization_required, authorization_declined, error, done).
+// (message, tool_call, tool_result, authorization_required, authorization_declined, disconnect_requested,
+// error, done).
 // A request resent after a consent round trip carries "after_consent": the start link's flow token, so
 // the agent can tell a declined consent ("nothing was shared": Try again or Cancel) from a finished one.
+// disconnect_requested {provider, display_name} follows the disconnect_account tool, which disconnects
+// nothing: the person confirms on a card, which calls POST /api/connections/<provider>/disconnect {} as the
+// connected accounts page (connections.js) does; it answers {"status": "disconnected", "message": <a sentence
+// to show>}, errors {"error": <code>, "message": <a sentence to show>}.
 //
 // sessionStorage belongs to the tab, not to the person: someone else may sign in in the same tab.
 // So the stored conversation and pending request are kept for one person ("agent.user"), and are
@@ -26,6 +31,7 @@
   const MAX_HISTORY_SENT = 20;
   const MAX_HISTORY_KEPT = 200;
   const START_URL_PREFIX = "/oauth2/start?flow=";
+  const PROVIDER_PATTERN = /^[a-z][a-z0-9-]{0,19}$/; // a configured account's name, as in connections.js
   // Abort a reply that sends nothing at all for this long.
   const IDLE_TIMEOUT_MS = 120 * 1000;
 
@@ -40,6 +46,8 @@
     working: "The agent is working\u2026",
     tooLong: "Messages can be at most " + MAX_MESSAGE_CHARS + " characters.",
     signingOut: "Signing out\u2026",
+    disconnectNote: "The agent will not use this account until you connect it again.",
+    keptConnected: "Kept connected. Nothing was changed.",
   };
 
   // ---------------------------------------------------------------- storage
@@ -378,7 +386,7 @@
     card.appendChild(actions);
     item.appendChild(card);
     appendItem(item);
-    state.authButton = retry;
+    state.focusAfter = retry;
   }
 
   function onAuthorizationRequired(state, data) {
@@ -438,7 +446,124 @@
     card.appendChild(button);
     item.appendChild(card);
     appendItem(item);
-    state.authButton = button;
+    state.focusAfter = button;
+  }
+
+  // ---------------------------------------------------------------- disconnecting an account
+
+  // {message} once the server has recorded the disconnect (null when it sent no sentence), else {error}
+  // with the sentence to show. Sent like sign-out: an empty JSON object, which a cross-site form cannot send.
+  async function requestDisconnect(provider) {
+    let response;
+    try {
+      response = await fetch("/api/connections/" + encodeURIComponent(provider) + "/disconnect", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: "{}",
+        cache: "no-store",
+        redirect: "manual", // an expired sign-in is a redirect to the identity provider
+      });
+    } catch (_err) {
+      return { error: TEXT.network };
+    }
+    if (response.type === "opaqueredirect") {
+      return { error: TEXT.sessionEnded };
+    }
+    if (!response.ok) {
+      return { error: await readErrorMessage(response) };
+    }
+    try {
+      const body = await response.json();
+      if (body && body.status === "disconnected") {
+        return { message: typeof body.message === "string" && body.message ? body.message : null };
+      }
+    } catch (_err) {
+      // not JSON
+    }
+    return { error: TEXT.unexpected };
+  }
+
+  // The agent's tool call disconnected nothing: the person decides here. "Disconnect" asks the server,
+  // "Keep connected" asks nothing. Either way the card then says what happened, in a status line.
+  function onDisconnectRequested(state, data) {
+    const provider = data.provider;
+    if (typeof provider !== "string" || !PROVIDER_PATTERN.test(provider)) {
+      showError(TEXT.unexpected); // not an account this page can name in a request
+      return;
+    }
+    const displayName = (typeof data.display_name === "string" && data.display_name) || provider;
+    const item = el("li", "entry entry-auth");
+    const card = el("section", "auth-card disconnect-card");
+    const headingId = "auth-heading-" + ++authCounter;
+    const heading = el("h3", "auth-title", "Disconnect " + displayName + "?");
+    heading.id = headingId;
+    card.setAttribute("aria-labelledby", headingId);
+    card.appendChild(heading);
+    const note = el("p", "auth-text", TEXT.disconnectNote);
+    card.appendChild(note);
+    // In the page from the start, so that what it says later is announced.
+    const outcome = el("p", "auth-text card-outcome");
+    outcome.setAttribute("role", "status");
+    card.appendChild(outcome);
+
+    const actions = el("div", "auth-actions");
+    const disconnect = el("button", "button button-danger", "Disconnect");
+    disconnect.type = "button";
+    const keep = el("button", "button button-secondary", "Keep connected");
+    keep.type = "button";
+    actions.appendChild(disconnect);
+    actions.appendChild(keep);
+    card.appendChild(actions);
+
+    const more = el("p", "auth-text auth-note");
+    const link = el("a", "card-link", "Connected accounts");
+    link.href = "/connections";
+    more.appendChild(link);
+    card.appendChild(more);
+
+    // The question is answered: only what happened stays. Focus on the card (or on nothing in particular,
+    // as after a click on a disabled button) goes on to the message box; focus elsewhere is left alone.
+    const settle = (message) => {
+      const active = document.activeElement;
+      const hadFocus = card.contains(active) || active === document.body || active === els.conversation;
+      note.remove();
+      actions.remove();
+      outcome.setAttribute("data-kind", "ok");
+      outcome.textContent = message;
+      if (hadFocus) {
+        (els.input.disabled ? link : els.input).focus();
+      }
+    };
+    let running = false;
+    disconnect.addEventListener("click", async () => {
+      if (running) {
+        return;
+      }
+      running = true;
+      disconnect.disabled = keep.disabled = true;
+      outcome.removeAttribute("data-kind");
+      outcome.textContent = "Disconnecting " + displayName + "\u2026";
+      const result = await requestDisconnect(provider);
+      running = false;
+      if (result.error !== undefined) {
+        outcome.setAttribute("data-kind", "error");
+        outcome.textContent = result.error;
+        disconnect.disabled = keep.disabled = false;
+        disconnect.focus();
+        return;
+      }
+      settle(result.message || "Disconnected " + displayName + ".");
+    });
+    keep.addEventListener("click", () => {
+      if (!running) {
+        settle(TEXT.keptConnected);
+      }
+    });
+
+    item.appendChild(card);
+    appendItem(item);
+    state.focusAfter = keep; // the choice that changes nothing, as on the connected accounts page
   }
 
   // ---------------------------------------------------------------- server-sent events
@@ -537,6 +662,9 @@
         state.declined = true;
         onAuthorizationDeclined(state, data);
         break;
+      case "disconnect_requested":
+        onDisconnectRequested(state, data);
+        break;
       case "error":
         showError(typeof data.message === "string" && data.message ? data.message : TEXT.unexpected);
         break;
@@ -584,7 +712,8 @@
   }
 
   async function sendRequest(request) {
-    const state = { request, tools: new Map(), done: false, authButton: null, awaitingPermission: false, declined: false };
+    // focusAfter: the card's button to focus when the turn ends (else the message box).
+    const state = { request, tools: new Map(), done: false, focusAfter: null, awaitingPermission: false, declined: false };
     const abort = new AbortController();
     currentAbort = abort;
     let idleTimer = 0;
@@ -662,8 +791,8 @@
       if (currentAbort === abort) {
         currentAbort = null;
         setBusy(false);
-        if (state.authButton) {
-          state.authButton.focus();
+        if (state.focusAfter && state.focusAfter.isConnected && !state.focusAfter.disabled) {
+          state.focusAfter.focus();
         } else {
           els.input.focus();
         }

@@ -16,7 +16,7 @@ import pytest
 from local.bedrock import text_response, tool_use_response
 from services.agent.tokens import WorkloadTokenCache
 from services.common.flow import read_flow_token
-from tests.services.conftest import ALICE, BOB, ORIGIN, AgentHarness, ChatTurn, parse_sse
+from tests.services.conftest import ALICE, BOB, ORIGIN, PROVIDER, AgentHarness, ChatTurn, demo_provider, parse_sse
 
 WORKLOAD = "GetWorkloadAccessTokenForUserId"
 OUTBOUND = "token"  # GetResourceOauth2Token is POST /identities/oauth2/token
@@ -45,8 +45,10 @@ def test_first_request_asks_for_consent_with_a_signed_first_party_link(agent: Ag
     assert turn.status == 200
     assert [event for event, _ in turn.events] == ["tool_call", "authorization_required", "done"]
     [prompt] = turn.of("authorization_required")
-    assert prompt["display_name"] == "Demo API"
-    assert prompt["scopes"] == sorted(["demo-api/profile.read", "demo-api/notes.read", "demo-api/notes.write"])
+    # One name for the provider, and its permissions in words (the raw scope strings stay with the agent).
+    assert (prompt["provider"], prompt["display_name"]) == ("notes", "Demo Notes")
+    assert prompt["scopes"] == ["See your profile", "Read your notes", "Create, change and delete your notes"]
+    assert "demo-api/" not in json.dumps(prompt)
     start = urlsplit(prompt["start_url"])
     assert (start.scheme, start.netloc, start.path) == ("", "", "/oauth2/start")
     flow = read_flow_token(agent.binding.keyring, unquote(parse_qs(start.query)["flow"][0]), now=int(time.time()))
@@ -347,15 +349,22 @@ def test_ui_is_served_with_a_strict_policy(agent: AgentHarness) -> None:
     assert browser.client.get("/static/app.js").status_code == 200
 
 
+def github_provider(*, scopes: str, **fields: object) -> dict[str, object]:
+    """A PROVIDERS entry of kind github (or another kind, by `fields`), under the stand-in's credential provider."""
+    entry = demo_provider(None, scopes=scopes, name="github", kind="github", display_name="GitHub", credential_provider=PROVIDER)
+    entry.pop("api_url")
+    return entry | fields
+
+
 def test_github_provider_offers_github_tools_and_normalised_scopes(make_agent: Any) -> None:
-    agent = make_agent(provider_kind="github", provider_scopes="repo read:user repo", demo_api_url=None)
+    agent = make_agent(providers=[github_provider(scopes="repo read:user")])
     runtime = agent.agent_app.state.runtime()
-    assert sorted(runtime.tools) == ["get_user", "list_repos"]
-    assert runtime.settings.scopes == ("read:user", "repo")
+    assert sorted(runtime.tools) == ["disconnect_account", "get_user", "list_connections", "list_repos"]
+    assert runtime.settings.provider("github").scope_set == ("read:user", "repo")
 
 
 def test_github_tool_calls_the_api_as_the_user(make_agent: Any, resource: Any) -> None:
-    agent = make_agent(provider_kind="github", provider_scopes="read:user", demo_api_url=None, github_api_url=resource.base_url)
+    agent = make_agent(providers=[github_provider(scopes="read:user")], github_api_url=resource.base_url)
     agent.bedrock.auto_tool = "list_repos"
     browser = agent.browser(ALICE)
     agent.consent(browser, agent.chat(browser, "my repos"))
@@ -366,10 +375,10 @@ def test_github_tool_calls_the_api_as_the_user(make_agent: Any, resource: Any) -
 
 
 def test_demo_provider_needs_the_demo_api_url(key_server: Any, resource: Any) -> None:
-    from tests.services.conftest import agent_settings
+    from tests.services.conftest import agent_settings, demo_provider
 
-    with pytest.raises(ValueError, match="DEMO_API_URL is required when PROVIDER_KIND is demo"):
-        agent_settings(key_server, resource, demo_api_url=None)
+    with pytest.raises(ValueError, match="provider 'notes': api_url is required for kind demo"):
+        agent_settings(key_server, resource, providers=[demo_provider(None)])
 
 
 def test_an_unexpected_failure_mid_stream_still_ends_the_turn(agent: AgentHarness) -> None:
@@ -476,7 +485,7 @@ def test_blank_messages_are_refused(agent: AgentHarness) -> None:
 
 
 def test_other_providers_get_a_connection_tool_that_asks_for_consent(make_agent: Any) -> None:
-    agent = make_agent(provider_kind="google", provider_scopes="openid email", demo_api_url=None)
+    agent = make_agent(providers=[github_provider(scopes="openid email", kind="google", name="google", display_name="Google")])
     agent.bedrock.auto_tool = "connect_account"
     browser = agent.browser(ALICE)
     first = agent.chat(browser, "connect my Google account")
@@ -487,9 +496,9 @@ def test_other_providers_get_a_connection_tool_that_asks_for_consent(make_agent:
 
 
 def test_token_urls_must_be_https_outside_local(key_server: Any, resource: Any) -> None:
-    from tests.services.conftest import agent_settings
+    from tests.services.conftest import agent_settings, demo_provider
 
-    with pytest.raises(ValueError, match="DEMO_API_URL must be https:// outside the local profile"):
+    with pytest.raises(ValueError, match=r"PROVIDERS\[NOTES\].API_URL must be https:// outside the local profile"):
         agent_settings(
             key_server,
             resource,
@@ -498,7 +507,7 @@ def test_token_urls_must_be_https_outside_local(key_server: Any, resource: Any) 
             oidc_issuer="https://issuer.example",
             session_binding_url="https://agent.example.com/oauth2/session-binding",
             sign_out_url="https://signin.example/logout",
-            demo_api_url="http://api.example",
+            providers=[demo_provider("http://api.example")],
         )
 
 

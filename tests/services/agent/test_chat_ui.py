@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.support.browsing import WAIT_MS, LiveServer, PageWatch
 
@@ -34,6 +34,7 @@ CSP = (
 )
 ALICE_DIGEST = "3f6c0a1e9b2d4c5f"  # what GET /api/session answers: an opaque digest of the signed-in person
 BOB_DIGEST = "8d1e7b2a4c6f0e3d"
+DISPLAY_NAMES = {"demo-notes": "Demo Notes"}  # the stand-in's configured accounts
 
 
 # --------------------------------------------------------------------------- static checks
@@ -59,23 +60,25 @@ class _Tags(HTMLParser):
             self.script_text.append(data)
 
 
-def _index() -> _Tags:
+def _parse(page: str) -> _Tags:
     parser = _Tags()
-    parser.feed((STATIC_DIR / "index.html").read_text(encoding="utf-8"))
+    parser.feed((STATIC_DIR / page).read_text(encoding="utf-8"))
     parser.close()
     return parser
 
 
-def test_index_references_the_script_and_stylesheet_by_absolute_path() -> None:
-    tags = _index().tags
+@pytest.mark.parametrize(("page", "script"), [("index.html", "/static/app.js"), ("connections.html", "/static/connections.js")])
+def test_index_references_the_script_and_stylesheet_by_absolute_path(page: str, script: str) -> None:
+    tags = _parse(page).tags
     scripts = [attrs.get("src") for tag, attrs in tags if tag == "script"]
     stylesheets = [attrs.get("href") for tag, attrs in tags if tag == "link" and attrs.get("rel") == "stylesheet"]
-    assert scripts == ["/static/app.js"]
+    assert scripts == [script]
     assert stylesheets == ["/static/app.css"]
 
 
-def test_index_has_no_inline_scripts_styles_or_event_handlers() -> None:
-    parsed = _index()
+@pytest.mark.parametrize("page", ["index.html", "connections.html"])
+def test_index_has_no_inline_scripts_styles_or_event_handlers(page: str) -> None:
+    parsed = _parse(page)
     assert "".join(parsed.script_text).strip() == "", "inline <script> content"
     for tag, attrs in parsed.tags:
         assert tag != "style", "<style> block"
@@ -91,15 +94,16 @@ def test_index_has_no_inline_scripts_styles_or_event_handlers() -> None:
                 assert re.fullmatch(r"/(?!/)[^\s\\]*|#[\w-]+", value), f"<{tag} {name}={value!r}>"
 
 
-@pytest.mark.parametrize("name", ["index.html", "app.js", "app.css"])
+@pytest.mark.parametrize("name", ["index.html", "app.js", "app.css", "connections.html", "connections.js"])
 def test_no_urls_to_other_hosts(name: str) -> None:
     text = (STATIC_DIR / name).read_text(encoding="utf-8")
     assert not re.findall(r"(?i)\b(?:https?|wss?|ftp)://", text)
     assert not re.findall(r"""(?i)["'(=]\s*//[a-z0-9]""", text), "protocol-relative URL"
 
 
-def test_script_uses_no_html_sinks_and_no_eval() -> None:
-    source = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", ["app.js", "connections.js"])
+def test_script_uses_no_html_sinks_and_no_eval(name: str) -> None:
+    source = (STATIC_DIR / name).read_text(encoding="utf-8")
     forbidden = {
         "innerHTML": r"\binnerHTML\b",
         "outerHTML": r"\bouterHTML\b",
@@ -113,7 +117,7 @@ def test_script_uses_no_html_sinks_and_no_eval() -> None:
         "element.style": r"\.style\.",
     }
     found = [label for label, pattern in forbidden.items() if re.search(pattern, source)]
-    assert not found, f"app.js uses {found}"
+    assert not found, f"{name} uses {found}"
     assert "textContent" in source
 
 
@@ -136,6 +140,17 @@ class Reply:
     body: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class DisconnectCall:
+    """One POST /api/connections/{name}/disconnect as the stand-in received it."""
+
+    path: str
+    body: bytes
+    content_type: str | None
+    cache_control: str | None
+    cookie: str | None
+
+
 @dataclass
 class Script:
     replies: deque[Reply] = field(default_factory=deque)
@@ -144,6 +159,10 @@ class Script:
     start_hits: list[str] = field(default_factory=list)
     user: str | None = ALICE_DIGEST  # who GET /api/session says is signed in; None: 401, not signed in
     session_checks: int = 0
+    disconnects: list[DisconnectCall] = field(default_factory=list)
+    # What POST /api/connections/{name}/disconnect answers instead of success: (status, body) or a plain-text body.
+    disconnect_failure: tuple[int, dict[str, Any] | str] | None = None
+    disconnect_gate: threading.Event | None = None  # holds the disconnect's answer until set (bounded)
 
     def reset(self) -> None:
         self.replies.clear()
@@ -152,6 +171,9 @@ class Script:
         self.start_hits.clear()
         self.user = ALICE_DIGEST
         self.session_checks = 0
+        self.disconnects.clear()
+        self.disconnect_failure = None
+        self.disconnect_gate = None
 
 
 def _has_lone_surrogate(text: str) -> bool:
@@ -186,12 +208,17 @@ def _valid_turn(turn: Any) -> bool:
     )
 
 
+async def _wait_for(gate: threading.Event) -> None:
+    """Until the test sets the gate, bounded by WAIT_MS."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not gate.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 async def _event_stream(events: list[tuple[str, Any]]) -> AsyncIterator[bytes]:
     for kind, data in events:
-        if kind == "wait":  # hold the stream until the test sets the threading.Event (bounded)
-            deadline = time.monotonic() + WAIT_MS / 1000
-            while not data.is_set() and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+        if kind == "wait":  # hold the stream until the test sets the threading.Event
+            await _wait_for(data)
             continue
         frame = f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
         # Split every event across two chunks, so the UI's parser must reassemble lines.
@@ -241,6 +268,29 @@ def build_app(script: Script) -> FastAPI:
         if reply.body is not None:
             return JSONResponse(reply.body, status_code=reply.status)
         return StreamingResponse(_event_stream(reply.events), media_type="text/event-stream")
+
+    @app.post("/api/connections/{name}/disconnect")
+    async def disconnect(name: str, request: Request) -> Response:
+        headers = request.headers
+        call = DisconnectCall(
+            request.url.path, await request.body(), headers.get("content-type"), headers.get("cache-control"), headers.get("cookie")
+        )
+        script.disconnects.append(call)
+        if script.disconnect_gate is not None:
+            await _wait_for(script.disconnect_gate)
+        if script.disconnect_failure is not None:
+            status, body = script.disconnect_failure
+            return JSONResponse(body, status_code=status) if isinstance(body, dict) else PlainTextResponse(body, status_code=status)
+        display_name = DISPLAY_NAMES.get(name, name)
+        # As services/agent/connections.py answers for a provider that offers no revocation.
+        return JSONResponse(
+            {
+                "status": "disconnected",
+                "display_name": display_name,
+                "revocation": "not_offered",
+                "message": f"Disconnected. The agent will not use your {display_name} account again unless you connect it again.",
+            }
+        )
 
     @app.get("/oauth2/start")
     def start(flow: str) -> RedirectResponse:
@@ -780,3 +830,134 @@ def test_a_declined_consent_shows_try_again_and_cancel(ui: Ui) -> None:
     assert ui.script.requests[-1] == ui.script.requests[0] == {"message": "show my notes", "history": []}, "sent again as new"
     expect(card.get_by_role("button", name="Cancel")).to_be_disabled()
     ui.assert_clean()
+
+
+# --------------------------------------------------------------------------- disconnecting an account from the chat
+
+NOTES_DISCONNECTED = "Disconnected. The agent will not use your Demo Notes account again unless you connect it again."
+
+
+def _disconnect_turn(asked: dict[str, Any]) -> Reply:
+    """The turn for "disconnect my notes account": the tool names the account, and nothing is disconnected."""
+    events: list[tuple[str, Any]] = [("tool_call", {"id": "t1", "name": "disconnect_account", "input": {"account": "notes"}})]
+    events.append(("tool_result", {"id": "t1", "name": "disconnect_account", "ok": True, "summary": "asked to confirm"}))
+    events.extend([("disconnect_requested", asked), ("message", {"text": "Please confirm on the card below."}), ("done", {})])
+    return Reply(events=events)
+
+
+def _ask_to_disconnect_notes(ui: Ui) -> Locator:
+    """Asks the chat to disconnect Demo Notes; returns the card it shows, once the turn is over."""
+    ui.script.replies.append(_disconnect_turn({"provider": "demo-notes", "display_name": "Demo Notes"}))
+    ui.open()
+    ui.send("disconnect my notes account")
+    card = ui.page.get_by_role("region", name="Disconnect Demo Notes?")
+    expect(card).to_be_visible()
+    expect(ui.page.locator("#messages .bubble-assistant")).to_have_text(["Please confirm on the card below."])
+    ui.expect_idle()
+    return card
+
+
+def test_a_disconnect_request_shows_a_card_and_keep_connected_sends_nothing(ui: Ui) -> None:
+    card = _ask_to_disconnect_notes(ui)
+    expect(card).to_contain_text("The agent will not use this account until you connect it again.")
+    expect(card.get_by_role("button")).to_have_text(["Disconnect", "Keep connected"])
+    expect(card.get_by_role("link", name="Connected accounts")).to_have_attribute("href", "/connections")
+    expect(card.get_by_role("button", name="Keep connected")).to_be_focused()  # the choice that changes nothing
+    expect(ui.page.locator('[data-tool-id="t1"] summary')).to_have_text("Used disconnect_account")
+    assert ui.script.disconnects == [], "the tool call disconnects nothing by itself"
+
+    card.get_by_role("button", name="Keep connected").click()
+    expect(card.get_by_role("status")).to_have_text("Kept connected. Nothing was changed.")
+    expect(card.get_by_role("button")).to_have_count(0)
+    expect(card).not_to_contain_text("until you connect it again")
+    expect(ui.page.get_by_label("Message", exact=True)).to_be_focused()
+    ui.page.wait_for_timeout(100)  # a request sent anyway would have arrived by now
+    assert ui.script.disconnects == []
+    # The card is shown, not sent back as conversation history.
+    assert ui.storage("agent.history") == [
+        {"role": "user", "text": "disconnect my notes account"},
+        {"role": "assistant", "text": "Please confirm on the card below."},
+    ]
+    ui.assert_clean()
+
+
+def test_disconnect_on_the_card_sends_one_post_and_shows_the_answer(ui: Ui) -> None:
+    ui.page.context.add_cookies([{"name": "AWSELBAuthSessionCookie-0", "value": "alice", "url": ui.base_url}])
+    gate = threading.Event()
+    ui.script.disconnect_gate = gate
+    card = _ask_to_disconnect_notes(ui)
+    disconnect, keep = card.get_by_role("button", name="Disconnect", exact=True), card.get_by_role("button", name="Keep connected")
+
+    disconnect.click()
+    expect(disconnect).to_be_disabled()
+    expect(keep).to_be_disabled()
+    expect(card.get_by_role("status")).to_have_text("Disconnecting Demo Notes…")
+    disconnect.click(force=True)  # a second click while the first runs sends nothing more
+    gate.set()
+
+    expect(card.get_by_role("status")).to_have_text(NOTES_DISCONNECTED)
+    expect(card.get_by_role("button")).to_have_count(0)
+    expect(card).not_to_contain_text("{")
+    expect(ui.page.get_by_label("Message", exact=True)).to_be_focused()
+    assert ui.script.disconnects == [
+        DisconnectCall(
+            path="/api/connections/demo-notes/disconnect",
+            body=b"{}",
+            content_type="application/json",
+            cache_control="no-cache",  # what Chromium sends for fetch(…, {cache: "no-store"})
+            cookie="AWSELBAuthSessionCookie-0=alice",  # same-origin credentials
+        )
+    ]
+    assert len(ui.script.requests) == 1, "the chat itself was not asked again"
+    ui.assert_clean()
+
+
+@pytest.mark.parametrize("provider", ["../x", "Notes", "notes/../../api/chat", "n" * 21, "", 7, None])
+def test_a_malformed_account_name_shows_no_card_and_sends_nothing(ui: Ui, provider: Any) -> None:
+    ui.script.replies.append(_disconnect_turn({"provider": provider, "display_name": "Demo Notes"}))
+    ui.open()
+    ui.send("disconnect my notes account")
+    expect(ui.page.locator("#messages .bubble-assistant")).to_have_text(["Please confirm on the card below."])
+    ui.expect_idle()
+    expect(ui.page.locator("#messages .bubble-error")).to_have_text(["Something went wrong. Please try again."])
+    assert ui.page.get_by_role("region").count() == 0
+    assert ui.page.locator("#messages button, #messages a").count() == 0
+    expect(ui.page.get_by_label("Message", exact=True)).to_be_focused()
+    assert ui.script.disconnects == []
+    ui.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("failure", "shown"),
+    [
+        (
+            (503, {"error": "connections_unavailable", "message": "Your connected accounts cannot be read right now."}),
+            "Your connected accounts cannot be read right now.",
+        ),
+        ((502, '{"error": "bad_gateway"}'), "Something went wrong. Please try again. (HTTP 502)"),
+    ],
+    ids=["json-error", "not-a-sentence"],
+)
+def test_a_failed_disconnect_shows_why_and_can_be_tried_again(ui: Ui, failure: tuple[int, Any], shown: str) -> None:
+    ui.script.disconnect_failure = failure
+    card = _ask_to_disconnect_notes(ui)
+    disconnect = card.get_by_role("button", name="Disconnect", exact=True)
+    disconnect.click()
+    expect(card.get_by_role("status")).to_have_text(shown)
+    expect(card.get_by_role("status")).to_have_attribute("data-kind", "error")
+    expect(disconnect).to_be_enabled()
+    expect(card.get_by_role("button", name="Keep connected")).to_be_enabled()
+    expect(disconnect).to_be_focused()
+    expect(card).to_contain_text("The agent will not use this account until you connect it again.")
+
+    ui.script.disconnect_failure = None
+    disconnect.click()
+    expect(card.get_by_role("status")).to_have_text(NOTES_DISCONNECTED)
+    expect(card.get_by_role("button")).to_have_count(0)
+    assert [call.path for call in ui.script.disconnects] == ["/api/connections/demo-notes/disconnect"] * 2
+    status = failure[0]
+    # Chromium itself logs every non-2xx fetch; that one line is the browser's, not the page's.
+    ui.assert_clean(
+        allowed_console=rf"error: Failed to load resource: the server responded with a status of {status} \(.*\) @ "
+        rf"{re.escape(ui.base_url)}/api/connections/demo-notes/disconnect"
+    )

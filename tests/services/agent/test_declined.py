@@ -44,7 +44,7 @@ def test_a_declined_consent_is_said_once_and_no_new_session_starts(agent: AgentH
 
     turn = _resume(agent, ALICE, flow)
     [declined] = turn.of("authorization_declined")
-    assert declined["display_name"] == "Demo API" and "Nothing was shared" in declined["message"]
+    assert declined["display_name"] == "Demo Notes" and "Nothing was shared" in declined["message"]
     assert turn.of("authorization_required") == [] and turn.events[-1][0] == "done"
     assert _asked_about(agent) == [session]
     assert list(agent.agentcore.custom_states) == [session], "no new consent session"

@@ -46,7 +46,7 @@ def test_settings_are_read_from_the_listed_names(monkeypatch: pytest.MonkeyPatch
         environment.APP_PROFILE: "local",
         environment.AWS_REGION: "eu-west-1",
         environment.DEMO_ISSUER: "https://issuer.example.com",
-        environment.DEMO_CLIENT_ID: "client-1",
+        environment.DEMO_CLIENT_IDS: "client-1 client-2",
         environment.DEMO_JWKS_URL: "https://issuer.example.com/keys",
         environment.NOTES_TABLE: "notes-table",
         environment.LOG_LEVEL: "DEBUG",
@@ -54,4 +54,5 @@ def test_settings_are_read_from_the_listed_names(monkeypatch: pytest.MonkeyPatch
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     settings = load_settings(DemoApiSettings)
-    assert {name: str(getattr(settings, name.lower())) for name in environment.DEMO_API} == values
+    read = {name: getattr(settings, name.lower()) for name in environment.DEMO_API}
+    assert {name: " ".join(sorted(v)) if isinstance(v, frozenset) else str(v) for name, v in read.items()} == values

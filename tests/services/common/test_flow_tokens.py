@@ -150,3 +150,38 @@ def test_issuing_refuses_values_the_start_endpoint_would_refuse() -> None:
 )
 def test_session_uri_pattern(value: str, valid: bool) -> None:
     assert is_session_uri(value) is valid
+
+
+def test_the_display_name_travels_signed_and_older_tokens_fall_back_to_the_provider() -> None:
+    ring = keyring(NEW)
+    now = int(time.time())
+    named = issue_flow_token(
+        ring,
+        identity=ALICE,
+        session_uri=new_session_uri(),
+        authorization_url=AUTHORIZE_URL,
+        provider="agentcore-ecs-sandbox-notes",
+        scopes=("demo-api/notes.read",),
+        flow_id="f1",
+        now=now,
+        display_name="Demo Notes",
+    )
+    flow = read_flow_token(ring, named, now=now)
+    assert (flow.display_name, flow.shown_name) == ("Demo Notes", "Demo Notes")
+    cookie = issue_binding_cookie(ring, flow=flow)
+    assert read_binding_cookie(ring, cookie, session_uri=flow.session_uri, identity=ALICE, now=now).provider == "Demo Notes"
+    unnamed = read_flow_token(ring, flow_token(ring, now=now), now=now)
+    assert (unnamed.display_name, unnamed.shown_name) == ("", "demo")
+    for bad in ("x" * 41, "line\nbreak"):
+        with pytest.raises(ValueError, match="display name"):
+            issue_flow_token(
+                ring,
+                identity=ALICE,
+                session_uri=new_session_uri(),
+                authorization_url=AUTHORIZE_URL,
+                provider="demo",
+                scopes=(),
+                flow_id="f1",
+                now=now,
+                display_name=bad,
+            )

@@ -1,5 +1,5 @@
-"""Fixtures for the demo API: real RS256 access tokens, a loopback JWKS endpoint, a notes table on the
-local DynamoDB server (`local/dynamodb.py`, one per session), the app under test."""
+"""Fixtures for the demo API: real RS256 access tokens, a loopback JWKS endpoint, a notes (and tasks) table
+on the local DynamoDB server (`local/dynamodb.py`, one per session), the app under test."""
 
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ from tests.support.dynamodb import table, use_local_dynamodb
 
 REGION = "eu-west-1"
 ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Demo"
-CLIENT_ID = "5demo6agentcore7client8id9"
+CLIENT_ID = "5demo6agentcore7client8id9"  # the "Demo Notes" provider's app client
+TASKS_CLIENT_ID = "7demo8tasks9client0id1"  # the "Demo Tasks" provider's app client, same issuer
+CLIENT_IDS = f"{CLIENT_ID} {TASKS_CLIENT_ID}"  # DEMO_CLIENT_IDS as the environment gives it
 ALICE = "a1a1a1a1-0000-4000-8000-00000000a11c"
 BOB = "b0b0b0b0-0000-4000-8000-000000000b0b"
 READ = "demo-api/notes.read"
 WRITE = "demo-api/notes.write"
 PROFILE = "demo-api/profile.read"
-ALL_SCOPES = ("openid", READ, WRITE, PROFILE)
+TASKS_READ = "demo-api/tasks.read"
+TASKS_WRITE = "demo-api/tasks.write"
+ALL_SCOPES = ("openid", READ, WRITE, PROFILE, TASKS_READ, TASKS_WRITE)
 BASE_URL = "https://demo-api.example.com"
 
 
@@ -59,7 +63,7 @@ def demo_settings(jwks: JwksServer, notes_table: str, **overrides: Any) -> DemoA
         "app_profile": "local",  # the key set is served over loopback http
         "aws_region": REGION,
         "demo_issuer": ISSUER,
-        "demo_client_id": CLIENT_ID,
+        "demo_client_ids": CLIENT_IDS,
         "demo_jwks_url": jwks.url,
         "notes_table": notes_table,
         "log_level": "INFO",

@@ -12,7 +12,21 @@ import pytest
 
 from local.standins.cognito_tokens import CognitoSigningKey, encode_segment
 from services.demo_api.routes import MAX_NOTES_PER_USER
-from tests.services.demo_api.conftest import ALICE, ALL_SCOPES, BOB, CLIENT_ID, ISSUER, PROFILE, READ, WRITE, DemoApiHarness, bearer
+from tests.services.demo_api.conftest import (
+    ALICE,
+    ALL_SCOPES,
+    BOB,
+    CLIENT_ID,
+    ISSUER,
+    PROFILE,
+    READ,
+    TASKS_CLIENT_ID,
+    TASKS_READ,
+    TASKS_WRITE,
+    WRITE,
+    DemoApiHarness,
+    bearer,
+)
 
 INVALID_TOKEN = 'Bearer realm="demo-api", error="invalid_token"'
 
@@ -62,6 +76,31 @@ def test_one_token_with_every_scope_serves_every_route(api: DemoApiHarness) -> N
     assert api.client.get("/profile", headers=headers).status_code == 200
     assert api.client.post("/notes", json={"text": "x"}, headers=headers).status_code == 201
     assert api.client.get("/notes", headers=headers).status_code == 200
+    task = api.client.post("/tasks", json={"text": "x"}, headers=headers)
+    assert task.status_code == 201
+    assert api.client.post(f"/tasks/{task.json()['id']}/done", headers=headers).status_code == 200
+    assert api.client.get("/tasks", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("client_id", [CLIENT_ID, TASKS_CLIENT_ID], ids=["notes-client", "tasks-client"])
+def test_tokens_of_each_listed_client_are_accepted(api: DemoApiHarness, client_id: str) -> None:
+    """DEMO_CLIENT_IDS lists one app client per credential provider: the agent's two accounts at one server."""
+    response = api.client.get("/profile", headers=api.as_user(ALICE, (PROFILE,), client_id=client_id))
+    assert response.status_code == 200
+    assert response.json()["sub"] == ALICE
+
+
+def test_the_same_person_sees_the_same_data_through_either_client(api: DemoApiHarness) -> None:
+    """The person is the token's `sub`, whichever listed client the token was issued to."""
+    api.client.post("/tasks", json={"text": "shared"}, headers=api.as_user(ALICE, (TASKS_WRITE,), client_id=CLIENT_ID))
+    listed = api.client.get("/tasks", headers=api.as_user(ALICE, (TASKS_READ,), client_id=TASKS_CLIENT_ID))
+    assert [t["text"] for t in listed.json()["tasks"]] == ["shared"]
+
+
+def test_a_client_not_listed_is_refused_while_the_listed_ones_pass(make_api: Callable[..., DemoApiHarness]) -> None:
+    api = make_api(demo_client_ids=TASKS_CLIENT_ID)  # only the tasks client listed
+    assert api.client.get("/profile", headers=api.as_user(client_id=TASKS_CLIENT_ID)).status_code == 200
+    assert_invalid_token(api.client.get("/profile", headers=api.as_user(client_id=CLIENT_ID)))
 
 
 def test_lowercase_bearer_scheme_is_accepted(api: DemoApiHarness) -> None:
@@ -271,8 +310,23 @@ def test_a_tampered_signature_is_401(api: DemoApiHarness) -> None:
         ("GET", "/notes", READ, (PROFILE, WRITE)),
         ("POST", "/notes", WRITE, (READ, PROFILE)),
         ("GET", "/notes", READ, ("demo-api/notes.read.all", "notes.read")),
+        ("GET", "/tasks", TASKS_READ, (READ, WRITE, PROFILE, TASKS_WRITE)),
+        ("POST", "/tasks", TASKS_WRITE, (READ, WRITE, PROFILE, TASKS_READ)),
+        ("POST", "/tasks/0123456789abcdef0123456789ab/done", TASKS_WRITE, (READ, WRITE, TASKS_READ)),
+        ("GET", "/notes", READ, (TASKS_READ, TASKS_WRITE)),
+        ("POST", "/notes", WRITE, (TASKS_READ, TASKS_WRITE)),
     ],
-    ids=["profile", "list", "write", "look-alike-scopes"],
+    ids=[
+        "profile",
+        "list",
+        "write",
+        "look-alike-scopes",
+        "tasks-list",
+        "tasks-add",
+        "tasks-done",
+        "tasks-token-lists-notes",
+        "tasks-token-writes-notes",
+    ],
 )
 def test_a_token_without_the_routes_scope_is_403(
     api: DemoApiHarness, method: str, path: str, needed: str, granted: tuple[str, ...]

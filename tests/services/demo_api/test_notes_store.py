@@ -19,7 +19,8 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from local.dynamodb import CREDENTIALS
-from services.demo_api.notes import COUNTER_ID, DynamoDbNotesStore, NoteLimitReached, StoreUnavailable, new_note
+from services.demo_api.notes import COUNTER_ID, DynamoDbNotesStore, new_note
+from services.demo_api.table import DemoTable, LimitReached, StoreUnavailable
 from tests.services.demo_api.conftest import ALICE, BOB, REGION
 
 TABLE = "agentcore-ecs-sandbox-notes"
@@ -39,7 +40,7 @@ def test_note_ids_are_time_ordered_hex_and_timestamps_utc() -> None:
 
 @pytest.fixture
 def store(notes_table: str) -> DynamoDbNotesStore:
-    return DynamoDbNotesStore(notes_table, region=REGION)  # the client from the environment, as on Lambda
+    return DynamoDbNotesStore(DemoTable(notes_table, region=REGION))  # the client from the environment, as on Lambda
 
 
 def test_store_keeps_users_apart_and_in_order(store: DynamoDbNotesStore) -> None:
@@ -58,7 +59,7 @@ def test_store_limit_holds_under_concurrent_writes(store: DynamoDbNotesStore) ->
         for _ in range(10):
             try:
                 store.add_note(ALICE, "x", limit=25)
-            except NoteLimitReached:
+            except LimitReached:
                 refused.append(1)
 
     threads = [threading.Thread(target=write) for _ in range(5)]
@@ -86,7 +87,7 @@ def test_a_table_that_cannot_be_reached_is_unavailable_not_an_error() -> None:
         endpoint_url=f"http://127.0.0.1:{port}",
         config=Config(retries={"total_max_attempts": 1}, proxies={}),
     )
-    store = DynamoDbNotesStore(TABLE, region=REGION, client=client)
+    store = DynamoDbNotesStore(DemoTable(TABLE, region=REGION, client=client))
     with pytest.raises(StoreUnavailable):
         store.list_notes(ALICE)
     with pytest.raises(StoreUnavailable):
@@ -106,25 +107,20 @@ def _item(sub: str, note_id: str, text: str) -> dict[str, Any]:
     return {"sub": {"S": sub}, "id": {"S": note_id}, "text": {"S": text}, "created_at": {"S": "2026-01-01T00:00:00.000Z"}}
 
 
-def test_list_queries_one_partition_pages_through_and_skips_the_counter(dynamodb: Any) -> None:
-    store = DynamoDbNotesStore(TABLE, region="eu-west-1", client=dynamodb)
+def test_list_queries_the_note_key_range_of_one_partition_and_pages_through(dynamodb: Any) -> None:
+    """The key range, not a filter, keeps counters and tasks out: DynamoDB never returns them."""
+    store = DynamoDbNotesStore(DemoTable(TABLE, region="eu-west-1", client=dynamodb))
     query = {
         "TableName": TABLE,
-        "KeyConditionExpression": "#sub = :sub",
-        "ExpressionAttributeNames": {"#sub": "sub"},
-        "ExpressionAttributeValues": {":sub": {"S": ALICE}},
+        "KeyConditionExpression": "#sub = :sub AND #id BETWEEN :first AND :last",
+        "ExpressionAttributeNames": {"#sub": "sub", "#id": "id"},
+        "ExpressionAttributeValues": {":sub": {"S": ALICE}, ":first": {"S": "0"}, ":last": {"S": "g"}},
         "ConsistentRead": True,
+        "ScanIndexForward": True,
     }
     last_key = {"sub": {"S": ALICE}, "id": {"S": "0002"}}
     with Stubber(dynamodb) as stub:
-        stub.add_response(
-            "query",
-            {
-                "Items": [{"sub": {"S": ALICE}, "id": {"S": COUNTER_ID}, "count": {"N": "3"}}, _item(ALICE, "0001", "a")],
-                "LastEvaluatedKey": last_key,
-            },
-            query,
-        )
+        stub.add_response("query", {"Items": [_item(ALICE, "0001", "a")], "LastEvaluatedKey": last_key}, query)
         stub.add_response("query", {"Items": [_item(ALICE, "0002", "b")]}, {**query, "ExclusiveStartKey": last_key})
         notes = store.list_notes(ALICE)
         stub.assert_no_pending_responses()
@@ -134,7 +130,7 @@ def test_list_queries_one_partition_pages_through_and_skips_the_counter(dynamodb
 def test_add_is_one_transaction_of_counter_update_and_note_put(dynamodb: Any) -> None:
     seen: list[dict[str, Any]] = []
     dynamodb.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", lambda params, **_: seen.append(params))
-    store = DynamoDbNotesStore(TABLE, region="eu-west-1", client=dynamodb)
+    store = DynamoDbNotesStore(DemoTable(TABLE, region="eu-west-1", client=dynamodb))
     with Stubber(dynamodb) as stub:
         stub.add_response("transact_write_items", {})
         note = store.add_note(ALICE, "hello", limit=100)
@@ -150,7 +146,7 @@ def test_add_is_one_transaction_of_counter_update_and_note_put(dynamodb: Any) ->
 
 
 def test_a_failed_counter_condition_means_the_limit_is_reached(dynamodb: Any) -> None:
-    store = DynamoDbNotesStore(TABLE, region="eu-west-1", client=dynamodb)
+    store = DynamoDbNotesStore(DemoTable(TABLE, region="eu-west-1", client=dynamodb))
     with Stubber(dynamodb) as stub:
         stub.add_client_error(
             "transact_write_items",
@@ -158,12 +154,12 @@ def test_a_failed_counter_condition_means_the_limit_is_reached(dynamodb: Any) ->
             http_status_code=400,
             modeled_fields={"CancellationReasons": [{"Code": "ConditionalCheckFailed"}, {"Code": "None"}]},
         )
-        with pytest.raises(NoteLimitReached):
+        with pytest.raises(LimitReached):
             store.add_note(ALICE, "one too many", limit=100)
 
 
 def test_throttling_and_conflicts_are_unavailable_not_errors(dynamodb: Any) -> None:
-    store = DynamoDbNotesStore(TABLE, region="eu-west-1", client=dynamodb)
+    store = DynamoDbNotesStore(DemoTable(TABLE, region="eu-west-1", client=dynamodb))
     with Stubber(dynamodb) as stub:
         stub.add_client_error("query", service_error_code="ProvisionedThroughputExceededException", http_status_code=400)
         with pytest.raises(StoreUnavailable):

@@ -18,13 +18,14 @@ from services.demo_api.main import create_app
 from services.demo_api.notes import DynamoDbNotesStore
 from services.demo_api.runtime import Runtime
 from services.demo_api.settings import DemoApiSettings, load_demo_settings
-from tests.services.demo_api.conftest import ALICE, CLIENT_ID, ISSUER, PROFILE, REGION, WRITE
+from services.demo_api.tasks import DynamoDbTasksStore
+from tests.services.demo_api.conftest import ALICE, CLIENT_ID, CLIENT_IDS, ISSUER, PROFILE, REGION, TASKS_CLIENT_ID, TASKS_WRITE, WRITE
 
 ENV = {
     "APP_PROFILE": "sandbox",
     "AWS_REGION": REGION,
     "DEMO_ISSUER": ISSUER,
-    "DEMO_CLIENT_ID": CLIENT_ID,
+    "DEMO_CLIENT_IDS": CLIENT_IDS,
     "NOTES_TABLE": "agentcore-ecs-sandbox-Notes-1A2B3C",
 }
 
@@ -68,7 +69,18 @@ def test_plain_http_keys_are_refused_outside_the_local_profile(environment: pyte
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("AWS_REGION", "Europe"), ("DEMO_ISSUER", "cognito-idp.eu-west-1.amazonaws.com/x"), ("NOTES_TABLE", "a b"), ("DEMO_CLIENT_ID", "a b")],
+    [
+        ("AWS_REGION", "Europe"),
+        ("DEMO_ISSUER", "cognito-idp.eu-west-1.amazonaws.com/x"),
+        ("NOTES_TABLE", "a b"),
+        ("DEMO_CLIENT_IDS", ""),
+        ("DEMO_CLIENT_IDS", "   "),
+        ("DEMO_CLIENT_IDS", "a b a"),
+        ("DEMO_CLIENT_IDS", " ".join(f"client-{i}" for i in range(11))),
+        ("DEMO_CLIENT_IDS", "client-1 clïent-2"),
+        ("DEMO_CLIENT_IDS", "x" * 129),
+    ],
+    ids=["region", "issuer", "table", "no-client", "blank-clients", "repeated-client", "eleven-clients", "non-ascii", "too-long"],
 )
 def test_malformed_settings_are_refused(environment: pytest.MonkeyPatch, name: str, value: str) -> None:
     environment.setenv(name, value)
@@ -76,8 +88,26 @@ def test_malformed_settings_are_refused(environment: pytest.MonkeyPatch, name: s
         load_demo_settings()
 
 
-def test_the_notes_store_is_dynamodb(environment: pytest.MonkeyPatch) -> None:
-    assert isinstance(Runtime.build(DemoApiSettings(), clock=lambda: 0).store, DynamoDbNotesStore)  # type: ignore[call-arg]
+def test_the_client_ids_are_a_space_separated_list(environment: pytest.MonkeyPatch) -> None:
+    assert load_demo_settings().demo_client_ids == frozenset({CLIENT_ID, TASKS_CLIENT_ID})
+    environment.setenv("DEMO_CLIENT_IDS", f"  {CLIENT_ID}  ")
+    assert load_demo_settings().demo_client_ids == frozenset({CLIENT_ID})
+    ten = [f"client-{i}" for i in range(10)]
+    environment.setenv("DEMO_CLIENT_IDS", " ".join(ten))
+    assert load_demo_settings().demo_client_ids == frozenset(ten)
+
+
+def test_a_repeated_client_id_is_named(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("DEMO_CLIENT_IDS", f"{CLIENT_ID} {TASKS_CLIENT_ID} {CLIENT_ID}")
+    with pytest.raises(SystemExit, match=f"DEMO_CLIENT_IDS: .*listed more than once: {CLIENT_ID}"):
+        load_demo_settings()
+
+
+def test_the_stores_are_dynamodb_over_one_table(environment: pytest.MonkeyPatch) -> None:
+    runtime = Runtime.build(DemoApiSettings(), clock=lambda: 0)  # type: ignore[call-arg]
+    assert isinstance(runtime.notes, DynamoDbNotesStore)
+    assert isinstance(runtime.tasks, DynamoDbTasksStore)
+    assert runtime.notes._table is runtime.tasks._table  # one boto3 client per process
 
 
 # ------------------------------------------------------------------------------ Lambda
@@ -160,6 +190,22 @@ def test_mangum_answers_http_api_v2_events(
     assert created["statusCode"] == 201
     body = created["body"] if not created.get("isBase64Encoded") else base64.b64decode(created["body"]).decode()
     assert json.loads(body)["text"] == "from Lambda"
+
+    tasks_token = signing_key.mint(sub=ALICE, issuer=ISSUER, client_id=TASKS_CLIENT_ID, scopes=(TASKS_WRITE,))
+    task = handler(
+        http_api_event(
+            "POST",
+            "/tasks",
+            headers={"authorization": f"Bearer {tasks_token}", "content-type": "application/json"},
+            body=json.dumps({"text": "from Lambda"}),
+        ),
+        LambdaContext(),
+    )
+    assert task["statusCode"] == 201
+    task_id = json.loads(task["body"])["id"]
+    done = handler(http_api_event("POST", f"/tasks/{task_id}/done", headers={"authorization": f"Bearer {tasks_token}"}), LambdaContext())
+    assert done["statusCode"] == 200
+    assert json.loads(done["body"])["done"] is True
 
     refused = handler(http_api_event("GET", "/notes", headers={"authorization": f"Bearer {token}"}), LambdaContext())
     assert refused["statusCode"] == 403

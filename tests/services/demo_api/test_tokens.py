@@ -21,7 +21,7 @@ from services.demo_api.tokens import (
     b64url_decode,
     bearer_token,
 )
-from tests.services.demo_api.conftest import ALICE, ALL_SCOPES, CLIENT_ID, ISSUER
+from tests.services.demo_api.conftest import ALICE, ALL_SCOPES, CLIENT_ID, ISSUER, TASKS_CLIENT_ID
 
 
 class FakeMonotonic:
@@ -33,7 +33,7 @@ class FakeMonotonic:
 
 
 def verifier_for(jwks: JwksServer, **store_options: Any) -> AccessTokenVerifier:
-    return AccessTokenVerifier(issuer=ISSUER, client_id=CLIENT_ID, keys=JwksKeyStore(jwks.url, **store_options))
+    return AccessTokenVerifier(issuer=ISSUER, client_ids=frozenset({CLIENT_ID}), keys=JwksKeyStore(jwks.url, **store_options))
 
 
 def mint(key: CognitoSigningKey, **overrides: Any) -> str:
@@ -78,6 +78,8 @@ def test_a_valid_token_gives_sub_username_and_scopes(jwks: JwksServer, signing_k
         ({"issuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other"}, "wrong_issuer"),
         ({"claims": {"token_use": "id"}}, "not_an_access_token"),
         ({"claims": {"client_id": "other"}}, "wrong_client"),
+        ({"claims": {"client_id": [CLIENT_ID]}}, "wrong_client"),  # unhashable: refused, not a crash
+        ({"claims": {"client_id": None}}, "wrong_client"),
         ({"minted_ago_s": 3611}, "expired"),
         ({"claims": {"exp": True}}, "malformed_token"),
         ({"valid_in_s": 60}, "not_yet_valid"),
@@ -132,7 +134,24 @@ def test_bearer_header_parsing() -> None:
 
 def test_leeway_is_capped_at_ten_seconds(jwks: JwksServer) -> None:
     with pytest.raises(ValueError, match="leeway"):
-        AccessTokenVerifier(issuer=ISSUER, client_id=CLIENT_ID, keys=JwksKeyStore(jwks.url), leeway_s=60)
+        AccessTokenVerifier(issuer=ISSUER, client_ids={CLIENT_ID}, keys=JwksKeyStore(jwks.url), leeway_s=60)
+
+
+def test_tokens_of_every_listed_client_are_accepted_and_of_no_other(jwks: JwksServer, signing_key: CognitoSigningKey) -> None:
+    verifier = AccessTokenVerifier(issuer=ISSUER, client_ids=frozenset({CLIENT_ID, TASKS_CLIENT_ID}), keys=JwksKeyStore(jwks.url))
+    for client_id in (CLIENT_ID, TASKS_CLIENT_ID):
+        token = signing_key.mint(sub=ALICE, issuer=ISSUER, client_id=client_id, scopes=ALL_SCOPES)
+        assert verifier.verify(token).sub == ALICE
+    for client_id in ("unlisted-client", CLIENT_ID.upper(), CLIENT_ID + " " + TASKS_CLIENT_ID, ""):
+        token = signing_key.mint(sub=ALICE, issuer=ISSUER, client_id=client_id, scopes=ALL_SCOPES)
+        assert reason(verifier, token) == "wrong_client"
+
+
+@pytest.mark.parametrize("client_ids", [CLIENT_ID, frozenset(), ()], ids=["one-string", "empty-set", "empty-tuple"])
+def test_the_client_ids_must_be_a_non_empty_collection(jwks: JwksServer, client_ids: Any) -> None:
+    """A bare string would otherwise be a set of one-character ids."""
+    with pytest.raises(ValueError, match="client_ids"):
+        AccessTokenVerifier(issuer=ISSUER, client_ids=client_ids, keys=JwksKeyStore(jwks.url))
 
 
 # ------------------------------------------------------------------------------ key cache

@@ -25,7 +25,19 @@ from local.alb.keys import KeyServer
 from local.dynamodb import LocalDynamoDB
 from services.common.signed import digest
 from services.session_binding import pages
-from tests.services.conftest import ALB_ARN, ALICE, BOB, CLIENT_ID, ISSUER, ORIGIN, REGION, SIGNING_KEYS, BindingHarness, new_session_uri
+from tests.services.conftest import (
+    ALB_ARN,
+    ALICE,
+    BOB,
+    CLIENT_ID,
+    ISSUER,
+    ORIGIN,
+    REGION,
+    SIGNING_KEYS,
+    BindingHarness,
+    connections_table_of,
+    new_session_uri,
+)
 from tests.services.session_binding.test_session_binding import assert_page
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,6 +65,7 @@ def process_env(key_server: KeyServer, agentcore: AgentCoreStandIn, dynamodb: Lo
         "ALB_KEYS_BASE_URL": key_server.base_url,
         "FLOW_SIGNING_KEYS": json.dumps(SIGNING_KEYS),
         "BINDING_TABLE": table,
+        "CONNECTIONS_TABLE": connections_table_of(table),
         "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": agentcore.endpoint,
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint,
         "AWS_ACCESS_KEY_ID": "local",

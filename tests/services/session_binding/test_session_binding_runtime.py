@@ -139,6 +139,7 @@ def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> N
     for name in ("ALB_ARN", "OIDC_ISSUER", "FLOW_SIGNING_KEYS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("BINDING_TABLE", "agentcore-ecs-sandbox-BindingSessions-1A2B3C")
+    monkeypatch.setenv("CONNECTIONS_TABLE", "agentcore-ecs-sandbox-Connections-1A2B3C")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("PUBLIC_BASE_URL", ORIGIN)
     monkeypatch.setenv("OIDC_CLIENT_ID", "x")

@@ -1,0 +1,162 @@
+"""Connected accounts: the page and API where a person sees, connects and disconnects each outbound provider.
+
+* `GET /connections`: the page (static; it reads the API below).
+* `GET /api/connections`: every configured provider, in configuration order, with what the connections
+  registry says for this person (`connected`, `disconnected`, or `not_connected` when it has no record),
+  the permissions in words, and the dates. Never a token.
+* `POST /api/connections/{name}/connect`: the same request a tool makes. A usable grant answers
+  `connected`; otherwise the answer carries the same signed first-party start link the chat's consent
+  card uses. A disconnected account is asked for anew (`forceAuthentication`).
+* `POST /api/connections/{name}/disconnect`: records the disconnect first (from then on no task uses the
+  vault's grant: `services/agent/loop.py` asks again with `forceAuthentication`), then asks the provider to
+  revoke where it offers that with the token alone (`services/agent/revocation.py`).
+
+The POSTs take an empty JSON object, which a cross-site form cannot send (as `/api/chat` and sign-out).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, JSONResponse
+
+from services.agent.revocation import Revocation, revocation_url, revoke
+from services.agent.runtime import AgentRuntime, Runtime
+from services.agent.settings import ProviderSpec
+from services.agent.tokens import AccessToken, AgentCoreError, ConsentDeclined, ConsentNeeded
+from services.common.alb_identity import AlbIdentity
+from services.common.bodies import read_empty_json
+from services.common.connections import Connection, RegistryUnavailable, connection_user
+from services.common.errors import ApiError
+from services.common.flow import issue_flow_token
+from services.common.identity import CurrentUser
+from services.common.logs import hashed
+
+CONNECTIONS_PATH = "/connections"
+_log = logging.getLogger("agent")
+_UNAVAILABLE = ApiError(
+    503, "connections_unavailable", "Your connected accounts cannot be read right now. Please try again in a few seconds."
+)
+_IDENTITY_BUSY = ApiError(503, "identity_unavailable", "The identity service is busy. Please try again in a few seconds.")
+
+router = APIRouter()
+
+
+@router.get(CONNECTIONS_PATH, include_in_schema=False)
+async def page() -> FileResponse:
+    from services.agent.routes import STATIC_DIR  # noqa: PLC0415 - one static directory, defined with the chat page
+
+    return FileResponse(STATIC_DIR / "connections.html", media_type="text/html", headers={"cache-control": "no-store"})
+
+
+@router.get("/api/connections")
+async def list_connections(rt: AgentRuntime, identity: CurrentUser) -> JSONResponse:
+    try:
+        records = {c.provider: c for c in await rt.connections.list(connection_user(identity))}
+    except RegistryUnavailable:
+        raise _UNAVAILABLE from None
+    body = {"connections": [_describe(provider, records.get(provider.name)) for provider in rt.settings.providers]}
+    return JSONResponse(body, headers={"cache-control": "no-store"})
+
+
+@router.post("/api/connections/{name}/connect")
+async def connect(name: str, request: Request, rt: AgentRuntime, identity: CurrentUser) -> JSONResponse:
+    await read_empty_json(request)
+    provider = _provider(rt, name)
+    try:
+        record = await rt.connections.get(connection_user(identity), provider.name)
+        grant = await rt.tokens.get(identity, provider, force_authentication=record is not None and not record.usable)
+    except RegistryUnavailable:
+        raise _UNAVAILABLE from None
+    except AgentCoreError:
+        raise _IDENTITY_BUSY from None
+    if isinstance(grant, AccessToken):
+        try:
+            await rt.connections.record_used(connection_user(identity), provider.name, provider.scope_set, now=int(time.time()))
+        except RegistryUnavailable:
+            raise _UNAVAILABLE from None
+        return JSONResponse({"status": "connected", "display_name": provider.display_name})
+    if isinstance(grant, ConsentDeclined):  # only a resumed session answers this, and this request resumes none
+        raise _IDENTITY_BUSY
+    start_url = _start_url(rt, identity, provider, grant, generation=record.generation if record else 0)
+    return JSONResponse({"status": "consent_required", "display_name": provider.display_name, "start_url": start_url})
+
+
+@router.post("/api/connections/{name}/disconnect")
+async def disconnect(name: str, request: Request, rt: AgentRuntime, identity: CurrentUser) -> JSONResponse:
+    await read_empty_json(request)
+    provider = _provider(rt, name)
+    user = connection_user(identity)
+    try:
+        record = await rt.connections.record_disconnected(user, provider.name, now=int(time.time()))
+    except RegistryUnavailable:
+        raise _UNAVAILABLE from None
+    _log.info(
+        "connection_disconnected", extra={"event": "connection_disconnected", "user": hashed(identity.user_key), "provider": provider.name}
+    )
+    revocation = await _revoke(rt, identity, provider)
+    return JSONResponse(
+        {
+            "status": "disconnected",
+            "display_name": provider.display_name,
+            "disconnected_at": record.disconnected_at,
+            "revocation": revocation.outcome,
+            "message": revocation.message(provider.display_name),
+        }
+    )
+
+
+async def _revoke(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec) -> Revocation:
+    """Ask the provider to revoke the vault's grant where it can with the token alone. The token is read
+    for this one call (never used at the API); nothing here can undo the disconnect already recorded."""
+    if revocation_url(provider) is None:
+        return Revocation("not_offered")
+    try:
+        grant = await rt.tokens.get(identity, provider)
+    except AgentCoreError:
+        return Revocation("failed")
+    if not isinstance(grant, AccessToken):
+        return Revocation("nothing_stored")  # no grant in the vault (or it could not be refreshed)
+    return await revoke(rt.http, provider, grant.value)
+
+
+def _provider(rt: Runtime, name: str) -> ProviderSpec:
+    try:
+        return rt.settings.provider(name)
+    except KeyError:
+        raise ApiError(404, "unknown_provider", "There is no account of that name to connect. Reload the page.") from None
+
+
+def _start_url(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec, grant: ConsentNeeded, *, generation: int) -> str:
+    flow = issue_flow_token(
+        rt.keyring,
+        identity=identity,
+        session_uri=grant.session_uri,
+        authorization_url=grant.authorization_url,
+        provider=provider.credential_provider,
+        scopes=provider.scope_set,
+        flow_id=grant.flow_id,
+        now=int(time.time()),
+        display_name=provider.display_name,
+        connection=provider.name,
+        generation=generation,
+    )
+    return f"/oauth2/start?flow={quote(flow, safe='')}"
+
+
+def _describe(provider: ProviderSpec, record: Connection | None) -> dict[str, Any]:
+    status = "not_connected" if record is None else record.status.value
+    return {
+        "name": provider.name,
+        "kind": provider.kind,
+        "display_name": provider.display_name,
+        "permissions": provider.permissions,
+        "status": status,
+        "connected_at": record.connected_at if record else None,
+        "last_used_at": record.last_used_at if record else None,
+        "disconnected_at": record.disconnected_at if record else None,
+    }
