@@ -203,6 +203,10 @@ class ProviderConfig:
     client_secret_json_key: str
     discovery_url: str | None
     microsoft_tenant_id: str | None
+    # Off by default. On (github, custom-oidc only), the agent's role may read this provider's client secret and a
+    # disconnect revokes the grant at the provider with it: the agent can then act as the OAuth client there.
+    revoke_on_disconnect: bool
+    revocation_url: str | None  # custom-oidc with revoke_on_disconnect: its RFC 7009 endpoint
 
     @property
     def is_demo(self) -> bool:
@@ -475,6 +479,8 @@ PROVIDER_KEYS = (
     "client_secret_json_key",
     "discovery_url",
     "microsoft_tenant_id",
+    "revoke_on_disconnect",
+    "revocation_url",
 )
 
 
@@ -735,6 +741,7 @@ def _load_provider(index: int, entry: Any) -> ProviderConfig:
         raise ConfigError(ctx.path("kind"), "one of " + ", ".join(k.value for k in Provider), missing=True)
     kind = ctx.choice("kind", Provider, Provider.DEMO)
     client_id, secret_name, json_key, discovery_url, tenant = _provider_client(ctx, kind)
+    revoke, revocation_url = _provider_revocation(ctx, kind, secret_name)
     return ProviderConfig(
         name=name,
         kind=kind,
@@ -745,6 +752,8 @@ def _load_provider(index: int, entry: Any) -> ProviderConfig:
         client_secret_json_key=json_key,
         discovery_url=discovery_url,
         microsoft_tenant_id=tenant,
+        revoke_on_disconnect=revoke,
+        revocation_url=revocation_url,
     )
 
 
@@ -818,6 +827,46 @@ def _provider_client(ctx: _Context, kind: Provider) -> tuple[str | None, str | N
     if tenant is not None and kind is not Provider.MICROSOFT:
         raise ConfigError(ctx.path("microsoft_tenant_id"), "unset unless kind is 'microsoft'", tenant)
     return client_id, secret_name, json_key, discovery_url, tenant
+
+
+# Why `revoke_on_disconnect` may not be true for a kind (google and slack may not set it at all).
+_NO_CLIENT_REVOCATION: Mapping[Provider, str] = {
+    Provider.DEMO: "false for kind demo: Cognito's revocation endpoint takes refresh tokens only, which only AgentCore holds",
+    Provider.MICROSOFT: "false for kind microsoft: it has no revocation endpoint",
+}
+_TOKEN_ONLY_REVOCATION = (Provider.GOOGLE, Provider.SLACK)
+# A secret name ending in '-' and six characters: as a partial ARN, Secrets Manager takes those for the random suffix.
+_SUFFIX_LIKE = re.compile(r"-[A-Za-z0-9]{6}$")
+
+
+def _provider_revocation(ctx: _Context, kind: Provider, secret_name: str | None) -> tuple[bool, str | None]:
+    """`revoke_on_disconnect` (off by default) and, for custom-oidc with it on, `revocation_url` (RFC 7009)."""
+    key = ctx.path("revoke_on_disconnect")
+    if kind in _TOKEN_ONLY_REVOCATION and ctx.raw("revoke_on_disconnect") is not None:
+        raise ConfigError(key, f"unset for kind {kind.value} (it revokes with the token alone, always)", ctx.raw("revoke_on_disconnect"))
+    revoke = ctx.boolean("revoke_on_disconnect", False)
+    if revoke and kind in _NO_CLIENT_REVOCATION:
+        raise ConfigError(key, _NO_CLIENT_REVOCATION[kind], revoke)
+    url = ctx.raw("revocation_url")
+    url_key = ctx.path("revocation_url")
+    if kind is Provider.CUSTOM_OIDC and revoke:
+        expected = "the provider's RFC 7009 revocation endpoint (its discovery document's revocation_endpoint): an https URL without query or fragment"
+        if url is None:
+            raise ConfigError(url_key, expected, missing=True)
+        if not isinstance(url, str) or not _is_https_url(url.strip()) or "?" in url or "#" in url:
+            raise ConfigError(url_key, expected, url)
+        url = url.strip()
+    elif url is not None:
+        where = (
+            "for kind github (its grant API URL is known)"
+            if kind is Provider.GITHUB
+            else "unless kind is 'custom-oidc' with revoke_on_disconnect true"
+        )
+        raise ConfigError(url_key, f"unset {where}", url)
+    if revoke and secret_name is not None and _SUFFIX_LIKE.search(secret_name):
+        expected = "a name not ending in '-' and six letters or digits when revoke_on_disconnect is true (the agent reads the secret by its partial ARN, and Secrets Manager would take those for the ARN's random suffix)"
+        raise ConfigError(ctx.path("client_secret_name"), expected, secret_name)
+    return revoke, url
 
 
 def _check_distinct(providers: tuple[ProviderConfig, ...]) -> None:

@@ -74,15 +74,19 @@ class AgentIdentityStack(Stack):
                 secret_id=client.client_secret.secret_arn,
                 json_key=client.client_secret_json_key,
                 iam_arn=client.client_secret.secret_arn,
+                read_arn=client.client_secret.secret_arn,
             )
             return client.client.user_pool_client_id, secret, server.discovery_url
         assert provider.client_id is not None and provider.client_secret_name is not None
+        partial_arn = f"arn:{Aws.PARTITION}:secretsmanager:{self.region}:{self.account}:secret:{provider.client_secret_name}"
         secret = ClientSecretRef(
             # By name: an ARN built from a name lacks the random suffix and would not resolve.
             secret_id=provider.client_secret_name,
             json_key=provider.client_secret_json_key,
             # A secret's ARN ends in a random 6-character suffix that a name alone does not know.
-            iam_arn=f"arn:{Aws.PARTITION}:secretsmanager:{self.region}:{self.account}:secret:{provider.client_secret_name}-??????",
+            iam_arn=f"{partial_arn}-??????",
+            # GetSecretValue accepts the partial ARN; config refuses a name that ends like a suffix (when code reads it).
+            read_arn=partial_arn,
         )
         return provider.client_id, secret, provider.discovery_url
 

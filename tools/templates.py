@@ -36,6 +36,9 @@ IDP_PROVIDER = {
     "client_secret_name": "idp/agent",
     "discovery_url": "https://idp.example.org/.well-known/openid-configuration",
 }
+# revoke_on_disconnect on: the agent's PROVIDERS entry gains `revoke`, its role a read of that client secret.
+REVOKING_GITHUB_PROVIDER = {**GITHUB_PROVIDER, "revoke_on_disconnect": True}
+REVOKING_IDP_PROVIDER = {**IDP_PROVIDER, "revoke_on_disconnect": True, "revocation_url": "https://idp.example.org/oauth2/revoke"}
 NOTES_PROVIDER = {"name": "notes", "kind": "demo", "display_name": "Demo Notes", "scopes": {"demo-api/notes.read": "Read your notes"}}
 GITHUB = {"providers": json.dumps([GITHUB_PROVIDER])}
 CERT = {
@@ -68,6 +71,7 @@ SHAPES: Mapping[str, Mapping[str, str]] = {
     "narrow-us-east-1": {"allowed_ingress_cidrs": "203.0.113.0/24", "account": "111122223333", "region": "us-east-1"},
     "same-user": {"binding_mode": "same-user"},
     "three-providers": {"providers": json.dumps([NOTES_PROVIDER, GITHUB_PROVIDER, IDP_PROVIDER])},
+    "three-providers-revoking": {"providers": json.dumps([NOTES_PROVIDER, REVOKING_GITHUB_PROVIDER, REVOKING_IDP_PROVIDER])},
 }
 # A container image asset's hash: in the ECR image URI (`...container-assets-<account>-<region>:<hash>`), or in
 # the name of an asset parameter (legacy synthesizer).

@@ -9,9 +9,12 @@
   card uses. A disconnected account is asked for anew (`forceAuthentication`).
 * `POST /api/connections/{name}/disconnect`: records the disconnect first (from then on no task uses the
   vault's grant: `services/agent/loop.py` asks again with `forceAuthentication`), then asks the provider to
-  revoke where it offers that with the token alone (`services/agent/revocation.py`).
+  revoke where it can: with the token alone (Google, Slack), or with the OAuth client's own credentials where
+  the provider's configuration allows the agent to read them (`revoke_on_disconnect`; `services/agent/revocation.py`).
 
-The POSTs take an empty JSON object, which a cross-site form cannot send (as `/api/chat` and sign-out).
+The POSTs take an empty JSON object, which a cross-site form cannot send (as `/api/chat` and sign-out),
+and take one of the person's chat slots while they run (each makes AgentCore calls: the per-person bound
+of the chat applies). No answer here is cached.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, JSONResponse
 
-from services.agent.revocation import Revocation, revocation_url, revoke
+from services.agent.revocation import Revocation, revocation_offered, revoke
 from services.agent.runtime import AgentRuntime, Runtime
 from services.agent.settings import ProviderSpec
 from services.agent.tokens import AccessToken, AgentCoreError, ConsentDeclined, ConsentNeeded
@@ -42,6 +45,7 @@ _UNAVAILABLE = ApiError(
     503, "connections_unavailable", "Your connected accounts cannot be read right now. Please try again in a few seconds."
 )
 _IDENTITY_BUSY = ApiError(503, "identity_unavailable", "The identity service is busy. Please try again in a few seconds.")
+_NO_STORE = {"cache-control": "no-store"}
 
 router = APIRouter()
 
@@ -67,32 +71,54 @@ async def list_connections(rt: AgentRuntime, identity: CurrentUser) -> JSONRespo
 async def connect(name: str, request: Request, rt: AgentRuntime, identity: CurrentUser) -> JSONResponse:
     await read_empty_json(request)
     provider = _provider(rt, name)
+    release = rt.slots.take(identity.user_key)
     try:
-        record = await rt.connections.get(connection_user(identity), provider.name)
-        grant = await rt.tokens.get(identity, provider, force_authentication=record is not None and not record.usable)
+        return await _connect(rt, identity, provider)
+    finally:
+        release()
+
+
+async def _connect(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec) -> JSONResponse:
+    """A usable grant (recorded as a use, which a disconnect meanwhile refuses), else the start link."""
+    user = connection_user(identity)
+    try:
+        record = await rt.connections.get(user, provider.name)
+        force = record is not None and not record.usable
+        grant = await rt.tokens.get(identity, provider, force_authentication=force)
+        if isinstance(grant, AccessToken) and not await rt.connections.record_used(
+            user, provider.name, provider.scope_set, now=int(time.time())
+        ):
+            record = await rt.connections.get(user, provider.name)  # disconnected meanwhile: ask anew
+            grant = await rt.tokens.get(identity, provider, force_authentication=True)
     except RegistryUnavailable:
         raise _UNAVAILABLE from None
-    except AgentCoreError:
+    except AgentCoreError as exc:
+        _log.warning("identity_error", extra={"event": "identity_error", "code": exc.code})
         raise _IDENTITY_BUSY from None
     if isinstance(grant, AccessToken):
-        try:
-            await rt.connections.record_used(connection_user(identity), provider.name, provider.scope_set, now=int(time.time()))
-        except RegistryUnavailable:
-            raise _UNAVAILABLE from None
-        return JSONResponse({"status": "connected", "display_name": provider.display_name})
+        return JSONResponse({"status": "connected", "display_name": provider.display_name}, headers=_NO_STORE)
     if isinstance(grant, ConsentDeclined):  # only a resumed session answers this, and this request resumes none
         raise _IDENTITY_BUSY
     start_url = _start_url(rt, identity, provider, grant, generation=record.generation if record else 0)
-    return JSONResponse({"status": "consent_required", "display_name": provider.display_name, "start_url": start_url})
+    body = {"status": "consent_required", "display_name": provider.display_name, "start_url": start_url}
+    return JSONResponse(body, headers=_NO_STORE)
 
 
 @router.post("/api/connections/{name}/disconnect")
 async def disconnect(name: str, request: Request, rt: AgentRuntime, identity: CurrentUser) -> JSONResponse:
     await read_empty_json(request)
     provider = _provider(rt, name)
-    user = connection_user(identity)
+    release = rt.slots.take(identity.user_key)
     try:
-        record = await rt.connections.record_disconnected(user, provider.name, now=int(time.time()))
+        return await _disconnect(rt, identity, provider)
+    finally:
+        release()
+
+
+async def _disconnect(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec) -> JSONResponse:
+    """Recorded first (from then on no task uses the grant), then revoked at the provider where it can be."""
+    try:
+        record = await rt.connections.record_disconnected(connection_user(identity), provider.name, now=int(time.time()))
     except RegistryUnavailable:
         raise _UNAVAILABLE from None
     _log.info(
@@ -105,23 +131,26 @@ async def disconnect(name: str, request: Request, rt: AgentRuntime, identity: Cu
             "display_name": provider.display_name,
             "disconnected_at": record.disconnected_at,
             "revocation": revocation.outcome,
-            "message": revocation.message(provider.display_name),
-        }
+            "message": revocation.message(provider),
+        },
+        headers=_NO_STORE,
     )
 
 
 async def _revoke(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec) -> Revocation:
-    """Ask the provider to revoke the vault's grant where it can with the token alone. The token is read
-    for this one call (never used at the API); nothing here can undo the disconnect already recorded."""
-    if revocation_url(provider) is None:
+    """Ask the provider to revoke the vault's grant where it offers that (with the token alone, or with the
+    client's credentials where the provider's configuration enables it). The token is read for this one call
+    (never used at the API); nothing here can undo the disconnect already recorded."""
+    if not revocation_offered(provider):
         return Revocation("not_offered")
     try:
         grant = await rt.tokens.get(identity, provider)
-    except AgentCoreError:
+    except AgentCoreError as exc:
+        _log.warning("revocation_failed", extra={"event": "revocation_failed", "code": exc.code, "provider": provider.name})
         return Revocation("failed")
     if not isinstance(grant, AccessToken):
         return Revocation("nothing_stored")  # no grant in the vault (or it could not be refreshed)
-    return await revoke(rt.http, provider, grant.value)
+    return await revoke(rt.http, provider, grant.value, secrets=rt.secrets.get, github_api_url=rt.settings.github_api_url)
 
 
 def _provider(rt: Runtime, name: str) -> ProviderSpec:

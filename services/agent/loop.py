@@ -4,10 +4,13 @@ The loop is bounded (`max_model_turns` model calls). When a tool needs the perso
 turn emits `authorization_required` with a first-party start link and ends at once: nothing waits
 for the person, and the model never sees an authorization URL.
 
-Before a tool uses an account, the connections registry is read (strongly consistent): an account the
-person disconnected is asked for again with `forceAuthentication`, so the vault's old grant is never
-used, on any task, whether or not the provider revoked it. A registry that cannot be read ends the turn
-(fail closed). After a use, the registry records it (`last_used_at`).
+Before a tool asks for a token, the connections registry is read (strongly consistent): an account the
+person disconnected is asked for again with `forceAuthentication`, and a consent session the request
+came back from is not asked about (it predates the disconnect). Right before the token goes out, the use
+is recorded with a conditional write that refuses a disconnected account (`record_used`): a disconnect
+acknowledged on any task while this one was fetching the token stops the use, and consent is asked anew.
+Only an HTTP call already under way when the disconnect lands finishes. A registry that cannot be read
+or written ends the turn (fail closed).
 """
 
 from __future__ import annotations
@@ -242,11 +245,12 @@ async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseMo
             raise _TurnEnds(_declined_event(provider))
         if isinstance(grant, ConsentNeeded):
             raise _TurnEnds(_consent_event(ctx, provider, grant, generation=record.generation if record else 0))
+        if not await _use_allowed(ctx, provider):
+            record, force = await _connection(ctx, provider), True  # disconnected meanwhile: ask anew, never use it
+            continue
         try:
             async with asyncio.timeout(ctx.settings.tool_timeout_s):  # the whole call: a slow drip cannot hold the turn
-                output = await tool.run(ctx.http, grant.value, params)
-            await _record_use(ctx, provider)
-            return output
+                return await tool.run(ctx.http, grant.value, params)
         except TimeoutError as exc:
             raise ToolFailed("The service did not answer in time.") from exc
         except ReauthorizationNeeded:
@@ -269,12 +273,15 @@ async def _connection(ctx: ChatContext, provider: ProviderSpec) -> Connection | 
         raise _TurnEnds(Event("error", {"code": "connections_unavailable", "message": message})) from None
 
 
-async def _record_use(ctx: ChatContext, provider: ProviderSpec) -> None:
-    """`last_used_at`, and a record for a grant older than the registry. Best effort: the use happened."""
+async def _use_allowed(ctx: ChatContext, provider: ProviderSpec) -> bool:
+    """The use, recorded right before it happens (`last_used_at`; a record for a grant older than the
+    registry): False when the person disconnected the account, on any task, since it was read."""
     try:
-        await ctx.connections.record_used(connection_user(ctx.identity), provider.name, provider.scope_set, now=int(time.time()))
+        return await ctx.connections.record_used(connection_user(ctx.identity), provider.name, provider.scope_set, now=int(time.time()))
     except RegistryUnavailable as exc:
-        _log.warning("connection_use_not_recorded", extra={"event": "connection_use_not_recorded", "code": str(exc)})
+        _log.warning("connections_unavailable", extra={"event": "connections_unavailable", "code": str(exc)})
+        message = "The agent cannot check your connected accounts right now. Please try again in a few seconds."
+        raise _TurnEnds(Event("error", {"code": "connections_unavailable", "message": message})) from None
 
 
 async def _outbound(
@@ -283,6 +290,8 @@ async def _outbound(
     resume = None
     if ctx.resumed is not None and ctx.resumed.provider == provider.credential_provider:
         resume, ctx.resumed = ctx.resumed, None  # the session the person came back from is asked about once
+    if force_authentication:
+        resume = None  # a session that predates a disconnect may hold a grant: it is not asked about
     try:
         return await ctx.tokens.get(ctx.identity, provider, force_authentication=force_authentication, resume=resume)
     except AgentCoreError as exc:

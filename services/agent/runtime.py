@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import httpx
@@ -35,6 +35,7 @@ class Runtime:
     connections: ConnectionsRegistry
     tools: dict[str, Tool | AccountTool]
     bedrock: LazyClient
+    secrets: LazyClient  # Secrets Manager: OAuth client secrets, read only to revoke on disconnect
     http: httpx.AsyncClient
     limiter: list[anyio.CapacityLimiter]
     slots: ChatSlots
@@ -79,6 +80,7 @@ class Runtime:
             ),
             tools=_tools(settings),
             bedrock=bedrock,
+            secrets=LazyClient(lambda: secretsmanager_client(settings)),
             http=http,
             limiter=limiter,
             slots=ChatSlots(total=settings.max_inflight_chats, per_user=settings.max_chats_per_user),
@@ -86,11 +88,32 @@ class Runtime:
         )
 
 
+def secretsmanager_client(settings: AgentSettings) -> Any:
+    """A Secrets Manager client for the revocations that need the OAuth client's secret: short timeouts (a
+    person waits for the disconnect's answer), standard retries. The endpoint comes from the standard AWS
+    settings (`AWS_ENDPOINT_URL_SECRETS_MANAGER` locally)."""
+    import boto3  # noqa: PLC0415 - at first use, like the other AWS clients
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        region_name=settings.aws_region,
+        retries={"mode": "standard", "total_max_attempts": 2},
+        connect_timeout=settings.agentcore_connect_timeout_s,
+        read_timeout=settings.agentcore_read_timeout_s,
+        tcp_keepalive=True,
+        user_agent_appid="agentcore-ecs-agent",
+    )
+    return boto3.session.Session().client("secretsmanager", config=config)
+
+
 def _tools(settings: AgentSettings) -> dict[str, Tool | AccountTool]:
-    """Every provider's tools, then the tools about the connected accounts themselves (their names are taken first)."""
-    tools: dict[str, Tool | AccountTool] = {tool.name: tool for tool in ACCOUNT_TOOLS}
-    for tool in tools_for(settings):
-        tools.setdefault(tool.name, tool)
+    """Every provider's tools, then the tools about the connected accounts themselves (no provider tool has
+    their names: `tools_for` names tools after the API calls they make)."""
+    tools: dict[str, Tool | AccountTool] = {tool.name: tool for tool in tools_for(settings)}
+    for tool in ACCOUNT_TOOLS:
+        if tool.name in tools:
+            raise ValueError(f"a provider tool is named {tool.name}, the name of a tool about connected accounts")
+        tools[tool.name] = tool
     return tools
 
 

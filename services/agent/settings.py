@@ -18,6 +18,32 @@ from services.common.settings import ServiceSettings, check_http_url, require_ht
 ProviderKind = Literal["demo", "github", "google", "microsoft", "slack", "custom-oidc"]
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749 scope-token; AgentCore takes up to 128
 MAX_PROVIDERS = 10
+# Which revocation method a provider kind speaks when its revocation uses the client's own credentials.
+REVOKE_METHOD_OF_KIND = {"github": "github", "custom-oidc": "rfc7009"}
+
+
+class RevokeSpec(BaseModel):
+    """Revocation with the OAuth client's own credentials on disconnect (`revoke_on_disconnect` in the provider's
+    configuration): the client id, and where the agent reads the client secret, for that one call."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["github", "rfc7009"] = Field(description="github: the grant API; rfc7009: an RFC 7009 endpoint")
+    client_id: str = Field(pattern=r"^[\x20-\x7e]{1,256}$", description="the OAuth client id (RFC 6749 VSCHAR)")
+    client_secret_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$",
+        description="the Secrets Manager secret holding the client secret as JSON",
+    )
+    client_secret_json_key: str = Field(default="client_secret", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    endpoint: str | None = Field(default=None, description="rfc7009: the revocation endpoint (github: none, the API's own)")
+
+    _endpoint = field_validator("endpoint")(check_http_url)
+
+    @model_validator(mode="after")
+    def _endpoint_iff_rfc7009(self) -> RevokeSpec:
+        if (self.method == "rfc7009") != (self.endpoint is not None):
+            raise ValueError("revoke.endpoint is required for method rfc7009, and not allowed for method github")
+        return self
 
 
 class ProviderSpec(BaseModel):
@@ -32,6 +58,7 @@ class ProviderSpec(BaseModel):
     scopes: dict[str, str] = Field(min_length=1, description="each scope asked for, with what it allows in words")
     api_url: str | None = Field(default=None, description="base URL of the API the tools call (demo: required)")
     revocation_url: str | None = Field(default=None, description="where a token is revoked on disconnect (google, slack: known)")
+    revoke: RevokeSpec | None = Field(default=None, description="github, custom-oidc: revoke with the client's credentials")
 
     _api_url = field_validator("api_url", "revocation_url")(check_http_url)
 
@@ -49,6 +76,18 @@ class ProviderSpec(BaseModel):
     def _demo_needs_api(self) -> ProviderSpec:
         if self.kind == "demo" and not self.api_url:
             raise ValueError(f"provider {self.name!r}: api_url is required for kind demo")
+        return self
+
+    @model_validator(mode="after")
+    def _revoke_fits_kind(self) -> ProviderSpec:
+        if self.revoke is None:
+            return self
+        expected = REVOKE_METHOD_OF_KIND.get(self.kind)
+        if self.revoke.method != expected:
+            allowed = ", ".join(f"{method} for kind {kind}" for kind, method in REVOKE_METHOD_OF_KIND.items())
+            raise ValueError(f"provider {self.name!r}: revoke.method {self.revoke.method!r} does not fit kind {self.kind} ({allowed})")
+        if self.revocation_url is not None:
+            raise ValueError(f"provider {self.name!r}: set revoke or revocation_url, not both")
         return self
 
     @property
@@ -115,6 +154,7 @@ class AgentSettings(ServiceSettings):
         }
         urls |= {f"providers[{p.name}].api_url": p.api_url for p in self.providers}
         urls |= {f"providers[{p.name}].revocation_url": p.revocation_url for p in self.providers}
+        urls |= {f"providers[{p.name}].revoke.endpoint": p.revoke.endpoint for p in self.providers if p.revoke}
         require_https_outside_local(self.app_profile, urls, " (bearer tokens travel there)")
         return self
 

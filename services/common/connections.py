@@ -103,6 +103,9 @@ def connection_user(identity: AlbIdentity) -> str:
     return digest(identity.user_key, 32)
 
 
+REGISTRY_CALL_BUDGET_S = (1.0 + 2.0) * 3  # registry_client's defaults: (connect + read timeout) x attempts
+
+
 def registry_client(region: str, *, connect_timeout_s: float = 1.0, read_timeout_s: float = 2.0, max_attempts: int = 3) -> Any:
     """A DynamoDB client for the registry: standard retries, short timeouts (the agent asks before each
     use). The endpoint comes from the standard AWS settings (`AWS_ENDPOINT_URL_DYNAMODB` locally)."""

@@ -134,6 +134,8 @@ def issue_flow_token(
         raise ValueError(f"display name must be at most {MAX_DISPLAY_NAME_CHARS} printable characters")
     if connection and not _CONNECTION.fullmatch(connection):
         raise ValueError("connection must be a configured provider name such as notes")
+    if generation < 0:
+        raise ValueError("generation must not be negative")
     payload: dict[str, object] = {
         "iss": identity.issuer,
         "sub": identity.sub,
@@ -187,6 +189,7 @@ def read_flow_token(keyring: Keyring, token: str, *, now: int) -> FlowToken:
         or not _PROVIDER.fullmatch(flow.provider)
         or not _is_display_name(flow.display_name)
         or (flow.connection and not _CONNECTION.fullmatch(flow.connection))
+        or flow.generation < 0
         or flow.expires_at - flow.issued_at > FLOW_TTL_MAX_S
     ):
         raise FlowError("malformed")  # signed by us, so this means a bug or a leaked key: refuse all the same

@@ -25,14 +25,17 @@ _AFTER_LOST_ANSWER = "_after_lost_answer"
 _log = logging.getLogger("session_binding")
 
 
-async def complete(landing: Landing) -> None:
-    """Claim the landing's session and complete it at AgentCore, once across every task; else a refusal."""
+async def complete(landing: Landing) -> bool:
+    """Claim the landing's session and complete it at AgentCore, once across every task; else a refusal.
+    False when the consent completed but the person disconnected the account after the flow was issued."""
     rt, session_uri, identity, state = landing.rt, landing.session_uri, landing.identity, landing.state
+    stale: list[bool] = []
 
     async def call(record: Record) -> None:
         try:
             await _complete_at_agentcore(rt, session_uri, identity)
-            await _record_connection(rt, identity, record)
+            if await _record_connection(rt, identity, record) is Connected.STALE_FLOW:
+                stale.append(True)
         except Refusal as refusal:
             if refusal.status == 410 and record.uncertain:
                 # An earlier call's answer was lost: AgentCore's "already used" is most likely our own completion.
@@ -61,26 +64,27 @@ async def complete(landing: Landing) -> None:
             },
         )
         rt.metrics.count(BINDINGS_COMPLETED)
+    return not stale
 
 
-async def _record_connection(rt: Runtime, identity: AlbIdentity, record: Record) -> None:
+async def _record_connection(rt: Runtime, identity: AlbIdentity, record: Record) -> Connected | None:
     """The person connected this account: say so in the connections registry. Best effort: AgentCore has
     completed, and a registry that missed it fails closed (a disconnected record stays disconnected, so the
     agent asks again; a missing one is created on first use). A flow issued before a disconnect does not
     undo it (`Connected.STALE_FLOW`: the record's generation moved on)."""
     if not record.connection:
-        return  # a flow from an agent that does not name its connection: nothing to record
+        return None  # a flow from an agent that does not name its connection: nothing to record
     try:
         outcome = await rt.connections.record_connected(
             connection_user(identity), record.connection, record.scopes, now=int(rt.clock()), flow_generation=record.generation
         )
-    except RegistryUnavailable as exc:
-        _log.warning(
-            "connection_not_recorded", extra={"event": "connection_not_recorded", "code": str(exc), "user": hashed(identity.user_key)}
-        )
-        return
+    except (RegistryUnavailable, ValueError) as exc:
+        code = str(exc) if isinstance(exc, RegistryUnavailable) else "invalid_record"
+        _log.warning("connection_not_recorded", extra={"event": "connection_not_recorded", "code": code, "user": hashed(identity.user_key)})
+        return None
     if outcome is Connected.STALE_FLOW:
         _log.info("connection_stale_flow", extra={"event": "connection_stale_flow", "user": hashed(identity.user_key)})
+    return outcome
 
 
 def _failure(exc: Exception, record: Record) -> Failure:
@@ -108,7 +112,9 @@ async def _complete_at_agentcore(rt: Runtime, session_uri: str, identity: AlbIde
         raise Refusal(503, "agentcore_queue_full", pages.BUSY, retry_after=RETRY_AFTER_S, **context)
     # The ledger's claim was just taken; its lease covers one call with every retry plus a margin. A call
     # that starts after the margin was spent queueing could outlive the lease and meet another task's.
-    latest_start = time.monotonic() + (rt.settings.ledger_lease_s - rt.settings.agentcore_call_budget_s)
+    latest_start = time.monotonic() + (
+        rt.settings.ledger_lease_s - rt.settings.agentcore_call_budget_s - rt.settings.registry_call_budget_s
+    )
 
     def call() -> None:
         if time.monotonic() > latest_start:

@@ -45,6 +45,14 @@ SUCCESS = Page(
     "You gave the agent access to {provider}. Go back to the agent: it continues the request that was waiting for you.",
     Tone.OK,
 )
+# The consent completed at AgentCore, but the person disconnected this account after the link was made:
+# the connections registry keeps it disconnected, and the agent asks anew before it uses the account.
+DISCONNECTED_SINCE = Page(
+    "This permission will not be used",
+    "You disconnected {provider} after this authorization was started, so the agent will not use what you just allowed. "
+    "To let the agent use {provider} again, connect it from the chat or from Connected accounts.",
+    Tone.LATER,
+)
 MALFORMED = Page(
     "This link is not valid",
     "The address is incomplete or has been changed. Nothing was authorized. Go back to the agent and start the authorization again.",

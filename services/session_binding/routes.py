@@ -115,7 +115,9 @@ async def session_binding(request: Request, rt: BindingRuntime, query: LandingQu
             landing.echo_missing(request.query_params)
         raise await landing.cancel("state_missing")
 
-    await complete(landing)
+    if not await complete(landing):
+        # Completed at AgentCore, but disconnected since the link was made: say the agent will not use it.
+        return pages.render(pages.DISCONNECTED_SINCE, 200, agent_path=rt.settings.agent_ui_path, provider=provider)
     return _success(rt, session_uri, identity, provider=provider, expires_at=expires_at, now=now)
 
 

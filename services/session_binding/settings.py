@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from services.common.connections import REGISTRY_CALL_BUDGET_S
 from services.common.settings import ServiceSettings
 
 
@@ -46,6 +47,12 @@ class BindingSettings(ServiceSettings):
         return (self.agentcore_connect_timeout_s + self.agentcore_read_timeout_s) * self.agentcore_max_attempts
 
     @property
+    def registry_call_budget_s(self) -> float:
+        """The longest recording a completion in the connections registry can take, every retry included."""
+        return REGISTRY_CALL_BUDGET_S
+
+    @property
     def ledger_lease_s(self) -> float:
-        """How long a claim on a session holds: one whole call, plus 5 s for the wait for a worker thread."""
-        return self.agentcore_call_budget_s + 5.0
+        """How long a claim on a session holds: one whole AgentCore call and the registry write after it, plus
+        5 s for the wait for a worker thread."""
+        return self.agentcore_call_budget_s + self.registry_call_budget_s + 5.0

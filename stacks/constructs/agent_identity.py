@@ -90,6 +90,9 @@ class ClientSecretRef:
     secret_id: str  # what the credential provider references: the full ARN, or the secret's name
     json_key: str
     iam_arn: str  # exact ARN for IAM; a secret known by name gets the `-??????` suffix wildcard
+    # What code reads it by (GetSecretValue's SecretId): the full ARN, or for a secret known by name its partial ARN
+    # (no suffix), which Secrets Manager matches to that one secret.
+    read_arn: str
 
 
 class OAuthCredentialProvider(agentcore.OAuth2CredentialProvider):

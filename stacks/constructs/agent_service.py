@@ -1,6 +1,6 @@
 """The agent service on Fargate: its environment (the outbound providers as `PROVIDERS`), secrets and permissions
-(AgentCore outbound tokens for the signed-in user, each provider's client secret through AgentCore, the configured
-Bedrock model, the connections registry), and its scaling."""
+(AgentCore outbound tokens for the signed-in user, each provider's client secret through AgentCore, and directly
+only where `revoke_on_disconnect` is on, the configured Bedrock model, the connections registry), and its scaling."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from aws_cdk import Aws, Stack, aws_cloudwatch as cloudwatch, aws_iam as iam
 from constructs import Construct
 
 import services.common.environment as env
-from cdk_app.config import AppConfig
+from cdk_app.config import AppConfig, Provider, ProviderConfig
+from stacks.constructs.agent_identity import ClientSecretRef
 from stacks.constructs.connections_table import ConnectionsTable
 from stacks.constructs.fargate_service import FargateWebService
 from stacks.constructs.nag import acknowledge
@@ -23,13 +24,17 @@ from stacks.constructs.service_inputs import ServiceInputs
 AGENT_DRAIN_S = 180
 # Target tracking on load balancer requests per task and minute, next to CPU (whichever asks for more tasks wins).
 AGENT_REQUESTS_PER_TASK = 120  # chat turns hold a task for seconds (model calls), so few per minute
+# How a disconnect revokes with the client's own credentials: GitHub's grant API (`DELETE
+# /applications/{client_id}/grant`, HTTP Basic), or an RFC 7009 endpoint (section 2.1: the client authenticates).
+REVOKE_METHODS = {Provider.GITHUB: "github", Provider.CUSTOM_OIDC: "rfc7009"}
 
 
-def providers_environment(config: AppConfig, demo_api_url: str | None) -> list[dict[str, Any]]:
+def providers_environment(config: AppConfig, demo_api_url: str | None, client_secrets: Sequence[ClientSecretRef]) -> list[dict[str, Any]]:
     """What `PROVIDERS` holds, in config order: each provider's name, kind, display name, AgentCore credential
-    provider, scopes with their words, and for a demo provider the demo API's base URL (services.agent.settings)."""
+    provider, scopes with their words, for a demo provider the demo API's base URL, and with `revoke_on_disconnect`
+    how to revoke with the client's credentials (services.agent.settings). `client_secrets`: in config order."""
     entries: list[dict[str, Any]] = []
-    for provider in config.providers:
+    for provider, secret in zip(config.providers, client_secrets, strict=True):
         entry: dict[str, Any] = {
             "name": provider.name,
             "kind": provider.kind.value,
@@ -40,8 +45,25 @@ def providers_environment(config: AppConfig, demo_api_url: str | None) -> list[d
         if provider.is_demo:
             assert demo_api_url is not None, "a demo provider needs the demo API"
             entry["api_url"] = demo_api_url
+        if provider.revoke_on_disconnect:
+            entry["revoke"] = _revoke_entry(provider, secret)
         entries.append(entry)
     return entries
+
+
+def _revoke_entry(provider: ProviderConfig, secret: ClientSecretRef) -> dict[str, str]:
+    """The client's credentials by reference: the client id, and where its secret is (never the secret itself)."""
+    assert provider.client_id is not None, "revocation is configured for a provider with its own client only"
+    revoke = {
+        "method": REVOKE_METHODS[provider.kind],
+        "client_id": provider.client_id,
+        "client_secret_arn": secret.read_arn,  # partition, region and account resolve in the template
+        "client_secret_json_key": secret.json_key,
+    }
+    if provider.kind is Provider.CUSTOM_OIDC:
+        assert provider.revocation_url is not None
+        revoke["endpoint"] = provider.revocation_url
+    return revoke
 
 
 class AgentService(FargateWebService):
@@ -64,7 +86,7 @@ class AgentService(FargateWebService):
             **inputs.environment,
             env.WORKLOAD_IDENTITY_NAME: config.workload_identity_name,
             # Compact JSON; CloudFormation joins the demo API's URL (an attribute known at deploy) into it, escaped.
-            env.PROVIDERS: Stack.of(scope).to_json_string(providers_environment(config, demo_api_url)),
+            env.PROVIDERS: Stack.of(scope).to_json_string(providers_environment(config, demo_api_url, inputs.provider_client_secrets)),
             env.CONNECTIONS_TABLE: connections.table.table_name,
             env.SESSION_BINDING_URL: config.session_binding_url,
             env.SIGN_OUT_URL: sign_out_url,
@@ -105,6 +127,7 @@ class AgentService(FargateWebService):
                     resources=arns.for_outbound_tokens,
                 ),
                 *read_client_secrets(self, secrets, inputs.secrets_key),
+                *self._revocation_secrets(secrets),
                 iam.PolicyStatement(
                     sid="InvokeConfiguredModel",
                     actions=["bedrock:InvokeModel"],  # Converse; the agent does not stream from the model
@@ -120,6 +143,24 @@ class AgentService(FargateWebService):
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{_base_model_id(self._config.bedrock_model_id)}]",
                 "A cross-region inference profile routes to the named model in any of its regions; the grant names that one model only.",
             )
+
+    def _revocation_secrets(self, secrets: Sequence[ClientSecretRef]) -> list[iam.PolicyStatement]:
+        """With `revoke_on_disconnect`, the task code itself reads that provider's client secret (no aws:ViaAWSService):
+        the cost of the setting. Nothing without it. Each such secret is named in config (never a demo one, whose
+        secret is in-stack), so its IAM ARN is `<name>-??????`: the six characters Secrets Manager appends, no other
+        wildcard (cdk-nag's IAM5 for it is acknowledged per secret, acknowledge_secret_suffixes). KMS: the secret is
+        the operator's, not under a key of this app; the `SecretsKey` decrypt through Secrets Manager is granted already."""
+        revoking = [s.iam_arn for p, s in zip(self._config.providers, secrets, strict=True) if p.revoke_on_disconnect]
+        if not revoking:
+            return []
+        assert all(arn.endswith("-??????") for arn in revoking), "a revoking provider's secret is known by name"
+        return [
+            iam.PolicyStatement(
+                sid="ReadClientSecretToRevoke",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=list(dict.fromkeys(revoking)),
+            )
+        ]
 
     def operate(self, deployment_alarms: Sequence[cloudwatch.IAlarm]) -> None:
         """Scale within the configured bounds; roll a deployment back when one of these alarms fires."""

@@ -17,7 +17,7 @@ from local.standins.resource_api import ResourceStandIn
 from services.agent.main import create_app as create_agent_app
 from services.common.signed import Keyring
 from tests.services import conftest as service_fixtures
-from tests.services.conftest import AgentHarness, AlbRouter, BindingHarness, agent_settings
+from tests.services.conftest import AgentHarness, AlbRouter, BindingHarness, agent_settings, connections_table_of
 
 # The service fixtures, for this directory too.
 alb_key = service_fixtures.alb_key
@@ -36,9 +36,11 @@ agent = service_fixtures.agent
 def make_stack(
     make_harness: Callable[..., BindingHarness],
     key_server: KeyServer,
+    *,
     agentcore: AgentCoreStandIn,
     bedrock: BedrockStandIn,
     resource: ResourceStandIn,
+    binding_table: str,
 ) -> Iterator[Callable[..., AgentHarness]]:
     """Both services behind the ALB router, with settings (signing keys, log level) shared by both."""
 
@@ -48,7 +50,7 @@ def make_stack(
         binding = make_harness(**shared)
         if signing_keys is not None:
             binding.keyring = Keyring.from_json(json.dumps(signing_keys))
-        settings = agent_settings(key_server, resource, **shared)
+        settings = agent_settings(key_server, resource, **({"connections_table": connections_table_of(binding_table)} | shared))
         agent_app = create_agent_app(lambda: settings, clock=binding.now)
         return AgentHarness(AlbRouter(agent_app, binding.app), agent_app, binding, agentcore, bedrock, resource)
 

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -49,11 +50,21 @@ DOCUMENTED_QUERY = {
     ("GET", "/api/session"): (),
     ("POST", "/api/chat"): (),
     ("POST", "/api/sign-out"): (),
+    ("GET", "/api/connections"): (),
+    ("POST", "/api/connections/{name}/connect"): (),
+    ("POST", "/api/connections/{name}/disconnect"): (),
 }
+_EMPTY_OBJECT = {"type": "object", "additionalProperties": False}
 JSON_BODIES = {
     ("POST", "/api/chat"): ChatRequest.model_json_schema(),
-    ("POST", "/api/sign-out"): {"type": "object", "additionalProperties": False},
+    ("POST", "/api/sign-out"): _EMPTY_OBJECT,
+    ("POST", "/api/connections/{name}/connect"): _EMPTY_OBJECT,
+    ("POST", "/api/connections/{name}/disconnect"): _EMPTY_OBJECT,
 }
+# Operations that may call AgentCore once they have accepted a signed-in request: a chat, and a connect
+# (it asks for the person's token, or a consent session).
+CALLS_AGENTCORE = {("POST", "/api/chat"), ("POST", "/api/connections/{name}/connect")}
+_ACCOUNT_NAME = st.one_of(st.sampled_from(["notes", "notes", "nope", "NOTES", "..", "notes/../x"]), st.text(max_size=24))
 
 AUTH_KINDS = ("valid", "valid", "valid", "none", "garbage", "expired", "other_alb", "identity_mismatch", "fuzzed_sub")
 
@@ -186,20 +197,23 @@ def _auth(agent: AgentHarness, kind: str, sub: str) -> list[tuple[str, str | byt
 
 
 def _check(agent: AgentHarness, operation: tuple[str, str], auth: str, answer: Any, *, calls_before: int, model_before: int) -> None:
-    method, path = operation
+    _, path = operation
     assert answer.status < 500, (operation, answer.status, answer.text[:300])
     for location in answer.header("location"):
         assert not leaves_origin(location, ORIGIN) or location == AUTHORIZE_URL, location
     new_calls = agent.agentcore.calls[calls_before:]
-    chat_accepted = (method, path) == ("POST", "/api/chat") and answer.status == 200
-    if not chat_accepted:
+    accepted = operation in CALLS_AGENTCORE and answer.status == 200
+    if not accepted:
         assert new_calls == [], (operation, auth, answer.status, [c.operation for c in new_calls])
         assert len(agent.bedrock.requests) == model_before, (operation, auth, answer.status)
-    else:
-        assert auth in {"valid", "fuzzed_sub"}, "a chat was accepted without a valid sign-in"
+        return
+    assert auth in {"valid", "fuzzed_sub"}, "a request was accepted without a valid sign-in"
+    assert {c.operation for c in new_calls} <= {"GetWorkloadAccessTokenForUserId", "token"}
+    if path == "/api/chat":
         events = parse_sse(answer.text)
         assert events and events[-1][0] == "done", answer.text[:300]
-        assert {c.operation for c in new_calls} <= {"GetWorkloadAccessTokenForUserId", "token"}
+    else:
+        assert len(agent.bedrock.requests) == model_before, "a connect never asks the model"
 
 
 def test_every_schema_operation_is_fuzzed(make_stack: Callable[..., AgentHarness]) -> None:
@@ -260,7 +274,8 @@ def _fuzz_one(agent: AgentHarness, loop: Any, app: Any, operation: tuple[str, st
         query = encode_query(params)
     except UnicodeEncodeError:  # lone surrogates cannot be sent by any client
         return
-    answer = loop.run_until_complete(client.request(method, path, query=query, headers=headers, body=body))
+    target = path.replace("{name}", quote(data.draw(_ACCOUNT_NAME, label="account"), safe="")) if "{name}" in path else path
+    answer = loop.run_until_complete(client.request(method, target, query=query, headers=headers, body=body))
     _check(agent, operation, auth, answer, calls_before=calls_before, model_before=model_before)
     OUTCOMES[(method, path, answer.status)] = OUTCOMES.get((method, path, answer.status), 0) + 1
 

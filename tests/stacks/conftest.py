@@ -55,6 +55,14 @@ def providers(*entries: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 GITHUB = providers(GITHUB_PROVIDER)
 # Three kinds at once: a demo provider (the in-stack authorization server), a vendor, and a custom OIDC provider.
 THREE = providers(NOTES_PROVIDER, GITHUB_PROVIDER, IDP_PROVIDER)
+IDP_REVOCATION_URL = "https://idp.example.org/oauth2/revoke"
+# The same three with revocation on disconnect where it may be on: GitHub (JSON true) and the custom OIDC provider
+# (the command line's "true", with its RFC 7009 endpoint). The demo provider keeps the default (off).
+THREE_REVOKING = providers(
+    NOTES_PROVIDER,
+    {**GITHUB_PROVIDER, "revoke_on_disconnect": True},
+    {**IDP_PROVIDER, "revoke_on_disconnect": "true", "revocation_url": IDP_REVOCATION_URL},
+)
 PROD = (("profile", "prod"),)
 CERT = (
     ("hosted_zone_id", ""),
@@ -111,6 +119,11 @@ def github() -> Synth:
 @pytest.fixture(scope="session")
 def three() -> Synth:
     return synth(THREE)
+
+
+@pytest.fixture(scope="session")
+def three_revoking() -> Synth:
+    return synth(THREE_REVOKING)
 
 
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

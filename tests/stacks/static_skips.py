@@ -59,6 +59,7 @@ SANDBOX_SHAPES = (
     "binding-on-lambda",
     "custom-oidc-plain-model",
     "three-providers",
+    "three-providers-revoking",
 )
 
 SKIPS: tuple[Skip, ...] = (

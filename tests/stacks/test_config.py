@@ -360,6 +360,9 @@ IDP = {
 }
 
 
+REVOKE_URL = "https://idp.example.org/oauth2/revoke"
+
+
 def _with(entry: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """The entry with keys changed (a value of None removes the key)."""
     return {k: v for k, v in {**entry, **changes}.items() if v is not None}
@@ -412,6 +415,62 @@ BAD_PROVIDERS: list[tuple[str, Any, str]] = [
     ("providers[0].discovery_url", [_with(GH, discovery_url=IDP["discovery_url"])], "unset unless kind is 'custom-oidc'"),
     ("providers[0].microsoft_tenant_id", [_with(GH, microsoft_tenant_id="contoso")], "unset unless kind is 'microsoft'"),
     ("providers[0].microsoft_tenant_id", [_with(GH, kind="microsoft", microsoft_tenant_id="a/b")], "Entra ID tenant"),
+    *[
+        ("providers[0].revoke_on_disconnect", [_with(entry, revoke_on_disconnect=value)], expected)
+        for entry, value, expected in (
+            (
+                DEMO,
+                True,
+                "false for kind demo: Cognito's revocation endpoint takes refresh tokens only, which only AgentCore holds; got true",
+            ),
+            (DEMO, "true", "false for kind demo: Cognito's revocation endpoint"),
+            (_with(GH, kind="google"), True, "unset for kind google (it revokes with the token alone, always); got true"),
+            (_with(GH, kind="google"), False, "unset for kind google (it revokes with the token alone, always); got false"),
+            (_with(GH, kind="slack"), "true", "unset for kind slack (it revokes with the token alone, always)"),
+            (_with(GH, kind="microsoft"), True, "false for kind microsoft: it has no revocation endpoint; got true"),
+            (GH, "yes", "true or false"),
+            (GH, 1, "true or false"),
+        )
+    ],
+    ("providers[0].revocation_url", [_with(IDP, revoke_on_disconnect=True)], "RFC 7009 revocation endpoint"),
+    *[
+        (
+            "providers[0].revocation_url",
+            [_with(IDP, revoke_on_disconnect=True, revocation_url=url)],
+            "an https URL without query or fragment",
+        )
+        for url in (
+            "http://idp.example.org/oauth2/revoke",
+            "https://idp.example.org/oauth2/revoke?client=agent",
+            "https://idp.example.org/oauth2/revoke#x",
+            "https://idp.example.org/oauth2/revoke?",
+            "https://user@idp.example.org/oauth2/revoke",
+            "idp.example.org/oauth2/revoke",
+            ["https://idp.example.org/oauth2/revoke"],
+        )
+    ],
+    (
+        "providers[0].revocation_url",
+        [_with(IDP, revocation_url=REVOKE_URL)],
+        "unset unless kind is 'custom-oidc' with revoke_on_disconnect true",
+    ),
+    (
+        "providers[0].revocation_url",
+        [_with(IDP, revoke_on_disconnect=False, revocation_url=REVOKE_URL)],
+        "unset unless kind is 'custom-oidc' with revoke_on_disconnect true",
+    ),
+    ("providers[0].revocation_url", [_with(GH, revocation_url=REVOKE_URL)], "unset for kind github (its grant API URL is known)"),
+    (
+        "providers[0].revocation_url",
+        [_with(GH, revoke_on_disconnect=True, revocation_url=REVOKE_URL)],
+        "unset for kind github (its grant API URL is known)",
+    ),
+    ("providers[0].revocation_url", [_with(DEMO, revocation_url=REVOKE_URL)], "unset unless kind is 'custom-oidc'"),
+    (
+        "providers[0].client_secret_name",
+        [_with(GH, revoke_on_disconnect=True, **{"client_secret_name": "agent/github-client"})],
+        "a name not ending in '-' and six letters or digits when revoke_on_disconnect is true",
+    ),
 ]
 
 
@@ -466,6 +525,34 @@ def test_the_old_provider_key_message_in_full() -> None:
         'context key \'provider\': expected the \'providers\' list instead, e.g. providers=[{"name": "github", "kind": "github", '
         '"display_name": "GitHub", "client_id": "...", "client_secret_name": "..."}]; its value is not shown'
     )
+
+
+def test_revocation_with_the_clients_credentials_is_off_by_default() -> None:
+    for context in (DEFAULT_CONTEXT, context_with(providers(GH, IDP, _with(GH, name="g", display_name="G", kind="google")))):
+        assert {(p.revoke_on_disconnect, p.revocation_url) for p in load_config(context).providers} == {(False, None)}
+
+
+@pytest.mark.parametrize("spelling", [True, "true", " TRUE "])
+def test_github_and_custom_oidc_may_revoke_with_the_clients_credentials(spelling: Any) -> None:
+    github, idp = load_config(
+        context_with(
+            providers(_with(GH, revoke_on_disconnect=spelling), _with(IDP, revoke_on_disconnect=spelling, revocation_url=REVOKE_URL))
+        )
+    ).providers
+    assert (github.revoke_on_disconnect, github.revocation_url) == (True, None)  # GitHub's grant API URL is known
+    assert (idp.revoke_on_disconnect, idp.revocation_url) == (True, REVOKE_URL)
+
+
+@pytest.mark.parametrize("spelling", [False, "false"])
+def test_false_may_be_written_where_true_is_refused(spelling: Any) -> None:
+    """demo, microsoft (and github, custom-oidc) take an explicit false; google and slack take nothing (test above)."""
+    entries = [
+        _with(DEMO, revoke_on_disconnect=spelling),
+        _with(GH, kind="microsoft", revoke_on_disconnect=spelling),
+        _with(GH, name="gh", display_name="GH", revoke_on_disconnect=spelling),
+        _with(IDP, revoke_on_disconnect=spelling),
+    ]
+    assert [p.revoke_on_disconnect for p in load_config(context_with(providers(*entries))).providers] == [False] * 4
 
 
 def test_synth_with_providers_from_the_command_line() -> None:

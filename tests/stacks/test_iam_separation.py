@@ -7,6 +7,8 @@ policies. The agent can get workload and outbound tokens but never complete a co
 can complete a consent but never read a token. Neither has a wildcard action or resource for AgentCore.
 Of the tables: only the binding role reaches the sessions ledger; the connections registry is reached by
 the agent (GetItem, Query, UpdateItem) and the binding role (UpdateItem) only, each with exactly those calls.
+Of the providers' client secrets: every role reads them only through AgentCore (aws:ViaAWSService), except the
+agent's, which reads itself exactly the secrets of the providers with `revoke_on_disconnect` on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.stacks.conftest import GITHUB, PROD, THREE, as_list, render, resources, synth
+from cdk_app.config import load_config
+from tests.stacks.conftest import GITHUB, PROD, THREE, THREE_REVOKING, as_list, context_with, render, resources, synth
 
 AGENT_AGENTCORE = {"bedrock-agentcore:GetWorkloadAccessTokenForUserId", "bedrock-agentcore:GetResourceOauth2Token"}
 BINDING_AGENTCORE = {"bedrock-agentcore:CompleteResourceTokenAuth"}
@@ -31,7 +34,10 @@ SHAPES = {
     "github": GITHUB,
     "three-providers": THREE,
     "three-providers-lambda": (*THREE, ("binding_compute", "lambda")),
+    "three-providers-revoking": THREE_REVOKING,
+    "three-providers-revoking-lambda": (*THREE_REVOKING, ("binding_compute", "lambda")),
 }
+SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
 
 
 def _ref(value: Any) -> str:
@@ -103,8 +109,13 @@ def _assert_no_wildcards(role: str, statements: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture(scope="module", params=list(SHAPES.values()), ids=list(SHAPES))
-def services(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return synth(request.param).raw("services")
+def shape(request: pytest.FixtureRequest) -> tuple[tuple[str, Any], ...]:
+    return tuple(request.param)
+
+
+@pytest.fixture(scope="module")
+def services(shape: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    return synth(shape).raw("services")
 
 
 def test_agent_role_reads_tokens_and_cannot_complete_a_consent(services: dict[str, Any]) -> None:
@@ -249,3 +260,35 @@ def test_the_role_walk_sees_a_forbidden_grant() -> None:
     assert "bedrock-agentcore:*" in _agentcore_actions(statements)
     with pytest.raises(AssertionError, match="wildcard action"):
         _assert_no_wildcards("agent", statements)
+
+
+def _reads_of_client_secrets(statements: list[dict[str, Any]], secrets: set[str]) -> tuple[list[str], list[str]]:
+    """(resources read only through an AWS service, resources read directly) among `secrets` (IAM ARNs)."""
+    through_service: list[str] = []
+    direct: list[str] = []
+    for s in statements:
+        if "secretsmanager:GetSecretValue" not in as_list(s["Action"]):
+            continue
+        via_service = s.get("Condition") == {"Bool": {"aws:ViaAWSService": "true"}}
+        named = [r for r in as_list(s["Resource"]) if r in secrets or "AgentCoreClient" in r]
+        (through_service if via_service else direct).extend(named)
+    return through_service, direct
+
+
+def test_only_the_agent_reads_a_client_secret_itself_and_only_to_revoke(
+    shape: tuple[tuple[str, Any], ...], services: dict[str, Any]
+) -> None:
+    """Without revoke_on_disconnect no role reads a provider's client secret other than through AgentCore. With it,
+    the agent's role (and no other: not the binding's, not an execution role) reads exactly those providers' secrets,
+    each by its name and the six-character suffix Secrets Manager appends."""
+    config = load_config(context_with(shape))
+    named = {p: f"{SECRET_ARN}{p.client_secret_name}-??????" for p in config.providers if p.client_secret_name}
+    revoking = sorted(arn for p, arn in named.items() if p.revoke_on_disconnect)
+    agent, _ = _role_serving(services, "/api/*")
+    binding, _ = _role_serving(services, "/oauth2/session-binding")
+    for role in resources(services, "AWS::IAM::Role"):
+        _, direct = _reads_of_client_secrets(_statements_of(services, role), set(named.values()))
+        assert sorted(direct) == (revoking if role == agent else []), role
+    for role in (agent, binding):  # AgentCore's reads on each caller's behalf stay as they are
+        through_service, _ = _reads_of_client_secrets(_statements_of(services, role), set(named.values()))
+        assert len(through_service) == len(config.providers)

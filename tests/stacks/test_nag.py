@@ -13,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from cdk_app.nag import nag_packs
 from deploy import nag_report
-from tests.stacks.conftest import CERT, GITHUB, IDP_PROVIDER, PROD, ROOT, THREE, Synth, providers, synth
+from tests.stacks.conftest import CERT, GITHUB, IDP_PROVIDER, PROD, ROOT, THREE, THREE_REVOKING, Synth, providers, synth
 
 VARIANTS = {
     "demo-sandbox": (),
@@ -27,6 +27,8 @@ VARIANTS = {
     "custom-oidc-plain-model": (*providers(IDP_PROVIDER), ("bedrock_model_id", "anthropic.claude-3-5-haiku-20241022-v1:0")),
     # A demo provider, a vendor and a custom OIDC provider at once: several credential providers, secrets and grants.
     "three-providers": THREE,
+    # The same with revoke_on_disconnect on for GitHub and the custom OIDC provider: the agent reads those secrets itself.
+    "three-providers-revoking": THREE_REVOKING,
 }
 
 

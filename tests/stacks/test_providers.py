@@ -1,7 +1,8 @@
 """Several outbound providers in one deployment: the default two demo providers, and three of different kinds (a
 demo provider, GitHub, a custom OIDC provider). Each gets its own credential provider, its own exact IAM
 resources, its own outputs, and its entry in the agent's `PROVIDERS`, which parses once CloudFormation has
-joined the demo API's URL into it."""
+joined the demo API's URL (and the ARN parts of a client secret read for revocation) into it. With
+`revoke_on_disconnect` on, an entry says how to revoke and the agent's role gains exactly one statement."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.stacks.conftest import Synth, as_list, one, render, resources, statements
+from tests.stacks.conftest import IDP_REVOCATION_URL, Synth, as_list, one, render, resources, statements
 
 AGENTCORE = "arn:${AWS::Partition}:bedrock-agentcore:${AWS::Region}:${AWS::AccountId}"
 DIRECTORY = f"{AGENTCORE}:workload-identity-directory/default"
@@ -18,6 +19,13 @@ WORKLOAD = f"{DIRECTORY}/workload-identity/agentcore-ecs-sandbox-agent"
 VAULT = f"{AGENTCORE}:token-vault/default"
 SECRET = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
 DEMO_API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com"  # what CloudFormation puts in for the GetAtt
+# What CloudFormation puts in for the pseudo parameters, and for the demo API's endpoint.
+RESOLVED = {
+    json.dumps({"Ref": "AWS::Partition"}): "aws",
+    json.dumps({"Ref": "AWS::Region"}): "eu-west-1",
+    json.dumps({"Ref": "AWS::AccountId"}): "111122223333",
+    json.dumps({"Fn::GetAtt": ["DemoApi48A1D1CD", "ApiEndpoint"]}): DEMO_API_URL,
+}
 
 
 def _agent_environment(template: dict[str, Any]) -> dict[str, Any]:
@@ -26,12 +34,13 @@ def _agent_environment(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolved_providers(synthesized: Synth) -> list[dict[str, Any]]:
-    """`PROVIDERS` as the agent reads it: the template's value, the demo API's endpoint joined in as CloudFormation would."""
+    """`PROVIDERS` as the agent reads it: the template's value, the demo API's endpoint and the pseudo parameters joined
+    in as CloudFormation would (any other token fails here: it would have to resolve in the template)."""
     value = _agent_environment(synthesized.raw("services"))["PROVIDERS"]
     if isinstance(value, dict):
         separator, parts = value["Fn::Join"]
-        assert all(part == {"Fn::GetAtt": ["DemoApi48A1D1CD", "ApiEndpoint"]} for part in parts if not isinstance(part, str))
-        value = separator.join(part if isinstance(part, str) else DEMO_API_URL for part in parts)
+        assert all(json.dumps(part) in RESOLVED for part in parts if not isinstance(part, str)), parts
+        value = separator.join(part if isinstance(part, str) else RESOLVED[json.dumps(part)] for part in parts)
     assert isinstance(value, str)
     parsed: list[dict[str, Any]] = json.loads(value)
     assert value == json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)  # compact JSON
@@ -72,11 +81,11 @@ def test_the_default_providers_environment(demo: Synth) -> None:
     ]
 
 
-def test_the_environment_is_what_the_agent_reads(demo: Synth, three: Synth, github: Synth) -> None:
+def test_the_environment_is_what_the_agent_reads(demo: Synth, three: Synth, github: Synth, three_revoking: Synth) -> None:
     """Each entry is a valid `ProviderSpec` of services/agent/settings.py, the reader named in services/common/environment.py."""
     from services.agent.settings import ProviderSpec
 
-    for synthesized in (demo, three, github):
+    for synthesized in (demo, three, github, three_revoking):
         for entry in resolved_providers(synthesized):
             assert ProviderSpec.model_validate(entry).model_dump(exclude_none=True) == entry
 
@@ -156,3 +165,65 @@ def test_each_role_reads_exactly_the_configured_client_secrets(three: Synth, ser
     demo_secret, github, idp = _resources_of(_task_statements(three, service), "secretsmanager:GetSecretValue")
     assert demo_secret.startswith("${Import:") and "AgentCoreClientNotesClientSecret" in demo_secret
     assert (github, idp) == (f"{SECRET}agent/github-oauth-??????", f"{SECRET}idp/agent-??????")
+
+
+# --------------------------------------------------------------------------- revoke_on_disconnect
+
+SECRET_READ_TO_REVOKE = {
+    "Sid": "ReadClientSecretToRevoke",
+    "Effect": "Allow",
+    "Action": "secretsmanager:GetSecretValue",
+    "Resource": [f"{SECRET}agent/github-oauth-??????", f"{SECRET}idp/agent-??????"],  # no condition: the task code reads them
+}
+
+
+def test_revoking_providers_say_how_to_revoke_with_the_clients_credentials(three: Synth, three_revoking: Synth) -> None:
+    notes, github, idp = resolved_providers(three_revoking)
+    assert "revoke" not in notes  # the demo provider keeps the default
+    assert github["revoke"] == {
+        "method": "github",
+        "client_id": "Iv1.0123456789abcdef",
+        "client_secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:agent/github-oauth",
+        "client_secret_json_key": "client_secret",
+    }
+    assert idp["revoke"] == {
+        "method": "rfc7009",
+        "client_id": "agent",
+        "client_secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:idp/agent",
+        "client_secret_json_key": "client_secret",
+        "endpoint": IDP_REVOCATION_URL,
+    }
+    # Everything else is the entry without the setting.
+    assert [{k: v for k, v in e.items() if k != "revoke"} for e in (notes, github, idp)] == resolved_providers(three)
+
+
+def test_the_revoke_secret_is_the_one_agentcore_reads(three_revoking: Synth) -> None:
+    """`client_secret_arn` names the secret each credential provider references (by name, here) and its JSON key."""
+    referenced = {
+        p["Properties"]["Name"]: next(iter(p["Properties"]["Oauth2ProviderConfigInput"].values()))["ClientSecretConfig"]
+        for p in resources(three_revoking.raw("agent_identity"), "AWS::BedrockAgentCore::OAuth2CredentialProvider").values()
+    }
+    for entry in resolved_providers(three_revoking)[1:]:
+        config = referenced[entry["credential_provider"]]
+        assert entry["revoke"]["client_secret_arn"].endswith(f":secret:{config['SecretId']}")
+        assert entry["revoke"]["client_secret_json_key"] == config["JsonKey"]
+
+
+def test_revoking_adds_exactly_one_statement_to_the_agent_role_only(three: Synth, three_revoking: Synth) -> None:
+    """The agent's policy is the default one plus a direct read of the revoking providers' secrets, each by its name
+    and Secrets Manager's six-character suffix; the session binding role's policy does not change."""
+    before, after = _task_statements(three, "Agent"), _task_statements(three_revoking, "Agent")
+    assert [s for s in after if s not in before] == [SECRET_READ_TO_REVOKE]
+    assert [s for s in after if s != SECRET_READ_TO_REVOKE] == before
+    assert _task_statements(three_revoking, "SessionBinding") == _task_statements(three, "SessionBinding")
+
+
+@pytest.mark.parametrize("shape", ["demo", "three", "github"])
+def test_by_default_no_revoke_entry_and_no_direct_secret_read(shape: str, request: pytest.FixtureRequest) -> None:
+    """Off by default: no `revoke` in PROVIDERS, and the agent reads no secret itself (every GetSecretValue it holds
+    is for AgentCore's reads on its behalf, aws:ViaAWSService)."""
+    synthesized: Synth = request.getfixturevalue(shape)
+    assert [e for e in resolved_providers(synthesized) if "revoke" in e] == []
+    reads = [s for s in _task_statements(synthesized, "Agent") if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    assert [s.get("Condition") for s in reads] == [{"Bool": {"aws:ViaAWSService": "true"}}]
+    assert all(s.get("Sid") != "ReadClientSecretToRevoke" for s in _task_statements(synthesized, "Agent"))

@@ -211,7 +211,7 @@ def test_converse_request_carries_tools_and_history(agent: AgentHarness) -> None
     assert first["path"] == "/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/converse"
     assert [m["role"] for m in first["messages"]] == ["user", "assistant", "user"]
     names = [t["toolSpec"]["name"] for t in first["toolConfig"]["tools"]]
-    assert names == ["get_profile", "list_notes", "add_note"]
+    assert names == ["get_profile", "list_notes", "add_note", "list_connections", "disconnect_account"]
     add_note = first["toolConfig"]["tools"][2]["toolSpec"]["inputSchema"]["json"]
     assert add_note["required"] == ["text"] and add_note["additionalProperties"] is False
 

@@ -4,9 +4,11 @@ disconnected account's old grant is never used again (the next use asks anew wit
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.applications import Starlette
@@ -15,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local.bedrock.responses import text_response, tool_use_response
-from tests.services.conftest import ALICE, BOB, AgentHarness, Browser, ChatTurn, demo_provider
+from tests.services.conftest import ALICE, BOB, AgentHarness, Browser, ChatTurn, demo_provider, parse_sse
 from tests.support.browsing import LiveServer
 
 
@@ -33,6 +35,15 @@ def _post(browser: Browser, path: str, body: Any = None, **kwargs: Any) -> Any:
 
 def _forced(agent: AgentHarness) -> list[bool]:
     return [bool(c.body.get("forceAuthentication")) for c in agent.agentcore.calls if c.operation == "token" and "customState" in c.body]
+
+
+def _land(agent: AgentHarness, browser: Browser, turn: ChatTurn) -> Any:
+    """Follow a consent card through the start link and AgentCore's redirect back; the binding's answer."""
+    [prompt] = turn.of("authorization_required")
+    started = browser.client.get(prompt["start_url"], headers=browser.headers())
+    session = started.headers["location"].split("request_uri=", 1)[1]
+    params = {"session_id": session, "state": agent.agentcore.custom_states[session]}
+    return browser.client.get("/oauth2/session-binding", params=params, headers=browser.headers())
 
 
 def _connected(agent: AgentHarness, browser: Browser) -> None:
@@ -58,7 +69,8 @@ def test_after_a_disconnect_the_old_grant_is_never_used_and_consent_is_asked_ane
     used_before = len(agent.resource.seen)
     answer = _post(browser, "/api/connections/notes/disconnect")
     assert answer.status_code == 200 and answer.json()["status"] == "disconnected"
-    assert answer.json()["revocation"] == "not_offered" and "Demo Notes account settings" in answer.json()["message"]
+    assert answer.json()["revocation"] == "not_offered" and "keeps the permission it gave until it expires" in answer.json()["message"]
+    assert answer.headers["cache-control"] == "no-store"
     assert _connections(agent, browser)["notes"]["status"] == "disconnected"
 
     # The vault still holds the grant (the demo provider offers no token-only revocation); it is not used.
@@ -78,9 +90,50 @@ def test_a_consent_started_before_the_disconnect_does_not_undo_it(agent: AgentHa
     _post(browser, "/api/connections/notes/disconnect")
     stale = agent.chat(browser)  # asks anew (forced); the person keeps that link for later
     _post(browser, "/api/connections/notes/disconnect")  # a second disconnect, after that link was issued
-    agent.consent(browser, stale)  # completes at AgentCore, but the flow predates the last disconnect
+    back = _land(agent, browser, stale)  # completes at AgentCore, but the flow predates the last disconnect
+    assert "This permission will not be used" in back.text
     assert _connections(agent, browser)["notes"]["status"] == "disconnected"
     assert agent.chat(browser).of("authorization_required"), "still asks before using the account"
+
+
+def test_coming_back_from_a_consent_started_before_the_disconnect_uses_nothing(agent: AgentHarness) -> None:
+    """The person clicks an old consent card after disconnecting: AgentCore completes it, the page says the
+    agent will not use it, and the request the page resends with `after_consent` asks anew instead of using
+    the grant that session put in the vault."""
+    browser = agent.browser(ALICE)
+    stale = agent.chat(browser)  # a consent card, shown while the account was not yet disconnected
+    [prompt] = stale.of("authorization_required")
+    _post(browser, "/api/connections/notes/disconnect")
+    back = _land(agent, browser, stale)
+    assert back.status_code == 200 and "This permission will not be used" in back.text
+    assert _connections(agent, browser)["notes"]["status"] == "disconnected"
+
+    used_before = len(agent.resource.seen)
+    flow = parse_qs(urlsplit(prompt["start_url"]).query)["flow"][0]
+    body = {"message": "Who am I?", "history": [], "after_consent": flow}
+    resumed = browser.client.post("/api/chat", json=body, headers=browser.headers())
+    turn = ChatTurn(resumed.status_code, parse_sse(resumed.text), resumed.text)
+    assert [event for event, _ in turn.events] == ["tool_call", "authorization_required", "done"]
+    assert len(agent.resource.seen) == used_before, "the grant of the stale session was not used"
+
+
+def test_a_disconnect_while_the_token_is_fetched_stops_the_use(agent: AgentHarness) -> None:
+    """The registry is read, then AgentCore is slow; the person disconnects on another task meanwhile. The
+    use is recorded with a conditional write right before the token goes out: it is refused, and consent is
+    asked anew."""
+    browser = agent.browser(ALICE)
+    _connected(agent, browser)
+    used_before = len(agent.resource.seen)
+    agent.agentcore.delay_s = 0.6
+    turns: list[ChatTurn] = []
+    chatting = threading.Thread(target=lambda: turns.append(agent.chat(agent.browser(ALICE))))
+    chatting.start()
+    time.sleep(0.3)  # the turn has read the registry and waits for AgentCore
+    _post(agent.browser(ALICE), "/api/connections/notes/disconnect")
+    chatting.join(timeout=20)
+    [turn] = turns
+    assert [event for event, _ in turn.events] == ["tool_call", "authorization_required", "done"]
+    assert len(agent.resource.seen) == used_before
 
 
 def test_connect_asks_for_consent_then_reports_connected(agent: AgentHarness) -> None:

@@ -24,6 +24,7 @@ ENVIRONMENT = {
     "OIDC_ISSUER": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example",
     "OIDC_CLIENT_ID": "example-client",
     "FLOW_SIGNING_KEYS": '{"kid": "k1", "key": "not-used-here"}',
+    "CONNECTIONS_TABLE": "example-connections",
 }
 
 
