@@ -22,20 +22,19 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, JSONResponse
 
+from services.agent.loop import start_url
 from services.agent.revocation import Revocation, revocation_offered, revoke
 from services.agent.runtime import AgentRuntime, Runtime
 from services.agent.settings import ProviderSpec
-from services.agent.tokens import AccessToken, AgentCoreError, ConsentDeclined, ConsentNeeded
+from services.agent.tokens import AccessToken, AgentCoreError, ConsentDeclined
 from services.common.alb_identity import AlbIdentity
 from services.common.bodies import read_empty_json
 from services.common.connections import Connection, RegistryUnavailable, connection_user
 from services.common.errors import ApiError
-from services.common.flow import issue_flow_token
 from services.common.identity import CurrentUser
 from services.common.logs import hashed
 
@@ -99,8 +98,8 @@ async def _connect(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec) -
         return JSONResponse({"status": "connected", "display_name": provider.display_name}, headers=_NO_STORE)
     if isinstance(grant, ConsentDeclined):  # only a resumed session answers this, and this request resumes none
         raise _IDENTITY_BUSY
-    start_url = _start_url(rt, identity, provider, grant, generation=record.generation if record else 0)
-    body = {"status": "consent_required", "display_name": provider.display_name, "start_url": start_url}
+    link = start_url(rt.keyring, identity, provider, grant, generation=record.generation if record else 0)
+    body = {"status": "consent_required", "display_name": provider.display_name, "start_url": link}
     return JSONResponse(body, headers=_NO_STORE)
 
 
@@ -158,23 +157,6 @@ def _provider(rt: Runtime, name: str) -> ProviderSpec:
         return rt.settings.provider(name)
     except KeyError:
         raise ApiError(404, "unknown_provider", "There is no account of that name to connect. Reload the page.") from None
-
-
-def _start_url(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec, grant: ConsentNeeded, *, generation: int) -> str:
-    flow = issue_flow_token(
-        rt.keyring,
-        identity=identity,
-        session_uri=grant.session_uri,
-        authorization_url=grant.authorization_url,
-        provider=provider.credential_provider,
-        scopes=provider.scope_set,
-        flow_id=grant.flow_id,
-        now=int(time.time()),
-        display_name=provider.display_name,
-        connection=provider.name,
-        generation=generation,
-    )
-    return f"/oauth2/start?flow={quote(flow, safe='')}"
 
 
 def _describe(provider: ProviderSpec, record: Connection | None) -> dict[str, Any]:

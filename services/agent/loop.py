@@ -303,10 +303,13 @@ async def _outbound(
         raise _TurnEnds(Event("error", {"code": "identity_unavailable", "message": message})) from None
 
 
-def _consent_event(ctx: ChatContext, provider: ProviderSpec, grant: ConsentNeeded, *, generation: int) -> Event:
+def start_url(keyring: Keyring, identity: AlbIdentity, provider: ProviderSpec, grant: ConsentNeeded, *, generation: int) -> str:
+    """The first-party link that starts a consent: `/oauth2/start` with a signed flow token naming this person,
+    the AgentCore session, the provider (its credential provider, display name and configured name), its
+    scopes and the connections registry's generation read before the request. Also used by /connections."""
     flow = issue_flow_token(
-        ctx.keyring,
-        identity=ctx.identity,
+        keyring,
+        identity=identity,
         session_uri=grant.session_uri,
         authorization_url=grant.authorization_url,
         provider=provider.credential_provider,
@@ -317,6 +320,11 @@ def _consent_event(ctx: ChatContext, provider: ProviderSpec, grant: ConsentNeede
         connection=provider.name,
         generation=generation,
     )
+    return f"/oauth2/start?flow={quote(flow, safe='')}"
+
+
+def _consent_event(ctx: ChatContext, provider: ProviderSpec, grant: ConsentNeeded, *, generation: int) -> Event:
+    link = start_url(ctx.keyring, ctx.identity, provider, grant, generation=generation)
     _log.info("authorization_prompted", extra={"event": "authorization_prompted", "provider": provider.name})
     ctx.metrics.count(AUTHORIZATION_PROMPTS)
     return Event(
@@ -325,7 +333,7 @@ def _consent_event(ctx: ChatContext, provider: ProviderSpec, grant: ConsentNeede
             "provider": provider.name,
             "display_name": provider.display_name,
             "scopes": provider.permissions,  # in words, as configured; the raw scope strings stay on our side
-            "start_url": f"/oauth2/start?flow={quote(flow, safe='')}",
+            "start_url": link,
         },
     )
 

@@ -106,7 +106,14 @@ def connection_user(identity: AlbIdentity) -> str:
 REGISTRY_CALL_BUDGET_S = (1.0 + 2.0) * 3  # registry_client's defaults: (connect + read timeout) x attempts
 
 
-def registry_client(region: str, *, connect_timeout_s: float = 1.0, read_timeout_s: float = 2.0, max_attempts: int = 3) -> Any:
+def registry_client(
+    region: str,
+    *,
+    connect_timeout_s: float = 1.0,
+    read_timeout_s: float = 2.0,
+    max_attempts: int = 3,
+    app_id: str = "agentcore-ecs-connections",
+) -> Any:
     """A DynamoDB client for the registry: standard retries, short timeouts (the agent asks before each
     use). The endpoint comes from the standard AWS settings (`AWS_ENDPOINT_URL_DYNAMODB` locally)."""
     import boto3  # noqa: PLC0415 - at first use, like the other AWS clients (Lambda cold start)
@@ -119,7 +126,7 @@ def registry_client(region: str, *, connect_timeout_s: float = 1.0, read_timeout
         read_timeout=read_timeout_s,
         max_pool_connections=50,
         tcp_keepalive=True,
-        user_agent_appid="agentcore-ecs-connections",
+        user_agent_appid=app_id,
     )
     return boto3.session.Session().client("dynamodb", config=config)
 

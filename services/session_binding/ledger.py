@@ -38,6 +38,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from services.common.connections import registry_client
 from services.common.signed import digest
 
 _log = logging.getLogger("session_binding")
@@ -121,21 +122,11 @@ _NAMES = {
 
 
 def dynamodb_client(region: str, *, connect_timeout_s: float = 1.0, read_timeout_s: float = 2.0) -> Any:
-    """A DynamoDB client: standard retries, short timeouts. The endpoint comes from the standard AWS
-    settings (`AWS_ENDPOINT_URL_DYNAMODB`), which is how the local stack points it at its server."""
-    import boto3  # noqa: PLC0415 - at first use, like the AgentCore client (Lambda cold start)
-    from botocore.config import Config  # noqa: PLC0415
-
-    config = Config(
-        region_name=region,
-        retries={"mode": "standard", "total_max_attempts": 3},
-        connect_timeout=connect_timeout_s,
-        read_timeout=read_timeout_s,
-        max_pool_connections=50,
-        tcp_keepalive=True,
-        user_agent_appid="agentcore-ecs-session-binding",
+    """The session binding service's DynamoDB client (ledger and connections registry): `registry_client`'s
+    settings, standard retries, short timeouts, `AWS_ENDPOINT_URL_DYNAMODB` locally."""
+    return registry_client(
+        region, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s, app_id="agentcore-ecs-session-binding"
     )
-    return boto3.session.Session().client("dynamodb", config=config)
 
 
 class SessionLedger:
