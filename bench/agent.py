@@ -26,6 +26,7 @@ from botocore.config import Config
 from bench.loadgen import LoadResult, run_load
 from bench.procs import HOST, cores, free_port, spread as procs_spread, standin, uvicorn
 from local.alb.keys import AlbSigningKey, KeyServer
+from local.dynamodb import CONNECTIONS_TABLE, LocalDynamoDB, create_table
 from services.common.flow import read_flow_token
 from services.common.signed import Keyring
 
@@ -42,7 +43,10 @@ LOCAL_AWS = {
 }
 
 
-def service_env(keys_url: str, agentcore: str, bedrock: str, resource: str) -> dict[str, str]:
+CONNECTIONS = "bench-connections"
+
+
+def service_env(keys_url: str, agentcore: str, bedrock: str, resource: str, dynamodb: str) -> dict[str, str]:
     """The agent's settings for the local stand-ins."""
     return {
         **LOCAL_AWS,
@@ -55,6 +59,9 @@ def service_env(keys_url: str, agentcore: str, bedrock: str, resource: str) -> d
         "ALB_KEYS_BASE_URL": keys_url,
         "FLOW_SIGNING_KEYS": SIGNING_KEYS,
         "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": agentcore,
+        # The connections registry, read and written once per tool call: dynalite itself (single-item calls).
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb,
+        "CONNECTIONS_TABLE": CONNECTIONS,
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock,
         "BEDROCK_MODEL_ID": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
         "WORKLOAD_IDENTITY_NAME": "bench-agent",
@@ -124,8 +131,12 @@ def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
         standin("agentcore", helper_core) as agentcore,
         standin("bedrock", helper_core) as bedrock,
         standin("resource", helper_core) as resource,
+        LocalDynamoDB() as store,
     ):
-        env = service_env(keys.base_url, agentcore, bedrock, resource)
+        if helper_core:
+            os.sched_setaffinity(store.backend_pid, helper_core)
+        create_table(store.client(), CONNECTIONS, CONNECTIONS_TABLE)
+        env = service_env(keys.base_url, agentcore, bedrock, resource, store.backend_endpoint)
         port = free_port()
         with uvicorn("services.agent.main:app", port, env, service_core):
             consent(port, token, sub, keyring, agentcore)

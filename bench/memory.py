@@ -16,6 +16,7 @@ from bench import agent, binding
 from bench.loadgen import run_load
 from bench.procs import HOST, cores, free_port, rss_mb, spread, standin, uvicorn
 from local.alb.keys import AlbSigningKey, KeyServer
+from local.dynamodb import CONNECTIONS_TABLE, LocalDynamoDB, create_table
 from services.common.signed import Keyring
 
 WARM_UP = 1000
@@ -44,9 +45,11 @@ def _agent_run(total: int, service_core: set[int] | None, helper_core: set[int] 
         standin("agentcore", helper_core) as agentcore,
         standin("bedrock", helper_core) as bedrock,
         standin("resource", helper_core) as resource,
+        LocalDynamoDB() as store,
     ):
+        create_table(store.client(), agent.CONNECTIONS, CONNECTIONS_TABLE)
         port = free_port()
-        env = {**agent.service_env(keys.base_url, agentcore, bedrock, resource), "MAX_CHATS_PER_USER": "8"}
+        env = {**agent.service_env(keys.base_url, agentcore, bedrock, resource, store.backend_endpoint), "MAX_CHATS_PER_USER": "8"}
         with uvicorn("services.agent.main:app", port, env, service_core) as child:
             # Many people, as in a real task: each consents once, then chats; the workload-token cache fills.
             users = [str(uuid.uuid4()) for _ in range(50)]

@@ -58,7 +58,7 @@ def measure(runs: int = 5) -> dict[str, Any]:
     core, _ = cores()
     # /health needs no stand-in; the settings only have to be valid (nothing is called at start).
     binding_env = binding.service_env("http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9")
-    agent_env = agent.service_env("http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9")
+    agent_env = agent.service_env(*["http://127.0.0.1:9"] * 5)
     return {
         "handler_import_ms": spread([_import_ms(core) for _ in range(runs)], 1),
         "binding_healthy_ms": spread([_healthy_ms("services.session_binding.main:app", binding_env, core) for _ in range(runs)], 1),
