@@ -120,10 +120,12 @@ async def _disconnect(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec
         record = await rt.connections.record_disconnected(connection_user(identity), provider.name, now=int(time.time()))
     except RegistryUnavailable:
         raise _UNAVAILABLE from None
+    rt.tokens.evict(identity, provider)  # this task; other tasks are stopped by the registry before each use
     _log.info(
         "connection_disconnected", extra={"event": "connection_disconnected", "user": hashed(identity.user_key), "provider": provider.name}
     )
     revocation = await _revoke(rt, identity, provider)
+    rt.tokens.evict(identity, provider)  # the token read to revoke it is not kept either
     return JSONResponse(
         {
             "status": "disconnected",

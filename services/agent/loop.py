@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from services.agent.account_tools import AccountScope, AccountTool, DisconnectAsked, UnknownAccount
 from services.agent.settings import AgentSettings, ProviderSpec
 from services.agent.tokens import AccessToken, AgentCoreError, ConsentDeclined, ConsentNeeded, OutboundTokens
-from services.agent.tools import ReauthorizationNeeded, Tool, ToolFailed
+from services.agent.tools import PermissionRefused, ReauthorizationNeeded, Tool, ToolFailed
 from services.common.agentcore import TRANSIENT_ERROR_CODES
 from services.common.alb_identity import AlbIdentity
 from services.common.connections import Connection, ConnectionsRegistry, RegistryUnavailable, connection_user
@@ -246,6 +246,7 @@ async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseMo
         if isinstance(grant, ConsentNeeded):
             raise _TurnEnds(_consent_event(ctx, provider, grant, generation=record.generation if record else 0))
         if not await _use_allowed(ctx, provider):
+            ctx.tokens.evict(ctx.identity, provider)
             record, force = await _connection(ctx, provider), True  # disconnected meanwhile: ask anew, never use it
             continue
         try:
@@ -254,7 +255,11 @@ async def _with_token(ctx: ChatContext, tool: Tool, params: BaseModel) -> BaseMo
         except TimeoutError as exc:
             raise ToolFailed("The service did not answer in time.") from exc
         except ReauthorizationNeeded:
+            ctx.tokens.evict(ctx.identity, provider)
             force = True  # the stored grant no longer works: ask the person again
+        except PermissionRefused:
+            ctx.tokens.evict(ctx.identity, provider)  # the next call reads the vault again
+            raise
         except httpx.TimeoutException as exc:
             raise ToolFailed("The service did not answer in time.") from exc
         except httpx.HTTPError as exc:

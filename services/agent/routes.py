@@ -46,6 +46,7 @@ async def sign_out(request: Request, rt: AgentRuntime, identity: CurrentUser) ->
     A JSON body is required, which a cross-site form cannot send (as for /api/chat)."""
     await read_empty_json(request)
     _log.info("signed_out", extra={"event": "signed_out", "user": hashed(identity.user_key)})
+    rt.tokens.evict(identity)  # no outbound token of this person is reused after sign-out (in this task)
     response = JSONResponse({"location": rt.settings.sign_out_url}, headers={"cache-control": "no-store"})
     expire_alb_session(response)
     return response

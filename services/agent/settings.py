@@ -121,6 +121,7 @@ class AgentSettings(ServiceSettings):
     max_output_tokens: int = Field(default=1024, ge=64, le=8192)
     workload_token_ttl_s: int = Field(default=900, ge=10, le=3600)
     workload_token_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    outbound_token_cache_size: int = Field(default=10_000, ge=1, le=1_000_000, description="reused outbound tokens per task")
     tool_timeout_s: float = Field(default=10.0, gt=0, le=60, description="whole tool call, not per read")
     turn_timeout_s: float = Field(default=180.0, gt=0, le=900, description="a whole chat turn, model calls included")
     heartbeat_s: float = Field(default=15.0, gt=0, le=60, description="SSE comment while waiting: keeps idle timeouts away")

@@ -3,8 +3,8 @@
 * `WorkloadTokenCache`: one workload access token per user, for a bounded time, in a bounded LRU.
   Concurrent requests of one user share one fetch; a token is only ever returned for the user it
   was fetched for (the key is the user, the value is never looked up any other way).
-* `OutboundTokens.get()`: `GetResourceOauth2Token` on every tool call (the vault is the cache), with one
-  normalised request shape per provider. Either an access token comes back, or an authorization URL and a session:
+* `OutboundTokens.get()`: an access token reused inside this task while it lasts (`token_reuse.py`), else
+  `GetResourceOauth2Token`, with one normalised request shape per provider. Either an access token comes back, or an authorization URL and a session:
   then the caller asks the person for consent and returns at once. Nothing here waits or polls.
 """
 
@@ -20,6 +20,7 @@ import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.agent.settings import AgentSettings, ProviderSpec
+from services.agent.token_reuse import OutboundTokenCache
 from services.common.agentcore import LazyClient, error_code
 from services.common.alb_identity import AlbIdentity
 from services.common.flow import FlowToken, new_custom_state
@@ -158,6 +159,7 @@ class OutboundTokens:
         self._metrics = metrics or no_metrics()
         self._client = client
         self.cache = cache
+        self.reused = OutboundTokenCache(max_entries=settings.outbound_token_cache_size)
         self.limiter = limiter
         self.calls: dict[str, int] = {"GetWorkloadAccessTokenForUserId": 0, "GetResourceOauth2Token": 0}
 
@@ -167,7 +169,26 @@ class OutboundTokens:
         """The user's access token at `provider` for its configured scopes, or what consent needs. With `resume`
         (the consent session the person just came back from), that session is asked first: its token, the
         same session again while it is in progress, or ConsentDeclined when it failed. A session AgentCore
-        no longer knows (expired) is not an error: the usual request follows."""
+        no longer knows (expired) is not an error: the usual request follows. A token this task got for the
+        same person, provider and scopes is reused while it lasts, unless consent must be asked anew."""
+        key = (identity.user_key, provider.credential_provider, provider.scope_set)
+        if force_authentication or resume is not None:
+            self.reused.evict(identity.user_key, provider.credential_provider)
+        elif (token := self.reused.get(key)) is not None:
+            return AccessToken(token)
+        grant = await self._get(identity, provider, force_authentication=force_authentication, resume=resume)
+        if isinstance(grant, AccessToken):
+            self.reused.put(key, grant.value)
+        return grant
+
+    def evict(self, identity: AlbIdentity, provider: ProviderSpec | None = None) -> None:
+        """Stop reusing the person's token for `provider` (all of theirs without one): a 401 or 403 from the
+        API, a disconnect, a sign-out."""
+        self.reused.evict(identity.user_key, provider.credential_provider if provider else None)
+
+    async def _get(
+        self, identity: AlbIdentity, provider: ProviderSpec, *, force_authentication: bool, resume: FlowToken | None
+    ) -> AccessToken | ConsentNeeded | ConsentDeclined:
         if resume is not None:
             try:
                 return await self._tokens(identity, provider, force_authentication=False, resume=resume)

@@ -35,6 +35,10 @@ class ToolFailed(Exception):
         self.summary = summary
 
 
+class PermissionRefused(ToolFailed):
+    """The external API refused the token for this action (403): the token is not reused."""
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -153,7 +157,7 @@ async def _request_once(http: httpx.AsyncClient, method: str, url: str, token: s
         if response.status_code == 401:
             raise ReauthorizationNeeded
         if response.status_code == 403:
-            raise ToolFailed("The service refused this action: the permission given does not cover it.")
+            raise PermissionRefused("The service refused this action: the permission given does not cover it.")
         if response.status_code >= 400:
             raise ToolFailed(f"The service answered with an error (HTTP {response.status_code}).")
         data = bytearray()

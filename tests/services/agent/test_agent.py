@@ -129,6 +129,7 @@ def test_alices_tokens_are_never_used_for_bob_under_concurrency(make_agent: Any)
     alice, bob = consented(agent, ALICE), consented(agent, BOB)
     # Cold cache: the burst below goes through the fetch path, where a cross-user mix-up would live.
     agent.agent_app.state.runtime().tokens.cache.clear()
+    agent.agent_app.state.runtime().tokens.reused.clear()
     agent.resource.seen.clear()
     agent.agentcore.calls.clear()
     senders = [(alice, ALICE), (bob, BOB)] * 10
@@ -150,8 +151,9 @@ def test_alices_tokens_are_never_used_for_bob_under_concurrency(make_agent: Any)
     fetched = [c.body["userId"] for c in agent.agentcore.calls if c.operation == WORKLOAD]
     assert sorted(fetched) == sorted([ALICE.sub, BOB.sub])
     # Every outbound call carried a workload token issued for one of them, and each user's own.
+    # (Outbound tokens are reused once one has come back: between 1 and 10 vault reads per person.)
     owners = [agent.agentcore.workload_tokens[c.body["workloadIdentityToken"]] for c in agent.agentcore.calls if c.operation == OUTBOUND]
-    assert sorted(owners) == sorted([ALICE.sub] * 10 + [BOB.sub] * 10)
+    assert set(owners) == {ALICE.sub, BOB.sub} and all(1 <= owners.count(sub) <= 10 for sub in (ALICE.sub, BOB.sub))
 
 
 def test_workload_token_cache_is_bounded_and_expires() -> None:
@@ -523,6 +525,7 @@ def test_no_token_in_logs_on_error_paths(agent: AgentHarness, capsys: pytest.Cap
     agent.bedrock.script = [{"output": {"unexpected": True}, "stopReason": "end_turn"}]
     agent.chat(browser)  # unexpected failure
     agent.agent_app.state.runtime().tokens.cache.clear()
+    agent.agent_app.state.runtime().tokens.reused.clear()
     agent.agentcore.failures = ["ThrottlingException"] * 2
     agent.chat(browser)  # identity service error
     secrets = [
