@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -63,18 +64,26 @@ async def list_connections(rt: AgentRuntime, identity: CurrentUser) -> JSONRespo
     except RegistryUnavailable:
         raise _UNAVAILABLE from None
     body = {"connections": [_describe(provider, records.get(provider.name)) for provider in rt.settings.providers]}
-    return JSONResponse(body, headers={"cache-control": "no-store"})
+    return JSONResponse(body, headers=_NO_STORE)
 
 
-@router.post("/api/connections/{name}/connect")
-async def connect(name: str, request: Request, rt: AgentRuntime, identity: CurrentUser) -> JSONResponse:
+Action = Callable[[Runtime, AlbIdentity, ProviderSpec], Awaitable[JSONResponse]]
+
+
+async def _run(action: Action, name: str, request: Request, rt: Runtime, identity: AlbIdentity) -> JSONResponse:
+    """A POST's common part: exactly `{}`, a configured provider, one of the person's chat slots while it runs."""
     await read_empty_json(request)
     provider = _provider(rt, name)
     release = rt.slots.take(identity.user_key)
     try:
-        return await _connect(rt, identity, provider)
+        return await action(rt, identity, provider)
     finally:
         release()
+
+
+@router.post("/api/connections/{name}/connect")
+async def connect(name: str, request: Request, rt: AgentRuntime, identity: CurrentUser) -> JSONResponse:
+    return await _run(_connect, name, request, rt, identity)
 
 
 async def _connect(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec) -> JSONResponse:
@@ -105,13 +114,7 @@ async def _connect(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec) -
 
 @router.post("/api/connections/{name}/disconnect")
 async def disconnect(name: str, request: Request, rt: AgentRuntime, identity: CurrentUser) -> JSONResponse:
-    await read_empty_json(request)
-    provider = _provider(rt, name)
-    release = rt.slots.take(identity.user_key)
-    try:
-        return await _disconnect(rt, identity, provider)
-    finally:
-        release()
+    return await _run(_disconnect, name, request, rt, identity)
 
 
 async def _disconnect(rt: Runtime, identity: AlbIdentity, provider: ProviderSpec) -> JSONResponse:
