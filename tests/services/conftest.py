@@ -99,7 +99,7 @@ def binding_settings(key_server: KeyServer, table: str = "unused-table", **overr
         "oidc_issuer": ISSUER,
         "oidc_client_id": CLIENT_ID,
         "alb_keys_base_url": key_server.base_url,
-        "alb_key_fetch_timeout_s": 0.5,
+        "alb_key_fetch_timeout_s": 5.0,  # a loaded CI core can take over 0.5 s; the timeout tests set their own
         "flow_signing_keys": json.dumps(SIGNING_KEYS),
         "agentcore_connect_timeout_s": 1.0,
         "agentcore_read_timeout_s": 1.0,

@@ -24,7 +24,7 @@ class _Runtime:
 
 def app_verifying_with(keys_url: str) -> FastAPI:
     """A minimal app in the services' shape: a runtime on `app.state`, one route taking `CurrentUser`."""
-    runtime = _Runtime(AlbIdentityVerifier(alb_arn=ALB_ARN, issuer=ISSUER, client_id=CLIENT_ID, keys=AlbKeyStore(keys_url, timeout_s=0.5)))
+    runtime = _Runtime(AlbIdentityVerifier(alb_arn=ALB_ARN, issuer=ISSUER, client_id=CLIENT_ID, keys=AlbKeyStore(keys_url, timeout_s=5.0)))
     app = FastAPI()
     app.state.runtime = lambda: runtime
 
