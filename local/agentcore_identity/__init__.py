@@ -35,13 +35,14 @@ so a local stack can register the callback URL at its provider first.
 Run alone: `python -m local.agentcore_identity --host 127.0.0.1 --port 8090` (until SIGTERM/SIGINT).
 In tests: `with Emulator() as emulator: ...` or `Emulator().start()` / `.stop()`.
 
-One HTTP front (`server.py`: wire format, faults, counts, recorded calls) serves two backends: the
+One HTTP front (`server.py`: wire format, request-rate quotas (`quotas.py`), faults, counts, recorded calls) serves two backends: the
 `Emulator`'s `IdentityService` above (make demo, the end-to-end, fault and load tests), and
 `AgentCoreStandIn`'s scripted data plane (`scripted.py`) for the tests of one service, which call it
 with sessions they made up and script its answers.
 """
 
 from local.agentcore_identity.faults import Fault, Faults
+from local.agentcore_identity.quotas import Quotas
 from local.agentcore_identity.scripted import RAW_MESSAGE, AgentCoreStandIn
 from local.agentcore_identity.server import Call, Emulator, IdentityServer
 from local.agentcore_identity.service import CALLBACK_PATH, ApiError, IdentityService, callback_id, jwt_subject
@@ -57,6 +58,7 @@ __all__ = [
     "Faults",
     "IdentityServer",
     "IdentityService",
+    "Quotas",
     "callback_id",
     "jwt_subject",
 ]

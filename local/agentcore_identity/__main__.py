@@ -6,6 +6,12 @@ code, or HTML503, CLOSE, SLOW_SUCCESS):
 
     --throttle-rate GetResourceOauth2Token=0.2   --internal-error-rate 0.05
     --latency CompleteResourceTokenAuth=0.5       --script GetWorkloadAccessTokenForUserId=ThrottlingException:2
+
+Request-rate quotas, as AWS meters them (`quotas.py`): `--quota OP=TPS[:BURST]` (repeatable; the three
+GetWorkloadAccessToken operations share `GetWorkloadAccessToken*`), and `--documented-quotas SCALE` for
+AWS's documented AgentCore Identity defaults times SCALE (1: as in an account; 0.1: a tenth):
+
+    --documented-quotas 0.1   --quota CompleteResourceTokenAuth=2:4
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from types import FrameType
 
 from local.agentcore_identity.faults import ANY, FaultRule, Faults, parse_assignment
 from local.agentcore_identity.providers import secretsmanager_reader
+from local.agentcore_identity.quotas import build_quotas
 from local.agentcore_identity.server import Emulator
 
 
@@ -67,11 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--internal-error-rate", action="append", metavar="[OP=]P", help="probability of InternalServerException")
     parser.add_argument("--latency", action="append", metavar="[OP=]SECONDS", help="added latency per call")
     parser.add_argument("--script", action="append", metavar="[OP=]ERROR[:COUNT]", help="the next COUNT calls answer ERROR")
+    parser.add_argument("--quota", action="append", metavar="OP=TPS[:BURST]", help="throttle OP above TPS calls a second")
+    parser.add_argument("--documented-quotas", type=float, metavar="SCALE", help="AWS's documented Identity quotas times SCALE")
     parser.add_argument("--seed", type=int, default=None, help="seed for probabilistic faults")
     parser.add_argument("--secretsmanager-endpoint", help="Secrets Manager to read EXTERNAL client secrets from (e.g. moto's server)")
     args = parser.parse_args(argv)
     try:
         faults = build_faults(args)
+        quotas = build_quotas(args.quota or [], args.documented_quotas)
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -84,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         account=args.account,
         public_url=args.public_url,
         faults=faults,
+        quotas=quotas,
         secret_reader=secretsmanager_reader(args.secretsmanager_endpoint, args.region) if args.secretsmanager_endpoint else None,
     )
 

@@ -8,7 +8,8 @@ data plane of `local/agentcore_identity/scripted.py`. Faults, counts and recorde
 
 Besides the AWS operations it serves, for local use only:
 - `GET /identities/oauth2/callback/<id>?code=&state=`: the browser-facing OAuth2 callback;
-- `GET /_emulator/stats`: calls per operation; `GET /_emulator/vault`: the vault's keys with a
+- `GET /_emulator/stats`: calls per operation, and each quota with the calls it metered and throttled
+  (`quotas.py`); `GET /_emulator/vault`: the vault's keys with a
   digest of each stored access token (no secrets), so tests in other processes can assert the
   vault did not change; `POST /_emulator/clock` with `{"advanceSeconds": n}`: move the backend's
   clock forward (expire sessions and tokens without waiting).
@@ -24,12 +25,13 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self
 
 from local.agentcore_identity.access import acting_as
 from local.agentcore_identity.faults import CLOSE, HTML_503, SLOW_SUCCESS, Faults
 from local.agentcore_identity.providers import Endpoints, SecretReader
+from local.agentcore_identity.quotas import Quotas
 from local.agentcore_identity.service import CALLBACK_PATH, ApiError, CallbackError, IdentityService, Settings
 from local.iam.principals import Principal, Principals, SignatureError
 from local.serving import JsonHandler, LoopbackServer
@@ -85,10 +87,12 @@ class Call:
     operation: str
     body: dict[str, Any]
     headers: dict[str, str]
+    received_at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic clock): retry spacing
 
 
 class IdentityServer:
-    """A backend served on loopback, with fault injection, call counts and, if asked, every call recorded."""
+    """A backend served on loopback, with request-rate quotas, fault injection, call counts and, if asked,
+    every call recorded. A call over its quota is throttled before any fault or the backend is consulted."""
 
     injected_message = "Injected {code} (local emulator fault injection)"
 
@@ -100,6 +104,7 @@ class IdentityServer:
         *,
         public_url: str | None = None,
         faults: Faults | None = None,
+        quotas: Quotas | None = None,
         record_calls: bool = False,
         name: str = "agentcore-identity",
         principals: Principals | None = None,
@@ -109,6 +114,7 @@ class IdentityServer:
         self.principals = principals  # None: any signature or none; else SigV4 with a known principal's keys
         self.region = region  # the credential scope's region requests must be signed for
         self.faults = faults or Faults()
+        self.quotas = quotas or Quotas()  # none set: nothing is throttled for its rate
         self.counts: Counter[str] = Counter()  # by AWS operation name
         self.calls: list[Call] = []
         self.record_calls = record_calls
@@ -172,7 +178,8 @@ class Emulator(IdentityServer):
 
     `Emulator(port=0).start()` listens on loopback; `.base_url` is what to put in
     `AWS_ENDPOINT_URL_BEDROCK_AGENTCORE(_CONTROL)`; `.counts` counts calls per operation;
-    `.faults` injects errors and latency; `.advance_clock(s)` moves time forward. `vendor_endpoints`
+    `.faults` injects errors and latency; `.quotas` throttles by request rate (`quotas.py`);
+    `.advance_clock(s)` moves time forward. `vendor_endpoints`
     replaces a built-in vendor's endpoints (GithubOauth2, ...); `secret_reader` is the Secrets Manager
     EXTERNAL client secrets are read from (`providers.secretsmanager_reader()`; without one, EXTERNAL is refused).
     """
@@ -188,6 +195,7 @@ class Emulator(IdentityServer):
         account: str = "123456789012",
         public_url: str | None = None,
         faults: Faults | None = None,
+        quotas: Quotas | None = None,
         clock: Callable[[], float] = time.time,
         vendor_endpoints: dict[str, Endpoints] | None = None,
         secret_reader: SecretReader | None = None,
@@ -209,6 +217,7 @@ class Emulator(IdentityServer):
             port,
             public_url=public_url,
             faults=faults,
+            quotas=quotas,
             name="agentcore-identity-emulator",
             principals=principals,
             region=region,
@@ -280,6 +289,9 @@ class IdentityHandler(JsonHandler):
         except SignatureError as exc:
             self._error(ApiError(exc.code, exc.message))
             return
+        if not self.front.quotas.admit(operation):  # AWS meters the account's rate before the operation runs
+            self._error(ApiError("ThrottlingException", self.front.quotas.message(operation)))
+            return
         with acting_as(caller):
             self._answer_with_faults(operation, body, invalid)
 
@@ -332,7 +344,7 @@ class IdentityHandler(JsonHandler):
             else:
                 self._page(302, "Redirecting.", {"location": location})
         elif parts.path == "/_emulator/stats":
-            self._json(200, {"counts": self.front.stats()})
+            self._json(200, {"counts": self.front.stats(), **self.front.quotas.stats()})
         elif parts.path == "/_emulator/vault":
             self._json(200, {"vault": self.front.vault_snapshot()})
         elif parts.path in ("/", "/ping"):

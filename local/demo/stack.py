@@ -47,7 +47,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdk_app.routes import SIGNED_OUT_PATH, TARGET_KEEP_ALIVE_S, Target
-from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, callback_id
+from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, Quotas, callback_id
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
 from local.bedrock import DemoModel
@@ -151,6 +151,7 @@ class DemoStack:
         model_id: str | None = None,
         session_ttl_s: float = 600.0,
         faults: Faults | None = None,
+        quotas: Quotas | None = None,
         service_env: dict[str, dict[str, str]] | None = None,
         users: tuple[DemoUser, ...] = DEMO_USERS,
         iam_check: bool = True,
@@ -181,6 +182,7 @@ class DemoStack:
             region=self.region,
             account=ACCOUNT,
             faults=faults,
+            quotas=quotas,
             secret_reader=self.secrets_manager.read,
         )
         self.model: DemoModel | None = None

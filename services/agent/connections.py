@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, JSONResponse
 
-from services.agent.loop import start_url
+from services.agent.loop import IDENTITY_BUSY, start_url
 from services.agent.revocation import Revocation, revocation_offered, revoke
 from services.agent.runtime import AgentRuntime, Runtime
 from services.agent.settings import ProviderSpec
@@ -44,7 +44,7 @@ _log = logging.getLogger("agent")
 _UNAVAILABLE = ApiError(
     503, "connections_unavailable", "Your connected accounts cannot be read right now. Please try again in a few seconds."
 )
-_IDENTITY_BUSY = ApiError(503, "identity_unavailable", "The identity service is busy. Please try again in a few seconds.")
+_IDENTITY_BUSY = ApiError(503, "identity_unavailable", IDENTITY_BUSY)
 _NO_STORE = {"cache-control": "no-store"}
 
 router = APIRouter()

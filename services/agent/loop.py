@@ -50,6 +50,9 @@ SYSTEM_PROMPT = (
     "Keep answers short and say what you did."
 )
 _MODEL_BUSY = {"ThrottlingException", "ServiceUnavailableException", "ModelNotReadyException", *TRANSIENT_ERROR_CODES}
+# AgentCore Identity throttled or failed after botocore's retries. Never read as "consent needed": the stored
+# grant is untouched, so the person is told to try again, not asked to consent again.
+IDENTITY_BUSY = "The identity service is busy. Please try again in a few seconds; your connected accounts are not affected."
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +305,7 @@ async def _outbound(
     except AgentCoreError as exc:
         _log.warning("identity_error", extra={"event": "identity_error", "code": exc.code})
         if exc.code in TRANSIENT_ERROR_CODES:
-            message = "The identity service is busy. Please try again in a few seconds."
+            message = IDENTITY_BUSY
         else:
             message = "The agent could not get permission to act for you right now. Please try again later."
         raise _TurnEnds(Event("error", {"code": "identity_unavailable", "message": message})) from None

@@ -35,7 +35,7 @@ BUSY = "Your authorization is not lost: reload this page in a few seconds to fin
 UNCERTAIN = "We could not confirm your authorization"
 SIGN_IN_UNCHECKED = "We could not check your sign-in right now"
 EXPIRED = "This authorization has expired or was already used"
-IDENTITY_BUSY = "The identity service is busy. Please try again in a few seconds."
+IDENTITY_BUSY = "The identity service is busy. Please try again in a few seconds; your connected accounts are not affected."
 
 
 @dataclass

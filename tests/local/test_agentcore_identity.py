@@ -317,6 +317,8 @@ def test_module_entry_point_with_endpoint_env_vars(provider: OAuthProvider, monk
             str(port),
             "--script",
             "GetWorkloadIdentity=ThrottlingException:1",
+            "--quota",
+            "CompleteResourceTokenAuth=0",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -343,6 +345,7 @@ def test_module_entry_point_with_endpoint_env_vars(provider: OAuthProvider, monk
         assert data.get_workload_access_token_for_user_id(workloadName="cli-agent", userId="alice")["workloadAccessToken"]
         stats = json.loads(urllib.request.urlopen(base + "/_emulator/stats", timeout=5).read())  # noqa: S310 - loopback http URL
         assert stats["counts"]["GetWorkloadIdentity"] == 2
+        assert stats["quotas"] == {"CompleteResourceTokenAuth": {"tps": 0.0, "burst": 0.0}}
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

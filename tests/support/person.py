@@ -166,10 +166,12 @@ class ScriptedPerson:
             raise AssertionError(f"{self.username} did not reach the agent: {page.status_code} {page.url} (last hops: {trail})")
         return page
 
-    def chat(self, base_url: str, message: str) -> list[tuple[str, dict[str, Any]]]:
-        """POST /api/chat and read the whole event stream: [(event, data), ...]."""
+    def chat(self, base_url: str, message: str, *, after_consent: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """POST /api/chat and read the whole event stream: [(event, data), ...]. `after_consent`: the start link's
+        flow token, as the chat page sends with the request it replays on coming back from a consent."""
         events: list[tuple[str, dict[str, Any]]] = []
-        response = self.send("POST", base_url + "/api/chat", json={"message": message, "history": []}, stream=True)
+        body: dict[str, Any] = {"message": message, "history": []} | ({"after_consent": after_consent} if after_consent else {})
+        response = self.send("POST", base_url + "/api/chat", json=body, stream=True)
         with contextlib.closing(response):
             if response.status_code != 200:
                 response.read()

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from local.bedrock import text_response, tool_use_response
-from services.agent.tokens import WorkloadTokenCache
+from services.agent.loop import IDENTITY_BUSY
+from services.agent.tokens import AgentCoreError, WorkloadTokenCache
 from services.common.flow import read_flow_token
 from tests.services.conftest import ALICE, BOB, ORIGIN, PROVIDER, AgentHarness, ChatTurn, demo_provider, parse_sse
 
@@ -199,6 +200,50 @@ def test_concurrent_requests_of_one_user_share_one_workload_fetch() -> None:
 
     assert asyncio.run(scenario()) == ["t"] * 20
     assert calls == 1
+
+
+def test_a_throttled_workload_token_fetch_is_shared_by_its_waiters_and_not_remembered() -> None:
+    cache = WorkloadTokenCache(max_entries=10, ttl_s=60)
+    fetches = 0
+
+    async def scenario() -> tuple[list[BaseException | str], str]:
+        release = asyncio.Event()
+
+        async def throttled() -> str:
+            nonlocal fetches
+            fetches += 1
+            await release.wait()
+            raise AgentCoreError("ThrottlingException")
+
+        async def recovered() -> str:
+            nonlocal fetches
+            fetches += 1
+            return "token"
+
+        waiting = [asyncio.create_task(cache.get("alice", throttled)) for _ in range(10)]
+        await asyncio.sleep(0)  # every request reaches the cache and waits on the one fetch
+        release.set()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        return outcomes, await cache.get("alice", recovered)
+
+    outcomes, after = asyncio.run(scenario())
+    # One call at the quota for ten requests, each told the same; the failure is not cached, the next request fetches.
+    assert all(isinstance(o, AgentCoreError) and o.code == "ThrottlingException" for o in outcomes)
+    assert after == "token" and fetches == 2
+
+
+def test_throttling_after_consent_is_a_busy_sentence_never_a_new_consent(agent: AgentHarness) -> None:
+    browser = consented(agent)
+    agent.agent_app.state.runtime().tokens.reused.clear()  # the next turn reads the vault
+    before = agent.agentcore.operation_count(OUTBOUND)
+    agent.agentcore.failures = ["ThrottlingException"] * 2  # AGENTCORE_MAX_ATTEMPTS is 2 here: every attempt
+    turn = agent.chat(browser)
+    assert turn.of("error") == [{"code": "identity_unavailable", "message": IDENTITY_BUSY}]
+    assert not turn.of("authorization_required") and [kind for kind, _ in turn.events][-1] == "done"
+    assert agent.agentcore.operation_count(OUTBOUND) - before == 2  # one logical call, botocore's attempts, no more
+    # AgentCore recovers: the stored grant is used, nothing asked.
+    again = agent.chat(browser)
+    assert profile_of(again)["sub"] == ALICE.sub and not again.of("authorization_required")
 
 
 # --- the loop -----------------------------------------------------------------------------------
