@@ -1,9 +1,20 @@
-"""Agent request overhead and AgentCore calls per 100 chat requests, for one user who already consented.
+"""Agent request overhead beside a bare streaming endpoint, and AgentCore calls per 100 chats of a consented person.
 
-The agent (uvicorn, one worker) runs alone on core 0. The AgentCore, Bedrock and API stand-ins run in
+The agent (uvicorn, one worker) runs on core 0. The AgentCore, Bedrock and API stand-ins run in
 their own processes on core 1 and answer at once, so what is measured is the agent's own cost per
 request: two Converse calls, one tool call with its outbound token, and the SSE stream (plus the
 stand-ins' own processing, which makes the figure an upper bound).
+
+The reference is `bench.bare_app`'s `POST /bare/chat`, measured in the same run, on the same core, at the
+same concurrency, its batches interleaved with the agent's: the same request in (a JSON body parsed into a
+model), the same four server-sent events out, byte for byte, and nothing between. It is the least any
+streaming chat endpoint on this stack costs (uvicorn, HTTP parsing, FastAPI, a chunked stream), so the ratio
+agent / bare is what the agent adds, in units of this machine's speed at the same kind of work. The
+stand-ins' own round trip (the agent's calls made straight from the load generator) was the other candidate
+and was not taken: the load generator runs on the helper core, so it would time that core's load rather than
+the service core's speed; it would have to follow every change in what the agent calls; and the agent's
+largest cost, botocore's CPU per call (serialising, signing), would sit in the reference too, so a dearer
+call would cancel out of the ratio instead of showing.
 
     python -m bench.agent [--requests 100] [--runs 3] [--concurrency 1]
 """
@@ -17,6 +28,9 @@ import os
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -24,7 +38,7 @@ import boto3
 from botocore.config import Config
 
 from bench.loadgen import LoadResult, run_load
-from bench.procs import HOST, cores, free_port, spread as procs_spread, standin, uvicorn
+from bench.procs import HOST, cores, free_port, running_on, spread as procs_spread, standin, uvicorn
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.dynamodb import CONNECTIONS_TABLE, LocalDynamoDB, create_table
 from services.common.flow import read_flow_token
@@ -44,6 +58,8 @@ LOCAL_AWS = {
 
 
 CONNECTIONS = "bench-connections"
+WORKLOAD_OP = "GetWorkloadAccessTokenForUserId"
+OUTBOUND_OP = "GetResourceOauth2Token"
 
 
 def service_env(keys_url: str, agentcore: str, bedrock: str, resource: str, dynamodb: str) -> dict[str, str]:
@@ -83,19 +99,25 @@ def service_env(keys_url: str, agentcore: str, bedrock: str, resource: str, dyna
     }
 
 
-def chat_request(port: int, token: str, sub: str) -> bytes:
+def chat_request(port: int, token: str, sub: str, path: str = "/api/chat") -> bytes:
     body = json.dumps({"message": "Who am I?", "history": []}).encode()
     head = (
-        f"POST /api/chat HTTP/1.1\r\nhost: {HOST}:{port}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: {HOST}:{port}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
         f"x-amzn-oidc-data: {token}\r\nx-amzn-oidc-identity: {sub}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
 
-def _stats(endpoint: str) -> dict[str, int]:
+def agentcore_calls(endpoint: str) -> dict[str, int]:
+    """Calls the AgentCore stand-in has answered so far, by operation."""
     with urllib.request.urlopen(f"{endpoint}/_emulator/stats", timeout=5) as response:  # noqa: S310 - loopback stand-in
         counts: dict[str, int] = json.load(response)["counts"]
         return counts
+
+
+def calls_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """The calls made between two `agentcore_calls` readings, by operation (operations not called left out)."""
+    return {op: n - before.get(op, 0) for op, n in sorted(after.items()) if n - before.get(op, 0)}
 
 
 def consent(port: int, token: str, sub: str, keyring: Keyring, agentcore_endpoint: str) -> None:
@@ -115,18 +137,30 @@ def consent(port: int, token: str, sub: str, keyring: Keyring, agentcore_endpoin
     client.complete_resource_token_auth(sessionUri=flow.session_uri, userIdentifier={"userId": sub})
 
 
-def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Stack:
+    """The stand-ins an agent task needs, running; `env` is the agent's settings for them."""
+
+    alb_key: AlbSigningKey
+    keyring: Keyring
+    agentcore: str
+    env: dict[str, str]
+    service_core: set[int] | None
+
+    def person(self) -> tuple[str, str]:
+        """A new signed-in person: (sub, ALB token valid for an hour)."""
+        sub = str(uuid.uuid4())
+        return sub, self.alb_key.mint(sub=sub, signer=ALB_ARN, issuer=ISSUER, client_id=CLIENT_ID, lifetime_s=3600)
+
+
+@contextmanager
+def stack() -> Iterator[Stack]:
+    """Key server, AgentCore, Bedrock and API stand-ins and the connections table, on the helper core (and this
+    process with them, as the load generator), for the block."""
     service_core, helper_core = cores()
-    if helper_core:
-        os.sched_setaffinity(0, helper_core)
     alb_key = AlbSigningKey()
-    keyring = Keyring.from_json(SIGNING_KEYS)
-    sub = str(uuid.uuid4())
-    token = alb_key.mint(sub=sub, signer=ALB_ARN, issuer=ISSUER, client_id=CLIENT_ID, lifetime_s=3600)
-    results: list[LoadResult] = []
-    per_100: list[float] = []
-    outbound_per_100: list[float] = []
     with (
+        running_on(helper_core),
         KeyServer([alb_key]) as keys,
         standin("agentcore", helper_core) as agentcore,
         standin("bedrock", helper_core) as bedrock,
@@ -137,41 +171,68 @@ def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
             os.sched_setaffinity(store.backend_pid, helper_core)
         create_table(store.client(), CONNECTIONS, CONNECTIONS_TABLE)
         env = service_env(keys.base_url, agentcore, bedrock, resource, store.backend_endpoint)
-        port = free_port()
-        with uvicorn("services.agent.main:app", port, env, service_core):
-            consent(port, token, sub, keyring, agentcore)
-            warm = [chat_request(port, token, sub)] * 50
-            asyncio.run(run_load(HOST, port, warm, concurrency=concurrency))
-            for _ in range(runs):
-                before = _stats(agentcore)
-                batch = [chat_request(port, token, sub)] * requests
-                result = asyncio.run(run_load(HOST, port, batch, concurrency=concurrency))
-                after = _stats(agentcore)
-                results.append(result)
-                latencies = [x * 1000 for x in result.latencies_s]
-                workload = after.get("GetWorkloadAccessTokenForUserId", 0) - before.get("GetWorkloadAccessTokenForUserId", 0)
-                outbound = after.get("GetResourceOauth2Token", 0) - before.get("GetResourceOauth2Token", 0)
-                per_100.append(workload * 100 / requests)
-                outbound_per_100.append(outbound * 100 / requests)
-            # The very first requests, consent included: how many workload-token calls did the user cost in all?
-            total_workload = _stats(agentcore).get("GetWorkloadAccessTokenForUserId", 0)
+        yield Stack(alb_key, Keyring.from_json(SIGNING_KEYS), agentcore, env, service_core)
+
+
+@dataclass
+class _Runs:
+    agent: list[LoadResult] = field(default_factory=list)
+    bare: list[LoadResult] = field(default_factory=list)
+    workload_per_100: list[float] = field(default_factory=list)
+    outbound_per_100: list[float] = field(default_factory=list)
+    workload_total: int = 0
+
+
+def _measure_runs(requests: int, runs: int, concurrency: int) -> _Runs:
+    measured = _Runs()
+    with stack() as s:
+        sub, token = s.person()
+        port, bare_port = free_port(), free_port()
+        with (
+            uvicorn("services.agent.main:app", port, s.env, s.service_core),
+            uvicorn("bench.bare_app:app", bare_port, {}, s.service_core, health="/bare"),
+        ):
+            consent(port, token, sub, s.keyring, s.agentcore)
+            chat, bare = chat_request(port, token, sub), chat_request(bare_port, token, sub, "/bare/chat")
+            asyncio.run(run_load(HOST, port, [chat] * 50, concurrency=concurrency))  # warm-up, both
+            asyncio.run(run_load(HOST, bare_port, [bare] * 50, concurrency=concurrency))
+            for _ in range(runs):  # interleaved, so both see the same machine noise
+                before = agentcore_calls(s.agentcore)
+                measured.agent.append(asyncio.run(run_load(HOST, port, [chat] * requests, concurrency=concurrency)))
+                calls = calls_between(before, agentcore_calls(s.agentcore))
+                measured.bare.append(asyncio.run(run_load(HOST, bare_port, [bare] * requests, concurrency=concurrency)))
+                measured.workload_per_100.append(calls.get(WORKLOAD_OP, 0) * 100 / requests)
+                measured.outbound_per_100.append(calls.get(OUTBOUND_OP, 0) * 100 / requests)
+            # The very first requests, consent included: how many workload-token calls did the person cost in all?
+            measured.workload_total = agentcore_calls(s.agentcore).get(WORKLOAD_OP, 0)
+    return measured
+
+
+def measure(requests: int, runs: int, concurrency: int) -> dict[str, Any]:
+    measured = _measure_runs(requests, runs, concurrency)
 
     def spread(values: list[float]) -> dict[str, float]:
         return procs_spread(values, 3)
 
+    clients = f"{concurrency} client{'s' if concurrency > 1 else ''}"
     return {
-        "pinned": service_core is not None,
+        "pinned": cores()[0] is not None,
         "requests_per_run": requests,
         "runs": runs,
         "concurrency": concurrency,
-        "errors": sum(sum(n for status, n in r.statuses.items() if status != 200) for r in results),
-        "overhead_p50_ms": spread([r.percentile_ms(0.50) for r in results]),
-        "overhead_p99_ms": spread([r.percentile_ms(0.99) for r in results]),
-        "requests_per_s": spread([r.per_s() for r in results]),
-        "workload_token_calls_per_100": spread(per_100),
-        "outbound_token_calls_per_100": spread(outbound_per_100),
-        "workload_token_calls_total": total_workload,
-        "latencies": {f"agent chat, {concurrency} client{'s' if concurrency > 1 else ''}": latencies},
+        "errors": sum(sum(n for status, n in r.statuses.items() if status != 200) for r in measured.agent + measured.bare),
+        "overhead_p50_ms": spread([r.percentile_ms(0.50) for r in measured.agent]),
+        "overhead_p99_ms": spread([r.percentile_ms(0.99) for r in measured.agent]),
+        "requests_per_s": spread([r.per_s() for r in measured.agent]),
+        "bare_p50_ms": spread([r.percentile_ms(0.50) for r in measured.bare]),
+        "bare_p99_ms": spread([r.percentile_ms(0.99) for r in measured.bare]),
+        "workload_token_calls_per_100": spread(measured.workload_per_100),
+        "outbound_token_calls_per_100": spread(measured.outbound_per_100),
+        "workload_token_calls_total": measured.workload_total,
+        "latencies": {
+            f"agent chat, {clients}": [x * 1000 for x in measured.agent[-1].latencies_s],
+            f"bare FastAPI chat stream, {clients}": [x * 1000 for x in measured.bare[-1].latencies_s],
+        },
         "total_requests": 1 + 50 + requests * runs,
     }
 

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.loadgen import LoadResult, get_request, run_load
-from bench.procs import HOST, cores, free_port, spread as procs_spread, standin, uvicorn
+from bench.procs import HOST, cores, free_port, running_on, spread as procs_spread, standin, uvicorn
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.dynamodb import BINDING_TABLE, LocalDynamoDB, create_table
 from services.common.alb_identity import AlbIdentity
@@ -138,12 +138,15 @@ def summarize(results: list[LoadResult]) -> dict[str, Any]:
 
 def measure(concurrencies: list[int], runs: int, count: int) -> dict[str, Any]:
     service_core, helper_core = cores()
-    if helper_core:
-        os.sched_setaffinity(0, helper_core)
     alb_key = AlbSigningKey()
     keyring = Keyring.from_json(SIGNING_KEYS)
     figures: dict[str, Any] = {"pinned": service_core is not None, "requests_per_run": count, "runs": runs, "latencies": {}}
-    with KeyServer([alb_key]) as keys, standin("agentcore", helper_core) as endpoint, sessions_table(helper_core) as (store, dynamodb):
+    with (
+        running_on(helper_core),
+        KeyServer([alb_key]) as keys,
+        standin("agentcore", helper_core) as endpoint,
+        sessions_table(helper_core) as (store, dynamodb),
+    ):
         env = service_env(keys.base_url, endpoint, store)
         binding_port, bare_port = free_port(), free_port()
         with (
@@ -167,7 +170,8 @@ def measure(concurrencies: list[int], runs: int, count: int) -> dict[str, Any]:
                 figures[f"c{concurrency}"] = {
                     "binding": binding,
                     "bare": bare,
-                    "ratio_to_bare": round(binding["per_s"]["median"] / bare["per_s"]["median"], 3),
+                    "ratio_to_bare": round(binding["per_s"]["median"] / bare["per_s"]["median"], 4),
+                    "p99_to_bare": round(binding["p99_ms"]["median"] / bare["p99_ms"]["median"], 2),
                 }
     return figures
 

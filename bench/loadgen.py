@@ -17,6 +17,7 @@ class LoadResult:
     latencies_s: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    bodies: list[bytes] = field(default_factory=list)  # only with `keep_bodies`
 
     @property
     def ok(self) -> int:
@@ -37,7 +38,8 @@ def get_request(path: str, host: str, headers: dict[str, str] | None = None) -> 
     return "\r\n".join(lines).encode("latin-1")
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader, sink: bytearray | None = None) -> int:
+    """Read one response; its status. The body is read in full, and kept in `sink` if one is given."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -52,16 +54,21 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     if chunked:  # streamed responses (server-sent events): read every chunk up to the last, empty one
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
+            chunk = await reader.readexactly(size + 2)
+            if sink is not None:
+                sink += chunk[:size]
             if size == 0:
                 break
     elif length:
-        await reader.readexactly(length)
+        body = await reader.readexactly(length)
+        if sink is not None:
+            sink += body
     return status
 
 
-async def run_load(host: str, port: int, requests: Sequence[bytes], *, concurrency: int) -> LoadResult:
-    """Send every request once over `concurrency` connections; report latency and status counts."""
+async def run_load(host: str, port: int, requests: Sequence[bytes], *, concurrency: int, keep_bodies: bool = False) -> LoadResult:
+    """Send every request once over `concurrency` connections; report latency and status counts (and, with
+    `keep_bodies`, every response body, in the order the responses completed)."""
     result = LoadResult()
     next_index = 0
 
@@ -72,11 +79,14 @@ async def run_load(host: str, port: int, requests: Sequence[bytes], *, concurren
             while next_index < len(requests):
                 request = requests[next_index]
                 next_index += 1
+                body = bytearray() if keep_bodies else None
                 started = time.perf_counter()
                 writer.write(request)
-                status = await _read_response(reader)
+                status = await _read_response(reader, body)
                 result.latencies_s.append(time.perf_counter() - started)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
+                if body is not None:
+                    result.bodies.append(bytes(body))
         finally:
             writer.close()
 

@@ -25,6 +25,19 @@ def cores() -> tuple[set[int] | None, set[int] | None]:
     return None, None  # one core: nothing to pin, figures are then pessimistic
 
 
+@contextmanager
+def running_on(core: set[int] | None) -> Iterator[None]:
+    """This process pinned to `core` for the block (unchanged without one), then back where it was: the next
+    benchmark's `cores()` must see every core again, or it would run unpinned."""
+    previous = os.sched_getaffinity(0)
+    if core:
+        os.sched_setaffinity(0, core)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))

@@ -1,9 +1,10 @@
 """The `make bench` report: bench/report.md and bench/latency.png from the benchmark results.
 
-`write_report` renders both from a results dict (the bench/results.json format: flat median keys,
-"spread", "targets", "machine", "details") and per-request latencies in milliseconds keyed by an
-endpoint label. Any figure may be missing (its benchmark skipped); the report then says
-"not measured" for it. Output is deterministic: the same input gives the same bytes.
+`write_report` renders both from a results dict (the bench/results.json format: flat median and ratio
+keys, "spread", "targets", "quota", "machine", "details") and per-request latencies in milliseconds keyed
+by an endpoint label. Any figure may be missing (its benchmark skipped); the report then says
+"not measured" for it. The targets table is judged by `bench/targets.py` (as `make bench-check` does), and
+the quota table is `bench/quotas.py`'s. Output is deterministic: the same input gives the same bytes.
 
     python -m bench.report [--results bench/results.json] [--latencies bench/tmp/latencies.json] [--out-dir bench]
 """
@@ -25,18 +26,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from bench.targets import NOT_MEASURED, RATIO_BY_KEY, verdicts, with_ratios
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
 LATENCIES = BENCH / "tmp" / "latencies.json"
 
-NOT_MEASURED = "not measured"
 # The image: 12 x 7 inches at 100 dpi is 1200 x 700 pixels.
 FIG_SIZE_IN = (12.0, 7.0)
 FIG_DPI = 100
 # No Software/date entries in the PNG, so re-rendering gives the same bytes.
 PNG_METADATA: dict[str, str | None] = {"Software": None}
 # Keys of results.json that are not figures.
-RESERVED = frozenset({"spread", "targets", "machine", "details"})
+RESERVED = frozenset({"spread", "targets", "quota", "machine", "details"})
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,19 @@ SECTIONS: tuple[Section, ...] = (
         "clients; each request is a distinct, valid completion (its own sessionUri, started in the sessions table, "
         "signed binding cookie, `customState` echo and ALB-format ES256 token; two conditional writes to the sessions "
         "table on a local dynalite, and one `CompleteResourceTokenAuth` call to a local AgentCore stand-in). A bare FastAPI app with "
-        "one route is measured the same way, on the same core, in the same run, as the reference; the ratio is "
-        "binding completions per second over bare requests per second. Latencies are per request, seen by the client.",
+        "one route is measured the same way, on the same core, in the same run, as the reference; the ratios are "
+        "binding completions per second over bare requests per second, and binding p99 over bare p99. Latencies are "
+        "per request, seen by the client.",
         (
             ("binding.completions_per_s", "completions per s"),
             ("binding.p50_ms", "latency p50 (ms)"),
             ("binding.p99_ms", "latency p99 (ms)"),
             ("binding.bare_per_s", "bare FastAPI requests per s"),
-            ("binding.ratio_to_bare", "ratio to bare FastAPI"),
+            ("binding.bare_p99_ms", "bare FastAPI latency p99 (ms)"),
+            ("binding.ratio_to_bare", "throughput ratio to bare FastAPI"),
+            ("binding.p99_to_bare", "p99 ratio to bare FastAPI"),
+            ("binding.c64_per_s", "completions per s, 64 clients"),
+            ("binding.c64_p99_ms", "latency p99 (ms), 64 clients"),
         ),
     ),
     Section(
@@ -79,10 +86,16 @@ SECTIONS: tuple[Section, ...] = (
         "their own processes and answer at once (zero latency), so the figures are the agent's own cost per chat "
         "request: two Converse calls, one tool call with its outbound token, and the SSE stream (the stand-ins' own "
         "processing is included, so this is an upper bound). One user who already consented sends sequential chats; "
-        "AgentCore Identity calls are counted per 100 chats.",
+        "AgentCore Identity calls are counted per 100 chats. The reference is a bare FastAPI endpoint taking the same "
+        "request and streaming the same four events, byte for byte, with nothing between: on the same core, at the same "
+        "concurrency, its batches interleaved with the agent's.",
         (
             ("agent.overhead_p50_ms", "overhead p50 (ms)"),
             ("agent.overhead_p99_ms", "overhead p99 (ms)"),
+            ("agent.bare_p50_ms", "bare FastAPI stream p50 (ms)"),
+            ("agent.bare_p99_ms", "bare FastAPI stream p99 (ms)"),
+            ("agent.p50_to_bare", "p50 ratio to bare FastAPI stream"),
+            ("agent.p99_to_bare", "p99 ratio to bare FastAPI stream"),
             ("agent.workload_token_calls_per_100", "GetWorkloadAccessTokenForUserId per 100 chats"),
             ("agent.outbound_token_calls_per_100", "GetResourceOauth2Token per 100 chats"),
         ),
@@ -90,23 +103,32 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "Start-up",
         "Wall-clock time to import the request handler module in a fresh interpreter, and from process start until "
-        "each service first answers its health check.",
+        "each service first answers its health check. References, measured in turn with them in every run: "
+        "`import fastapi` alone in a fresh interpreter, and a bare FastAPI app under the same uvicorn command.",
         (
             ("startup.handler_import_ms", "handler import (ms)"),
+            ("startup.fastapi_import_ms", "`import fastapi` alone (ms)"),
             ("startup.agent_healthy_ms", "agent healthy (ms)"),
             ("startup.binding_healthy_ms", "session binding healthy (ms)"),
+            ("startup.bare_healthy_ms", "bare FastAPI app healthy (ms)"),
+            ("startup.import_to_fastapi", "handler import / `import fastapi`"),
+            ("startup.agent_healthy_to_bare", "agent healthy / bare app healthy"),
+            ("startup.binding_healthy_to_bare", "session binding healthy / bare app healthy"),
         ),
     ),
     Section(
         "Memory",
         "Resident set size of each service process (uvicorn, one worker) over 10,000 requests: the peak, and the "
         "growth from after the first 1,000 requests to after the last. The binding service keeps no per-session state "
-        "in memory (its ledger is the DynamoDB table); the agent serves 50 consented users.",
+        "in memory (its ledger is the DynamoDB table); the agent serves 50 consented users. The reference for growth is "
+        "the same process's peak RSS: the ratios are growth over peak.",
         (
             ("memory.agent_peak_rss_mb", "agent peak RSS (MB)"),
             ("memory.binding_peak_rss_mb", "session binding peak RSS (MB)"),
             ("memory.agent_growth_mb", "agent RSS growth (MB)"),
             ("memory.binding_growth_mb", "session binding RSS growth (MB)"),
+            ("memory.agent_growth_to_peak", "agent growth / peak RSS"),
+            ("memory.binding_growth_to_peak", "session binding growth / peak RSS"),
         ),
     ),
     Section(
@@ -136,12 +158,6 @@ def fmt(value: object) -> str:
             return f"{number:,.0f}"
         return f"{number:.3g}"
     return str(value)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def _cell(text: object) -> str:
@@ -195,37 +211,68 @@ def _machine_line(results: Mapping[str, Any]) -> str:
     return f"Measured {get('date')} on {cpu_text}, {cpus_text} CPU(s) available, Python {get('python')}."
 
 
-def _met(target: Mapping[str, Any], value: float | None) -> bool | None:
-    met = target.get("met")
-    if isinstance(met, bool):
-        return met
-    limit = _number(target.get("value"))
-    if value is None or limit is None:
-        return None
-    op = target.get("op")
-    if op == ">=":
-        return value >= limit
-    if op == "<=":
-        return value <= limit
-    return None
-
-
 def _targets(results: Mapping[str, Any]) -> list[str]:
-    targets = _mapping(results.get("targets"))
-    if not targets:
-        return ["No targets were recorded."]
+    """Every target of `bench/targets.py`, judged as `make bench-check` judges it, with the absolute figure
+    and its reference beside the ratio (a count has none)."""
     rows = []
-    for key, raw in targets.items():
-        target = _mapping(raw)
-        value = value_of(results, key)
-        goal = f"{target.get('op', '?')} {fmt(target.get('value'))}"
-        if value is None:
-            verdict = NOT_MEASURED
-        else:
-            met = _met(target, _number(value))
-            verdict = "unknown" if met is None else ("met" if met else "**NOT met**")
-        rows.append([KNOWN_LABELS.get(key, key), f"`{key}`", goal, fmt(value), verdict])
-    return _table(("figure", "key", "target", "median", "result"), rows)
+    for v in verdicts(results):
+        key = v.target.key
+        r = RATIO_BY_KEY.get(key)
+        beside = f"{fmt(v.figure)} / {fmt(v.reference)}" if r else "a count: no reference"
+        if r and r.statistic == "min":
+            beside += " (fastest runs)"
+        verdict = "**NOT met**" if v.met is False else v.word
+        goal = f"{v.target.op} {fmt(v.target.value)}"
+        rows.append([KNOWN_LABELS.get(key, key), f"`{key}`", goal, fmt(v.measured), beside, verdict, v.target.basis])
+    return _table(("target", "key", "target", "measured", "figure / reference", "result", "threshold from"), rows)
+
+
+QUOTA_HOW = (
+    "What one AWS account sustains at AgentCore Identity's quotas, from the calls the AgentCore stand-in counted per "
+    "operation in a load run (`bench/quota_run.py`): for each unit of work, its calls against each quota, and the most "
+    "units per second before the first quota binds (the smallest quota / calls per unit). A consent is the chat that "
+    "asks and the completion; the token it grants is fetched by the person's next chat, a first chat in that task. "
+    "Other limits (Bedrock's quotas, the tasks' own capacity) are not in this table."
+)
+
+
+def _quota(results: Mapping[str, Any]) -> list[str]:
+    quota = _mapping(results.get("quota"))
+    rows = [_mapping(r) for r in quota.get("rows", []) if isinstance(r, Mapping)]
+    lines = ["", "## AgentCore Identity quotas", "", QUOTA_HOW, ""]
+    if not rows:
+        return [*lines, "Not measured: the `agent` section makes the load run."]
+    quotas = _mapping(quota.get("quotas"))
+    names = list(quotas)
+    table = []
+    for row in rows:
+        calls = _mapping(row.get("calls_per_unit"))
+        best = row.get("max_per_s")
+        bound = ", ".join(str(name) for name in row.get("bound_by") or [])
+        most = "not limited by these quotas" if best is None else fmt(best)
+        table.append(
+            [str(row.get("label", row.get("unit"))), fmt(row.get("count")), *(fmt(calls.get(n)) for n in names), most, bound or "–"]
+        )
+    header = ("unit", "measured", *(f"{name} per unit" for name in names), "most per s, one account", "bound by")
+    lines += _table(header, table)
+    load = _mapping(quota.get("load"))
+    if load:
+        lines += [
+            "",
+            f"Load run: {fmt(load.get('people'))} people, each consenting on one agent task, then chatting "
+            f"{fmt(load.get('chats_per_person'))} times on a second; {fmt(load.get('errors'))} errors, "
+            f"{fmt(load.get('chats_without_a_tool_call'))} chats without a tool call.",
+        ]
+    per_s = ", ".join(f"{name} {fmt(value)}/s" for name, value in quotas.items())
+    lines += ["", f"Quotas, per account and Region (adjustable): {per_s}. Source: {quota.get('source', 'unrecorded')}"]
+    return lines
+
+
+TARGETS_HOW = (
+    "Each target is a ratio of a figure to a reference measured in the same run, on the same core (or a count of calls, "
+    "which needs no reference), so it means the same on any machine; the absolute figure and its reference are beside "
+    "it, for information. `make bench-check` prints the same verdicts."
+)
 
 
 def _binding_by_clients(results: Mapping[str, Any]) -> list[str]:
@@ -253,6 +300,7 @@ def _binding_by_clients(results: Mapping[str, Any]) -> list[str]:
 
 
 def render_markdown(results: Mapping[str, Any], image_name: str = "latency.png") -> str:
+    results = with_ratios(results)
     lines = ["# Benchmark report", "", _machine_line(results), ""]
     lines.append("Each figure is the median of several runs, with the lowest and highest run beside it.")
     for section in SECTIONS:
@@ -260,13 +308,15 @@ def render_markdown(results: Mapping[str, Any], image_name: str = "latency.png")
         lines += _table(FIGURE_HEADER, [_figure_row(results, key, label) for key, label in section.rows])
         if section.title == "Session binding":
             lines += _binding_by_clients(results)
+        if section.title == "Agent":
+            lines += _quota(results)
     known = set(KNOWN_LABELS)
     spread_keys = [k for k in _mapping(results.get("spread")) if k not in results]
     other = [k for k in [*results, *spread_keys] if k not in RESERVED and k not in known]
     if other:
         lines += ["", "## Other figures", ""]
         lines += _table(FIGURE_HEADER, [_figure_row(results, key, key) for key in other])
-    lines += ["", "## Targets", "", *_targets(results)]
+    lines += ["", "## Targets", "", TARGETS_HOW, "", *_targets(results)]
     lines += [
         "",
         "## Latency",

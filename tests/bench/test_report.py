@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.report import KNOWN_LABELS, NOT_MEASURED, fmt, main, write_report
+from bench.quotas import quota_table
+from bench.report import KNOWN_LABELS, fmt, main, write_report
+from bench.targets import NOT_MEASURED, TARGETS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -20,16 +22,22 @@ FIGURES: dict[str, float] = {
     "binding.p50_ms": 14.54,
     "binding.p99_ms": 18.76,
     "binding.bare_per_s": 17493.7,
-    "binding.ratio_to_bare": 0.061,
+    "binding.bare_p99_ms": 1.91,
+    "binding.c64_per_s": 1052.3,
+    "binding.c64_p99_ms": 71.2,
     "identity.verify_warm_us": 41.27,
     "identity.verify_cold_us": 1832.4,
     "agent.overhead_p50_ms": 4.867,
     "agent.overhead_p99_ms": 5.317,
+    "agent.bare_p50_ms": 0.251,
+    "agent.bare_p99_ms": 0.412,
     "agent.workload_token_calls_per_100": 0.0,
     "agent.outbound_token_calls_per_100": 100.0,
     "startup.handler_import_ms": 612.3,
+    "startup.fastapi_import_ms": 421.0,
     "startup.agent_healthy_ms": 1480.0,
     "startup.binding_healthy_ms": 903.2,
+    "startup.bare_healthy_ms": 1000.0,
     "memory.agent_peak_rss_mb": 118.4,
     "memory.binding_peak_rss_mb": 74.9,
     "memory.agent_growth_mb": 1.3,
@@ -46,15 +54,22 @@ def sample_results(**drop: bool) -> dict[str, Any]:
     return {
         **figures,
         "spread": {k: {"median": v, "min": v * 0.9, "max": v * 1.2, "runs": 3} for k, v in figures.items()},
-        "targets": {
-            "binding.completions_per_s": {"op": ">=", "value": 1000, "met": True},
-            "binding.p99_ms": {"op": "<=", "value": 25, "met": True},
-            "startup.agent_healthy_ms": {"op": "<=", "value": 1000, "met": False},
-            "build.synth_s": {"op": "<=", "value": 60, "met": True},
-        },
+        "targets": {"binding.ratio_to_bare": {"op": ">=", "value": 0.021, "met": True}},  # a record only: the report judges anew
+        "quota": {"load": {"people": 50, "chats_per_person": 10, "errors": 0, "chats_without_a_tool_call": 0}, **quota_table(QUOTA_COUNTS)},
         "machine": {"python": "3.11.7", "cpus": 2, "date": "2026-11-28", "cpu_model": "Bench CPU 9000"},
         "details": {"free": "form"},
     }
+
+
+QUOTA_COUNTS: dict[str, dict[str, Any]] = {
+    "consent": {
+        "count": 50,
+        "calls": {"GetWorkloadAccessTokenForUserId": 50, "GetResourceOauth2Token": 50, "CompleteResourceTokenAuth": 50},
+    },
+    "chat_first": {"count": 50, "calls": {"GetWorkloadAccessTokenForUserId": 50, "GetResourceOauth2Token": 50}},
+    "chat_next": {"count": 450, "calls": {}},
+    "tool_call": {"count": 500, "calls": {"GetWorkloadAccessTokenForUserId": 50, "GetResourceOauth2Token": 50}},
+}
 
 
 def sample_latencies() -> dict[str, list[float]]:
@@ -118,8 +133,23 @@ def test_report_shows_every_figure_with_its_spread(tmp_path: Path) -> None:
         assert f"| {KNOWN_LABELS[key]} | {fmt(value)} | {fmt(value * 0.9)}–{fmt(value * 1.2)} | 3 |" in row
     assert NOT_MEASURED not in report
     assert "| completions per s | 1,070 |" in report
+    # Ratios are computed from the figure and its reference, and shown beside them.
+    assert row_for(report, "binding.ratio_to_bare").startswith(f"| {KNOWN_LABELS['binding.ratio_to_bare']} | 0.0612 | – | – |")
+    assert row_for(report, "binding.p99_to_bare").startswith(f"| {KNOWN_LABELS['binding.p99_to_bare']} | 9.82 |")
+    assert row_for(report, "agent.p50_to_bare").startswith(f"| {KNOWN_LABELS['agent.p50_to_bare']} | 19.4 |")
+    # Start-up ratios divide the fastest runs (0.9 of the median in these samples): the same quotient here.
+    assert row_for(report, "startup.import_to_fastapi").startswith(f"| {KNOWN_LABELS['startup.import_to_fastapi']} | 1.45 |")
     assert "![latency](latency.png)" in report
-    for section in ("Session binding", "ALB identity verification", "Agent", "Start-up", "Memory", "Build", "Targets"):
+    for section in (
+        "Session binding",
+        "ALB identity verification",
+        "Agent",
+        "AgentCore Identity quotas",
+        "Start-up",
+        "Memory",
+        "Build",
+        "Targets",
+    ):
         assert f"\n## {section}\n" in report
 
 
@@ -133,36 +163,62 @@ def test_missing_figures_say_not_measured(tmp_path: Path) -> None:
         assert f"| {NOT_MEASURED} |" in row_for(report, key)
     assert fmt(FIGURES["binding.p50_ms"]) in row_for(report, "binding.p50_ms")
     # A target on a figure that was not measured is neither met nor NOT met.
-    assert target_row(report, "build.synth_s")[-1] == NOT_MEASURED
+    assert target_row(report, "binding.p99_to_bare")[3:6] == [NOT_MEASURED, f"{NOT_MEASURED} / 1.91", NOT_MEASURED]
     assert report.splitlines()[2] == "Measured unknown on an unrecorded CPU model, unknown number of CPU(s) available, Python unknown."
 
 
-def test_targets_table_says_met_and_not_met(tmp_path: Path) -> None:
+def threshold(key: str) -> float:
+    return next(t.value for t in TARGETS if t.key == key)
+
+
+def test_targets_table_judges_every_target_with_the_figures_beside_it(tmp_path: Path) -> None:
     results = sample_results()
-    # Without "met", the verdict follows from op and value.
-    results["targets"]["binding.p50_ms"] = {"op": "<=", "value": 10}
-    results["targets"]["memory.agent_peak_rss_mb"] = {"op": "<=", "value": 256}
+    # Worse than the reference by twice what the target allows, whatever the absolute figure.
+    results["binding.bare_p99_ms"] = results["spread"]["binding.bare_p99_ms"]["median"] = 18.76 / (2 * threshold("binding.p99_to_bare"))
+    results["agent.outbound_token_calls_per_100"] = 100.0
     write_report(results, {}, tmp_path)
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
 
-    assert target_row(report, "binding.completions_per_s") == [
-        "completions per s",
-        "`binding.completions_per_s`",
-        ">= 1,000",
-        "1,070",
+    assert [row[1] for row in map(lambda key: target_row(report, key), (t.key for t in TARGETS))] == [f"`{t.key}`" for t in TARGETS]
+    ratio_row = target_row(report, "binding.ratio_to_bare")
+    assert ratio_row[:6] == [
+        "throughput ratio to bare FastAPI",
+        "`binding.ratio_to_bare`",
+        f">= {fmt(threshold('binding.ratio_to_bare'))}",
+        "0.0612",
+        "1,070 / 17,494",
         "met",
     ]
-    assert target_row(report, "binding.p99_ms")[-1] == "met"
-    assert target_row(report, "startup.agent_healthy_ms") == [
-        "agent healthy (ms)",
-        "`startup.agent_healthy_ms`",
-        "<= 1,000",
-        "1,480",
-        "**NOT met**",
-    ]
-    assert target_row(report, "binding.p50_ms")[-1] == "**NOT met**"
-    assert target_row(report, "memory.agent_peak_rss_mb")[-1] == "met"
+    assert ratio_row[6] == next(t.basis for t in TARGETS if t.key == "binding.ratio_to_bare")
+    assert target_row(report, "binding.p99_to_bare")[5] == "**NOT met**"
+    assert target_row(report, "agent.outbound_token_calls_per_100")[3:6] == ["100", "a count: no reference", "**NOT met**"]
+    assert target_row(report, "startup.import_to_fastapi")[4] == f"{fmt(612.3 * 0.9)} / {fmt(421.0 * 0.9)} (fastest runs)"
     assert report.count("NOT met") == 2
+
+
+def test_quota_table_shows_calls_per_unit_and_what_binds_first(tmp_path: Path) -> None:
+    write_report(sample_results(), {}, tmp_path)
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    section = report.split("## AgentCore Identity quotas", 1)[1].split("\n## ", 1)[0]
+
+    assert (
+        "| unit | measured | GetWorkloadAccessToken* per unit | GetResourceOauth2Token per unit | CompleteResourceTokenAuth per unit |"
+        in section
+    )
+    assert "| consent: the chat that asks, and the completion | 50 | 1 | 1 | 1 | 100 | CompleteResourceTokenAuth |" in section
+    assert "| 50 | 1 | 1 | 0 | 200 | GetWorkloadAccessToken*, GetResourceOauth2Token |" in section
+    assert "| 450 | 0 | 0 | 0 | not limited by these quotas | – |" in section
+    assert "| tool call, over every chat of the load run | 500 | 0.1 | 0.1 | 0 | 2,000 |" in section
+    assert "50 people" in section and "10 times" in section
+    assert "bedrock-agentcore-limits.html" in section
+
+
+def test_quota_table_not_measured_without_a_load_run(tmp_path: Path) -> None:
+    results = sample_results()
+    del results["quota"]
+    write_report(results, {}, tmp_path)
+    section = (tmp_path / "report.md").read_text(encoding="utf-8").split("## AgentCore Identity quotas", 1)[1].split("\n## ", 1)[0]
+    assert "Not measured" in section and "|" not in section
 
 
 def test_unknown_figures_are_reported_not_dropped(tmp_path: Path) -> None:
