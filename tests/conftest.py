@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from local.dynamodb import LocalDynamoDB
+from tests.support.botocore_models import share_loaders
 from tests.support.browsing import chromium
 
 # jsii prints a multi-line banner on Node 20; the CDK libraries work on it.
@@ -17,6 +18,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # Tests never reach AWS: no credentials, no region lookups.
 for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
     os.environ.pop(name, None)
+# Hundreds of apps per process: each new boto3 session reuses the models already parsed (see the module).
+share_loaders()
 
 
 @pytest.fixture(scope="module")
