@@ -6,6 +6,8 @@ Environment:
   DEMO_VERIFY_ARGS  where `make verify` finds this stack's arguments (default .demo/verify.args)
   BEDROCK_MODEL_ID  a real Bedrock model or inference profile; AWS credentials come from the usual places.
                     Unset: the local model stand-in (local/bedrock), which understands a few plain requests.
+  DEMO_AGENTCORE_QUOTAS  request-rate quotas for the AgentCore Identity emulator, space-separated OP=TPS[:BURST]
+                    (e.g. "GetResourceOauth2Token=1 CompleteResourceTokenAuth=0.5"): calls above them are throttled
 
 While it runs, `.demo/verify.args` holds what `make verify URL=<its URL>` needs besides the URL (the
 emulator's endpoint and administrator keys, a demo user); it is removed at the end.
@@ -20,7 +22,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from local.agentcore_identity.quotas import build_quotas
 from local.demo.stack import ROOT, DemoError, DemoStack, Ports
+from local.iam.templates import CACHE, fingerprint
 from local.idp import DEMO_USERS
 
 HOST = "127.0.0.1"
@@ -48,6 +52,12 @@ def banner(stack: DemoStack, model_id: str | None) -> str:
     )
 
 
+def synth_needed() -> bool:
+    """Whether the start synthesizes the CDK app for the IAM check: a new clone, or the stacks changed
+    (`local.iam.templates.synthesized` keeps the templates under CACHE by this fingerprint)."""
+    return not (CACHE / fingerprint() / "Services.template.json").is_file()
+
+
 def main() -> int:
     try:
         base = int(os.environ.get("DEMO_PORT") or "8000")
@@ -57,6 +67,11 @@ def main() -> int:
     log_dir = Path(os.environ.get("DEMO_LOG_DIR") or ROOT / ".demo" / "logs")
     model_id = os.environ.get("BEDROCK_MODEL_ID") or None
     verify_args = Path(os.environ.get("DEMO_VERIFY_ARGS") or ROOT / VERIFY_ARGS)
+    try:
+        quotas = build_quotas((os.environ.get("DEMO_AGENTCORE_QUOTAS") or "").split())
+    except ValueError as exc:
+        print(f"DEMO_AGENTCORE_QUOTAS: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
@@ -66,8 +81,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
     try:
         ports = Ports.from_base(base)
-        print(f"Starting the local stack on {HOST}:{ports.alb}-{ports.dynalite} (logs in {log_dir}) ...", flush=True)
-        stack = DemoStack(ports=ports, host=HOST, log_dir=log_dir, model_id=model_id).start()
+        print(f"Starting the local stack on {HOST}:{ports.alb}-{ports.dynalite} (logs in {log_dir}): about 5 s ...", flush=True)
+        if model_id is None and synth_needed():
+            print("  and synthesizes the CDK app for the IAM check (new clone or changed stacks): about 20 s in all", flush=True)
+        stack = DemoStack(ports=ports, host=HOST, log_dir=log_dir, model_id=model_id, quotas=quotas).start()
     except DemoError as exc:
         print(f"make demo: {exc}", file=sys.stderr)
         return 1
