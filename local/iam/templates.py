@@ -41,7 +41,9 @@ from cdk_app.routes import ROUTES, Target
 from services.common import environment as names
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "local-iam"
+# Per user, not per clone: a fresh clone of the same sources (same fingerprint) starts without synthesizing.
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agentcore-ecs" / "local-iam"
+KEEP = 4  # fingerprints kept: clones at different commits share the folder
 SOURCES = ("app.py", "cdk.json", "cdk_app", "stacks", "services/common/environment.py")  # stacks/ imports the last
 UNRESOLVED = "arn:unresolved:cloudformation:::"  # + the logical id: an ARN in no partition, matching no request
 SERVICES = ("agent", "session_binding", "demo_api")
@@ -79,11 +81,16 @@ def synthesized(root: Path = ROOT, cache: Path = CACHE, timeout_s: float = 180.0
         fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once: one synthesizes, the other waits for it
         if (outdir / "Services.template.json").is_file():
             return outdir
-        for old in cache.iterdir():
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
+        _prune(cache, KEEP - 1)
         _synth(root, outdir, timeout_s)
     return outdir
+
+
+def _prune(cache: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently made template folders (and any partial one)."""
+    folders = sorted((p for p in cache.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [p for p in folders if p.name.endswith(".partial")] + [p for p in folders if not p.name.endswith(".partial")][keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _synth(root: Path, outdir: Path, timeout_s: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import http.client
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, create_tab
 from local.iam.dynamodb import Unauthorizable, needs
 from local.iam.policy import Decision, Statement
 from local.iam.principals import ADMINISTRATOR, AccessDenied, Principal, Principals
-from local.iam.templates import UNRESOLVED, LocalResources, TemplateError, Templates, fingerprint, synthesized
+from local.iam.templates import UNRESOLVED, LocalResources, TemplateError, Templates, _prune, fingerprint, synthesized
 from services.common import environment as names
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -109,6 +110,17 @@ def test_the_fingerprint_follows_the_sources(tmp_path: Path) -> None:
     assert fingerprint(tmp_path) == first
     (tmp_path / "stacks" / "a.py").write_text("two")
     assert fingerprint(tmp_path) != first
+
+
+def test_the_per_user_cache_keeps_the_newest_fingerprints_and_drops_partial_synths(tmp_path: Path) -> None:
+    """Clones at different commits share the cache: each new synth keeps the newest others, never a half one."""
+    for age, name in enumerate(["f6", "f5", "f4", "f3", "f2", "f1"]):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (1_000_000 - age, 1_000_000 - age))
+    (tmp_path / "f0.partial").mkdir()
+    (tmp_path / ".lock").write_text("")
+    _prune(tmp_path, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "f4", "f5", "f6"]
 
 
 # ---------------------------------------------------------------------------- principals
