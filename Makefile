@@ -9,9 +9,24 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 ARGS ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make unit` (logical: one per CPU the OS reports; 0 runs the suite in one process). The tests are
+# CPU-bound: more workers than cores only make each slower.
+TEST_WORKERS ?= logical
 URL ?=
 CHROMIUM ?= /usr/bin/chromium
 CHECKOV_VENV := .venv-checkov
+# uv fills the venvs. tools/bootstrap-uv.sh brings it from PyPI with pip, once per user and version, into
+# UV_BOOTSTRAP_DIR (beside uv's own cache, ~/.cache/uv or UV_CACHE_DIR, where the first install on a machine
+# downloads the packages to); without a HOME, into the clone.
+UV_VERSION := 0.13.9
+UV_BOOTSTRAP_DIR ?= $(if $(HOME),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/agentcore-ecs-uv,.venv-uv)
+UV := $(UV_BOOTSTRAP_DIR)/$(UV_VERSION)/bin/uv
+UV_PIP_INSTALL := $(UV) pip install --quiet --no-progress
+# `make test` and `make unit` need checkov too: it installs alongside the rest (see install).
+INSTALL_PARTS := $(VENV)/.compiled node_modules/.installed $(if $(filter test unit,$(MAKECMDGOALS)),$(CHECKOV_VENV)/.installed)
+DEMO_PARTS := $(VENV)/.installed node_modules/.installed
+# The installs run as a parallel sub-make; under `make -jN` it shares that make's job slots instead.
+INSTALL_MAKE = $(MAKE) --no-print-directory -s $(if $(findstring jobserver,$(MAKEFLAGS)),,-j3)
 
 # jsii prints a banner on Node 20; the CDK CLI sends no telemetry, notices or version checks.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -23,17 +38,31 @@ CDK_FLAGS := --no-notices --no-version-reporting
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt services/agent/requirements.txt services/session_binding/requirements.txt services/demo_api/requirements.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+$(UV):
+	@echo "  uv $(UV_VERSION), the Python package installer, from PyPI into $(UV_BOOTSTRAP_DIR)/ (once a machine; about 4 s)"
+	@bash tools/bootstrap-uv.sh $(UV_BOOTSTRAP_DIR) $(UV_VERSION) $(PYTHON)
+
+# No bytecode here (it would add about 35 s of CPU): `make demo` starts without it; install adds it.
+$(VENV)/.installed: requirements.txt requirements-dev.txt services/agent/requirements.txt services/session_binding/requirements.txt services/demo_api/requirements.txt | $(UV)
+	@echo "  Python packages into $(VENV)/ with uv (about 3 s; about 10 s the first time on a machine, when uv downloads them)"
+	@test -x $(PY) || $(UV) venv --quiet --no-progress --python "$$(command -v $(PYTHON))" $(VENV)
+	@$(UV_PIP_INSTALL) --python $(PY) -r requirements-dev.txt
+	@touch $@
+
+# The test suite starts many Python processes: compiled once here, they do not each compile what they import.
+$(VENV)/.compiled: $(VENV)/.installed
+	@echo "  Compiling $(VENV)/'s packages to bytecode for the tests (once; about 40 s)"
+	@$(PY) -m compileall -q -j0 $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') >/dev/null || true
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@echo "  npm packages into node_modules/: the aws-cdk CLI, oidc-provider, dynalite (about 4 s)"
+	@npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
-install: $(VENV)/.installed node_modules/.installed ## Python venv and the pinned aws-cdk CLI
+# What is missing is installed in parallel: uv and the venvs on one side, npm ci on the other.
+install: ## Python venv (uv), the pinned aws-cdk CLI and the demo's npm packages (make test: checkov too)
+	@$(MAKE) --no-print-directory -q $(INSTALL_PARTS) 2>/dev/null || { echo "Installing what is missing, in parallel:"; $(INSTALL_MAKE) $(INSTALL_PARTS); }
 
 $(CHROMIUM):
 	bash tools/install-chromium.sh $(CHROMIUM)
@@ -41,9 +70,10 @@ $(CHROMIUM):
 browser: $(CHROMIUM) ## Chromium from Debian for the browser tests
 
 # checkov pins boto3 and networkx versions that conflict with the project's: it gets a venv of its own.
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
-	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt | $(UV)
+	@echo "  checkov into $(CHECKOV_VENV)/ with uv, compiled to bytecode (about 10 s)"
+	@test -x $(CHECKOV_VENV)/bin/python || $(UV) venv --quiet --no-progress --python "$$(command -v $(PYTHON))" $(CHECKOV_VENV)
+	@$(UV_PIP_INSTALL) --compile-bytecode --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	@touch $@
 
 static-tools: $(CHECKOV_VENV)/.installed ## checkov in its own venv (cfn-lint is in the main one)
@@ -60,8 +90,8 @@ lint: install ## ruff (lint and format check)
 typecheck: install ## mypy --strict
 	$(VENV)/bin/mypy .
 
-unit: install browser static-tools ## the pytest suite only (browser and static-analysis tests fail rather than skip here)
-	REQUIRE_CHROMIUM=1 REQUIRE_NODE_IDP=1 CHROMIUM_PATH=$(CHROMIUM) REQUIRE_STATIC_TOOLS=1 CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest $(PYTEST_ARGS)
+unit: install browser static-tools ## the pytest suite only, on every core, then its 15 slowest tests (TEST_WORKERS=0: one process; browser and static-analysis tests fail rather than skip here)
+	REQUIRE_CHROMIUM=1 REQUIRE_NODE_IDP=1 CHROMIUM_PATH=$(CHROMIUM) REQUIRE_STATIC_TOOLS=1 CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck unit ## every check: lint, types, infra assertions, cdk-nag, services
 
@@ -81,7 +111,9 @@ destroy: install ## cdk destroy --all, then list what is still tagged (same ARGS
 	$(CDK) destroy --all --force $(CDK_FLAGS) $(ARGS)
 	$(PY) -m deploy.teardown leftovers $(ARGS)
 
-demo: install ## the whole 3-legged flow on this machine: open http://127.0.0.1:8000 (DEMO_PORT=8000), Ctrl-C stops it
+# Only what the demo runs on: no bytecode compilation and no checkov, which are for the tests.
+demo: ## the whole 3-legged flow on this machine: open http://127.0.0.1:8000 (DEMO_PORT=8000), Ctrl-C stops it
+	@$(MAKE) --no-print-directory -q $(DEMO_PARTS) 2>/dev/null || { echo "Installing what make demo needs, once per clone (about 5 s; about 15 s the first time on a machine):"; $(INSTALL_MAKE) $(DEMO_PARTS); }
 	$(PY) -m local.demo
 
 load: install ## the load test alone, with its figures: 200 people consent while 50 attackers replay and swap (LOAD_USERS, LOAD_ATTACKERS)

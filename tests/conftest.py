@@ -5,6 +5,7 @@ import itertools
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
@@ -18,8 +19,17 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # Tests never reach AWS: no credentials, no region lookups.
 for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
     os.environ.pop(name, None)
+SYNTH_TIER = Path(__file__).parent / "stacks"
 # Hundreds of apps per process: each new boto3 session reuses the models already parsed (see the module).
 share_loaders()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist (`make unit` runs `-n logical --dist loadgroup`), the synthesizing tiers stay on one worker: each
+    worker would otherwise synthesize every configuration again (jsii, several seconds each)."""
+    for item in items:
+        if item.path.is_relative_to(SYNTH_TIER):
+            item.add_marker(pytest.mark.xdist_group("synth"))
 
 
 @pytest.fixture(scope="module")
