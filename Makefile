@@ -52,7 +52,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt services/agent/require
 # The test suite starts many Python processes: compiled once here, they do not each compile what they import.
 $(VENV)/.compiled: $(VENV)/.installed
 	@echo "  Compiling $(VENV)/'s packages to bytecode for the tests (once; about 40 s)"
-	@$(PY) -m compileall -q -j0 $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') >/dev/null || true
+	@$(PY) -m compileall -q -j0 $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') >/dev/null \
+	  || echo '  warning: some packages did not compile to bytecode; the tests still run, each process compiling what it imports'
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -90,7 +91,7 @@ lint: install ## ruff (lint and format check)
 typecheck: install ## mypy --strict
 	$(VENV)/bin/mypy .
 
-unit: install browser static-tools ## the pytest suite only, on every core, then its 15 slowest tests (TEST_WORKERS=0: one process; browser and static-analysis tests fail rather than skip here)
+unit: install browser ## the pytest suite only, on every core, then its 15 slowest tests (TEST_WORKERS=0: one process; browser and static-analysis tests fail rather than skip here)
 	REQUIRE_CHROMIUM=1 REQUIRE_NODE_IDP=1 CHROMIUM_PATH=$(CHROMIUM) REQUIRE_STATIC_TOOLS=1 CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck unit ## every check: lint, types, infra assertions, cdk-nag, services

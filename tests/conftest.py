@@ -20,15 +20,19 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
     os.environ.pop(name, None)
 SYNTH_TIER = Path(__file__).parent / "stacks"
+SYNTH_MODULE = "tests.stacks.conftest"
 # Hundreds of apps per process: each new boto3 session reuses the models already parsed (see the module).
 share_loaders()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist (`make unit` runs `-n logical --dist loadgroup`), the synthesizing tiers stay on one worker: each
-    worker would otherwise synthesize every configuration again (jsii, several seconds each)."""
+    """Under xdist (`make unit` runs `-n logical --dist loadgroup`), the tests that synthesize the app in process
+    stay on one worker: each worker would otherwise synthesize every configuration again (jsii, seconds each).
+    They are `tests/stacks/` and any module using its `synth` (cached per process)."""
     for item in items:
-        if item.path.is_relative_to(SYNTH_TIER):
+        module = getattr(item, "module", None)
+        uses_synth = module is not None and any(getattr(value, "__module__", None) == SYNTH_MODULE for value in vars(module).values())
+        if item.path.is_relative_to(SYNTH_TIER) or uses_synth:
             item.add_marker(pytest.mark.xdist_group("synth"))
 
 

@@ -16,6 +16,7 @@ Counts per operation (calls metered, calls throttled) are kept for tests and `GE
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -37,8 +38,8 @@ class TokenBucket:
     """`rate` tokens a second, at most `burst` held; starts full. Not thread-safe (`Quotas` holds a lock)."""
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
-        if rate < 0 or burst < 0:
-            raise ValueError(f"rate and burst must be >= 0, got {rate} and {burst}")
+        if not (math.isfinite(rate) and math.isfinite(burst)) or rate < 0 or burst < 0:
+            raise ValueError(f"rate and burst must be finite numbers >= 0, got {rate} and {burst}")
         if rate > 0 and burst < 1:
             raise ValueError(f"a burst below 1 would never let a call through, got {burst}")
         self.rate, self.burst = rate, burst
@@ -156,7 +157,17 @@ def build_quotas(assignments: Iterable[str] = (), documented_scale: float | None
     quotas = Quotas()
     if documented_scale is not None:
         quotas.set_documented(documented_scale)
+    known = known_operations()
     for text in assignments:
         operation, tps, burst = parse_quota(text)
+        if operation not in known:  # a misspelt name would otherwise throttle nothing, silently
+            raise ValueError(f"unknown operation {operation!r} in {text!r}; one of {', '.join(sorted(known))}")
         quotas.set(operation, tps, burst=burst)
     return quotas
+
+
+def known_operations() -> frozenset[str]:
+    """The operations the emulator serves, and the shared workload-token quota's name."""
+    from local.agentcore_identity.server import ROUTES  # noqa: PLC0415 - the server imports this module
+
+    return frozenset(ROUTES.values()) | {WORKLOAD_ACCESS_QUOTA}

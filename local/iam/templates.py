@@ -42,7 +42,9 @@ from services.common import environment as names
 
 ROOT = Path(__file__).resolve().parents[2]
 # Per user, not per clone: a fresh clone of the same sources (same fingerprint) starts without synthesizing.
+# Used only while it is this user's alone (see `_private`); otherwise the clone's own `.cache/` is.
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agentcore-ecs" / "local-iam"
+CLONE_CACHE = ROOT / ".cache" / "local-iam"
 KEEP = 4  # fingerprints kept: clones at different commits share the folder
 SOURCES = ("app.py", "cdk.json", "cdk_app", "stacks", "services/common/environment.py")  # stacks/ imports the last
 UNRESOLVED = "arn:unresolved:cloudformation:::"  # + the logical id: an ARN in no partition, matching no request
@@ -64,6 +66,7 @@ def fingerprint(root: Path = ROOT) -> str:
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
         for file in files:
             digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes() + b"\0")
+    digest.update(Path(__file__).read_bytes())  # how the templates are made and kept is part of what they are
     for package in ("aws-cdk-lib", "cdk-nag"):
         try:
             digest.update(package.encode() + version(package).encode())
@@ -75,8 +78,11 @@ def fingerprint(root: Path = ROOT) -> str:
 def synthesized(root: Path = ROOT, cache: Path = CACHE, timeout_s: float = 180.0) -> Path:
     """A directory of `*.template.json` for the default configuration, synthesized when the sources changed."""
     stamp = fingerprint(root)
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not _private(cache):  # templates someone else could write would decide what the IAM check allows
+        cache = CLONE_CACHE if cache == CACHE else cache
+        cache.mkdir(parents=True, exist_ok=True)
     outdir = cache / stamp
-    cache.mkdir(parents=True, exist_ok=True)
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once: one synthesizes, the other waits for it
         if (outdir / "Services.template.json").is_file():
@@ -84,6 +90,18 @@ def synthesized(root: Path = ROOT, cache: Path = CACHE, timeout_s: float = 180.0
         _prune(cache, KEEP - 1)
         _synth(root, outdir, timeout_s)
     return outdir
+
+
+def _private(folder: Path) -> bool:
+    """Whether only this user can write `folder` and the folders above it up to the home (or `/`)."""
+    home = Path.home()
+    for path in (folder, *folder.parents):
+        info = path.stat()
+        if path == home or path == Path(path.anchor):
+            return info.st_uid in (os.getuid(), 0) and not info.st_mode & 0o022
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return False
+    return True
 
 
 def _prune(cache: Path, keep: int) -> None:

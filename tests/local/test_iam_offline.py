@@ -26,7 +26,7 @@ from local.dynamodb import BINDING_TABLE, NOTES_TABLE, LocalDynamoDB, create_tab
 from local.iam.dynamodb import Unauthorizable, needs
 from local.iam.policy import Decision, Statement
 from local.iam.principals import ADMINISTRATOR, AccessDenied, Principal, Principals
-from local.iam.templates import UNRESOLVED, LocalResources, TemplateError, Templates, _prune, fingerprint, synthesized
+from local.iam.templates import UNRESOLVED, LocalResources, TemplateError, Templates, _private, _prune, fingerprint, synthesized
 from services.common import environment as names
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -110,6 +110,21 @@ def test_the_fingerprint_follows_the_sources(tmp_path: Path) -> None:
     assert fingerprint(tmp_path) == first
     (tmp_path / "stacks" / "a.py").write_text("two")
     assert fingerprint(tmp_path) != first
+
+
+def test_the_template_cache_is_used_only_while_no_one_else_can_write_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted templates would decide what the IAM check allows: a cache others can write is not used."""
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path))
+    tmp_path.chmod(0o700)
+    cache = tmp_path / ".cache" / "agentcore-ecs" / "local-iam"
+    cache.mkdir(parents=True)
+    assert _private(cache)
+    (tmp_path / ".cache").chmod(0o777)  # a folder above it that anyone may write
+    assert not _private(cache)
+    (tmp_path / ".cache").chmod(0o755)
+    cache.chmod(0o770)
+    assert not _private(cache)
+    assert not _private(Path("/tmp"))  # the shared folder itself, as XDG_CACHE_HOME=/tmp would make it
 
 
 def test_the_per_user_cache_keeps_the_newest_fingerprints_and_drops_partial_synths(tmp_path: Path) -> None:

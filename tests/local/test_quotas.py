@@ -113,6 +113,9 @@ def test_documented_quotas_scale_and_command_line_overrides() -> None:
         ("GetResourceOauth2Token", "expected OPERATION=TPS[:BURST]"),
         ("=5", "expected OPERATION=TPS[:BURST]"),
         ("GetResourceOauth2Token=-1", "tps must be >= 0"),
+        ("GetResourceOAuth2Token=0", "unknown operation 'GetResourceOAuth2Token'"),
+        ("GetResourceOauth2Token=nan", "must be finite numbers"),
+        ("GetResourceOauth2Token=5:inf", "must be finite numbers"),
     ],
 )
 def test_the_command_line_refuses_a_malformed_quota_before_listening(argument: str, said: str, capsys: pytest.CaptureFixture[str]) -> None:
