@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from local.agentcore_identity.quotas import DOCUMENTED_TPS, WORKLOAD_ACCESS_QUOTA, WORKLOAD_TOKEN_OPERATIONS
+
 # The default quotas of the AgentCore Identity data plane, per account and Region, adjustable through
 # Service Quotas: AWS documentation, "Quotas for Amazon Bedrock AgentCore", AgentCore Identity section.
 QUOTAS_SOURCE = "https://docs.aws.amazon.com/bedrock-agentcore/latest/devguide/bedrock-agentcore-limits.html#identity-service-limits"
@@ -26,12 +28,13 @@ class Quota:
     per_s: float
 
 
+# The figures and the shared workload-token quota come from the emulator's `DOCUMENTED_TPS`, one place for both.
 QUOTAS: tuple[Quota, ...] = (
-    # The three workload-token operations are read as sharing one 200 TPS quota: the cautious reading (the
-    # agent only calls GetWorkloadAccessTokenForUserId, so the table is the same if each has its own).
-    Quota("GetWorkloadAccessToken*", ("GetWorkloadAccessToken", "GetWorkloadAccessTokenForJWT", "GetWorkloadAccessTokenForUserId"), 200.0),
-    Quota("GetResourceOauth2Token", ("GetResourceOauth2Token",), 200.0),
-    Quota("CompleteResourceTokenAuth", ("CompleteResourceTokenAuth",), 100.0),
+    # The three workload-token operations are read as sharing one quota: the cautious reading (the agent
+    # only calls GetWorkloadAccessTokenForUserId, so the table is the same if each has its own).
+    Quota(WORKLOAD_ACCESS_QUOTA, WORKLOAD_TOKEN_OPERATIONS, DOCUMENTED_TPS[WORKLOAD_ACCESS_QUOTA]),
+    Quota("GetResourceOauth2Token", ("GetResourceOauth2Token",), DOCUMENTED_TPS["GetResourceOauth2Token"]),
+    Quota("CompleteResourceTokenAuth", ("CompleteResourceTokenAuth",), DOCUMENTED_TPS["CompleteResourceTokenAuth"]),
 )
 
 
