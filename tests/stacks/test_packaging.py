@@ -117,7 +117,9 @@ def _synth_templates(outdir: Path) -> dict[str, str]:
 
 
 def test_two_synths_give_identical_templates(tmp_path: Path) -> None:
-    first = _synth_templates(tmp_path / "one")
+    """`app.py` in a fresh process gives the templates of the in-process synth the other tests read (made once
+    per test process, usually earlier in this run)."""
+    first = {p.name: p.read_text() for p in sorted(Path(synth().app.synth().directory).glob("*.template.json"))}
     # Python caches appearing in services/ between synths must not change the image asset hash.
     cache = SERVICES_DIR / "agent" / "__pycache__" / "synth-determinism.pyc"
     cache.parent.mkdir(exist_ok=True)

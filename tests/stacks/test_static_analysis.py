@@ -20,7 +20,7 @@ from tests.stacks.static_tools import DOCKERFILES, SHAPES, Finding, Scan, scan
 CONTROL = {"Resources": {"Plain": {"Type": "AWS::S3::Bucket", "Properties": {"NoSuchProperty": True}}}}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: pytest may order another module's tests between these, and a scan takes 30 s
 def results(tmp_path_factory: pytest.TempPathFactory) -> Scan:
     control = tmp_path_factory.mktemp("control") / "Control.template.json"
     control.write_text(json.dumps(CONTROL))
