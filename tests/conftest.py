@@ -5,10 +5,11 @@ import itertools
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser
+from xdist.scheduler import LoadScopeScheduling
 
 from local.dynamodb import LocalDynamoDB
 from tests.support.botocore_models import share_loaders
@@ -19,21 +20,48 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # Tests never reach AWS: no credentials, no region lookups.
 for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
     os.environ.pop(name, None)
-SYNTH_TIER = Path(__file__).parent / "stacks"
 SYNTH_MODULE = "tests.stacks.conftest"
 # Hundreds of apps per process: each new boto3 session reuses the models already parsed (see the module).
 share_loaders()
 
 
+# Modules outside tests/stacks/ that use its in-process `synth` (tests/test_layout.py keeps this list true).
+SYNTH_MODULES_ELSEWHERE = ("tests/deploy/test_workflows.py", "tests/local/test_tables.py", "tests/security/test_threat_model_gaps.py")
+# Modules that take a minute each: started first, so no worker is left with one of them at the end.
+LONG_MODULES = ("tests/load/test_load.py", "tests/security/test_open_redirects.py", "tests/load/test_quota.py")
+
+
+def synth_scope(path: str) -> bool:
+    """Whether the test module at `path` (relative to the repository) runs on the one synthesizing worker."""
+    return path.startswith("tests/stacks/") or path in SYNTH_MODULES_ELSEWHERE
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist (`make unit` runs `-n logical --dist loadgroup`), the tests that synthesize the app in process
-    stay on one worker: each worker would otherwise synthesize every configuration again (jsii, seconds each).
-    They are `tests/stacks/` and any module using its `synth` (cached per process)."""
-    for item in items:
-        module = getattr(item, "module", None)
-        uses_synth = module is not None and any(getattr(value, "__module__", None) == SYNTH_MODULE for value in vars(module).values())
-        if item.path.is_relative_to(SYNTH_TIER) or uses_synth:
-            item.add_marker(pytest.mark.xdist_group("synth"))
+    """The synthesizing tests first, then the long modules, then the rest in their order (a stable sort of whole modules)."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return 0 if synth_scope(path) else 1 if path in LONG_MODULES else 2
+
+    items.sort(key=rank)
+
+
+class SynthOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]  # xdist's schedulers are untyped
+    """`make unit` runs `-n logical --dist loadgroup`. The tests that synthesize the app in process (`tests/stacks/`
+    and the modules using its `synth`, cached per process) go to one worker: every worker would otherwise synthesize
+    every configuration again (jsii, seconds each) and run the static-analysis scan again (30 s). Every other test
+    is a unit of its own, as with `--dist load`.
+
+    Why not xdist's own `xdist_group` marks: pytest-xdist 3.8 groups by appending `@group` to `item._nodeid`, which
+    pytest 9 no longer reads (node ids live in `item._id`), so the marks group nothing."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "synth" if synth_scope(nodeid.split("::", 1)[0]) else nodeid
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own scheduler for --dist loadgroup
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    return SynthOnOneWorker(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 @pytest.fixture(scope="module")

@@ -117,3 +117,16 @@ def test_tests_mirror_the_services() -> None:
     readme = (ROOT / "tests" / "README.md").read_text()
     unnamed = sorted(tier for tier in tiers if f"`tests/{tier}/`" not in readme)
     assert not unnamed, f"tests/README.md does not describe: {unnamed}"
+
+
+def test_every_module_using_the_in_process_synth_runs_on_the_synthesizing_worker() -> None:
+    """`tests/conftest.py` groups by path (the xdist controller sees node ids only): its list must name every test
+    module outside `tests/stacks/` that imports from `tests.stacks.conftest`, and only those."""
+    from tests.conftest import SYNTH_MODULE, SYNTH_MODULES_ELSEWHERE
+
+    def imports_synth(path: Path) -> bool:
+        tree = ast.parse(path.read_text())
+        return any(isinstance(node, ast.ImportFrom) and node.module == SYNTH_MODULE for node in ast.walk(tree))
+
+    modules = (p for p in (ROOT / "tests").rglob("test_*.py") if not p.is_relative_to(ROOT / "tests" / "stacks"))
+    assert sorted(p.relative_to(ROOT).as_posix() for p in modules if imports_synth(p)) == sorted(SYNTH_MODULES_ELSEWHERE)
