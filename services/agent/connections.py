@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import JSONResponse, Response
 
+from services.agent.assets import page
 from services.agent.loop import IDENTITY_BUSY, start_url
 from services.agent.revocation import Revocation, revocation_offered, revoke
 from services.agent.runtime import AgentRuntime, Runtime
@@ -51,10 +52,8 @@ router = APIRouter()
 
 
 @router.get(CONNECTIONS_PATH, include_in_schema=False)
-async def page() -> FileResponse:
-    from services.agent.routes import STATIC_DIR  # noqa: PLC0415 - one static directory, defined with the chat page
-
-    return FileResponse(STATIC_DIR / "connections.html", media_type="text/html", headers={"cache-control": "no-store"})
+async def connections_page() -> Response:
+    return page("connections.html", headers=_NO_STORE)
 
 
 @router.get("/api/connections")

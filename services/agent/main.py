@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
+from services.agent.assets import static_file
 from services.agent.connections import router as connections_router
 from services.agent.errors import add_error_handlers
-from services.agent.routes import STATIC_DIR, router
+from services.agent.routes import router
 from services.agent.runtime import Runtime, close_http
 from services.agent.settings import AgentSettings
 from services.common.health import router as health_router
@@ -54,7 +54,7 @@ def create_app(
     app.add_middleware(CorrelationIdMiddleware)  # outermost: every line of the request carries its id
     add_error_handlers(app)
     app.include_router(health_router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_route("/static/{name}", static_file, methods=["GET", "HEAD"], include_in_schema=False)
     app.include_router(router)
     app.include_router(connections_router)
     app.state.runtime = get_runtime

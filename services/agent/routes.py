@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import anyio
 from fastapi import APIRouter, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
+from services.agent.assets import page
 from services.agent.chat_request import read_chat_request
 from services.agent.loop import ChatContext, run_turn, with_heartbeat
 from services.agent.runtime import AgentRuntime, Runtime
@@ -22,15 +22,14 @@ from services.common.flow import FlowError, FlowToken, read_flow_token
 from services.common.identity import CurrentUser
 from services.common.logs import hashed
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 _log = logging.getLogger("agent")
 
 router = APIRouter()
 
 
 @router.get("/", include_in_schema=False)
-async def index() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+async def index() -> Response:
+    return page("index.html")
 
 
 @router.get("/api/session")
@@ -55,7 +54,7 @@ async def sign_out(request: Request, rt: AgentRuntime, identity: CurrentUser) ->
 @router.get(SIGNED_OUT_PATH, include_in_schema=False)
 async def signed_out() -> Response:
     """Where the sign-in provider's logout returns the browser; needs no session (its listener rule signs nobody in)."""
-    response = FileResponse(STATIC_DIR / "signed-out.html", media_type="text/html", headers={"cache-control": "no-store"})
+    response = page("signed-out.html", headers={"cache-control": "no-store"})
     expire_alb_session(response)  # again: a browser that came here some other way is signed out too
     return response
 

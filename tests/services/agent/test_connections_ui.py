@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from playwright.sync_api import Browser, Page, expect
 
 from services.agent.main import CONTENT_SECURITY_POLICY
-from services.agent.routes import STATIC_DIR
+from services.agent.assets import STATIC_DIR
 from services.common.middleware import SecurityHeadersMiddleware
 from tests.support.browsing import WAIT_MS, LiveServer, PageWatch
 
