@@ -1,9 +1,25 @@
 """End-to-end fixtures: the whole local stack (`local/demo/stack.py`, what `make demo` runs) and
 headless Chromium driving it as people do.
 
-Every test gets a fresh stack on free loopback ports (about 1.5 s to start), so one test's consent
-cannot satisfy another's prompt, and the emulator's vault and call counts start empty. Screenshots
-go to tests/e2e/artifacts/<test name>/.
+What is shared: a stack takes about 2 s (2.4 s of CPU) to start, so each pytest process (each xdist worker)
+starts one stack of the default configuration when a test first asks for `stack` or `site`, lends it to every
+later test that asks, one test at a time, and stops it at the end of the session. How tests stay apart: by
+people instead of by stack.
+
+* the stack knows a pool of accounts (`tests/support/people.py`), and `site.alice` and `site.bob` are accounts
+  no earlier test used: another test's consent, the provider's memory of an Allow, the agent's token cache,
+  connected accounts, notes and vault grants all belong to other people;
+* `site.completions()`, `site.calls(op)`, `site.token_requests()` and `site.log_lines(service)` see only what
+  happened since the test's `site` was made, and `site.vault()` only the entries added or changed since then
+  (so `site.vault() == {}` still means nothing was stored for anyone during the test);
+* what a test changes in the emulator (its clock, the session lifetime, faults, quotas, IAM) is put back after it;
+* a stack that a test leaves with a service exited or not answering its health probe, or that a failed test
+  used, is stopped, and the next test gets a fresh one; so does a test that finds the pool used up.
+
+A test that needs another configuration starts a stack of its own (`echo_off_stack`, `test_least_privilege.py`
+overrides `stack`) with the demo's accounts, which are then fresh: `site.alice` is ALICE there. With
+`DOCS_IMAGES=1` every test gets a stack of its own too, so the README's pictures show alice@example.org, as
+`make demo` does. Screenshots go to tests/e2e/artifacts/<test name>/.
 
 The browser reaches four origins, all on 127.0.0.1: the local ALB (the agent), the sign-in issuer,
 the notes API's authorization server and AgentCore's callback (the emulator). Requests elsewhere
@@ -14,37 +30,168 @@ console. When a test fails, every person's page is photographed as it was.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
+import urllib.error
+import urllib.request
+import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from local.demo.stack import DemoStack
+from local.demo.stack import SERVICE_APPS, DemoStack
 from local.idp import CONSENT_TITLE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, DemoUser
 from tests.support.browsing import PageWatch
+from tests.support.people import ROLES, People, pool
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"  # written only with DOCS_IMAGES=1
 SESSION_TTL_S = 600
+PEOPLE_PER_ROLE = 32  # more Alices (and Bobs) than tests share a stack in one process: a pool lasts the session
+HEALTH_TIMEOUT_S = 5.0
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[DemoStack]:
+# ---------------------------------------------------------------------- the stack, shared
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember whether the test itself failed, so the `site` fixture can photograph every page
+    and the `stack` fixture can replace a shared stack the test may have left in a state of its own."""
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+def require_oidc_provider() -> None:
     if not OIDC_PROVIDER_DIR.is_dir():
         message = "node_modules/oidc-provider is missing (make install runs npm ci)"
         if os.environ.get("REQUIRE_CHROMIUM") or os.environ.get("REQUIRE_NODE_IDP"):
             pytest.fail(message)
         pytest.skip(message)
-    demo = DemoStack.on_free_ports(log_dir=tmp_path / "logs", session_ttl_s=SESSION_TTL_S)
+
+
+_PEOPLE: weakref.WeakKeyDictionary[DemoStack, People] = weakref.WeakKeyDictionary()
+
+
+def people_of(stack: DemoStack) -> People:
+    """The accounts of `stack` that no test has taken yet (kept as long as the stack is)."""
+    if stack not in _PEOPLE:
+        _PEOPLE[stack] = People(stack.users)
+    return _PEOPLE[stack]
+
+
+def health_problem(stack: DemoStack) -> str | None:
+    """Why `stack` cannot serve another test (a process ended, a server does not answer), or None."""
+    if exited := stack.exited():
+        return "exited: " + ", ".join(exited)
+    if not stack.dynamodb.running:
+        return "the local DynamoDB is not running"
+    probes = (
+        stack.public_url + "/health",  # the local ALB, and the agent behind it
+        *(stack.service_url(name) + "/health" for name in SERVICE_APPS),
+        stack.sign_in_issuer + "/.well-known/openid-configuration",
+        stack.consent_issuer + "/.well-known/openid-configuration",
+        stack.emulator.base_url + "/ping",
+    )
+    for url in probes:
+        try:
+            with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:  # noqa: S310 - loopback
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError as exc:
+            return f"{url}: {exc}"
+        if status != 200:
+            return f"{url} answered {status}"
+    return None
+
+
+class SharedStack:
+    """This process's stack of the default configuration, with a pool of accounts: started when a test first
+    needs it, and replaced when it cannot serve the next test (unhealthy, or every Alice or Bob taken)."""
+
+    def __init__(self, log_root: Path) -> None:
+        self.log_root = log_root
+        self.current: DemoStack | None = None
+        self.started = 0
+        self._first_account = 1  # accounts are numbered on across stacks: a name is never seen twice in a process
+
+    def get(self) -> DemoStack:
+        if self.current is not None and (min(people_of(self.current).left(r) for r in ROLES) == 0 or health_problem(self.current)):
+            self.discard()
+        if self.current is None:
+            users = pool(self._first_account, PEOPLE_PER_ROLE)
+            self._first_account += PEOPLE_PER_ROLE
+            self.started += 1
+            log_dir = self.log_root / f"stack-{self.started}"
+            self.current = DemoStack.on_free_ports(log_dir=log_dir, session_ttl_s=SESSION_TTL_S, users=users)
+        return self.current
+
+    def discard(self) -> None:
+        stack, self.current = self.current, None
+        if stack is not None:
+            stack.stop()
+
+
+@contextlib.contextmanager
+def emulator_restored(stack: DemoStack) -> Iterator[None]:
+    """What a test changes in the emulator (its clock, the session lifetime, faults, quotas, IAM) is put back after it."""
+    emulator, service = stack.emulator, stack.emulator.service
+    offset, ttl, slow, principals = service.offset_s, service.settings.session_ttl_s, emulator.slow_s, emulator.principals
     try:
-        yield demo
+        yield
     finally:
-        demo.stop()
+        service.advance_clock(offset - service.offset_s)
+        service.settings.session_ttl_s = ttl
+        emulator.slow_s = slow
+        emulator.faults.clear()  # the shared stack starts with no faults and no quotas
+        emulator.quotas.clear()
+        emulator.check_iam(principals)
+
+
+@pytest.fixture(scope="session")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
+    shared = SharedStack(tmp_path_factory.mktemp("shared-stack"))
+    try:
+        yield shared
+    finally:
+        shared.discard()
+
+
+@pytest.fixture
+def stack(shared_stack: SharedStack, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DemoStack]:
+    """The default configuration: this process's shared stack, put back as it was after the test, and replaced
+    if the test failed or left it unhealthy. With DOCS_IMAGES=1, a stack of the test's own with the demo's accounts."""
+    require_oidc_provider()
+    if os.environ.get("DOCS_IMAGES") == "1":
+        demo = DemoStack.on_free_ports(log_dir=tmp_path / "logs", session_ttl_s=SESSION_TTL_S)
+        try:
+            yield demo
+        finally:
+            demo.stop()
+        return
+    demo = shared_stack.get()
+    try:
+        with emulator_restored(demo):
+            yield demo
+    finally:
+        # A failed test may leave requests in flight that the next test's counts would see.
+        if request.node.stash.get(FAILED, False) or health_problem(demo):
+            shared_stack.discard()
+
+
+# ---------------------------------------------------------------------- people and the site
 
 
 @dataclass
@@ -67,16 +214,59 @@ class Person:
             self.page.screenshot(path=str(DOCS_IMAGES / f"{docs}.png"))
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What the stack had seen when a test's site was made: the site's views count from here."""
+
+    calls: dict[str, int]
+    vault: dict[str, str]
+    token_requests: dict[tuple[str, str], int]
+    log_sizes: dict[str, int]
+
+    @classmethod
+    def of(cls, stack: DemoStack) -> Baseline:
+        sizes = {name: service.log.stat().st_size if service.log.exists() else 0 for name, service in stack.services.items()}
+        return cls(stack.emulator.stats(), stack.emulator.vault_snapshot(), _token_requests(stack), sizes)
+
+
+def _token_requests(stack: DemoStack) -> dict[tuple[str, str], int]:
+    service = stack.emulator.service
+    with service.lock:
+        return dict(service.token_requests)
+
+
 @dataclass
 class Site:
+    """One test's view of a stack: its people, and what happened since it began."""
+
     stack: DemoStack
     browser: Browser
     shots: Path
     people: list[Person] = field(default_factory=list)
+    users: dict[str, DemoUser] = field(default_factory=dict)  # by role, once taken
+    before: Baseline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.before = Baseline.of(self.stack)
 
     @property
     def url(self) -> str:
         return self.stack.public_url
+
+    @property
+    def alice(self) -> DemoUser:
+        """This test's Alice: an account no other test used; the same one all through this test."""
+        return self.user("alice")
+
+    @property
+    def bob(self) -> DemoUser:
+        """This test's Bob, like `alice`."""
+        return self.user("bob")
+
+    def user(self, role: str) -> DemoUser:
+        if role not in self.users:
+            self.users[role] = people_of(self.stack).take(role)
+        return self.users[role]
 
     def origins(self) -> tuple[str, ...]:
         return (self.stack.public_url, self.stack.sign_in_issuer, self.stack.consent_issuer, self.stack.emulator.base_url)
@@ -88,27 +278,37 @@ class Site:
         self.people.append(person)
         return person
 
+    def calls(self, operation: str) -> int:
+        """The emulator's calls of `operation` (an AWS operation name) since the test began."""
+        return self.stack.emulator.count(operation) - self.before.calls.get(operation, 0)
+
     def completions(self) -> int:
-        return self.stack.emulator.count("CompleteResourceTokenAuth")
+        return self.calls("CompleteResourceTokenAuth")
 
     def vault(self) -> dict[str, str]:
-        return self.stack.emulator.vault_snapshot()
+        """The vault's entries added or changed since the test began: `workload|user|provider|scopes` -> token digest."""
+        return {key: digest for key, digest in self.stack.emulator.vault_snapshot().items() if self.before.vault.get(key) != digest}
+
+    def token_requests(self) -> dict[tuple[str, str], int]:
+        """Requests the emulator sent to token endpoints since the test began, by (provider, client authentication)."""
+        before = self.before.token_requests
+        return {key: count - before.get(key, 0) for key, count in _token_requests(self.stack).items() if count != before.get(key, 0)}
+
+    def log_lines(self, name: str) -> Iterator[dict[str, Any]]:
+        """The JSON records the `name` service logged since the test began (`DemoStack.log_lines`, test-scoped)."""
+        with self.stack.services[name].log.open("rb") as log:
+            log.seek(self.before.log_sizes.get(name, 0))
+            text = log.read().decode(errors="replace")
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    yield record
 
 
-FAILED = pytest.StashKey[bool]()
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Remember whether the test itself failed, so the `site` fixture can photograph every page."""
-    report = yield
-    if report.when == "call":
-        item.stash[FAILED] = report.failed
-    return report
-
-
-@pytest.fixture
-def site(stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Site]:
+@contextlib.contextmanager
+def open_site(stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """The test's site on `stack`; afterwards every browser is closed (and, if the test failed, photographed first)."""
     shots = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
@@ -122,6 +322,12 @@ def site(stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> 
                 with contextlib.suppress(Exception):  # a page that cannot be photographed must not hide the failure
                     person.shot("at-failure")
             person.context.close()
+
+
+@pytest.fixture
+def site(stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Site]:
+    with open_site(stack, browser, request) as opened:
+        yield opened
 
 
 # ---------------------------------------------------------------------- what people do

@@ -18,7 +18,6 @@ from playwright.sync_api import expect
 
 from local.alb.keys import AlbSigningKey
 from local.demo.stack import ALB_ARN, ALB_CLIENT_ID
-from local.idp import ALICE, BOB
 from services.session_binding import pages
 from tests.e2e.conftest import SESSION_TTL_S, Person, Site, ask, authorize_button, consent, sign_in
 from tests.support.person import ScriptedPerson, event
@@ -55,7 +54,7 @@ def authorization_url(site: Site, person: Person) -> str:
 
 
 def test_bob_opening_alices_start_link_is_refused(site: Site) -> None:
-    alice, bob = site.person(ALICE), site.person(BOB)
+    alice, bob = site.person(site.alice), site.person(site.bob)
     link = start_link(site, alice)
     sign_in(site, bob)
     response = bob.page.goto(link)
@@ -75,7 +74,7 @@ def test_bob_opening_alices_start_link_is_refused(site: Site) -> None:
 def test_consent_url_forwarded_to_bob_lands_in_bobs_browser_and_is_refused(site: Site) -> None:
     """Login CSRF: Alice's authorization URL, consented to by Bob with his provider account. AgentCore
     sends Bob's browser back to the binding service, which refuses: Bob did not start this flow."""
-    alice, bob = site.person(ALICE), site.person(BOB)
+    alice, bob = site.person(site.alice), site.person(site.bob)
     url = authorization_url(site, alice)
     sign_in(site, bob)
     bob.page.goto(url)
@@ -90,7 +89,7 @@ def test_consent_url_forwarded_to_bob_lands_in_bobs_browser_and_is_refused(site:
 
 def test_alice_finishing_in_a_second_browser_is_refused(site: Site) -> None:
     """same-browser mode: the person who started, signed in as herself, but in a browser without the binding cookie."""
-    first, second = site.person(ALICE), site.person(ALICE)
+    first, second = site.person(site.alice), site.person(site.alice)
     url = authorization_url(site, first)
     sign_in(site, second)
     second.page.goto(url)
@@ -101,7 +100,7 @@ def test_alice_finishing_in_a_second_browser_is_refused(site: Site) -> None:
 
 
 def test_a_replayed_session_id_completes_nothing_more(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     authorize_button(alice).click()
@@ -115,7 +114,7 @@ def test_a_replayed_session_id_completes_nothing_more(site: Site) -> None:
     alice.page.reload()
     expect(alice.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
     # Bob replays the landing URL in his browser; Alice replays it in another browser of hers.
-    bob, elsewhere = site.person(BOB), site.person(ALICE)
+    bob, elsewhere = site.person(site.bob), site.person(site.alice)
     for person, heading, status in ((bob, pages.OTHER_USER.title, 403), (elsewhere, pages.ALREADY_COMPLETE.title, 410)):
         sign_in(site, person)
         response = person.page.goto(landing)
@@ -132,14 +131,14 @@ def _forged_tokens(site: Site) -> dict[str, str]:
     alb = site.stack.alb_key
     attacker = AlbSigningKey()
     other_alb = ALB_ARN.replace("local-demo", "someone-else")
-    common: dict[str, Any] = {"sub": ALICE.sign_in_sub, "issuer": site.stack.sign_in_issuer, "client_id": ALB_CLIENT_ID}
+    common: dict[str, Any] = {"sub": site.alice.sign_in_sub, "issuer": site.stack.sign_in_issuer, "client_id": ALB_CLIENT_ID}
     padded = alb.mint(signer=ALB_ARN, **common)
     return {
         "own key, unknown kid": attacker.mint(signer=ALB_ARN, **common),
         "own key, the ALB's kid": attacker.mint(signer=ALB_ARN, header={"kid": alb.kid}, **common),
         "another load balancer": alb.mint(signer=other_alb, **common),
         "alg none": padded.rsplit(".", 1)[0].replace(padded.split(".")[0], _none_header(alb.kid)) + ".",
-        "another client": alb.mint(signer=ALB_ARN, sub=ALICE.sign_in_sub, issuer=site.stack.sign_in_issuer, client_id="other"),
+        "another client": alb.mint(signer=ALB_ARN, sub=site.alice.sign_in_sub, issuer=site.stack.sign_in_issuer, client_id="other"),
         "expired": alb.mint(signer=ALB_ARN, lifetime_s=-60, **common),
     }
 
@@ -161,7 +160,7 @@ def test_forged_alb_headers_sent_straight_to_a_service_port_are_refused(site: Si
     )
     for name, token in _forged_tokens(site).items():
         for path in paths:
-            headers = {"x-amzn-oidc-data": token, "x-amzn-oidc-identity": ALICE.sign_in_sub, "x-amzn-oidc-accesstoken": "forged"}
+            headers = {"x-amzn-oidc-data": token, "x-amzn-oidc-identity": site.alice.sign_in_sub, "x-amzn-oidc-accesstoken": "forged"}
             if path == "/api/chat":
                 response = httpx.post(base + path, headers=headers, json={"message": "show my notes"})
             else:
@@ -173,12 +172,12 @@ def test_forged_alb_headers_sent_straight_to_a_service_port_are_refused(site: Si
 
 def test_the_local_alb_strips_identity_headers_a_client_sends(site: Site) -> None:
     token = next(iter(_forged_tokens(site).values()))
-    forged = {"x-amzn-oidc-data": token, "x-amzn-oidc-identity": BOB.sign_in_sub}
+    forged = {"x-amzn-oidc-data": token, "x-amzn-oidc-identity": site.bob.sign_in_sub}
     # Not signed in: the forged header does not sign anyone in.
     assert httpx.get(site.url + "/api/session", headers=forged).status_code == 401
     assert httpx.get(site.url + "/oauth2/start?flow=x", headers=forged).status_code == 302
     # Signed in as Alice: the services see Alice, whatever the client claims.
-    alice, bob = ScriptedPerson(ALICE.username, ALICE.password), ScriptedPerson(BOB.username, BOB.password)
+    alice, bob = ScriptedPerson(site.alice.username, site.alice.password), ScriptedPerson(site.bob.username, site.bob.password)
     try:
         for person in (alice, bob):
             person.open_agent(site.url)
@@ -193,7 +192,7 @@ def test_the_local_alb_strips_identity_headers_a_client_sends(site: Site) -> Non
 
 def test_an_expired_authorization_session_stores_nothing(site: Site) -> None:
     """The emulator's clock passes the 10-minute session before Alice consents: AgentCore's callback refuses."""
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     button = authorize_button(alice)
@@ -219,7 +218,7 @@ def test_an_expired_authorization_session_stores_nothing(site: Site) -> None:
 def test_a_session_that_expires_between_callback_and_binding_is_refused_as_expired(site: Site) -> None:
     """Held at the last redirect (a scripted browser can pause where a real one cannot), the session
     passes its 10 minutes; the binding service's completion is refused and says so."""
-    alice = ScriptedPerson(ALICE.username, ALICE.password)
+    alice = ScriptedPerson(site.alice.username, site.alice.password)
     try:
         alice.open_agent(site.url)
         start = event(alice.chat(site.url, "show my notes"), "authorization_required")["start_url"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from local.demo.stack import PROVIDERS, WORKLOAD_NAME
-from local.idp import ALICE, BOB
 from tests.e2e.conftest import Person, Site, allow, ask, assistant_says, authorize, sign_in
 
 NOTES, TASKS = PROVIDERS
@@ -23,7 +22,7 @@ def _vault_providers(site: Site, user_sub: str) -> list[str]:
 
 
 def test_alice_connects_two_accounts_disconnects_one_and_the_agent_asks_again(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     page = alice.page
     sign_in(site, alice)
 
@@ -35,7 +34,7 @@ def test_alice_connects_two_accounts_disconnects_one_and_the_agent_asks_again(si
     authorize(alice, "Demo Tasks")
     allow(alice)
     assistant_says(alice, "Added to your task list: call the bank")
-    assert _vault_providers(site, ALICE.sign_in_sub) == sorted([NOTES.credential_provider, TASKS.credential_provider])
+    assert _vault_providers(site, site.alice.sign_in_sub) == sorted([NOTES.credential_provider, TASKS.credential_provider])
 
     _open_connections(site, alice)
     for name in ("Demo Notes", "Demo Tasks"):
@@ -51,7 +50,7 @@ def test_alice_connects_two_accounts_disconnects_one_and_the_agent_asks_again(si
     expect(notes).to_contain_text("Status: Disconnected")
     expect(page.get_by_role("region", name="Demo Tasks")).to_contain_text("Status: Connected")
     # The vault keeps the grant (the demo server offers no token-only revocation): the registry is what stops its use.
-    assert NOTES.credential_provider in _vault_providers(site, ALICE.sign_in_sub)
+    assert NOTES.credential_provider in _vault_providers(site, site.alice.sign_in_sub)
 
     page.get_by_role("link", name="Chat").click()
     ask(alice, "show my tasks")
@@ -69,7 +68,7 @@ def test_alice_connects_two_accounts_disconnects_one_and_the_agent_asks_again(si
 
 
 def test_bob_sees_none_of_alices_connected_accounts(site: Site) -> None:
-    alice, bob = site.person(ALICE), site.person(BOB)
+    alice, bob = site.person(site.alice), site.person(site.bob)
     sign_in(site, alice)
     ask(alice, "show my notes")
     authorize(alice, "Demo Notes")
@@ -80,5 +79,5 @@ def test_bob_sees_none_of_alices_connected_accounts(site: Site) -> None:
     _open_connections(site, bob)
     for name in ("Demo Notes", "Demo Tasks"):
         expect(bob.page.get_by_role("region", name=name)).to_contain_text("Status: Not connected")
-    assert _vault_providers(site, BOB.sign_in_sub) == []
+    assert _vault_providers(site, site.bob.sign_in_sub) == []
     bob.watch.assert_clean()

@@ -9,14 +9,13 @@ from playwright.sync_api import expect
 
 from local.demo.providers import CLIENT_SECRET_JSON_KEY
 from local.demo.stack import PROVIDER_NAME, SCOPES, WORKLOAD_NAME
-from local.idp import ALICE, BOB
 from tests.e2e.conftest import Site, ask, assistant_says, authorize_button, consent, sign_in
 
 VAULT_KEY = f"{WORKLOAD_NAME}|{{sub}}|{PROVIDER_NAME}|{' '.join(sorted(SCOPES.split()))}"
 
 
 def test_alice_signs_in_consents_and_sees_her_notes(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     page = alice.page
     sign_in(site, alice, shot=True)
     alice.shot("agent")
@@ -37,7 +36,7 @@ def test_alice_signs_in_consents_and_sees_her_notes(site: Site) -> None:
     assert urlsplit(page.url).path == "/oauth2/session-binding"
     alice.shot("binding-success", docs="authorization-complete")
     assert site.completions() == 1
-    assert list(site.vault()) == [VAULT_KEY.format(sub=ALICE.sign_in_sub)], "one grant, for Alice (her sign-in sub)"
+    assert list(site.vault()) == [VAULT_KEY.format(sub=site.alice.sign_in_sub)], "one grant, for Alice (her sign-in sub)"
 
     # Back at the agent, the waiting request runs on its own: the vault now has her token.
     page.get_by_role("link", name="Return to the agent").click()
@@ -54,7 +53,7 @@ def test_alice_signs_in_consents_and_sees_her_notes(site: Site) -> None:
 
 
 def test_each_person_consents_for_themselves_and_sees_only_their_notes(site: Site) -> None:
-    alice, bob = site.person(ALICE), site.person(BOB)
+    alice, bob = site.person(site.alice), site.person(site.bob)
     for person, note in ((alice, "alice's secret plan"), (bob, "bob's shopping list")):
         sign_in(site, person)
         ask(person, f"add a note: {note}")
@@ -68,14 +67,14 @@ def test_each_person_consents_for_themselves_and_sees_only_their_notes(site: Sit
     assistant_says(bob, "- bob's shopping list")
     expect(bob.page.locator("#messages")).not_to_contain_text("alice's secret plan")
     bob.shot("own-notes-only")
-    assert sorted(site.vault()) == sorted(VAULT_KEY.format(sub=p.sign_in_sub) for p in (ALICE, BOB))
+    assert sorted(site.vault()) == sorted(VAULT_KEY.format(sub=p.sign_in_sub) for p in (site.alice, site.bob))
     assert site.completions() == 2
     for person in (alice, bob):
         person.watch.assert_clean()
 
 
 def test_deny_at_the_provider_stores_nothing_and_the_chat_says_so_with_try_again(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     page = alice.page
     sign_in(site, alice)
     ask(alice, "who am I")
@@ -105,12 +104,12 @@ def test_deny_at_the_provider_stores_nothing_and_the_chat_says_so_with_try_again
     page.get_by_role("button", name="Allow").click()
     expect(page.get_by_role("heading", name="Authorization complete")).to_be_visible()
     page.get_by_role("link", name="Return to the agent").click()
-    assistant_says(alice, "You are alice")
+    assistant_says(alice, f"You are {site.alice.username} at the demo API")
     assert site.completions() == 1
 
 
 def test_cancel_after_a_declined_consent_asks_nothing_more(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     page = alice.page
     sign_in(site, alice)
     ask(alice, "show my notes")
@@ -141,11 +140,11 @@ def test_the_provider_is_deployed_the_stacks_way_external_secret_and_basic_auth(
     stored = stack.secrets_manager.client().get_secret_value(SecretId=stack.client_secret_arn)
     assert stored["ARN"] == stack.client_secret_arn and set(json.loads(stored["SecretString"])) == {CLIENT_SECRET_JSON_KEY}
 
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     authorize_button(alice).click()
     consent(alice)  # the consent issuer accepts only client_secret_basic: a secret in the form would fail here
     expect(alice.page.get_by_role("heading", name="Authorization complete")).to_be_visible()
     assert site.completions() == 1
-    assert stack.emulator.service.token_requests == {(PROVIDER_NAME, "client_secret_basic"): 1}, "one code exchange, with Basic"
+    assert site.token_requests() == {(PROVIDER_NAME, "client_secret_basic"): 1}, "one code exchange, with Basic"

@@ -27,12 +27,12 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from local.demo.stack import DemoStack
-from local.idp import ALICE, BOB, OIDC_PROVIDER_DIR
+from local.idp import OIDC_PROVIDER_DIR
 from services.session_binding import pages
-from tests.e2e.conftest import SESSION_TTL_S, Person, Site, ask, authorize_button, consent, sign_in
+from tests.e2e.conftest import SESSION_TTL_S, Person, Site, ask, authorize_button, consent, open_site, sign_in
 
 LANDING = re.compile(r".*/oauth2/session-binding\?.*")
 HOLD_START = re.compile(r".*/oauth2/start\?.*")
@@ -53,9 +53,10 @@ def echo_off_stack(tmp_path: Path) -> Iterator[DemoStack]:
 
 
 @pytest.fixture
-def echo_off(echo_off_stack: DemoStack, site: Site) -> Site:
-    site.stack = echo_off_stack
-    return site
+def echo_off(echo_off_stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """The site on that stack, whose Alice and Bob are the demo's own (fresh there)."""
+    with open_site(echo_off_stack, browser, request) as site:
+        yield site
 
 
 # ---------------------------------------------------------------------- the attack's steps
@@ -63,7 +64,7 @@ def echo_off(echo_off_stack: DemoStack, site: Site) -> Site:
 
 def alice_connects_once(site: Site) -> Person:
     """Step 1: Alice consents for herself; her browser keeps its session at the notes issuer."""
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     authorize_button(alice).click()
@@ -75,7 +76,7 @@ def alice_connects_once(site: Site) -> Person:
 def bobs_provider_url(site: Site) -> tuple[Person, str, str]:
     """Step 2: Bob starts his own flow; his browser is held at the provider URL (binding cookie set).
     Returns Bob, the provider URL and his sessionUri, read from his own flow token."""
-    bob = site.person(BOB)
+    bob = site.person(site.bob)
     sign_in(site, bob)
     ask(bob, "show my notes")
     button = authorize_button(bob)
@@ -149,7 +150,7 @@ def test_the_attack_fails_and_alice_is_told_the_truth(site: Site) -> None:
     heading(bob_completes_by_hand(site, bob, session), pages.CANCELLED_ELSEWHERE.title)
     bob.shot("cancelled")
     assert site.vault() == vault, "nothing stored for Bob"
-    assert vault_for(site, BOB.sign_in_sub) == []
+    assert vault_for(site, site.bob.sign_in_sub) == []
     assert site.completions() == 1  # Alice's own, from step 1
 
     # And Bob's agent still knows nothing of Alice.
@@ -232,7 +233,7 @@ def test_echo_off_the_remaining_race_and_what_alice_sees(echo_off: Site) -> None
     bob, url, session = bobs_provider_url(site)
     landing = alice_opens(alice, url, hold_landing=True)
     heading(bob_completes_by_hand(site, bob, session), pages.SUCCESS.title)
-    assert len(vault_for(site, BOB.sign_in_sub)) == 1, "the race, won: the reason the echo is on by default"
+    assert len(vault_for(site, site.bob.sign_in_sub)) == 1, "the race, won: the reason the echo is on by default"
     alice.page.goto(landing)
     heading(alice.page, pages.POSSIBLY_SHARED.title)
     expect(alice.page.get_by_text("Reference:")).to_be_visible()

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from local.idp import ALICE, BOB, SIGN_IN_TITLE
+from local.idp import SIGN_IN_TITLE
 from tests.e2e.conftest import Site, ask, fill_login, sign_in
 
 
 def test_alice_signs_out_and_bob_signs_in_in_the_same_browser(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     page = alice.page
     sign_in(site, alice)
-    expect(page.get_by_text(f"Signed in as {ALICE.email}")).to_be_visible()
+    expect(page.get_by_text(f"Signed in as {site.alice.email}")).to_be_visible()
     ask(alice, "who am I")
     expect(page.get_by_role("button", name="Authorize Demo Notes")).to_be_visible()
     alice.shot("signed-in")
@@ -27,9 +27,9 @@ def test_alice_signs_out_and_bob_signs_in_in_the_same_browser(site: Site) -> Non
 
     # The sign-in provider's session ended too: it asks for a password again, and bob can give his.
     page.get_by_role("link", name="Sign in again").click()
-    fill_login(page, BOB, SIGN_IN_TITLE)
+    fill_login(page, site.bob, SIGN_IN_TITLE)
     page.wait_for_url(site.url + "/")
-    expect(page.get_by_text(f"Signed in as {BOB.email}")).to_be_visible()
+    expect(page.get_by_text(f"Signed in as {site.bob.email}")).to_be_visible()
     expect(page.locator("#messages")).not_to_contain_text("who am I")  # alice's conversation is gone from the tab
     ask(alice, "who am I")
     expect(page.get_by_role("button", name="Authorize Demo Notes")).to_be_visible()

@@ -1,5 +1,5 @@
 """Load: LOAD_USERS people (200) complete a consent each through the local stack while LOAD_ATTACKERS
-(50) replay and swap their links. Part of `make test` (about 20 s); `make load` runs it alone.
+(50) replay and swap their links. Part of `make test` (about 55 s on 2 cores); `make load` runs it alone.
 
 Pass criteria: no error for any legitimate person (a person whose session an attacker's swap
 cancelled asks again and completes); every legitimate completion recorded exactly once by the emulator (one CompleteResourceTokenAuth per person, one vault entry per person); no
