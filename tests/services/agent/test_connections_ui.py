@@ -23,8 +23,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from playwright.sync_api import Browser, Page, expect
 
-from services.agent.main import CONTENT_SECURITY_POLICY
 from services.agent.assets import STATIC_DIR
+from services.agent.main import CONTENT_SECURITY_POLICY
 from services.common.middleware import SecurityHeadersMiddleware
 from tests.support.browsing import WAIT_MS, LiveServer, PageWatch
 
