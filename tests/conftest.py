@@ -1,9 +1,12 @@
 """Fixtures every tier shares: one local DynamoDB server per session, fresh table names, one Chromium per
-module; and no AWS credentials in any test process."""
+module; no AWS credentials in any test process; and how `make unit` spreads the tests over its xdist workers
+(`SynthOnOneWorker`)."""
 
 import itertools
+import logging
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,10 +26,18 @@ for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_S
 SYNTH_MODULE = "tests.stacks.conftest"
 # Hundreds of apps per process: each new boto3 session reuses the models already parsed (see the module).
 share_loaders()
+# werkzeug (moto's server) gives its logger a handler bound to whatever sys.stderr is when it first logs a request:
+# under pytest, one test's capture, closed after that test; every later request line then writes "--- Logging
+# error ---" into whichever test runs (test_preflight.py checks its stderr is empty). Its request lines say nothing
+# here: warnings and errors only, to the process's own stderr.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+logging.getLogger("werkzeug").addHandler(logging.StreamHandler(sys.__stderr__))
 
 
 # Modules outside tests/stacks/ that use its in-process `synth` (tests/test_layout.py keeps this list true).
 SYNTH_MODULES_ELSEWHERE = ("tests/deploy/test_workflows.py", "tests/local/test_tables.py", "tests/security/test_threat_model_gaps.py")
+# Modules whose last test checks what its earlier tests recorded in the process: their tests stay on one worker, in order.
+IN_ORDER_MODULES = ("tests/security/test_schema_fuzz.py",)
 # Modules that take a minute each: started first, so no worker is left with one of them at the end.
 LONG_MODULES = ("tests/load/test_load.py", "tests/security/test_open_redirects.py", "tests/load/test_quota.py")
 
@@ -49,14 +60,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 class SynthOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]  # xdist's schedulers are untyped
     """`make unit` runs `-n logical --dist loadgroup`. The tests that synthesize the app in process (`tests/stacks/`
     and the modules using its `synth`, cached per process) go to one worker: every worker would otherwise synthesize
-    every configuration again (jsii, seconds each) and run the static-analysis scan again (30 s). Every other test
-    is a unit of its own, as with `--dist load`.
+    every configuration again (jsii, seconds each) and run the static-analysis scan again (30 s). The tests of an
+    IN_ORDER_MODULES module go to one worker too. Every other test is a unit of its own, as with `--dist load`.
 
     Why not xdist's own `xdist_group` marks: pytest-xdist 3.8 groups by appending `@group` to `item._nodeid`, which
     pytest 9 no longer reads (node ids live in `item._id`), so the marks group nothing."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return "synth" if synth_scope(nodeid.split("::", 1)[0]) else nodeid
+        path = nodeid.split("::", 1)[0]
+        return "synth" if synth_scope(path) else path if path in IN_ORDER_MODULES else nodeid
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own scheduler for --dist loadgroup

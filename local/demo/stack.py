@@ -428,9 +428,14 @@ class DemoStack:
         if deployed != ours:
             raise TemplateError(f"the stacks deploy AgentCore names {deployed}; the local stack uses {ours}")
         principals = Principals.for_services(templates, self.local_resources())
-        self.principals = self._adjust_principals(principals) if self._adjust_principals else principals
-        self.emulator.check_iam(self.principals)
-        self.dynamodb.check_iam(self.principals, ACCOUNT)
+        self.use_principals(self._adjust_principals(principals) if self._adjust_principals else principals)
+
+    def use_principals(self, principals: Principals) -> None:
+        """Check every call to the emulator and the local DynamoDB against `principals` from now on (the services
+        keep their keys: `Principals.replaced` keeps them). A test takes a statement away, then puts it back."""
+        self.principals = principals
+        self.emulator.check_iam(principals)
+        self.dynamodb.check_iam(principals, ACCOUNT)
 
     def _store_client_secret(self) -> None:
         for provider in PROVIDERS:

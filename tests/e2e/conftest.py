@@ -46,6 +46,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from local.demo.stack import SERVICE_APPS, DemoStack
+from local.iam.principals import ADMINISTRATOR
 from local.idp import CONSENT_TITLE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, DemoUser
 from tests.support.browsing import PageWatch
 from tests.support.people import ROLES, People, pool
@@ -146,9 +147,13 @@ class SharedStack:
 
 @contextlib.contextmanager
 def emulator_restored(stack: DemoStack) -> Iterator[None]:
-    """What a test changes in the emulator (its clock, the session lifetime, faults, quotas, IAM) is put back after it."""
+    """What a test changes in the emulator (its clock, the session lifetime, faults, quotas) and in IAM is put back
+    after it. IAM: the test gets principals of its own (the same keys, its own record of decisions, which
+    `test_least_privilege.py` reads), and the stack's come back after it."""
     emulator, service = stack.emulator, stack.emulator.service
-    offset, ttl, slow, principals = service.offset_s, service.settings.session_ttl_s, emulator.slow_s, emulator.principals
+    offset, ttl, slow, principals = service.offset_s, service.settings.session_ttl_s, emulator.slow_s, stack.principals
+    if principals is not None:
+        stack.use_principals(principals.replaced(principals[ADMINISTRATOR]))
     try:
         yield
     finally:
@@ -157,7 +162,8 @@ def emulator_restored(stack: DemoStack) -> Iterator[None]:
         emulator.slow_s = slow
         emulator.faults.clear()  # the shared stack starts with no faults and no quotas
         emulator.quotas.clear()
-        emulator.check_iam(principals)
+        if principals is not None:
+            stack.use_principals(principals)
 
 
 @pytest.fixture(scope="session")

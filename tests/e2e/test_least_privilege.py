@@ -8,9 +8,7 @@ AccessDeniedException at the call that needed it.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import expect
@@ -19,8 +17,7 @@ from local.demo.stack import DemoStack
 from local.iam.policy import Decision
 from local.iam.principals import Principal, Principals
 from local.iam.templates import UNRESOLVED
-from local.idp import ALICE, OIDC_PROVIDER_DIR
-from tests.e2e.conftest import SESSION_TTL_S, Site, allow, ask, assistant_says, authorize, authorize_button, consent, sign_in
+from tests.e2e.conftest import Site, allow, ask, assistant_says, authorize, authorize_button, consent, sign_in
 
 # Actions of these services the templates grant and the flow below must use, on every resource the local stack
 # has (not logs, not KMS keys of DynamoDB tables: the local DynamoDB has no encryption or log groups).
@@ -42,17 +39,14 @@ def _without(action: str, service: str) -> Callable[[Principals], Principals]:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DemoStack]:
-    if not OIDC_PROVIDER_DIR.is_dir():
-        if os.environ.get("REQUIRE_NODE_IDP"):
-            pytest.fail("node_modules/oidc-provider is missing (make install runs npm ci)")
-        pytest.skip("node_modules/oidc-provider is missing")
+def stack(stack: DemoStack, request: pytest.FixtureRequest) -> DemoStack:
+    """The shared stack of the default configuration (`tests/e2e/conftest.py`: this test's own principals, put back
+    after it), with one statement taken away where the test says which (`request.param`)."""
     adjust = getattr(request, "param", None)
-    demo = DemoStack.on_free_ports(log_dir=tmp_path / "logs", session_ttl_s=SESSION_TTL_S, adjust_principals=adjust)
-    try:
-        yield demo
-    finally:
-        demo.stop()
+    if adjust is not None:
+        assert stack.principals is not None, "the IAM check is on by default"
+        stack.use_principals(adjust(stack.principals))
+    return stack
 
 
 def _principals(site: Site) -> Principals:
@@ -61,7 +55,7 @@ def _principals(site: Site) -> Principals:
 
 
 def _consent_and_show_notes(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     with alice.page.expect_request(lambda r: "/oauth2/start" in r.url) as start:
@@ -116,7 +110,7 @@ def _denied(site: Site, service: str, action: str) -> str:
 
 @pytest.mark.parametrize("stack", [_without("bedrock-agentcore:GetResourceOauth2Token", "agent")], indirect=True, ids=["agent"])
 def test_without_the_token_read_the_agent_cannot_fetch_a_token(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     expect(alice.page.locator("#messages")).to_contain_text("The agent could not get permission to act for you")
@@ -128,7 +122,7 @@ def test_without_the_token_read_the_agent_cannot_fetch_a_token(site: Site) -> No
     "stack", [_without("bedrock-agentcore:CompleteResourceTokenAuth", "session_binding")], indirect=True, ids=["binding"]
 )
 def test_without_complete_resource_token_auth_no_consent_is_stored(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     authorize_button(alice).click()
@@ -140,7 +134,7 @@ def test_without_complete_resource_token_auth_no_consent_is_stored(site: Site) -
 
 @pytest.mark.parametrize("stack", [_without("dynamodb:PutItem", "session_binding")], indirect=True, ids=["ledger"])
 def test_without_the_ledger_statement_no_authorization_starts(site: Site) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     authorize_button(alice).click()
@@ -159,7 +153,7 @@ def test_without_the_ledger_statement_no_authorization_starts(site: Site) -> Non
     ids=["secret", "key"],
 )
 def test_without_the_client_secret_or_its_key_the_code_exchange_fails(site: Site, action: str) -> None:
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     sign_in(site, alice)
     ask(alice, "show my notes")
     authorize_button(alice).click()
