@@ -121,12 +121,19 @@ def test_tests_mirror_the_services() -> None:
 
 def test_every_module_using_the_in_process_synth_runs_on_the_synthesizing_worker() -> None:
     """`tests/conftest.py` groups by path (the xdist controller sees node ids only): its list must name every test
-    module outside `tests/stacks/` that imports from `tests.stacks.conftest`, and only those."""
-    from tests.conftest import SYNTH_MODULE, SYNTH_MODULES_ELSEWHERE
+    module outside `tests/stacks/` that takes more than constants from `tests.stacks.conftest` (its synth, the
+    fixtures and helpers around it), and only those; the modules it orders or keeps together must exist."""
+    from tests.conftest import IN_ORDER_MODULES, LONG_MODULES, SYNTH_MODULE, SYNTH_MODULES_ELSEWHERE
 
-    def imports_synth(path: Path) -> bool:
-        tree = ast.parse(path.read_text())
-        return any(isinstance(node, ast.ImportFrom) and node.module == SYNTH_MODULE for node in ast.walk(tree))
+    def uses_synth(path: Path) -> bool:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import) and any(alias.name == SYNTH_MODULE for alias in node.names):
+                return True
+            if isinstance(node, ast.ImportFrom) and node.module == SYNTH_MODULE and any(not a.name.isupper() for a in node.names):
+                return True
+        return False
 
     modules = (p for p in (ROOT / "tests").rglob("test_*.py") if not p.is_relative_to(ROOT / "tests" / "stacks"))
-    assert sorted(p.relative_to(ROOT).as_posix() for p in modules if imports_synth(p)) == sorted(SYNTH_MODULES_ELSEWHERE)
+    assert sorted(p.relative_to(ROOT).as_posix() for p in modules if uses_synth(p)) == sorted(SYNTH_MODULES_ELSEWHERE)
+    for listed in (*IN_ORDER_MODULES, *LONG_MODULES):
+        assert (ROOT / listed).is_file(), listed

@@ -155,13 +155,11 @@ class DemoStack:
         service_env: dict[str, dict[str, str]] | None = None,
         users: tuple[DemoUser, ...] = DEMO_USERS,
         iam_check: bool = True,
-        adjust_principals: Callable[[Principals], Principals] | None = None,
     ) -> None:
         """`model_id`: a real Bedrock model (AWS credentials from the environment); None: the stand-in.
         `iam_check`: each service signs with keys of its own and the emulator and the local DynamoDB
         allow only what its role's synthesized statements allow (off with a real model: the services
-        then hold the environment's AWS credentials). `adjust_principals`: change the principals first
-        (tests take a statement away)."""
+        then hold the environment's AWS credentials; a test takes a statement away with `use_principals`)."""
         self.host, self.ports, self.log_dir = host, ports, log_dir
         ports.check_free(host)  # before anything here binds one of them
         self.model_id = model_id
@@ -172,7 +170,6 @@ class DemoStack:
         self.secrets_manager = LocalSecretsManager(self.region)
         self.client_secret_arns: dict[str, str] = {}  # each provider's EXTERNAL secret by provider name, once stored
         self.iam_check = iam_check and model_id is None
-        self._adjust_principals = adjust_principals
         self.principals: Principals | None = None  # once the templates are read
         self._templates: Path | TemplateError | None = None
         self.emulator = Emulator(
@@ -428,7 +425,7 @@ class DemoStack:
         if deployed != ours:
             raise TemplateError(f"the stacks deploy AgentCore names {deployed}; the local stack uses {ours}")
         principals = Principals.for_services(templates, self.local_resources())
-        self.use_principals(self._adjust_principals(principals) if self._adjust_principals else principals)
+        self.use_principals(principals)
 
     def use_principals(self, principals: Principals) -> None:
         """Check every call to the emulator and the local DynamoDB against `principals` from now on (the services

@@ -106,6 +106,10 @@ class Principals:
     def __getitem__(self, name: str) -> Principal:
         return self._by_name[name]
 
+    def fresh(self) -> Principals:
+        """The same principals and keys with an empty record of decisions (a test reads only its own)."""
+        return Principals(self._by_key.values(), secret_keys=self.secret_keys)
+
     def replaced(self, principal: Principal) -> Principals:
         """These principals with one of them replaced (same keys): how a test removes a statement."""
         kept = [p for p in self._by_key.values() if p.name != principal.name]

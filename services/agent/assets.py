@@ -3,12 +3,12 @@
 The files in the image never change while a task runs, so reading them for every request buys nothing:
 Starlette's `FileResponse` and `StaticFiles` stat, open, read and close the file in worker threads, four
 thread hand-offs per page. Only the files found here at start-up are served, by name: there is no
-directory to walk out of. A browser that has a file keeps it until its ETag (a digest of the bytes) changes.
+directory to walk out of. No ETag or Last-Modified: every answer of the service carries `Cache-Control:
+no-store` (services/common/middleware.py), so a browser keeps no copy to revalidate.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,6 @@ MEDIA_TYPES = {
 class Asset:
     body: bytes
     media_type: str
-    etag: str
 
 
 def load_assets(folder: Path = STATIC_DIR) -> dict[str, Asset]:
@@ -41,8 +40,7 @@ def load_assets(folder: Path = STATIC_DIR) -> dict[str, Asset]:
             continue
         if path.suffix not in MEDIA_TYPES:
             raise ValueError(f"{path}: no media type for {path.suffix!r} files (services/agent/assets.py MEDIA_TYPES)")
-        body = path.read_bytes()
-        assets[path.name] = Asset(body, MEDIA_TYPES[path.suffix], '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        assets[path.name] = Asset(path.read_bytes(), MEDIA_TYPES[path.suffix])
     return assets
 
 
@@ -56,11 +54,9 @@ def page(name: str, headers: Mapping[str, str] | None = None) -> Response:
 
 
 async def static_file(request: Request) -> Response:
-    """`GET|HEAD /static/{name}`: the file, or 304 when the browser's copy is current, or 404."""
+    """`GET|HEAD /static/{name}`: the file, or 404."""
     asset = ASSETS.get(request.path_params["name"])
     if asset is None:
         raise HTTPException(status_code=404)
-    if asset.etag in (tag.strip() for tag in request.headers.get("if-none-match", "").split(",")):
-        return Response(status_code=304, headers={"etag": asset.etag})
-    headers = {"etag": asset.etag, "content-length": str(len(asset.body))}
+    headers = {"content-length": str(len(asset.body))}
     return Response(b"" if request.method == "HEAD" else asset.body, media_type=asset.media_type, headers=headers)

@@ -18,8 +18,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from cdk_app.config import Profile
-from tests.stacks.conftest import ROOT
 
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
 SMOKE = ROOT / "tools" / "smoke-check.sh"

@@ -9,15 +9,18 @@ people instead of by stack.
 * the stack knows a pool of accounts (`tests/support/people.py`), and `site.alice` and `site.bob` are accounts
   no earlier test used: another test's consent, the provider's memory of an Allow, the agent's token cache,
   connected accounts, notes and vault grants all belong to other people;
-* `site.completions()`, `site.calls(op)`, `site.token_requests()` and `site.log_lines(service)` see only what
-  happened since the test's `site` was made, and `site.vault()` only the entries added or changed since then
+* `site.completions()`, `site.calls(op)` and `site.token_requests()` see only what happened since the test's
+  `site` was made, and `site.vault()` only the entries added or changed since then
   (so `site.vault() == {}` still means nothing was stored for anyone during the test);
-* what a test changes in the emulator (its clock, the session lifetime, faults, quotas, IAM) is put back after it;
+* what a test changes in the emulator (its clock, the session lifetime, faults, quotas) is put back after it, and
+  each test checks IAM against principals of its own (the same keys, its own record of decisions:
+  `test_least_privilege.py` takes a statement away there);
 * a stack that a test leaves with a service exited or not answering its health probe, or that a failed test
-  used, is stopped, and the next test gets a fresh one; so does a test that finds the pool used up.
+  used, is stopped, and the next test gets a fresh one (a passing test that left it unhealthy gets a warning,
+  a failed one the folder of the stack's logs); so does a test that finds the pool used up.
 
-A test that needs another configuration starts a stack of its own (`echo_off_stack`, `test_least_privilege.py`
-overrides `stack`) with the demo's accounts, which are then fresh: `site.alice` is ALICE there. With
+A test that needs another configuration starts a stack of its own (`echo_off_stack`) with the demo's accounts,
+which are then fresh: `site.alice` is ALICE there. With
 `DOCS_IMAGES=1` every test gets a stack of its own too, so the README's pictures show alice@example.org, as
 `make demo` does. Screenshots go to tests/e2e/artifacts/<test name>/.
 
@@ -30,23 +33,21 @@ console. When a test fails, every person's page is photographed as it was.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
 import urllib.error
 import urllib.request
+import warnings
 import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from local.demo.stack import SERVICE_APPS, DemoStack
-from local.iam.principals import ADMINISTRATOR
 from local.idp import CONSENT_TITLE, OIDC_PROVIDER_DIR, SIGN_IN_TITLE, DemoUser
 from tests.support.browsing import PageWatch
 from tests.support.people import ROLES, People, pool
@@ -153,7 +154,7 @@ def emulator_restored(stack: DemoStack) -> Iterator[None]:
     emulator, service = stack.emulator, stack.emulator.service
     offset, ttl, slow, principals = service.offset_s, service.settings.session_ttl_s, emulator.slow_s, stack.principals
     if principals is not None:
-        stack.use_principals(principals.replaced(principals[ADMINISTRATOR]))
+        stack.use_principals(principals.fresh())
     try:
         yield
     finally:
@@ -193,7 +194,12 @@ def stack(shared_stack: SharedStack, tmp_path: Path, request: pytest.FixtureRequ
             yield demo
     finally:
         # A failed test may leave requests in flight that the next test's counts would see.
-        if request.node.stash.get(FAILED, False) or health_problem(demo):
+        failed, problem = request.node.stash.get(FAILED, False), health_problem(demo)
+        if failed:
+            print(f"the shared stack's logs (earlier tests' lines first): {demo.log_dir}")
+        elif problem:
+            warnings.warn(f"the test passed but left the shared stack unhealthy ({problem}); the next test gets a new one", stacklevel=1)
+        if failed or problem:
             shared_stack.discard()
 
 
@@ -227,12 +233,10 @@ class Baseline:
     calls: dict[str, int]
     vault: dict[str, str]
     token_requests: dict[tuple[str, str], int]
-    log_sizes: dict[str, int]
 
     @classmethod
     def of(cls, stack: DemoStack) -> Baseline:
-        sizes = {name: service.log.stat().st_size if service.log.exists() else 0 for name, service in stack.services.items()}
-        return cls(stack.emulator.stats(), stack.emulator.vault_snapshot(), _token_requests(stack), sizes)
+        return cls(stack.emulator.stats(), stack.emulator.vault_snapshot(), _token_requests(stack))
 
 
 def _token_requests(stack: DemoStack) -> dict[tuple[str, str], int]:
@@ -299,17 +303,6 @@ class Site:
         """Requests the emulator sent to token endpoints since the test began, by (provider, client authentication)."""
         before = self.before.token_requests
         return {key: count - before.get(key, 0) for key, count in _token_requests(self.stack).items() if count != before.get(key, 0)}
-
-    def log_lines(self, name: str) -> Iterator[dict[str, Any]]:
-        """The JSON records the `name` service logged since the test began (`DemoStack.log_lines`, test-scoped)."""
-        with self.stack.services[name].log.open("rb") as log:
-            log.seek(self.before.log_sizes.get(name, 0))
-            text = log.read().decode(errors="replace")
-        for line in text.splitlines():
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict):
-                    yield record
 
 
 @contextlib.contextmanager
