@@ -19,8 +19,8 @@ people instead of by stack.
   used, is stopped, and the next test gets a fresh one (a passing test that left it unhealthy gets a warning,
   a failed one the folder of the stack's logs); so does a test that finds the pool used up.
 
-A test that needs another configuration starts a stack of its own (`echo_off_stack`) with the demo's accounts,
-which are then fresh: `site.alice` is ALICE there. With
+A module that needs another configuration shares a stack of its own between its tests the same way
+(`echo_off_stack` in `test_initiator_attack.py`: `SharedStack` with other settings, `lent`). With
 `DOCS_IMAGES=1` every test gets a stack of its own too, so the README's pictures show alice@example.org, as
 `make demo` does. Screenshots go to tests/e2e/artifacts/<test name>/.
 
@@ -43,6 +43,7 @@ import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
@@ -120,11 +121,13 @@ def health_problem(stack: DemoStack) -> str | None:
 
 
 class SharedStack:
-    """This process's stack of the default configuration, with a pool of accounts: started when a test first
-    needs it, and replaced when it cannot serve the next test (unhealthy, or every Alice or Bob taken)."""
+    """A stack lent to one test after another (this process's of the default configuration, or one of another
+    configuration given by `stack_kwargs`), with a pool of accounts: started when a test first needs it, and
+    replaced when it cannot serve the next test (unhealthy, or every Alice or Bob taken)."""
 
-    def __init__(self, log_root: Path) -> None:
+    def __init__(self, log_root: Path, **stack_kwargs: Any) -> None:
         self.log_root = log_root
+        self.stack_kwargs = stack_kwargs
         self.current: DemoStack | None = None
         self.started = 0
         self._first_account = 1  # accounts are numbered on across stacks: a name is never seen twice in a process
@@ -137,7 +140,7 @@ class SharedStack:
             self._first_account += PEOPLE_PER_ROLE
             self.started += 1
             log_dir = self.log_root / f"stack-{self.started}"
-            self.current = DemoStack.on_free_ports(log_dir=log_dir, session_ttl_s=SESSION_TTL_S, users=users)
+            self.current = DemoStack.on_free_ports(log_dir=log_dir, session_ttl_s=SESSION_TTL_S, users=users, **self.stack_kwargs)
         return self.current
 
     def discard(self) -> None:
@@ -188,7 +191,14 @@ def stack(shared_stack: SharedStack, tmp_path: Path, request: pytest.FixtureRequ
         finally:
             demo.stop()
         return
-    demo = shared_stack.get()
+    with lent(shared_stack, request) as demo:
+        yield demo
+
+
+@contextlib.contextmanager
+def lent(shared: SharedStack, request: pytest.FixtureRequest) -> Iterator[DemoStack]:
+    """`shared`'s stack for this test: put back as it was after it, and replaced if the test failed or left it unhealthy."""
+    demo = shared.get()
     try:
         with emulator_restored(demo):
             yield demo
@@ -200,7 +210,7 @@ def stack(shared_stack: SharedStack, tmp_path: Path, request: pytest.FixtureRequ
         elif problem:
             warnings.warn(f"the test passed but left the shared stack unhealthy ({problem}); the next test gets a new one", stacklevel=1)
         if failed or problem:
-            shared_stack.discard()
+            shared.discard()
 
 
 # ---------------------------------------------------------------------- people and the site

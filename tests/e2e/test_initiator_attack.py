@@ -22,7 +22,6 @@ import base64
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
@@ -30,31 +29,33 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from local.demo.stack import DemoStack
-from local.idp import OIDC_PROVIDER_DIR
 from services.session_binding import pages
-from tests.e2e.conftest import SESSION_TTL_S, Person, Site, ask, authorize_button, consent, open_site, sign_in
+from tests.e2e.conftest import Person, SharedStack, Site, ask, authorize_button, consent, lent, open_site, require_oidc_provider, sign_in
 
 LANDING = re.compile(r".*/oauth2/session-binding\?.*")
 HOLD_START = re.compile(r".*/oauth2/start\?.*")
 
 
-@pytest.fixture
-def echo_off_stack(tmp_path: Path) -> Iterator[DemoStack]:
-    """The local stack with `binding_require_state=false` (`REQUIRE_CUSTOM_STATE=false`)."""
-    if not OIDC_PROVIDER_DIR.is_dir():
-        pytest.fail("node_modules/oidc-provider is missing (make install runs npm ci)")
-    demo = DemoStack.on_free_ports(
-        log_dir=tmp_path / "logs", session_ttl_s=SESSION_TTL_S, service_env={"session_binding": {"REQUIRE_CUSTOM_STATE": "false"}}
-    )
+@pytest.fixture(scope="module")
+def echo_off_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
+    """One stack with `binding_require_state=false` (`REQUIRE_CUSTOM_STATE=false`) for this module's tests."""
+    shared = SharedStack(tmp_path_factory.mktemp("echo-off"), service_env={"session_binding": {"REQUIRE_CUSTOM_STATE": "false"}})
     try:
-        yield demo
+        yield shared
     finally:
-        demo.stop()
+        shared.discard()
+
+
+@pytest.fixture
+def echo_off_stack(echo_off_shared: SharedStack, request: pytest.FixtureRequest) -> Iterator[DemoStack]:
+    require_oidc_provider()
+    with lent(echo_off_shared, request) as demo:
+        yield demo
 
 
 @pytest.fixture
 def echo_off(echo_off_stack: DemoStack, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Site]:
-    """The site on that stack, whose Alice and Bob are the demo's own (fresh there)."""
+    """The site on that stack, with an Alice and a Bob no earlier test used."""
     with open_site(echo_off_stack, browser, request) as site:
         yield site
 
