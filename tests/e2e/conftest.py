@@ -133,7 +133,8 @@ class SharedStack:
         self._first_account = 1  # accounts are numbered on across stacks: a name is never seen twice in a process
 
     def get(self) -> DemoStack:
-        if self.current is not None and (min(people_of(self.current).left(r) for r in ROLES) == 0 or health_problem(self.current)):
+        # The full health probe ran when the last test ended (`lent`); here only what can change while idle.
+        if self.current is not None and (min(people_of(self.current).left(r) for r in ROLES) == 0 or self.current.exited()):
             self.discard()
         if self.current is None:
             users = pool(self._first_account, PEOPLE_PER_ROLE)
