@@ -1,12 +1,12 @@
 """Fixtures every tier shares: one local DynamoDB server per session, fresh table names, one Chromium per
-module; no AWS credentials in any test process; and how `make unit` spreads the tests over its xdist workers
+module, one local stack per session lent to one test after another; no AWS credentials in any test process; and how `make unit` spreads the tests over its xdist workers
 (`SynthOnOneWorker`)."""
 
 import itertools
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from xdist.scheduler import LoadScopeScheduling
 from local.dynamodb import LocalDynamoDB
 from tests.support.botocore_models import share_loaders
 from tests.support.browsing import chromium
+from tests.support.shared_stack import FAILED, SharedStack
 
 # jsii prints a multi-line banner on Node 20; the CDK libraries work on it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -74,6 +75,26 @@ class SynthOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]  # xdist's sc
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own; optional: `-p no:xdist` has no such hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
     return SynthOnOneWorker(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember whether the test itself failed: a shared stack it used is replaced (`tests/support/shared_stack.py`)
+    and the end-to-end tests photograph every page."""
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(scope="session")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
+    """This process's local stack of the default configuration, lent to one test after another (`lent`)."""
+    shared = SharedStack(tmp_path_factory.mktemp("shared-stack"))
+    try:
+        yield shared
+    finally:
+        shared.discard()
 
 
 @pytest.fixture(scope="module")

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import re
 import secrets
+import ssl
 import time
 import urllib.parse
 from collections import OrderedDict
@@ -58,6 +60,7 @@ SESSION_COOKIE = "AWSELBAuthSessionCookie-0"
 NONCE_COOKIE = "AWSELBAuthNonce"
 CALLBACK_PATH = "/oauth2/idpresponse"
 PENDING_TTL_S = 600  # a sign-in has ten minutes from redirect to callback
+ISSUER_KEEP_ALIVE_S = 2.0  # below the local IdP's 5 s keep-alive timeout
 MAX_PENDING = 10_000
 MAX_SESSIONS = 100_000
 HOP_BY_HOP = frozenset(
@@ -141,6 +144,12 @@ def _target(request: Request) -> str:
     return _raw_path(request) + (f"?{query}" if query else "")
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of this process (each client would otherwise parse the CA bundle again)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 def _decode_jwt_payload(token: str) -> dict[str, Any]:
     try:
         segment = token.split(".")[1]
@@ -167,11 +176,21 @@ class LocalAlb:
         self._public = urllib.parse.urlsplit(config.public_url)
         self._public_port = str(self._public.port or (443 if self._public.scheme == "https" else 80))
         self._callback_url = config.public_url.rstrip("/") + CALLBACK_PATH
-        self._issuer_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False, trust_env=False)
+        self._issuer_client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0),
+            follow_redirects=False,
+            trust_env=False,
+            verify=_tls_context(),
+            # Idle connections to the issuer close before the issuer closes them (the local IdP after 5 s:
+            # local/idp/server.mjs). At the same 5 s a POST could go out on a connection the issuer was closing
+            # ("Server disconnected without sending a response": a failed sign-in, seen under load).
+            limits=httpx.Limits(keepalive_expiry=ISSUER_KEEP_ALIVE_S),
+        )
         self._upstream = httpx.AsyncClient(
             timeout=httpx.Timeout(config.upstream_timeout_s, connect=5.0),
             follow_redirects=False,
             trust_env=False,
+            verify=_tls_context(),
             # An idle connection to a target is closed after the listener's idle timeout, as the ALB does (the
             # targets keep theirs open longer: TARGET_KEEP_ALIVE_S).
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=config.upstream_timeout_s),

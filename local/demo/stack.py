@@ -49,7 +49,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cdk_app.routes import SIGNED_OUT_PATH, TARGET_KEEP_ALIVE_S, Target
 from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, Quotas, callback_id
 from local.alb.keys import AlbSigningKey, KeyServer
-from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, create_alb_app
+from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, LocalAlb
 from local.bedrock import DemoModel
 from local.demo.providers import CLIENT_SECRET_JSON_KEY, LocalProvider, local_providers
 from local.demo.secretsmanager import LocalSecretsManager
@@ -190,6 +190,7 @@ class DemoStack:
         self.services: dict[str, _Service] = {}
         self._service_env = service_env or {}
         self.users = users
+        self._alb: LocalAlb | None = None
         self._alb_server: uvicorn.Server | None = None
         self._alb_thread: threading.Thread | None = None
         self._secrets = {
@@ -578,10 +579,10 @@ class DemoStack:
             client_secret=self._secrets["alb_client"],
             signer_arn=ALB_ARN,
         )
-        app = create_alb_app(config, self.alb_key, state=self.alb_state)
+        self._alb = LocalAlb(config, self.alb_key, state=self.alb_state)
         server = uvicorn.Server(
             uvicorn.Config(
-                app,
+                self._alb.app,
                 host=self.host,
                 port=self.ports.alb,
                 log_level="warning",
@@ -625,8 +626,26 @@ class DemoStack:
         with os.fdopen(descriptor, "w") as out:
             out.write("\n".join(self.verify_arguments()) + "\n")
 
-    def log_lines(self, name: str) -> Iterator[dict[str, Any]]:
-        for line in self.services[name].log.read_text(errors="replace").splitlines():
+    def rotate_alb_key(self) -> str:
+        """The ALB signs with a new key from now on, published at the key endpoint beside the old one (as an ALB
+        rotates its keys); the services meet its `kid` for the first time. Returns the new `kid`."""
+        key = AlbSigningKey()
+        self.key_server.add(key)
+        self.alb_key = key
+        if self._alb is not None:
+            self._alb.key = key
+        return key.kid
+
+    def log_size(self, name: str) -> int:
+        """How many bytes `name`'s log has: `log_lines(name, since=...)` reads what comes after."""
+        return self.services[name].log.stat().st_size
+
+    def log_lines(self, name: str, *, since: int = 0) -> Iterator[dict[str, Any]]:
+        """The JSON records in `name`'s log, from byte `since` on (a line cut there is not one)."""
+        with self.services[name].log.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
+        for line in text.splitlines():
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
                 if isinstance(record, dict):

@@ -20,6 +20,7 @@ from services.common.agentcore import LazyClient, agentcore_client, bedrock_runt
 from services.common.alb_identity import AlbIdentityVerifier
 from services.common.bootstrap import build_keyring, build_verifier
 from services.common.connections import ConnectionsRegistry, registry_client
+from services.common.http_fetch import tls_context
 from services.common.metrics import Metrics
 from services.common.signed import Keyring
 
@@ -55,7 +56,7 @@ class Runtime:
                 limiter.append(anyio.CapacityLimiter(settings.agentcore_concurrency))
             return limiter[0]
 
-        http = httpx.AsyncClient(timeout=settings.tool_timeout_s, follow_redirects=False, trust_env=False)
+        http = httpx.AsyncClient(timeout=settings.tool_timeout_s, follow_redirects=False, trust_env=False, verify=tls_context())
         # No cookies kept: one client serves every person, and a cookie an API sets for one person
         # must never ride along on another person's request.
         http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from starlette.datastructures import Headers
 
-from services.common.http_fetch import FetchFailed, fetch_capped
+from services.common.http_fetch import FetchFailed, fetch_capped, tls_context
 
 DATA_HEADER = "x-amzn-oidc-data"
 IDENTITY_HEADER = "x-amzn-oidc-identity"
@@ -124,7 +124,7 @@ class AlbKeyStore:
         self._max_missing = 1024
         self._lock = threading.Lock()
         self._fetch_slots = threading.BoundedSemaphore(max_concurrent_fetches)
-        self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False)
+        self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False, verify=tls_context())
         self.fetches = 0  # observable for tests and metrics
 
     def cached(self, kid: str) -> ec.EllipticCurvePublicKey | None:

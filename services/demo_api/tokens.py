@@ -41,7 +41,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from services.common.http_fetch import FetchFailed, fetch_capped
+from services.common.http_fetch import FetchFailed, fetch_capped, tls_context
 
 MAX_TOKEN_CHARS = 8192  # a Cognito access token is about 1,000 characters
 MAX_LEEWAY_S = 10
@@ -180,7 +180,7 @@ class JwksKeyStore:
         self._last_attempt: float | None = None
         self._last_error: KeysUnavailable | None = None
         self._lock = threading.Lock()
-        self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False)
+        self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False, verify=tls_context())
         self.fetches = 0  # observable for tests and metrics
 
     def cached(self, kid: str) -> rsa.RSAPublicKey | None:

@@ -19,8 +19,9 @@ from playwright.sync_api import expect
 from local.alb.keys import AlbSigningKey
 from local.demo.stack import ALB_ARN, ALB_CLIENT_ID
 from services.session_binding import pages
-from tests.e2e.conftest import SESSION_TTL_S, Person, Site, ask, authorize_button, consent, sign_in
+from tests.e2e.conftest import Person, Site, ask, authorize_button, consent, sign_in
 from tests.support.person import ScriptedPerson, event
+from tests.support.shared_stack import SESSION_TTL_S
 
 HOLD_START = re.compile(r".*/oauth2/start\?.*")
 DATA_PLANE = ("GetWorkloadAccessTokenForUserId", "GetResourceOauth2Token", "CompleteResourceTokenAuth")

@@ -30,7 +30,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from local.demo.stack import DemoStack
 from services.session_binding import pages
-from tests.e2e.conftest import Person, SharedStack, Site, ask, authorize_button, consent, lent, open_site, require_oidc_provider, sign_in
+from tests.e2e.conftest import Person, Site, ask, authorize_button, consent, open_site, sign_in
+from tests.support.shared_stack import SharedStack, lent, require_oidc_provider
 
 LANDING = re.compile(r".*/oauth2/session-binding\?.*")
 HOLD_START = re.compile(r".*/oauth2/start\?.*")

@@ -1,17 +1,19 @@
 """Fault tests: the whole local stack (`local/demo/stack.py`) with faults injected where AWS can fail.
 
-Each test opens a fresh stack on free loopback ports (about 1.5 s), so one test's faults, consents
-and cached keys never reach another. People are scripted HTTP clients (`tests/support/person.py`)
-following the real redirects and forms; no browser.
+`open_stack()` lends the test this process's shared stack (`tests/support/shared_stack.py`: the faults the test
+injects are taken out after it, its people are accounts no other test used, and what it reads counts from its
+start); `open_stack(service_env=..., ...)` starts a stack of the test's own with those settings (about 1.5 s),
+stopped after the test, and so does `open_stack(own=True)` for a test that stops a service. People are scripted HTTP clients (`tests/support/person.py`) following the real
+redirects and forms; no browser.
 
-What the tests read back:
+What the tests read back, from the test's start:
 * the emulator (AgentCore Identity): calls per operation, sessions it marked completed, the vault;
 * the services' log files: JSON lines, including the EMF metric lines CloudWatch would ingest.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ from typing import Any
 import pytest
 
 from local.demo.stack import DemoStack
-from local.idp import OIDC_PROVIDER_DIR, DemoUser
+from local.idp import DemoUser
 from tests.support.person import ScriptedPerson, event
+from tests.support.shared_stack import Baseline, SharedStack, completed_sessions, lent, people_of, require_oidc_provider
 
 COMPLETE = "CompleteResourceTokenAuth"
 GET_TOKEN = "GetResourceOauth2Token"
@@ -40,14 +43,26 @@ IDENTITY_BUSY = "The identity service is busy. Please try again in a few seconds
 
 @dataclass
 class FaultSite:
-    """One running stack and the people using it."""
+    """One running stack, what it had seen when the test began, and the test's people."""
 
     stack: DemoStack
     people: list[ScriptedPerson] = field(default_factory=list)
+    before: Baseline = field(init=False)
+    _alice: DemoUser | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.before = Baseline.of(self.stack)
 
     @property
     def url(self) -> str:
         return self.stack.public_url
+
+    @property
+    def alice(self) -> DemoUser:
+        """This test's Alice: an account no other test used (taken once per test)."""
+        if self._alice is None:
+            self._alice = people_of(self.stack).take("alice")
+        return self._alice
 
     def person(self, user: DemoUser) -> ScriptedPerson:
         """A new person, signed in at the agent through the local ALB."""
@@ -56,19 +71,17 @@ class FaultSite:
         person.open_agent(self.url)
         return person
 
-    # ------------------------------------------------------------------ the emulator
+    # ------------------------------------------------------------------ the emulator and the model
 
     def calls(self, operation: str) -> int:
-        return self.stack.emulator.count(operation)
+        return self.before.calls_since(self.stack, operation)
 
     def completions(self) -> int:
-        """Sessions AgentCore marked completed: what "recorded exactly once" means."""
-        service = self.stack.emulator.service
-        with service.lock:
-            return sum(1 for session in service.sessions.values() if session.completed)
+        """Sessions AgentCore marked completed since the test began: what "recorded exactly once" means."""
+        return completed_sessions(self.stack) - self.before.completed_sessions
 
     def vault(self) -> dict[str, str]:
-        return self.stack.emulator.vault_snapshot()
+        return self.before.vault_since(self.stack)
 
     def wait_for_vault(self, timeout_s: float = 5.0) -> dict[str, str]:
         deadline = time.monotonic() + timeout_s
@@ -76,10 +89,14 @@ class FaultSite:
             time.sleep(0.05)
         return vault
 
+    def model_calls(self) -> int:
+        assert self.stack.model is not None
+        return self.stack.model.calls - self.before.model_calls
+
     # ------------------------------------------------------------------ the services' logs
 
     def log_records(self, service: str) -> list[dict[str, Any]]:
-        return list(self.stack.log_lines(service))
+        return self.before.log_records_since(self.stack, service)
 
     def metric(self, service: str, name: str, **dimensions: str) -> int:
         """Sum of the EMF metric `name` written by `service` whose dimensions include `dimensions`."""
@@ -93,6 +110,10 @@ class FaultSite:
         return [r for r in self.log_records(service) if r.get("event") == name]
 
     # ------------------------------------------------------------------ the consent flow
+
+    def close_people(self) -> None:
+        for person in self.people:
+            person.close()
 
     def consent_up_to_binding(self, person: ScriptedPerson) -> str:
         """Ask for notes, open the start link, sign in and Allow at the provider; stop right before
@@ -120,25 +141,23 @@ OpenStack = Callable[..., FaultSite]
 
 
 @pytest.fixture
-def open_stack(tmp_path: Path) -> Iterator[OpenStack]:
-    """`open_stack(service_env={...}, session_ttl_s=...)` starts a stack; all are stopped after the test."""
-    if not OIDC_PROVIDER_DIR.is_dir():
-        message = "node_modules/oidc-provider is missing (make install runs npm ci)"
-        if os.environ.get("REQUIRE_NODE_IDP"):
-            pytest.fail(message)
-        pytest.skip(message)
+def open_stack(shared_stack: SharedStack, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[OpenStack]:
+    """`open_stack()`: the shared stack, lent for this test; `open_stack(service_env={...}, ...)`: a stack of the
+    test's own with those settings; `open_stack(own=True)`: one of the default settings that the test may break
+    (it stops a service). All are given back (or stopped) after the test."""
+    require_oidc_provider()
     sites: list[FaultSite] = []
+    with contextlib.ExitStack() as after:
 
-    def open_one(**kwargs: Any) -> FaultSite:
-        log_dir = tmp_path / f"logs-{len(sites)}"
-        site = FaultSite(DemoStack.on_free_ports(log_dir=log_dir, **kwargs))
-        sites.append(site)
-        return site
+        def open_one(*, own: bool = False, **kwargs: Any) -> FaultSite:
+            if own or kwargs:
+                demo = DemoStack.on_free_ports(log_dir=tmp_path / f"logs-{len(sites)}", **kwargs)
+                after.callback(demo.stop)
+            else:
+                demo = after.enter_context(lent(shared_stack, request))
+            site = FaultSite(demo)
+            after.callback(site.close_people)
+            sites.append(site)
+            return site
 
-    try:
         yield open_one
-    finally:
-        for site in sites:
-            for person in site.people:
-                person.close()
-            site.stack.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from local.idp import ALICE
+from services.common.settings import ServiceSettings
 from tests.faults.conftest import (
     BUSY,
     COMPLETE,
@@ -22,15 +22,19 @@ from tests.faults.conftest import (
 )
 from tests.support.person import event
 
-MAX_ATTEMPTS = 3  # botocore standard mode: one call and two retries, as deployed (AGENTCORE_MAX_ATTEMPTS default)
-ATTEMPTS_ENV = {"AGENTCORE_MAX_ATTEMPTS": str(MAX_ATTEMPTS)}
+MAX_ATTEMPTS = 3  # botocore standard mode: one call and two retries, as deployed (the default, checked below)
 TRANSIENT = ["ThrottlingException", "InternalServerException"]
+
+
+def test_the_services_make_three_attempts_by_default() -> None:
+    """The shared stack runs the services with their defaults: what the tests below count on."""
+    assert ServiceSettings.model_fields["agentcore_max_attempts"].default == MAX_ATTEMPTS
 
 
 @pytest.mark.parametrize("code", TRANSIENT)
 def test_a_burst_shorter_than_the_retries_is_absorbed_and_completes_once(open_stack: OpenStack, code: str) -> None:
-    site = open_stack(service_env={"session_binding": ATTEMPTS_ENV})
-    alice = site.person(ALICE)
+    site = open_stack()
+    alice = site.person(site.alice)
     binding = site.consent_up_to_binding(alice)
 
     site.stack.emulator.faults.script(COMPLETE, code, MAX_ATTEMPTS - 1)
@@ -48,8 +52,8 @@ def test_a_burst_shorter_than_the_retries_is_absorbed_and_completes_once(open_st
 
 @pytest.mark.parametrize("code", TRANSIENT)
 def test_a_burst_longer_than_the_retries_shows_busy_then_a_reload_completes_once(open_stack: OpenStack, code: str) -> None:
-    site = open_stack(service_env={"session_binding": ATTEMPTS_ENV})
-    alice = site.person(ALICE)
+    site = open_stack()
+    alice = site.person(site.alice)
     binding = site.consent_up_to_binding(alice)
 
     # Two failed page loads' worth of errors: the first load and a reload during the burst.
@@ -82,8 +86,8 @@ def test_a_burst_longer_than_the_retries_shows_busy_then_a_reload_completes_once
 
 
 def test_a_completed_consent_survives_throttling_and_5xx_when_the_agent_reads_the_token(open_stack: OpenStack) -> None:
-    site = open_stack(service_env={"agent": ATTEMPTS_ENV})
-    alice = site.person(ALICE)
+    site = open_stack()
+    alice = site.person(site.alice)
     page = alice.follow(site.consent_up_to_binding(alice))
     assert DONE in page.text
     vault = site.vault()
@@ -111,7 +115,7 @@ def test_a_completed_consent_survives_throttling_and_5xx_when_the_agent_reads_th
 
 def test_latency_above_the_read_timeout_sends_the_person_back_to_the_agent_which_finds_the_token(open_stack: OpenStack) -> None:
     site = open_stack(service_env={"session_binding": {"AGENTCORE_READ_TIMEOUT_S": "1", "AGENTCORE_MAX_ATTEMPTS": "1"}})
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     binding = site.consent_up_to_binding(alice)
 
     site.stack.emulator.faults.set(COMPLETE, latency_s=2.0)

@@ -8,16 +8,15 @@ an unknown kid and is remembered for a minute (see services/common/alb_identity.
 
 from __future__ import annotations
 
-from local.idp import ALICE
 from tests.faults.conftest import COMPLETE, DATA_PLANE, DONE, SIGN_IN_UNCHECKED, OpenStack, uses_stored_token
 from tests.support.person import event
 
 
 def test_the_agent_fails_closed_while_the_key_endpoint_is_down_and_recovers_when_it_is_back(open_stack: OpenStack) -> None:
     site = open_stack()
-    keys, kid = site.stack.key_server, site.stack.alb_key.kid
+    keys, kid = site.stack.key_server, site.stack.rotate_alb_key()  # a key neither service has fetched yet
     keys.status = 503
-    alice = site.person(ALICE)  # the ALB signs her in; the agent's page itself checks nobody
+    alice = site.person(site.alice)  # the ALB signs her in; the agent's page itself checks nobody
 
     session = alice.send("GET", site.url + "/api/session")
     chat = alice.send("POST", site.url + "/api/chat", json={"message": "show my notes", "history": []})
@@ -30,7 +29,7 @@ def test_the_agent_fails_closed_while_the_key_endpoint_is_down_and_recovers_when
         }
     assert keys.fetches(kid) == 2  # a failed fetch is not cached: each request tries again
     assert all(site.calls(op) == 0 for op in DATA_PLANE)
-    assert site.stack.model is not None and site.stack.model.calls == 0
+    assert site.model_calls() == 0
 
     keys.status = None
     assert alice.send("GET", site.url + "/api/session").status_code == 200
@@ -42,8 +41,8 @@ def test_the_binding_service_fails_closed_while_the_key_endpoint_is_down_and_the
     open_stack: OpenStack,
 ) -> None:
     site = open_stack()
-    keys, kid = site.stack.key_server, site.stack.alb_key.kid
-    alice = site.person(ALICE)
+    keys, kid = site.stack.key_server, site.stack.rotate_alb_key()  # a key neither service has fetched yet
+    alice = site.person(site.alice)
     start = event(alice.chat(site.url, "show my notes"), "authorization_required")["start_url"]
     assert keys.fetches(kid) == 1  # the agent's; the binding service has not seen a signed-in request yet
 
@@ -70,7 +69,7 @@ def test_a_slow_key_endpoint_is_a_timeout_not_a_hang(open_stack: OpenStack) -> N
     site = open_stack(service_env={"agent": {"ALB_KEY_FETCH_TIMEOUT_S": "0.5"}})
     keys = site.stack.key_server
     keys.delay_s = 2.0
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
 
     response = alice.send("GET", site.url + "/api/session")
     assert response.status_code == 503 and response.json()["error"] == "sign_in_unchecked"
@@ -82,9 +81,9 @@ def test_a_slow_key_endpoint_is_a_timeout_not_a_hang(open_stack: OpenStack) -> N
 
 def test_a_404_from_the_key_endpoint_is_an_unknown_key_refused_as_not_signed_in_and_remembered(open_stack: OpenStack) -> None:
     site = open_stack()
-    keys, kid = site.stack.key_server, site.stack.alb_key.kid
+    keys, kid = site.stack.key_server, site.stack.rotate_alb_key()  # a key neither service has fetched yet
     keys.status = 404
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
 
     for _ in range(2):
         response = alice.send("GET", site.url + "/api/session")

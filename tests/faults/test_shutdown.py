@@ -25,7 +25,6 @@ import httpx
 import pytest
 
 from local.demo.stack import GRACEFUL_SHUTDOWN_S, ROOT, DemoStack, stop_service
-from local.idp import ALICE
 from tests.faults.conftest import COMPLETE, DONE, FaultSite, OpenStack
 
 LATENCY_S = 2.0
@@ -33,7 +32,7 @@ FINISHED = "Finished server process"
 
 
 def test_sigterm_during_a_binding_lets_it_finish_then_the_process_ends_by_itself(open_stack: OpenStack) -> None:
-    site = open_stack()
+    site = open_stack(own=True)  # it stops the session binding service
     process = site.stack.services["session_binding"].process
     exited_after_s = _sigterm_during_binding(site, process.pid, process)
     assert process.returncode == -signal.SIGTERM  # a child: uvicorn re-raised the SIGTERM after its shutdown
@@ -45,7 +44,7 @@ def test_as_pid_1_of_its_container_the_process_exits_0_after_finishing_the_bindi
     unshare = shutil.which("unshare")
     if unshare is None or subprocess.run([unshare, "--pid", "--fork", "true"], capture_output=True, check=False).returncode != 0:
         pytest.skip("cannot create a PID namespace here (unshare --pid needs Linux and CAP_SYS_ADMIN)")
-    site = open_stack()
+    site = open_stack(own=True)  # it stops the session binding service
     wrapper, service_pid = _respawn_as_pid_1(site.stack, unshare)
     try:
         exited_after_s = _sigterm_during_binding(site, service_pid, wrapper)
@@ -59,7 +58,7 @@ def test_as_pid_1_of_its_container_the_process_exits_0_after_finishing_the_bindi
 
 def _sigterm_during_binding(site: FaultSite, service_pid: int, waited: subprocess.Popen[bytes]) -> float:
     """Alice's binding request in flight at AgentCore (2 s), SIGTERM to the service; returns seconds to exit."""
-    alice = site.person(ALICE)
+    alice = site.person(site.alice)
     binding = site.consent_up_to_binding(alice)
     site.stack.emulator.faults.set(COMPLETE, latency_s=LATENCY_S)
     answer: list[httpx.Response | BaseException] = []
