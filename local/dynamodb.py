@@ -314,6 +314,7 @@ class LocalDynamoDB:
         front, self._front = self._front, None
         if front is not None:
             front.server.stop()
+            front.connections.close()
         self._stop_dynalite(timeout_s)
 
     def _stop_dynalite(self, timeout_s: float = 5.0) -> None:
@@ -390,11 +391,67 @@ class _Write:
         return {name: self.spec[name] for name in _CONDITION_FIELDS if name in self.spec}
 
 
+class _Connections:
+    """Keep-alive connections to dynalite, the most recently used first: a TCP connection opened and closed per
+    request cost both processes more than the request did. A connection idle for longer than IDLE_S is closed
+    rather than reused: dynalite's Node server closes idle ones after 5 s (Node's default), and a request sent
+    on a connection it is closing would get no answer."""
+
+    IDLE_S = 2.0
+    MAX_IDLE = 16
+
+    def __init__(self) -> None:
+        self._idle: list[tuple[float, http.client.HTTPConnection]] = []
+        self._lock = threading.Lock()
+
+    def exchange(
+        self, address: tuple[str, int], method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """One request and its whole answer (OSError and http.client's errors are raised, the connection closed)."""
+        connection = self._take(address)
+        try:
+            connection.request(method, path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            self._give(connection)
+        return response, data
+
+    def _take(self, address: tuple[str, int]) -> http.client.HTTPConnection:
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                since, connection = self._idle.pop()
+                if now - since < self.IDLE_S and (connection.host, connection.port) == address:
+                    return connection
+                connection.close()
+        return http.client.HTTPConnection(*address, timeout=30)
+
+    def _give(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.append((time.monotonic(), connection))
+            if len(self._idle) > self.MAX_IDLE:
+                _, oldest = self._idle.pop(0)
+                oldest.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, connection in idle:
+            connection.close()
+
+
 class _Front:
     """The public port: forwards to dynalite, answers the transaction calls."""
 
     def __init__(self, host: str, port: int) -> None:
         self.upstream: tuple[str, int] = (host, 0)  # set once dynalite answers, before the server starts
+        self.connections = _Connections()
         self.lock = threading.Lock()
         self.principals: Principals | None = None
         self.account = "123456789012"
@@ -413,18 +470,13 @@ class _Front:
         return self._forward(method, path, sent, body)
 
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection(*self.upstream, timeout=30)
         try:
-            connection.request(method, path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-            kept = [(name, value) for name, value in response.getheaders() if name.lower() not in _HOP_BY_HOP]
-            return response.status, response.getheader("content-type", _CONTENT_TYPE), kept, data
-        except OSError as exc:
+            response, data = self.connections.exchange(self.upstream, method, path, body, headers)
+        except (OSError, http.client.HTTPException) as exc:
             refused = _error("InternalServerError", f"the local DynamoDB (dynalite) is not answering: {exc}", 500)
             return refused.status, _CONTENT_TYPE, [], json.dumps(refused.payload).encode()
-        finally:
-            connection.close()
+        kept = [(name, value) for name, value in response.getheaders() if name.lower() not in _HOP_BY_HOP]
+        return response.status, response.getheader("content-type", _CONTENT_TYPE), kept, data
 
     def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
         status, answer = _call(*self.upstream, operation, payload)

@@ -192,8 +192,10 @@ class LocalAlb:
             trust_env=False,
             verify=_tls_context(),
             # An idle connection to a target is closed after the listener's idle timeout, as the ALB does (the
-            # targets keep theirs open longer: TARGET_KEEP_ALIVE_S).
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64, keepalive_expiry=config.upstream_timeout_s),
+            # targets keep theirs open longer: TARGET_KEEP_ALIVE_S). At most 16 are kept idle: httpcore checks every
+            # idle connection of the pool (a select() each) on every request, so a pool of 64 cost the load test
+            # (tests/load/test_load.py, 24 people at once) 15 s of its 56 s of CPU in this process.
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=16, keepalive_expiry=config.upstream_timeout_s),
         )
         methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         self.app = Starlette(routes=[StarletteRoute("/{path:path}", self.listener, methods=methods)], lifespan=self._lifespan)

@@ -206,6 +206,24 @@ def test_forwarded_errors_keep_dynamodbs_codes(db: Any, notes: str) -> None:
     assert caught.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
+def test_calls_reuse_one_kept_alive_connection_to_dynalite_and_never_a_stale_one() -> None:
+    with LocalDynamoDB() as server:  # a server of its own: only this test's calls go through its front
+        assert server._front is not None
+        pool = server._front.connections
+        client = server.client()
+        client.list_tables()
+        ((_, first),) = pool._idle
+        for _ in range(5):
+            assert client.list_tables()["TableNames"] == []
+        assert [connection for _, connection in pool._idle] == [first]  # the same connection each time
+
+        pool.IDLE_S = 0.0  # every idle connection is now older than dynalite may keep it open
+        assert client.list_tables()["TableNames"] == []
+        ((_, second),) = pool._idle
+        assert second is not first and first.sock is None  # the stale one was closed, not used
+    assert pool._idle == []  # stop closes the idle ones
+
+
 # ------------------------------------------------------------------------------ starting and stopping
 
 
