@@ -38,6 +38,22 @@ logging.getLogger("werkzeug").addHandler(logging.NullHandler())
 SYNTH_MODULES_ELSEWHERE = ("tests/local/test_tables.py", "tests/security/test_threat_model_gaps.py")
 # Modules whose last test checks what its earlier tests recorded in the process: their tests stay on one worker, in order.
 IN_ORDER_MODULES = ("tests/security/test_schema_fuzz.py",)
+# Modules whose tests share something costly per module (a Chromium: the `browser` fixture, or the `site` built on it;
+# a local stack; an IdP): each runs on one worker, so it is started once instead of once per worker.
+MODULE_UNITS = (
+    "tests/e2e/test_attacks.py",
+    "tests/e2e/test_chat_e2e.py",
+    "tests/e2e/test_connections.py",
+    "tests/e2e/test_flow.py",
+    "tests/e2e/test_initiator_attack.py",
+    "tests/e2e/test_least_privilege.py",
+    "tests/e2e/test_sign_out.py",
+    "tests/e2e/test_verify.py",
+    "tests/local/test_idp.py",
+    "tests/services/agent/test_chat_ui.py",
+    "tests/services/agent/test_connections_ui.py",
+    "tests/services/agent/test_revocation.py",
+)
 # Modules that take a minute each: started first, so no worker is left with one of them at the end.
 LONG_MODULES = ("tests/load/test_load.py", "tests/security/test_open_redirects.py", "tests/load/test_quota.py")
 
@@ -61,7 +77,8 @@ class SynthOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]  # xdist's sc
     """`make unit` runs `-n logical --dist loadgroup`. The tests that synthesize the app in process (`tests/stacks/`
     and the modules using its `synth`, cached per process) go to one worker: every worker would otherwise synthesize
     every configuration again (jsii, seconds each) and run the static-analysis scan again (30 s). The tests of an
-    IN_ORDER_MODULES module go to one worker too. Every other test is a unit of its own, as with `--dist load`.
+    IN_ORDER_MODULES or MODULE_UNITS module go to one worker too. Every other test is a unit of its own, as with
+    `--dist load`. xdist hands out the units with the most tests first, then the rest in collection order.
 
     Why not xdist's own `xdist_group` marks: pytest-xdist 3.8 groups by appending `@group` to `item._nodeid`, which
     pytest 9.2 no longer reads (node ids live in `item._id`), so the marks group nothing (pytest-xdist issue #1386;
@@ -69,7 +86,7 @@ class SynthOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]  # xdist's sc
 
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", 1)[0]
-        return "synth" if synth_scope(path) else path if path in IN_ORDER_MODULES else nodeid
+        return "synth" if synth_scope(path) else path if path in (*IN_ORDER_MODULES, *MODULE_UNITS) else nodeid
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own; optional: `-p no:xdist` has no such hook

@@ -123,7 +123,7 @@ def test_every_module_using_the_in_process_synth_runs_on_the_synthesizing_worker
     """`tests/conftest.py` groups by path (the xdist controller sees node ids only): its list must name every test
     module outside `tests/stacks/` that takes more than constants from `tests.stacks.conftest` (its synth, the
     fixtures and helpers around it), and only those; the modules it orders or keeps together must exist."""
-    from tests.conftest import IN_ORDER_MODULES, LONG_MODULES, SYNTH_MODULE, SYNTH_MODULES_ELSEWHERE
+    from tests.conftest import IN_ORDER_MODULES, LONG_MODULES, MODULE_UNITS, SYNTH_MODULE, SYNTH_MODULES_ELSEWHERE
 
     def uses_synth(path: Path) -> bool:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -135,5 +135,23 @@ def test_every_module_using_the_in_process_synth_runs_on_the_synthesizing_worker
 
     modules = (p for p in (ROOT / "tests").rglob("test_*.py") if not p.is_relative_to(ROOT / "tests" / "stacks"))
     assert sorted(p.relative_to(ROOT).as_posix() for p in modules if uses_synth(p)) == sorted(SYNTH_MODULES_ELSEWHERE)
-    for listed in (*IN_ORDER_MODULES, *LONG_MODULES):
+    for listed in (*IN_ORDER_MODULES, *LONG_MODULES, *MODULE_UNITS):
         assert (ROOT / listed).is_file(), listed
+
+
+def test_every_module_with_a_chromium_of_its_own_runs_on_one_worker() -> None:
+    """A module whose tests drive a Chromium (it imports Playwright's `Browser` or the end-to-end `Site`, which holds
+    the per-module one) is one unit of `tests/conftest.py`'s scheduler: otherwise each worker would launch a
+    browser for it."""
+    from tests.conftest import MODULE_UNITS
+
+    browser_names = {("playwright.sync_api", "Browser"), ("tests.e2e.conftest", "Site")}
+
+    def takes_a_browser(path: Path) -> bool:
+        return any(
+            isinstance(node, ast.ImportFrom) and any((node.module, alias.name) in browser_names for alias in node.names)
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py") if takes_a_browser(p))
+    assert modules and [m for m in modules if m not in MODULE_UNITS] == []

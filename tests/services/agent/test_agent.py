@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -272,9 +273,10 @@ def test_tool_input_is_validated(agent: AgentHarness) -> None:
     assert turn.events[-1] == ("done", {})
 
 
-def test_failing_tool_ends_the_turn_cleanly(agent: AgentHarness) -> None:
+def test_failing_tool_ends_the_turn_cleanly(make_agent: Callable[..., AgentHarness]) -> None:
+    agent = make_agent(tool_timeout_s=0.5)
     browser = consented(agent)
-    agent.resource.delay_s = 3  # beyond the 2 s tool timeout
+    agent.resource.delay_s = 1.5  # beyond the tool timeout
     turn = agent.chat(browser)
     [result] = turn.of("tool_result")
     assert result["ok"] is False and result["summary"] == "The service did not answer in time."
@@ -558,11 +560,14 @@ def test_token_urls_must_be_https_outside_local(key_server: Any, resource: Any) 
         )
 
 
-def test_no_token_in_logs_on_error_paths(agent: AgentHarness, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_no_token_in_logs_on_error_paths(
+    make_agent: Callable[..., AgentHarness], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
+    agent = make_agent(tool_timeout_s=0.5)
     browser = consented(agent)
     agent.chat(browser)  # success
-    agent.resource.delay_s = 3
+    agent.resource.delay_s = 1.5  # beyond the tool timeout
     agent.chat(browser)  # tool failure
     agent.resource.delay_s = 0
     agent.bedrock.script = ["AccessDeniedException"]
