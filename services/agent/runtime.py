@@ -76,7 +76,14 @@ class Runtime:
             tokens=OutboundTokens(settings, agentcore, cache, limiter=agentcore_limiter, metrics=metrics),
             connections=ConnectionsRegistry(
                 settings.connections_table,
-                LazyClient(lambda: registry_client(settings.aws_region)).get,
+                LazyClient(
+                    lambda: registry_client(
+                        settings.aws_region,
+                        connect_timeout_s=settings.dynamodb_connect_timeout_s,
+                        read_timeout_s=settings.dynamodb_read_timeout_s,
+                        max_attempts=settings.dynamodb_max_attempts,
+                    )
+                ).get,
                 concurrency=settings.agentcore_concurrency,
             ),
             tools=_tools(settings),

@@ -103,9 +103,6 @@ def connection_user(identity: AlbIdentity) -> str:
     return digest(identity.user_key, 32)
 
 
-REGISTRY_CALL_BUDGET_S = (1.0 + 2.0) * 3  # registry_client's defaults: (connect + read timeout) x attempts
-
-
 def registry_client(
     region: str,
     *,

@@ -103,6 +103,12 @@ class ServiceSettings(BaseSettings):
         pattern=r"^[A-Za-z0-9_.-]{3,255}$", description="DynamoDB table of connected accounts (partition key `user`, sort key `provider`)"
     )
 
+    # The DynamoDB client (the connections registry; in the session binding service the ledger too): short timeouts,
+    # standard retries. The ledger's lease covers one whole call of it (BindingSettings.ledger_lease_s).
+    dynamodb_connect_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    dynamodb_read_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    dynamodb_max_attempts: int = Field(default=3, ge=1, le=10)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # CloudWatch namespace of the embedded-format metrics (the CDK app sets `<app>/<profile>` by default).
     metrics_namespace: str = "agentcore-ecs/local"
@@ -147,6 +153,11 @@ class ServiceSettings(BaseSettings):
         urls = {"oidc_issuer": self.oidc_issuer, "alb_keys_base_url": self.alb_keys_base_url, "public_base_url": self.public_base_url}
         require_https_outside_local(self.app_profile, urls)
         return self
+
+    @property
+    def dynamodb_call_budget_s(self) -> float:
+        """The longest one call of the DynamoDB client can take, every retry included."""
+        return (self.dynamodb_connect_timeout_s + self.dynamodb_read_timeout_s) * self.dynamodb_max_attempts
 
     @property
     def alb_keys_url(self) -> str:

@@ -121,11 +121,15 @@ _NAMES = {
 }
 
 
-def dynamodb_client(region: str, *, connect_timeout_s: float = 1.0, read_timeout_s: float = 2.0) -> Any:
+def dynamodb_client(region: str, *, connect_timeout_s: float = 1.0, read_timeout_s: float = 2.0, max_attempts: int = 3) -> Any:
     """The session binding service's DynamoDB client (ledger and connections registry): `registry_client`'s
     settings, standard retries, short timeouts, `AWS_ENDPOINT_URL_DYNAMODB` locally."""
     return registry_client(
-        region, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s, app_id="agentcore-ecs-session-binding"
+        region,
+        connect_timeout_s=connect_timeout_s,
+        read_timeout_s=read_timeout_s,
+        max_attempts=max_attempts,
+        app_id="agentcore-ecs-session-binding",
     )
 
 

@@ -45,7 +45,14 @@ class Runtime:
     @classmethod
     def build(cls, settings: BindingSettings, clock: Callable[[], float]) -> Runtime:
         agentcore = LazyClient(lambda: agentcore_client(settings))
-        dynamodb = LazyClient(lambda: dynamodb_client(settings.aws_region))
+        dynamodb = LazyClient(
+            lambda: dynamodb_client(
+                settings.aws_region,
+                connect_timeout_s=settings.dynamodb_connect_timeout_s,
+                read_timeout_s=settings.dynamodb_read_timeout_s,
+                max_attempts=settings.dynamodb_max_attempts,
+            )
+        )
         ledger = SessionLedger(
             settings.binding_table, dynamodb.get, lease_s=settings.ledger_lease_s, clock=clock, concurrency=settings.agentcore_concurrency
         )

@@ -11,7 +11,6 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from services.common.connections import REGISTRY_CALL_BUDGET_S
 from services.common.settings import ServiceSettings
 
 
@@ -49,7 +48,7 @@ class BindingSettings(ServiceSettings):
     @property
     def registry_call_budget_s(self) -> float:
         """The longest recording a completion in the connections registry can take, every retry included."""
-        return REGISTRY_CALL_BUDGET_S
+        return self.dynamodb_call_budget_s
 
     @property
     def ledger_lease_s(self) -> float:

@@ -199,7 +199,15 @@ def test_a_crashed_tasks_claim_is_taken_over_after_its_lease(
 def test_a_live_claim_by_another_task_is_waited_for_then_reported(
     make_harness: Any, local_dynamodb: LocalDynamoDB, binding_table: str
 ) -> None:
-    harness = make_harness(agentcore_connect_timeout_s=0.2, agentcore_read_timeout_s=0.2, agentcore_max_attempts=1)  # lease 5.4 s
+    harness = make_harness(  # a lease of 6.9 s: 0.4 s for AgentCore, 1.5 s for DynamoDB and 5 s for a worker thread
+        agentcore_connect_timeout_s=0.2,
+        agentcore_read_timeout_s=0.2,
+        agentcore_max_attempts=1,
+        dynamodb_connect_timeout_s=0.5,
+        dynamodb_read_timeout_s=1.0,
+        dynamodb_max_attempts=1,
+    )
+    assert harness.app.state.runtime().settings.ledger_lease_s == pytest.approx(6.9)
     alice = harness.browser(ALICE)
     session = new_session_uri()
     alice.start(harness.flow(ALICE, session))

@@ -478,7 +478,7 @@ def test_agentcore_refusal_clears_the_binding_cookie(harness: BindingHarness) ->
 
 def test_queue_is_bounded_and_sheds_load_with_a_clear_503(make_harness: Any) -> None:
     harness = make_harness(agentcore_concurrency=1, agentcore_max_waiting=0)
-    harness.agentcore.delay_s = 0.5
+    harness.agentcore.delay_s = 0.5  # below the harness's 1 s read timeout
     alice = harness.browser(ALICE)
     sessions = [new_session_uri(), new_session_uri()]
     for session in sessions:
@@ -490,7 +490,9 @@ def test_queue_is_bounded_and_sheds_load_with_a_clear_503(make_harness: Any) -> 
         async with httpx.AsyncClient(transport=transport, base_url="https://agent.example.com", cookies=cookies) as client:
             params = [{"session_id": s, "state": harness.custom_states[s]} for s in sessions]
             first = asyncio.create_task(client.get("/oauth2/session-binding", params=params[0], headers=alice.headers()))
-            await asyncio.sleep(0.2)
+            deadline = time.monotonic() + 5
+            while not harness.agentcore.completions() and time.monotonic() < deadline:  # the first call is at AgentCore
+                await asyncio.sleep(0.01)
             second = await client.get("/oauth2/session-binding", params=params[1], headers=alice.headers())
             return [await first, second]
 
