@@ -46,7 +46,7 @@ import uvicorn
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdk_app.routes import SIGNED_OUT_PATH, TARGET_KEEP_ALIVE_S, Target
+from cdk_app.routes import IDLE_TIMEOUT_S, SIGNED_OUT_PATH, TARGET_KEEP_ALIVE_S, Target
 from local.agentcore_identity import CALLBACK_PATH, Emulator, Faults, Quotas, callback_id
 from local.alb.keys import AlbSigningKey, KeyServer
 from local.alb.proxy import CALLBACK_PATH as ALB_CALLBACK_PATH, AlbConfig, AlbState, LocalAlb
@@ -590,6 +590,9 @@ class DemoStack:
                 access_log=False,
                 lifespan="on",
                 proxy_headers=False,  # the edge: the peer address is the client, never a header's claim
+                # A client's idle connection is closed after the listener's idle timeout, as the ALB does (uvicorn's
+                # 5 s would race clients that keep theirs for 5 s, as httpx does: a request sent as it closes is reset).
+                timeout_keep_alive=IDLE_TIMEOUT_S,
             )
         )
         self._alb_server = server

@@ -126,6 +126,7 @@ class FaultSite:
         assert held.status_code in (302, 303) and location.startswith(self.stack.binding_url + "?session_id="), (
             held.status_code,
             location,
+            held.text[:500],
         )
         return str(location)
 
