@@ -26,6 +26,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from local.agentcore_identity.providers import SecretReader, secretsmanager_reader
 
@@ -91,6 +92,19 @@ class LocalSecretsManager:
         if self._reader is None:
             self._reader = secretsmanager_reader(client=self.client())
         return self._reader(secret_id, json_key)
+
+    def missing(self) -> list[str]:
+        """This stack's secrets the server no longer has. The server's state is moto's, which is per process: a
+        reset of moto elsewhere in the process (tests/support/moto_aws.py resets it before each test) wipes them."""
+        gone = []
+        for arn in self._arns:
+            try:
+                self.client().describe_secret(SecretId=arn)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
+                gone.append(arn)
+        return gone
 
     def delete_all(self) -> None:
         """Delete this stack's secrets at once (no recovery window); safe when none were made."""

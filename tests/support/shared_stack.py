@@ -105,8 +105,12 @@ class SharedStack:
         self._first_account = 1  # accounts are numbered on across stacks: a name is never seen twice in a process
 
     def get(self) -> DemoStack:
-        # The full health probe ran when the last test ended (`lent`); here only what can change while idle.
-        if self.current is not None and (min(people_of(self.current).left(r) for r in ROLES) == 0 or self.current.exited()):
+        # The full health probe ran when the last test ended (`lent`); here what can change while other tests run: a
+        # process that ended, the pool used up, and the stack's client secrets, which live in this process's moto
+        # state: the tests of tests/deploy reset moto before each test, and without its secrets no code exchange works.
+        if self.current is not None and (
+            min(people_of(self.current).left(r) for r in ROLES) == 0 or self.current.exited() or self.current.secrets_manager.missing()
+        ):
             self.discard()
         if self.current is None:
             users = pool(self._first_account, PEOPLE_PER_ROLE)
