@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make unit`: one per CPU the OS reports, plus one (0 runs the suite in one process). Most tests
 # are CPU-bound, but some wait (a timeout, a retry's back-off, a lease, a stack starting), and the extra worker uses the
 # core a waiting one leaves: on 2 cores, 3 workers left 36 core-seconds idle in a run, 2 workers 113 (tests/README.md).
-TEST_WORKERS ?= $(shell python3 -c 'import os; print(len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1)')
+TEST_WORKERS ?= $(or $(shell python3 -c 'import os; print(len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1)' 2>/dev/null),logical)
 URL ?=
 CHROMIUM ?= /usr/bin/chromium
 CHECKOV_VENV := .venv-checkov

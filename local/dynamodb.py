@@ -399,16 +399,30 @@ class _Connections:
 
     IDLE_S = 2.0
     MAX_IDLE = 16
+    # How a kept connection shows that dynalite closed it before reading the request: nothing was done, so the
+    # request goes again on a new connection (once).
+    _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
     def __init__(self) -> None:
         self._idle: list[tuple[float, http.client.HTTPConnection]] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def exchange(
         self, address: tuple[str, int], method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[http.client.HTTPResponse, bytes]:
         """One request and its whole answer (OSError and http.client's errors are raised, the connection closed)."""
-        connection = self._take(address)
+        connection, reused = self._take(address)
+        try:
+            return self._once(connection, method, path, body, headers)
+        except self._STALE:
+            if not reused:
+                raise
+        return self._once(http.client.HTTPConnection(*address, timeout=30), method, path, body, headers)
+
+    def _once(
+        self, connection: http.client.HTTPConnection, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         try:
             connection.request(method, path, body=body or None, headers=headers)
             response = connection.getresponse()
@@ -422,25 +436,35 @@ class _Connections:
             self._give(connection)
         return response, data
 
-    def _take(self, address: tuple[str, int]) -> http.client.HTTPConnection:
+    def _take(self, address: tuple[str, int]) -> tuple[http.client.HTTPConnection, bool]:
+        """A kept connection to `address` idle for less than IDLE_S (and True), or a new one (and False)."""
         now = time.monotonic()
+        stale = []
+        found = None
         with self._lock:
-            while self._idle:
+            while self._idle and found is None:
                 since, connection = self._idle.pop()
                 if now - since < self.IDLE_S and (connection.host, connection.port) == address:
-                    return connection
-                connection.close()
-        return http.client.HTTPConnection(*address, timeout=30)
+                    found = connection
+                else:
+                    stale.append(connection)
+        for connection in stale:
+            connection.close()
+        return (found, True) if found is not None else (http.client.HTTPConnection(*address, timeout=30), False)
 
     def _give(self, connection: http.client.HTTPConnection) -> None:
+        surplus: http.client.HTTPConnection | None = connection  # a closed pool keeps nothing
         with self._lock:
-            self._idle.append((time.monotonic(), connection))
-            if len(self._idle) > self.MAX_IDLE:
-                _, oldest = self._idle.pop(0)
-                oldest.close()
+            if not self._closed:
+                self._idle.append((time.monotonic(), connection))
+                surplus = self._idle.pop(0)[1] if len(self._idle) > self.MAX_IDLE else None  # full: the oldest goes
+        if surplus is not None:
+            surplus.close()
 
     def close(self) -> None:
+        """Close the kept connections; a request still in flight closes its own when it ends."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for _, connection in idle:
             connection.close()

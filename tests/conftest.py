@@ -2,12 +2,14 @@
 module, one local stack per session lent to one test after another; no AWS credentials in any test process; and how `make unit` spreads the tests over its xdist workers
 (`SynthOnOneWorker`)."""
 
+from __future__ import annotations
+
 import itertools
 import logging
 import os
 import secrets
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Browser
@@ -16,7 +18,10 @@ from xdist.scheduler import LoadScopeScheduling
 from local.dynamodb import LocalDynamoDB
 from tests.support.botocore_models import share_loaders
 from tests.support.browsing import chromium
-from tests.support.shared_stack import FAILED, SharedStack
+from tests.support.outcome import FAILED
+
+if TYPE_CHECKING:
+    from tests.support.shared_stack import SharedStack
 
 # jsii prints a multi-line banner on Node 20; the CDK libraries work on it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -49,6 +54,9 @@ MODULE_UNITS = (
     "tests/e2e/test_least_privilege.py",
     "tests/e2e/test_sign_out.py",
     "tests/e2e/test_verify.py",
+    "tests/load/test_load.py",
+    "tests/load/test_quota.py",
+    "tests/local/test_alb.py",
     "tests/local/test_idp.py",
     "tests/services/agent/test_chat_ui.py",
     "tests/services/agent/test_connections_ui.py",
@@ -64,25 +72,31 @@ def synth_scope(path: str) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The synthesizing tests first, then the long modules, then the rest in their order (a stable sort of whole modules)."""
+    """The synthesizing tests first, then the long modules, then the modules kept on one worker, then the rest in their
+    order (a stable sort of whole modules). `SynthOnOneWorker` hands the units out in this order."""
 
     def rank(item: pytest.Item) -> int:
         path = item.nodeid.split("::", 1)[0]
-        return 0 if synth_scope(path) else 1 if path in LONG_MODULES else 2
+        return 0 if synth_scope(path) else 1 if path in LONG_MODULES else 2 if path in (*IN_ORDER_MODULES, *MODULE_UNITS) else 3
 
     items.sort(key=rank)
 
 
 class SynthOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]  # xdist's schedulers are untyped
-    """`make unit` runs `-n logical --dist loadgroup`. The tests that synthesize the app in process (`tests/stacks/`
+    """`make unit` runs `-n <CPUs + 1> --dist loadgroup`. The tests that synthesize the app in process (`tests/stacks/`
     and the modules using its `synth`, cached per process) go to one worker: every worker would otherwise synthesize
     every configuration again (jsii, seconds each) and run the static-analysis scan again (30 s). The tests of an
     IN_ORDER_MODULES or MODULE_UNITS module go to one worker too. Every other test is a unit of its own, as with
-    `--dist load`. xdist hands out the units with the most tests first, then the rest in collection order.
+    `--dist load`. The units are handed out in collection order (`pytest_collection_modifyitems`), not xdist's
+    largest-first order, so the minute-long modules start at once and no worker is left with one at the end.
 
     Why not xdist's own `xdist_group` marks: pytest-xdist 3.8 groups by appending `@group` to `item._nodeid`, which
     pytest 9.2 no longer reads (node ids live in `item._id`), so the marks group nothing (pytest-xdist issue #1386;
     the fix, pull request #1388, is not released). Node ids are all the controller sees, hence grouping by path."""
+
+    def __init__(self, config: pytest.Config, log: Any = None) -> None:
+        config.option.loadscopereorder = False  # xdist's --no-loadscope-reorder: keep the collection order
+        super().__init__(config, log)
 
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", 1)[0]
@@ -107,6 +121,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session")
 def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
     """This process's local stack of the default configuration, lent to one test after another (`lent`)."""
+    from tests.support.shared_stack import SharedStack  # imported here: the local stack, only where one is used
+
     shared = SharedStack(tmp_path_factory.mktemp("shared-stack"))
     try:
         yield shared

@@ -139,19 +139,28 @@ def test_every_module_using_the_in_process_synth_runs_on_the_synthesizing_worker
         assert (ROOT / listed).is_file(), listed
 
 
-def test_every_module_with_a_chromium_of_its_own_runs_on_one_worker() -> None:
+def test_every_module_with_a_costly_module_fixture_runs_on_one_worker() -> None:
     """A module whose tests drive a Chromium (it imports Playwright's `Browser` or the end-to-end `Site`, which holds
-    the per-module one) is one unit of `tests/conftest.py`'s scheduler: otherwise each worker would launch a
-    browser for it."""
+    the per-module one), or that starts an IdP or a stack in a module-scoped fixture, is one unit of
+    `tests/conftest.py`'s scheduler: otherwise each worker would start its own."""
     from tests.conftest import MODULE_UNITS
 
     browser_names = {("playwright.sync_api", "Browser"), ("tests.e2e.conftest", "Site")}
+    servers = ("IdpProcess", "DemoStack", "SharedStack")
 
-    def takes_a_browser(path: Path) -> bool:
-        return any(
-            isinstance(node, ast.ImportFrom) and any((node.module, alias.name) in browser_names for alias in node.names)
-            for node in ast.walk(ast.parse(path.read_text()))
+    def module_scoped_fixture(node: ast.AST) -> bool:
+        return isinstance(node, ast.FunctionDef) and any(
+            isinstance(d, ast.Call) and any(k.arg == "scope" and ast.literal_eval(k.value) == "module" for k in d.keywords)
+            for d in node.decorator_list
         )
 
-    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py") if takes_a_browser(p))
+    def costly(path: Path) -> bool:
+        tree = ast.parse(path.read_text())
+        nodes = list(ast.walk(tree))
+        if any(isinstance(n, ast.ImportFrom) and any((n.module, a.name) in browser_names for a in n.names) for n in nodes):
+            return True
+        names = {n.id for n in nodes if isinstance(n, ast.Name)}
+        return any(module_scoped_fixture(n) for n in nodes) and any(server in names for server in servers)
+
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py") if costly(p))
     assert modules and [m for m in modules if m not in MODULE_UNITS] == []

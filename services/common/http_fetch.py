@@ -16,7 +16,9 @@ import httpx
 def tls_context() -> ssl.SSLContext:
     """The TLS client context every httpx client of this process shares: what httpx builds for `verify=True`
     without the environment (`trust_env=False`): certifi's CA bundle, hostnames checked. Built once: each
-    client would otherwise parse the whole bundle again (about 25 ms of CPU per client here)."""
+    client would otherwise parse the whole bundle again (about 25 ms of CPU per client here). httpcore sets the
+    ALPN protocols on the context at each connection: every client sharing it must speak HTTP/1.1 only (no
+    `http2=True`), as all of ours do."""
     return httpx.create_ssl_context(trust_env=False)
 
 

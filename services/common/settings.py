@@ -66,6 +66,15 @@ def require_https_outside_local(profile: str, urls: dict[str, str | None], why: 
             raise ValueError(f"{name.upper()} must be https:// outside the local profile{why}, got {value!r}")
 
 
+def call_budget_s(connect_timeout_s: float, read_timeout_s: float, attempts: int) -> float:
+    """The longest one botocore call can take in standard retry mode: each attempt's connect and read timeouts, and
+    the longest back-off before each retry. botocore/retries/standard.py (`ExponentialBackoff.delay_amount`) waits
+    `rand(0, 1) * min(scale * 2 ** i, 20)` before retry i (0-based), scale 1 s for throttling and less for other errors.
+    Assumed: neither AgentCore nor DynamoDB sends `x-amz-retry-after`, which may add up to 5 s to a wait."""
+    back_off = sum(min(2.0**i, 20.0) for i in range(attempts - 1))
+    return (connect_timeout_s + read_timeout_s) * attempts + back_off
+
+
 class ServiceSettings(BaseSettings):
     """Settings both services share: who signs requests in, which keys sign flows, how AgentCore is called."""
 
@@ -157,7 +166,7 @@ class ServiceSettings(BaseSettings):
     @property
     def dynamodb_call_budget_s(self) -> float:
         """The longest one call of the DynamoDB client can take, every retry included."""
-        return (self.dynamodb_connect_timeout_s + self.dynamodb_read_timeout_s) * self.dynamodb_max_attempts
+        return call_budget_s(self.dynamodb_connect_timeout_s, self.dynamodb_read_timeout_s, self.dynamodb_max_attempts)
 
     @property
     def alb_keys_url(self) -> str:

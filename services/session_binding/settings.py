@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, call_budget_s
 
 
 class BindingSettings(ServiceSettings):
@@ -43,7 +43,7 @@ class BindingSettings(ServiceSettings):
     @property
     def agentcore_call_budget_s(self) -> float:
         """The longest one CompleteResourceTokenAuth can take, every retry included."""
-        return (self.agentcore_connect_timeout_s + self.agentcore_read_timeout_s) * self.agentcore_max_attempts
+        return call_budget_s(self.agentcore_connect_timeout_s, self.agentcore_read_timeout_s, self.agentcore_max_attempts)
 
     @property
     def registry_call_budget_s(self) -> float:

@@ -33,7 +33,8 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from local.demo.stack import DemoStack
 from local.idp import CONSENT_TITLE, SIGN_IN_TITLE, DemoUser
 from tests.support.browsing import PageWatch
-from tests.support.shared_stack import FAILED, SESSION_TTL_S, Baseline, SharedStack, lent, people_of, require_oidc_provider
+from tests.support.outcome import FAILED
+from tests.support.shared_stack import SESSION_TTL_S, Baseline, SharedStack, lent, people_of, require_oidc_provider
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"  # written only with DOCS_IMAGES=1

@@ -6,6 +6,8 @@ never lost: the person is told what to do, and what they do next works.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.common.settings import ServiceSettings
@@ -26,9 +28,13 @@ MAX_ATTEMPTS = 3  # botocore standard mode: one call and two retries, as deploye
 TRANSIENT = ["ThrottlingException", "InternalServerException"]
 
 
-def test_the_services_make_three_attempts_by_default() -> None:
-    """The shared stack runs the services with their defaults: what the tests below count on."""
+def test_the_shared_stack_makes_three_attempts(open_stack: OpenStack) -> None:
+    """The shared stack runs the services with the default number of attempts: what the tests below count on."""
     assert ServiceSettings.model_fields["agentcore_max_attempts"].default == MAX_ATTEMPTS
+    site = open_stack()
+    for name in ("agent", "session_binding"):
+        environ = Path(f"/proc/{site.stack.services[name].process.pid}/environ").read_bytes().split(b"\0")
+        assert not any(item.startswith(b"AGENTCORE_MAX_ATTEMPTS=") for item in environ), name
 
 
 @pytest.mark.parametrize("code", TRANSIENT)

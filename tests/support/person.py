@@ -98,7 +98,14 @@ class ScriptedPerson:
         # The jar is kept here, not in the client: httpx copies a client's cookies into a jar with the
         # default policy for every request, which would drop the loopback rule.
         self.cookies = httpx.Cookies(http.cookiejar.CookieJar(policy=LoopbackSecurePolicy()))
-        self.client = httpx.Client(follow_redirects=False, timeout=self.timeout_s, trust_env=False, verify=_TLS)
+        self.client = httpx.Client(
+            follow_redirects=False,
+            timeout=self.timeout_s,
+            trust_env=False,
+            verify=_TLS,
+            # Idle connections close before the servers close theirs (the local IdP after 5 s), not at the same 5 s.
+            limits=httpx.Limits(keepalive_expiry=2.0),
+        )
 
     def close(self) -> None:
         self.client.close()

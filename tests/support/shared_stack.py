@@ -38,14 +38,12 @@ import pytest
 
 from local.demo.stack import SERVICE_APPS, DemoStack
 from local.idp import OIDC_PROVIDER_DIR
+from tests.support.outcome import FAILED
 from tests.support.people import ROLES, People, pool
 
 SESSION_TTL_S = 600
 PEOPLE_PER_ROLE = 32  # more Alices (and Bobs) than tests share a stack in one process: a pool lasts the session
 HEALTH_TIMEOUT_S = 5.0
-
-# Whether the test itself failed (its call phase), set by tests/conftest.py's `pytest_runtest_makereport`.
-FAILED = pytest.StashKey[bool]()
 
 
 def require_oidc_provider() -> None:
@@ -108,9 +106,7 @@ class SharedStack:
         # The full health probe ran when the last test ended (`lent`); here what can change while other tests run: a
         # process that ended, the pool used up, and the stack's client secrets, which live in this process's moto
         # state: the tests of tests/deploy reset moto before each test, and without its secrets no code exchange works.
-        if self.current is not None and (
-            min(people_of(self.current).left(r) for r in ROLES) == 0 or self.current.exited() or self.current.secrets_manager.missing()
-        ):
+        if self.current is not None and not self._can_serve(self.current):
             self.discard()
         if self.current is None:
             users = pool(self._first_account, PEOPLE_PER_ROLE)
@@ -119,6 +115,15 @@ class SharedStack:
             log_dir = self.log_root / f"stack-{self.started}"
             self.current = DemoStack.on_free_ports(log_dir=log_dir, session_ttl_s=SESSION_TTL_S, users=users, **self.stack_kwargs)
         return self.current
+
+    @staticmethod
+    def _can_serve(stack: DemoStack) -> bool:
+        if min(people_of(stack).left(r) for r in ROLES) == 0 or stack.exited():
+            return False
+        try:
+            return not stack.secrets_manager.missing()
+        except Exception:  # a stack whose secrets cannot even be looked up cannot serve either
+            return False
 
     def discard(self) -> None:
         stack, self.current = self.current, None
