@@ -338,25 +338,33 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _call(host: str, port: int, operation: str, payload: dict[str, Any], *, timeout_s: float = 30.0) -> tuple[int, dict[str, Any]]:
-    """One DynamoDB JSON call to dynalite, with the header shapes it insists on (it checks no signature)."""
+def _call_headers(operation: str) -> dict[str, str]:
+    """The header shapes dynalite insists on for a DynamoDB JSON call (it checks no signature)."""
     now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    headers = {
+    return {
         "content-type": _CONTENT_TYPE,
         "x-amz-target": f"{_TARGET_PREFIX}.{operation}",
         "x-amz-date": now,
         "authorization": f"AWS4-HMAC-SHA256 Credential=local/{now[:8]}/{DEFAULT_REGION}/dynamodb/aws4_request, "
         "SignedHeaders=host, Signature=local",
     }
+
+
+def _answer(data: bytes) -> dict[str, Any]:
+    answer = json.loads(data) if data else {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _call(host: str, port: int, operation: str, payload: dict[str, Any], *, timeout_s: float = 30.0) -> tuple[int, dict[str, Any]]:
+    """One DynamoDB JSON call to dynalite on a connection of its own (the front's calls reuse theirs: `_Front.call`)."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
     try:
-        connection.request("POST", "/", body=json.dumps(payload).encode(), headers=headers)
+        connection.request("POST", "/", body=json.dumps(payload).encode(), headers=_call_headers(operation))
         response = connection.getresponse()
         data = response.read()
     finally:
         connection.close()
-    answer = json.loads(data) if data else {}
-    return response.status, answer if isinstance(answer, dict) else {}
+    return response.status, _answer(data)
 
 
 # ---------------------------------------------------------------------------------------- the front
@@ -503,7 +511,8 @@ class _Front:
         return response.status, response.getheader("content-type", _CONTENT_TYPE), kept, data
 
     def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        status, answer = _call(*self.upstream, operation, payload)
+        response, data = self.connections.exchange(self.upstream, "POST", "/", json.dumps(payload).encode(), _call_headers(operation))
+        status, answer = response.status, _answer(data)
         if status != 200:
             raise _Refused(status, answer)
         return answer
