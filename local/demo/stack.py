@@ -36,6 +36,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -200,17 +201,31 @@ class DemoStack:
         }
 
     @classmethod
-    def on_free_ports(cls, *, host: str = "127.0.0.1", attempts: int = 3, **kwargs: Any) -> DemoStack:
-        """A started stack on ports the kernel picked. Another process can take a picked port before a
-        part of the stack binds it (ports are chosen first, bound later), so a start that fails on a
-        port in use is tried again on fresh ports; any other failure is raised at once."""
-        for attempt in range(1, attempts + 1):
+    def on_free_ports(
+        cls, *, log_dir: Path, host: str = "127.0.0.1", attempts: int = 3, late_attempts: int = 2, **kwargs: Any
+    ) -> DemoStack:
+        """A started stack on ports the kernel picked, for tests, which run several stacks side by side.
+
+        Another process can take a picked port before a part of the stack binds it (ports are chosen
+        first, bound later), so a start that fails on a port in use is tried again on fresh ports, up
+        to `attempts` starts. A start that ran out of time (a part not ready in 30-60 s, where it takes
+        about 1 s on an idle machine and under 5 s at a load average of 10) is tried again up to
+        `late_attempts` starts in all, with a warning carrying the first error (the next start logs to
+        `<log_dir>-late-1`, ...): a machine that stalls for half a minute is not what a test using the
+        stack checks. Any other failure is raised at once."""
+        ports_taken = late = 0
+        while True:
             try:
-                return cls(ports=Ports.ephemeral(host), host=host, **kwargs).start()
+                return cls(ports=Ports.ephemeral(host), host=host, log_dir=log_dir, **kwargs).start()
             except DemoError as exc:
-                if attempt == attempts or not any(sign in str(exc) for sign in _PORT_TAKEN):
+                if any(sign in str(exc) for sign in _PORT_TAKEN) and ports_taken + 1 < attempts:
+                    ports_taken += 1
+                elif any(sign in str(exc) for sign in _OUT_OF_TIME) and late + 1 < late_attempts:
+                    late += 1
+                    warnings.warn(f"a local stack did not start in time, starting another: {exc}", stacklevel=2)
+                    log_dir = log_dir.with_name(f"{log_dir.name}-late-{late}")
+                else:
                     raise
-        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ addresses
 
@@ -657,6 +672,7 @@ class DemoStack:
 
 # How a port taken by someone else shows: our own check, uvicorn's bind error, the IdP's.
 _PORT_TAKEN = ("is in use", "Errno 98", "EADDRINUSE", "address already in use")
+_OUT_OF_TIME = ("issuers not ready after", "did not become healthy", "did not answer on", "was not ACTIVE after")
 _BASE_ENV = frozenset(
     {"PATH", "HOME", "USER", "LANG", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"}
 )

@@ -337,7 +337,8 @@ class IdpProcess:
         while expected - self.issuers.keys():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise IdpStartError(self._failure(f"issuers not ready after {timeout_s:g} s"))
+                ready = ", ".join(sorted(self.issuers)) or "none"
+                raise IdpStartError(self._failure(f"issuers not ready after {timeout_s:g} s (ready: {ready}; {self._progress()})"))
             try:
                 line = self._lines.get(timeout=remaining)
             except queue.Empty:
@@ -354,6 +355,19 @@ class IdpProcess:
             parts = line.split()
             if len(parts) == 3 and parts[0] == "READY":
                 self.issuers[parts[1]] = parts[2]
+
+    def _progress(self) -> str:
+        """What node was doing, for a start that timed out: starved of CPU (little CPU time, runnable), stuck (asleep
+        or in I/O, with what it waits in) or busy (much CPU time). Linux's /proc; elsewhere only that it runs."""
+        pid = self.pid
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+            wchan = Path(f"/proc/{pid}/wchan").read_text(encoding="ascii").strip() or "-"
+            load = Path("/proc/loadavg").read_text(encoding="ascii").split()[0]
+        except (OSError, IndexError):
+            return "node is running" if self.returncode is None else f"node exited with code {self.returncode}"
+        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return f"node used {cpu_s:.2f} CPU-s, state {fields[0]}, waiting in {wchan}; load average {load}"
 
     def _failure(self, what: str) -> str:
         tail = self.stderr_tail()

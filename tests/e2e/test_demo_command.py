@@ -18,7 +18,7 @@ from typing import IO
 import httpx
 import pytest
 
-from local.demo.stack import ROOT, DemoStack, Ports
+from local.demo.stack import ROOT, DemoError, DemoStack, Ports
 from local.idp import OIDC_PROVIDER_DIR
 
 PORTS = len(Ports.__dataclass_fields__)
@@ -238,3 +238,35 @@ def test_a_start_that_meets_a_taken_port_is_tried_again_on_fresh_ports(tmp_path:
             assert httpx.get(stack.public_url + "/health").status_code == 200
         finally:
             stack.stop()
+
+
+def _first_starts_out_of_time(monkeypatch: pytest.MonkeyPatch, late: int) -> list[Path]:
+    """The first `late` starts get 10 ms (the IdP is never ready that soon), later ones the default; returns the
+    log folder of each start."""
+    real = DemoStack.start
+    log_dirs: list[Path] = []
+
+    def start(self: DemoStack, timeout_s: float = 60.0) -> DemoStack:
+        log_dirs.append(self.log_dir)
+        return real(self, timeout_s=0.01 if len(log_dirs) <= late else timeout_s)
+
+    monkeypatch.setattr(DemoStack, "start", start)
+    return log_dirs
+
+
+def test_a_start_that_runs_out_of_time_is_tried_once_more_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log_dirs = _first_starts_out_of_time(monkeypatch, late=1)
+    with pytest.warns(UserWarning, match=r"did not start in time, starting another: local IdP did not start: issuers not ready"):
+        stack = DemoStack.on_free_ports(log_dir=tmp_path / "logs")
+    try:
+        assert log_dirs == [tmp_path / "logs", tmp_path / "logs-late-1"]  # the first start's logs stay apart
+        assert httpx.get(stack.public_url + "/health").status_code == 200
+    finally:
+        stack.stop()
+
+
+def test_a_second_start_out_of_time_is_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log_dirs = _first_starts_out_of_time(monkeypatch, late=2)
+    with pytest.warns(UserWarning), pytest.raises(DemoError, match=r"issuers not ready after 0\.005 s"):
+        DemoStack.on_free_ports(log_dir=tmp_path / "logs")
+    assert len(log_dirs) == 2

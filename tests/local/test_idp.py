@@ -919,6 +919,24 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, _node_idp_available: 
         IdpProcess(config).start(timeout_s=15)
 
 
+def test_a_start_that_times_out_says_what_the_process_was_doing(tmp_path: Path) -> None:
+    # A process that never reports ready (it stands in for a node that is stuck or starved): the error says which
+    # issuers were ready, how much CPU it used and what it waits in, so a slow machine tells apart from a hang.
+    silent = tmp_path / "silent-node"
+    silent.write_text("#!/bin/sh\nexec sleep 60\n")
+    silent.chmod(0o700)
+    config = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_clients=(CONSENT_CLIENT,))
+    process = IdpProcess(config, node=str(silent))
+    with pytest.raises(IdpStartError) as raised:
+        process.start(timeout_s=0.5)
+    assert re.fullmatch(
+        r"local IdP did not start: issuers not ready after 0\.5 s \(ready: none; node used \d+\.\d\d CPU-s, "
+        r"state S, waiting in \S+; load average \d+\.\d\d\)",
+        str(raised.value),
+    ), str(raised.value)
+    assert process.returncode is not None  # stopped, not left behind
+
+
 LAUNCHER = """
 import sys, time
 from local.idp import IdpProcess, demo_config, ClientSpec
