@@ -194,6 +194,7 @@ class DemoStack:
         self._alb: LocalAlb | None = None
         self._alb_server: uvicorn.Server | None = None
         self._alb_thread: threading.Thread | None = None
+        self._alb_socket: socket.socket | None = None
         self._secrets = {
             "alb_client": secrets.token_urlsafe(32),
             **{f"client:{p.name}": secrets.token_urlsafe(32) for p in PROVIDERS},
@@ -330,6 +331,9 @@ class DemoStack:
             if self._alb_thread is not None:
                 self._alb_thread.join(timeout=10)
             self._alb_server = None
+        if self._alb_socket is not None:
+            self._alb_socket.close()  # the event loop serves a duplicate of it (uvloop) or closed it already
+            self._alb_socket = None
 
     def _stop_services(self) -> None:
         """SIGTERM to all at once, then wait: each gets its whole graceful-shutdown time (20 s) and more."""
@@ -610,8 +614,17 @@ class DemoStack:
                 timeout_keep_alive=IDLE_TIMEOUT_S,
             )
         )
-        self._alb_server = server
-        self._alb_thread = threading.Thread(target=server.run, name="local-alb", daemon=True)
+        # Bound here rather than in the server's thread: a port another process took since it was chosen is an OSError
+        # ("Errno 98") that `start` reports and `on_free_ports` tries again on fresh ports, not a thread that died.
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.ports.alb))
+        except OSError:
+            sock.close()
+            raise
+        self._alb_server, self._alb_socket = server, sock
+        self._alb_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="local-alb", daemon=True)
         self._alb_thread.start()
         deadline = time.monotonic() + 10
         while not server.started:

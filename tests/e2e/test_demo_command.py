@@ -211,8 +211,9 @@ def test_a_killed_demo_leaves_nothing_running(tmp_path: Path) -> None:
             time.sleep(0.2)
 
 
-def test_a_start_that_meets_a_taken_port_is_tried_again_on_fresh_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first set of ports includes one another process holds; the stack starts on the next set."""
+@pytest.mark.parametrize("taken", ["agentcore", "alb"])  # bound by a process of its own, and by the local ALB's thread
+def test_a_start_that_meets_a_taken_port_is_tried_again_on_fresh_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: str) -> None:
+    """The first set of ports includes one another process holds; the stack starts on the next set and frees it on stop."""
     picked: list[Ports] = []
     real = Ports.ephemeral
 
@@ -221,15 +222,15 @@ def test_a_start_that_meets_a_taken_port_is_tried_again_on_fresh_ports(tmp_path:
         picked.append(ports)
         return ports
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        blocked = int(taken.getsockname()[1])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        blocked = int(holder.getsockname()[1])
         calls = iter([True])
 
         def ephemeral(host: str = "127.0.0.1") -> Ports:
             ports = first_one_taken(host)
-            return dataclasses.replace(ports, agentcore=blocked) if next(calls, False) else ports
+            return dataclasses.replace(ports, **{taken: blocked}) if next(calls, False) else ports
 
         monkeypatch.setattr(Ports, "ephemeral", staticmethod(ephemeral))
         stack = DemoStack.on_free_ports(log_dir=tmp_path / "logs")
@@ -238,6 +239,7 @@ def test_a_start_that_meets_a_taken_port_is_tried_again_on_fresh_ports(tmp_path:
             assert httpx.get(stack.public_url + "/health").status_code == 200
         finally:
             stack.stop()
+        stack.ports.check_free("127.0.0.1")
 
 
 def _first_starts_out_of_time(monkeypatch: pytest.MonkeyPatch, late: int) -> list[Path]:
