@@ -365,7 +365,8 @@ class IdpProcess:
             wchan = Path(f"/proc/{pid}/wchan").read_text(encoding="ascii").strip() or "-"
             load = Path("/proc/loadavg").read_text(encoding="ascii").split()[0]
         except (OSError, IndexError):
-            return "node is running" if self.returncode is None else f"node exited with code {self.returncode}"
+            code = self._process.poll() if self._process is not None else None
+            return "node is running" if code is None else f"node exited with code {code}"
         cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return f"node used {cpu_s:.2f} CPU-s, state {fields[0]}, waiting in {wchan}; load average {load}"
 
