@@ -179,12 +179,33 @@ def test_each_action_has_one_pin_everywhere() -> None:
         pins.setdefault(match["action"], set()).add(f"{match['ref']} {match['comment']}")
     assert {action: len(refs) for action, refs in pins.items() if len(refs) > 1} == {}
     assert set(pins) == {
+        "actions/cache",
         "actions/checkout",
         "actions/setup-python",
         "actions/setup-node",
         "actions/upload-artifact",
         AWS_CREDENTIALS_ACTION,
     }
+
+
+def test_the_python_cache_is_uvs_not_pips() -> None:
+    """make installs with uv, which never reads pip's cache: each workflow keeps uv's cache and the uv that
+    tools/bootstrap-uv.sh installs (the Makefile's UV_BOOTSTRAP_DIR under ~/.cache), keyed on what they hold."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "$(HOME)/.cache)/agentcore-ecs-uv" in makefile
+    for name in ("ci.yml", "deploy.yml", "destroy.yml"):
+        for job in _workflow(name)["jobs"].values():
+            steps = job["steps"]
+            python = [s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@")]
+            if not python:
+                continue
+            assert "cache" not in python[0]["with"], f"{name}: setup-python caches pip's downloads, which uv never uses"
+            caches = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache@")]
+            assert len(caches) == 1 and steps.index(caches[0]) < next(
+                i for i, s in enumerate(steps) if re.search(r"^\s*make\s", str(s.get("run", "")), re.MULTILINE)
+            ), name
+            assert caches[0]["with"]["path"].split() == ["~/.cache/uv", "~/.cache/agentcore-ecs-uv"], name
+            assert "hashFiles('Makefile', 'requirements*.txt', 'services/*/requirements.txt')" in caches[0]["with"]["key"], name
 
 
 # --------------------------------------------------------------------------- what each workflow does
