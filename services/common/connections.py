@@ -35,11 +35,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
 from services.common.alb_identity import AlbIdentity
 from services.common.signed import digest
+from services.common.table_calls import TableCalls
 
 MAX_USER_CHARS = 512
 MAX_SCOPES = 50
@@ -48,7 +46,6 @@ PROVIDER_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,19}")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ); at most 128 characters here.
 SCOPE_PATTERN = re.compile(rf"[\x21\x23-\x5b\x5d-\x7e]{{1,{MAX_SCOPE_CHARS}}}")
 
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 _NAME_REF = re.compile(r"#[a-z]+")
 _NAMES = {
     "#u": "user",
@@ -134,10 +131,7 @@ class ConnectionsRegistry:
     def __init__(self, table: str, client: Callable[[], Any], *, concurrency: int = 4) -> None:
         """`client`: returns the process's one DynamoDB client (called in the worker thread).
         `concurrency`: table calls in flight per process."""
-        self._table = table
-        self._client = client
-        self._concurrency = concurrency
-        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
+        self._call = TableCalls(table, client, concurrency=concurrency, unavailable=RegistryUnavailable)
 
     # ------------------------------------------------------------------ writes
 
@@ -265,26 +259,6 @@ class ConnectionsRegistry:
             return None
         attributes: dict[str, Any] = answer["Attributes"]
         return attributes
-
-    async def _call(self, operation: str, **request: Any) -> Any:
-        """The call in a worker thread. Errors become `RegistryUnavailable(code)`, chained to nothing
-        (botocore's messages may quote keys), except a failed condition, which is re-raised."""
-        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-        def run() -> Any:
-            return getattr(self._client(), operation)(TableName=self._table, **request)
-
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self._concurrency)
-        try:
-            return await anyio.to_thread.run_sync(run, limiter=self._limiter)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code == _CONDITION_FAILED:
-                raise
-            raise RegistryUnavailable(code if code.isidentifier() else "ClientError") from None
-        except BotoCoreError as exc:  # connection errors, timeouts, credentials not yet available
-            raise RegistryUnavailable(type(exc).__name__) from None
 
 
 # ---------------------------------------------------------------------------------------- validation

@@ -36,10 +36,10 @@ from enum import Enum
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from services.common.connections import registry_client
 from services.common.signed import digest
+from services.common.table_calls import CONDITION_FAILED, TableCalls
 
 _log = logging.getLogger("session_binding")
 
@@ -103,10 +103,6 @@ class Failure:
     uncertain: bool = False
 
 
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-_TRANSIENT = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable"}
-)
 _NAMES = {
     "#s": "session",
     "#st": "status",
@@ -148,14 +144,11 @@ class SessionLedger:
     ) -> None:
         """`concurrency`: table calls in flight per process. Like AgentCore's, a few worker threads keep
         the table busy; more only fight the event loop for the GIL and stretch tail latency."""
-        self._table = table
-        self._client = client
+        self._call = TableCalls(table, client, concurrency=concurrency, unavailable=StoreUnavailable)
         self._lease_s = lease_s
         self._max_wait_s = lease_s if max_wait_s is None else max_wait_s
         self._clock = clock
         self._inflight: dict[str, tuple[str, asyncio.Future[Completion]]] = {}
-        self._concurrency = concurrency
-        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the flow's steps
@@ -399,30 +392,10 @@ class SessionLedger:
         try:
             result = await self._call(operation, **request)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == _CONDITION_FAILED:
+            if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
                 return None if answer else False
             raise
         return result if answer else True
-
-    async def _call(self, operation: str, **request: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-        def run() -> Any:
-            return getattr(self._client(), operation)(TableName=self._table, **request)
-
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self._concurrency)
-        try:
-            return await anyio.to_thread.run_sync(run, limiter=self._limiter)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in _TRANSIENT:
-                raise StoreUnavailable(code) from None
-            if code == _CONDITION_FAILED:
-                raise
-            raise StoreUnavailable(code or "ClientError") from exc
-        except BotoCoreError as exc:  # connection errors, timeouts, credentials not yet available
-            raise StoreUnavailable(type(exc).__name__) from None
 
 
 _GONE = Record(Status.CANCELLED, user="", flow=None, provider=None, reason="expired", claim_until=None, uncertain=False)
