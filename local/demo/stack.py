@@ -215,6 +215,7 @@ class DemoStack:
         `<log_dir>-late-1`, ...): a machine that stalls for half a minute is not what a test using the
         stack checks. Any other failure is raised at once."""
         ports_taken = late = 0
+        first_log_dir = log_dir
         while True:
             try:
                 return cls(ports=Ports.ephemeral(host), host=host, log_dir=log_dir, **kwargs).start()
@@ -224,7 +225,7 @@ class DemoStack:
                 elif any(sign in str(exc) for sign in _OUT_OF_TIME) and late + 1 < late_attempts:
                     late += 1
                     warnings.warn(f"a local stack did not start in time, starting another: {exc}", stacklevel=2)
-                    log_dir = log_dir.with_name(f"{log_dir.name}-late-{late}")
+                    log_dir = first_log_dir.with_name(f"{first_log_dir.name}-late-{late}")
                 else:
                     raise
 
@@ -332,7 +333,7 @@ class DemoStack:
                 self._alb_thread.join(timeout=10)
             self._alb_server = None
         if self._alb_socket is not None:
-            self._alb_socket.close()  # the event loop serves a duplicate of it (uvloop) or closed it already
+            self._alb_socket.close()  # a no-op when the server closed it (or uvloop detached it) already
             self._alb_socket = None
 
     def _stop_services(self) -> None:
@@ -614,12 +615,13 @@ class DemoStack:
                 timeout_keep_alive=IDLE_TIMEOUT_S,
             )
         )
-        # Bound here rather than in the server's thread: a port another process took since it was chosen is an OSError
+        # Bound and listening here rather than in the server's thread: a port another process took since it was chosen is an OSError
         # ("Errno 98") that `start` reports and `on_free_ports` tries again on fresh ports, not a thread that died.
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.ports.alb))
+            sock.listen(2048)  # listening at once: another socket with SO_REUSEADDR may bind the port until then
         except OSError:
             sock.close()
             raise

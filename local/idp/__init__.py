@@ -364,10 +364,10 @@ class IdpProcess:
             fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
             wchan = Path(f"/proc/{pid}/wchan").read_text(encoding="ascii").strip() or "-"
             load = Path("/proc/loadavg").read_text(encoding="ascii").split()[0]
-        except (OSError, IndexError):
+            cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
             code = self._process.poll() if self._process is not None else None
             return "node is running" if code is None else f"node exited with code {code}"
-        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return f"node used {cpu_s:.2f} CPU-s, state {fields[0]}, waiting in {wchan}; load average {load}"
 
     def _failure(self, what: str) -> str:

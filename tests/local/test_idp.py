@@ -931,7 +931,7 @@ def test_a_start_that_times_out_says_what_the_process_was_doing(tmp_path: Path) 
         process.start(timeout_s=0.5)
     assert re.fullmatch(
         r"local IdP did not start: issuers not ready after 0\.5 s \(ready: none; node used \d+\.\d\d CPU-s, "
-        r"state S, waiting in \S+; load average \d+\.\d\d\)",
+        r"state [RSD], waiting in \S+; load average \d+\.\d\d\)",
         str(raised.value),
     ), str(raised.value)
     assert process.returncode is not None  # stopped, not left behind
