@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -43,6 +44,7 @@ from local.idp import (
     DemoUser,
     IdpProcess,
     IdpStartError,
+    IdpStartTimeout,
     IssuerSpec,
     cookie_names,
     demo_config,
@@ -919,22 +921,51 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, _node_idp_available: 
         IdpProcess(config).start(timeout_s=15)
 
 
+def _silent_node(tmp_path: Path, *, then_node: bool = False) -> Path:
+    """A stand-in for a node that never reports ready (stuck, as node rarely is, or starved): it sleeps. With
+    `then_node`, only its first launch does; later launches run the real node."""
+    script = tmp_path / "silent-node"
+    first = tmp_path / "launched-once"
+    real = f'exec {shlex.quote(str(shutil.which("node")))} "$@"' if then_node else "exec sleep 60"
+    script.write_text(f"#!/bin/sh\nif [ ! -e {shlex.quote(str(first))} ]; then : > {shlex.quote(str(first))}; exec sleep 60; fi\n{real}\n")
+    script.chmod(0o700)
+    return script
+
+
 def test_a_start_that_times_out_says_what_the_process_was_doing(tmp_path: Path) -> None:
-    # A process that never reports ready (it stands in for a node that is stuck or starved): the error says which
-    # issuers were ready, how much CPU it used and what it waits in, so a slow machine tells apart from a hang.
-    silent = tmp_path / "silent-node"
-    silent.write_text("#!/bin/sh\nexec sleep 60\n")
-    silent.chmod(0o700)
+    # The error says which issuers were ready, how much CPU node used and what each thread waits in, so a slow
+    # machine tells apart from a hang.
     config = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_clients=(CONSENT_CLIENT,))
-    process = IdpProcess(config, node=str(silent))
-    with pytest.raises(IdpStartError) as raised:
-        process.start(timeout_s=0.5)
+    process = IdpProcess(config, node=str(_silent_node(tmp_path)))
+    with pytest.raises(IdpStartTimeout) as raised:
+        process.start(timeout_s=0.5, attempts=1)
     assert re.fullmatch(
         r"local IdP did not start: issuers not ready after 0\.5 s \(ready: none; node used \d+\.\d\d CPU-s, "
-        r"state [RSD], waiting in \S+; load average \d+\.\d\d\)",
+        r"state [RSD], waiting in \S+; threads: \S+ [RSD] \S+; load average \d+\.\d\d\)",
         str(raised.value),
     ), str(raised.value)
     assert process.returncode is not None  # stopped, not left behind
+
+
+def test_a_node_that_never_reports_ready_is_launched_again_with_a_warning(tmp_path: Path, _node_idp_available: None) -> None:
+    sign_in_port, consent_port = _free_ports(2)
+    config = demo_config(
+        host=HOST, sign_in_port=sign_in_port, consent_port=consent_port, sign_in_client=SIGN_IN_CLIENT, consent_clients=(CONSENT_CLIENT,)
+    )
+    process = IdpProcess(config, node=str(_silent_node(tmp_path, then_node=True)))
+    with pytest.warns(UserWarning, match=r"issuers not ready after 1 s \(ready: none; .*\); launching it again"):
+        process.start(timeout_s=1)
+    try:
+        assert set(process.issuers) == {"sign-in", "consent"}
+        assert httpx.get(process.issuers["consent"] + "/.well-known/openid-configuration").status_code == 200
+    finally:
+        process.stop()
+
+
+def test_two_launches_that_time_out_are_raised(tmp_path: Path) -> None:
+    config = demo_config(host=HOST, sign_in_port=1, consent_port=2, sign_in_client=SIGN_IN_CLIENT, consent_clients=(CONSENT_CLIENT,))
+    with pytest.warns(UserWarning, match="launching it again"), pytest.raises(IdpStartTimeout):
+        IdpProcess(config, node=str(_silent_node(tmp_path))).start(timeout_s=0.3)
 
 
 LAUNCHER = """
