@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
+from bench.procs import free_port
 from local.dynamodb import CONNECTIONS_TABLE, LocalDynamoDB
 from local.serving import JsonHandler, LoopbackServer
 from services.common.connections import (
@@ -340,12 +340,6 @@ def test_uses_and_a_stale_consent_racing_a_disconnect_never_end_connected(regist
 # ---------------------------------------------------------------------------------------- a failing store
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _Throttling(JsonHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -395,7 +389,7 @@ def test_a_failing_store_is_unavailable_and_names_nobody(
 ) -> None:
     use_local_dynamodb(monkeypatch, local_dynamodb)  # credentials and the endpoint variable, as in the local stack
     endpoints = {
-        "closed port": f"http://127.0.0.1:{_closed_port()}",
+        "closed port": f"http://127.0.0.1:{free_port()}",
         "throttling": throttling_endpoint,
         "no such table": local_dynamodb.endpoint,
     }

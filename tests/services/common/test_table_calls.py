@@ -6,7 +6,6 @@ are in flight than the concurrency allows."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from bench.procs import free_port
 from local.dynamodb import BINDING_TABLE, LocalDynamoDB
 from services.common.connections import registry_client
 from services.common.table_calls import CONDITION_FAILED, TableCalls
@@ -54,12 +54,6 @@ def test_a_failed_condition_is_botocores_error_and_the_write_did_not_happen(loca
     asyncio.run(scenario())
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(("where", "code"), [("no such table", "ResourceNotFoundException"), ("closed port", "EndpointConnectionError")])
 def test_the_ledger_reports_a_failing_store_by_code_alone(
     where: str, code: str, local_dynamodb: LocalDynamoDB, monkeypatch: pytest.MonkeyPatch
@@ -67,7 +61,7 @@ def test_the_ledger_reports_a_failing_store_by_code_alone(
     """Before the ledger shared `TableCalls`, an error other than throttling came chained to botocore's message."""
     use_local_dynamodb(monkeypatch, local_dynamodb)
     if where == "closed port":
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{free_port()}")
     client = registry_client(local_dynamodb.region, max_attempts=1)
     ledger = SessionLedger("sessions-absent", lambda: client, lease_s=5)
     session_uri = new_session_uri()
